@@ -1,0 +1,619 @@
+"""The `evhub` command: a thin layer over evhub.Hub. Errors become one `error: ...` line here."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Optional
+
+import msgspec
+import typer
+
+from . import _decide as cmd
+from ._errors import BadInput, EvhubError
+from ._hub import Hub
+from ._values import parse_duration
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="evhub: an event-sourced coordination hub for AI coding sessions sharing one repository.",
+)
+milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, list, show.")
+msg_app = typer.Typer(no_args_is_help=True, help="The message board: send, inbox, list.")
+handshake_app = typer.Typer(no_args_is_help=True, help="ID negotiations: propose, accept, reject, list.")
+app.add_typer(milestone_app, name="milestone")
+app.add_typer(msg_app, name="msg")
+app.add_typer(handshake_app, name="handshake")
+
+_hub_dir: Optional[str] = None
+
+SessionOpt = Annotated[
+    Optional[str],
+    typer.Option("--session", "-s", envvar="EVHUB_SESSION", help="Acting session id (else $EVHUB_SESSION)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+TokenOpt = Annotated[
+    Optional[int], typer.Option("--token", help="Refuse unless N is the current claim's fencing token.")
+]
+
+# Control characters would let text from the log drive the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def out(text: str) -> None:
+    sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", text) + "\n")
+
+
+def out_json(doc: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n")
+
+
+def warn(hub: Hub) -> None:
+    for w in hub.warnings:
+        sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
+
+
+def hub() -> Hub:
+    return Hub.find(_hub_dir)
+
+
+def need_session(session: Optional[str]) -> str:
+    if not session:
+        raise BadInput("no session: pass --session ID or set EVHUB_SESSION")
+    return session
+
+
+def duration(value: Optional[str]) -> Optional[int]:
+    return None if value is None else parse_duration(value)
+
+
+@app.callback()
+def _root(
+    hub_dir: Annotated[
+        Optional[str],
+        typer.Option("--hub", envvar="EVHUB_HUB", help="The folder holding SESSIONS/ (else found upward)."),
+    ] = None,
+) -> None:
+    global _hub_dir
+    _hub_dir = hub_dir
+
+
+@app.command()
+def init(
+    directory: Annotated[str, typer.Argument(help="Where to make SESSIONS/.")] = ".",
+    alive_ttl: Annotated[str, typer.Option("--alive-ttl", help="Silence after which a session is dead.")] = "5m",
+    json: JsonOpt = False,
+) -> None:
+    """Create a hub: DIR/SESSIONS/ with its log, read model and views."""
+    h, created = Hub.init(directory, parse_duration(alive_ttl))
+    if json:
+        out_json({"hub": str(h.dir), "created": created})
+    elif created:
+        out(f"created a hub at {h.dir}")
+    else:
+        out(f"a hub is already at {h.dir}; nothing changed")
+
+
+@app.command()
+def hello(
+    session_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="Id (default: first free session-N).")] = None,
+    role: Annotated[str, typer.Option("--role")] = "",
+    spec: Annotated[str, typer.Option("--spec", help="Specialization.")] = "",
+    about: Annotated[str, typer.Option("--about", help="What you are working on.")] = "",
+    resume: Annotated[bool, typer.Option("--resume", help="The same session coming back after a context loss.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Register a session (say hello)."""
+    h = hub()
+    sid = h.hello(session_id, role=role, specialization=spec, about=about, resume=resume)
+    if json:
+        out_json({"session": sid, "export": f"export EVHUB_SESSION={sid}"})
+    else:
+        out(sid)
+        out(f"export EVHUB_SESSION={sid}")
+
+
+@app.command()
+def heartbeat(
+    status: Annotated[str, typer.Option("--status", help="What you are doing now.")] = "",
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Prove you are alive (refresh every 30 seconds while active)."""
+    h = hub()
+    events = h.execute(cmd.Heartbeat(session=need_session(session), status=status))
+    _done(json, events, "heartbeat recorded")
+
+
+@app.command()
+def bye(session: SessionOpt = None, json: JsonOpt = False) -> None:
+    """Leave the hub, releasing everything you hold."""
+    events = hub().bye(need_session(session))
+    _done(json, events, "left the hub")
+
+
+@app.command()
+def sessions(
+    all_: Annotated[bool, typer.Option("--all", help="Include sessions that are not alive.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Who is alive (or, with --all, every session ever registered)."""
+    from ._report import sessions as rows
+
+    h = hub()
+    state = h.state()
+    warn(h)
+    docs = rows(state, _now(), include_all=all_)
+    if json:
+        out_json(docs)
+        return
+    for r in docs:
+        life = "alive" if r["alive"] else ("left" if r["left"] else "silent")
+        status = f" [{r['status']}]" if r["status"] else ""
+        out(f"{r['id']}\t{life}\t{r['role']}\tlast seen {r['last_seen']}{status}")
+    if not docs:
+        out("no live sessions" if not all_ else "no sessions")
+
+
+@app.command()
+def claim(
+    priority: str,
+    ttl: Annotated[Optional[str], typer.Option("--ttl", help="Let the claim lapse after this long unrefreshed.")] = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Claim a priority before starting work on it (exit 3 when someone holds it)."""
+    h = hub()
+    token = h.claim(need_session(session), priority, duration(ttl))
+    if json:
+        out_json({"priority": priority, "token": token})
+    else:
+        out(f"claimed {priority} (token {token})")
+
+
+@app.command()
+def release(
+    priority: str,
+    done: Annotated[bool, typer.Option("--done", help="The work is finished: list it as completed.")] = False,
+    note: Annotated[str, typer.Option("--note")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Release another session's claim (recorded).")] = False,
+    token: TokenOpt = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Release a claimed priority."""
+    events = hub().execute(
+        cmd.ReleasePriority(
+            session=need_session(session), priority=priority, done=done, note=note, force=force, token=token
+        )
+    )
+    _done(json, events, f"released {priority}")
+
+
+@app.command()
+def claims(json: JsonOpt = False) -> None:
+    """Every claim, with holder, token and whether it is stale."""
+    from ._report import claims as rows
+
+    h = hub()
+    docs = rows(h.state(), _now())
+    warn(h)
+    if json:
+        out_json(docs)
+        return
+    for c in docs:
+        flag = "\tSTALE" if c["stale"] else ""
+        out(f"{c['priority']}\t{c['session']}\ttoken {c['token']}\tsince {c['since']}{flag}")
+    if not docs:
+        out("no claims")
+
+
+@app.command()
+def focus(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
+    """Set the hub's current priority (CURRENT_STATE.md)."""
+    events = hub().execute(cmd.SetFocus(session=need_session(session), text=text))
+    _done(json, events, "focus set")
+
+
+@app.command()
+def note(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
+    """Add a note to your session (shown by recall)."""
+    events = hub().execute(cmd.AddNote(session=need_session(session), text=text))
+    _done(json, events, "note added")
+
+
+@app.command()
+def status(json: JsonOpt = False) -> None:
+    """The seed's quick-status: focus, sessions, claims, milestones, completed, messages."""
+    from ._report import status as doc
+    from ._report import status_markdown
+
+    h = hub()
+    state = h.state()
+    warn(h)
+    now = _now()
+    if json:
+        out_json(doc(state, now))
+    else:
+        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", status_markdown(state, now)))
+
+
+@app.command()
+def recall(
+    session_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="Default: $EVHUB_SESSION.")] = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """What a session needs after a context loss (unread messages stay unread)."""
+    from ._events import to_dict
+    from ._report import recall as doc
+    from ._report import recall_markdown
+
+    h = hub()
+    state = h.state()
+    warn(h)
+    sid = cmd.acting_session(state, need_session(session_id or session))
+    recent = [to_dict(e) for e in h.recent_events(sid)]
+    if json:
+        out_json(doc(state, sid, _now(), recent))
+    else:
+        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(state, sid, _now(), recent)))
+
+
+@app.command()
+def save(
+    mode: Annotated[str, typer.Option("--mode", help="auto, quick, milestone or full (full commits SESSIONS/).")] = "auto",
+    note_text: Annotated[str, typer.Option("--note")] = "",
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """The seed's save-progress: record where you are (full also commits SESSIONS/ to git)."""
+    result = hub().save(need_session(session), mode, note_text)
+    if json:
+        out_json(result)
+        return
+    commit = f"; committed SESSIONS/ as {result['git_commit'][:12]}" if result["git_commit"] else ""
+    out(f"saved ({result['mode']}){commit}")
+
+
+@app.command()
+def log(
+    session: Annotated[Optional[str], typer.Option("--session", "-s", help="Only this session's events.")] = None,
+    type_: Annotated[Optional[str], typer.Option("--type", help="Only this event type (claim, msg... or full name).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="10m ago or an RFC 3339 time.")] = None,
+    until: Annotated[Optional[str], typer.Option("--until")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the last N matching events.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until interrupted.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print the stored lines.")] = False,
+) -> None:
+    """The history, one line an event."""
+    from ._history import LogFilter, follow_lines, matching_lines
+
+    h = hub()
+    flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=_now())
+    shown, offset = matching_lines(h, flt, limit)
+    for line in shown:
+        out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
+    if follow:
+        try:
+            for line in follow_lines(h, flt, offset):
+                out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def replay(
+    at: Annotated[Optional[str], typer.Option("--at", help="As the hub stood at this time (or 10m ago).")] = None,
+    upto: Annotated[Optional[int], typer.Option("--upto", min=0, help="As the hub stood after this seq.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write the views here, not into SESSIONS/.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Rebuild every view from the log alone (in place, or into a folder)."""
+    if at is not None and upto is not None:
+        raise BadInput("give --at or --upto, not both")
+    h = hub()
+    state = h.replay(at=at, upto=upto, out=out_dir)
+    target = out_dir or h.dir
+    if json:
+        out_json({"events": state.seq, "views": str(target)})
+    else:
+        out(f"replayed {state.seq} events into {target}")
+
+
+@app.command()
+def why(priority: str, json: JsonOpt = False) -> None:
+    """Who held PRIORITY when, who took it over, who released it."""
+    rows = hub().why(priority)
+    if json:
+        out_json(rows)
+        return
+    for r in rows:
+        if r["type"] == "priority_claimed":
+            how = f"took it over from {r['took_over_from']}" if r["took_over_from"] else "claimed it"
+            ttl = f" (ttl {r['ttl_s']}s)" if r["ttl_s"] else ""
+            out(f"#{r['seq']} {r['ts']} {r['session']} {how}{ttl}")
+        else:
+            how = "force-released it" if r["forced"] else ("finished it" if r["done"] else "released it")
+            note_text = f": {r['note']}" if r["note"] else ""
+            out(f"#{r['seq']} {r['ts']} {r['session']} {how}{note_text}")
+
+
+@app.command()
+def verify(json: JsonOpt = False) -> None:
+    """Check the log: every line parses, seq is gap-free, ids unique, the read model agrees (exit 4 if not)."""
+    report = hub().verify()
+    if json:
+        out_json(report)
+    else:
+        for w in report["warnings"]:
+            sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
+        out(f"ok: {report['events']} events, log verified")
+
+
+@app.command()
+def sql(query: str, json: JsonOpt = False) -> None:
+    """A read-only SQL query against the read model (tables: sessions, claims, milestones, steps, messages)."""
+    from ._history import query_readmodel
+
+    h = hub()
+    h.state()  # bring the read model up to date first
+    rows = query_readmodel(h, query)
+    if json:
+        out_json(rows)
+        return
+    if rows:
+        out("\t".join(rows[0]))
+    for r in rows:
+        out("\t".join("" if v is None else str(v) for v in r.values()))
+
+
+@app.command()
+def demo(
+    directory: Annotated[Optional[Path], typer.Argument(help="Where to make the demo hub (default: a new temp dir).")] = None,
+) -> None:
+    """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent."""
+    from ._demo import run_demo
+
+    run_demo(directory)
+
+
+# -- milestone ----------------------------------------------------------------------------
+
+
+@milestone_app.command("create")
+def milestone_create(
+    title: str,
+    priority: Annotated[Optional[str], typer.Option("--priority", help="Default: the milestone id.")] = None,
+    step: Annotated[Optional[list[str]], typer.Option("--step", help="One per step, in order.")] = None,
+    milestone_id: Annotated[Optional[str], typer.Option("--id", help="Default: a slug of the title.")] = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a milestone (exit 3 when its id exists)."""
+    mid = hub().create_milestone(
+        need_session(session), title, milestone=milestone_id, priority=priority, steps=step or ()
+    )
+    if json:
+        out_json({"milestone": mid})
+    else:
+        out(f"created milestone {mid}")
+
+
+@milestone_app.command("claim")
+def milestone_claim(
+    milestone_id: Annotated[str, typer.Argument(metavar="ID")],
+    ttl: Annotated[Optional[str], typer.Option("--ttl")] = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Own a milestone and claim its priority (exit 3 when a live session holds it)."""
+    token = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
+    if json:
+        out_json({"milestone": milestone_id, "token": token})
+    else:
+        out(f"claimed milestone {milestone_id} (token {token})")
+
+
+@milestone_app.command("step")
+def milestone_step(
+    milestone_id: Annotated[str, typer.Argument(metavar="ID")],
+    n: Annotated[int, typer.Argument(metavar="N", help="Step number, from 1.")],
+    status_: Annotated[str, typer.Argument(metavar="STATUS", help="pending, in-progress, done, blocked or skipped.")],
+    note_text: Annotated[str, typer.Option("--note")] = "",
+    token: TokenOpt = None,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Set the status of step N of a milestone."""
+    events = hub().execute(
+        cmd.UpdateStep(
+            session=need_session(session), milestone=milestone_id, step=n, status=status_, note=note_text,
+            token=token,
+        )
+    )
+    _done(json, events, f"step {n} of {milestone_id} is {status_}")
+
+
+@milestone_app.command("list")
+def milestone_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include completed milestones.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Milestones with progress."""
+    from ._report import milestones, progress_bar
+
+    h = hub()
+    docs = milestones(h.state(), include_complete=all_)
+    warn(h)
+    if json:
+        out_json(docs)
+        return
+    for m in docs:
+        p = m["progress"]
+        out(f"{m['id']}\t{progress_bar(p['done'], p['total'])} {p['done']}/{p['total']}\t"
+            f"{m['owner'] or 'unclaimed'}\t{m['title']}")
+    if not docs:
+        out("no milestones")
+
+
+@milestone_app.command("show")
+def milestone_show(milestone_id: Annotated[str, typer.Argument(metavar="ID")], json: JsonOpt = False) -> None:
+    """One milestone, step by step."""
+    from ._report import milestone_dict
+
+    h = hub()
+    m = milestone_dict(cmd.find_milestone(h.state(), milestone_id))
+    warn(h)
+    if json:
+        out_json(m)
+        return
+    p = m["progress"]
+    out(f"{m['id']}: {m['title']} ({p['done']}/{p['total']}, priority {m['priority']}, "
+        f"owner {m['owner'] or 'none'})")
+    for s in m["steps"]:
+        note_text = f" ({s['note']})" if s["note"] else ""
+        out(f"  {s['n']}. [{s['status']}] {s['text']}{note_text}")
+
+
+# -- msg ------------------------------------------------------------------------------------
+
+
+@msg_app.command("send")
+def msg_send(
+    text: str,
+    to: Annotated[str, typer.Option("--to", help="A session id, or all.")] = "all",
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Post a message to one session or to all."""
+    seq = hub().send(need_session(session), text, to)
+    if json:
+        out_json({"seq": seq})
+    else:
+        out(f"sent #{seq} to {to}")
+
+
+def _print_messages(docs: list[dict[str, Any]], json: bool, empty: str) -> None:
+    if json:
+        out_json(docs)
+        return
+    for m in docs:
+        out(f"#{m['seq']} {m['ts']} {m['from']} → {m['to']}: {m['text']}")
+    if not docs:
+        out(empty)
+
+
+@msg_app.command("inbox")
+def msg_inbox(
+    peek: Annotated[bool, typer.Option("--peek", help="Show without marking read.")] = False,
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Unread messages to you or to all; then marks them read (unless --peek)."""
+    _print_messages(hub().inbox(need_session(session), peek=peek), json, "no unread messages")
+
+
+@msg_app.command("list")
+def msg_list(
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    json: JsonOpt = False,
+) -> None:
+    """The last messages on the board."""
+    from ._report import message_dicts
+
+    h = hub()
+    state = h.state()
+    warn(h)
+    _print_messages(message_dicts(state.messages[-limit:]), json, "no messages")
+
+
+# -- handshake ------------------------------------------------------------------------------
+
+
+@handshake_app.command("propose")
+def handshake_propose(
+    proposed: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ask to be known as ID; every other live session answers."""
+    events = hub().execute(cmd.ProposeId(session=need_session(session), proposed=proposed, reason=reason))
+    _done(json, events, f"proposed {proposed}")
+
+
+@handshake_app.command("accept")
+def handshake_accept(
+    proposed: Annotated[str, typer.Argument(metavar="ID")],
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Accept another session's proposed ID."""
+    events = hub().execute(cmd.AcceptId(session=need_session(session), proposed=proposed))
+    _done(json, events, f"accepted {proposed}")
+
+
+@handshake_app.command("reject")
+def handshake_reject(
+    proposed: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Reject another session's proposed ID."""
+    events = hub().execute(cmd.RejectId(session=need_session(session), proposed=proposed, reason=reason))
+    _done(json, events, f"rejected {proposed}")
+
+
+@handshake_app.command("list")
+def handshake_list(json: JsonOpt = False) -> None:
+    """Proposals, pending and decided."""
+    h = hub()
+    docs = [msgspec.to_builtins(p) for p in h.state().proposals]
+    warn(h)
+    if json:
+        out_json(docs)
+        return
+    for p in docs:
+        answered = f"{len(p['accepted'])}/{len(p['voters'])} accepted"
+        rejected = f", rejected by {p['rejected_by']}: {p['reject_reason']}" if p["rejected_by"] else ""
+        out(f"{p['session']} → {p['proposed']}\t{p['status']}\t{answered}{rejected}")
+    if not docs:
+        out("no proposals")
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    from ._values import now
+
+    return now()
+
+
+def _done(json: bool, events: list[Any], message: str) -> None:
+    if json:
+        out_json({"events": [e.seq for e in events]})
+    elif events:
+        out(f"{message} (seq {events[-1].seq})")
+    else:
+        out(f"{message} (nothing changed)")
+
+
+def fail(error: EvhubError) -> NoReturn:
+    sys.stderr.write(f"error: {_CONTROL.sub('?', str(error))}\n")
+    raise SystemExit(error.exit_code)
+
+
+def main() -> None:
+    try:
+        app()
+    except EvhubError as e:
+        fail(e)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,378 @@
+"""Commands and `decide`: the pure rules that turn a command and the current state into events.
+
+`decide` reads the state, never changes it, and raises a Conflict, NotFound or BadInput when
+the command may not happen.  The events it returns carry their seq and time; the shell gives
+each its unique id and appends them all in one write.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import msgspec
+
+from . import _events as ev
+from ._errors import BadInput, Conflict, NotFound
+from ._state import Claim, Milestone, State
+from ._values import STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
+
+
+class Hello(msgspec.Struct, frozen=True, kw_only=True):
+    session: str | None = None
+    role: str = ""
+    specialization: str = ""
+    about: str = ""
+    resume: bool = False
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    status: str = ""
+
+
+class Bye(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+
+
+class ClaimPriority(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    priority: str
+    ttl_s: int | None = None
+
+
+class ReleasePriority(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    priority: str
+    done: bool = False
+    note: str = ""
+    force: bool = False
+    token: int | None = None
+
+
+class SetFocus(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    text: str
+
+
+class AddNote(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    text: str
+
+
+class CreateMilestone(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    title: str
+    milestone: str | None = None
+    priority: str | None = None
+    steps: tuple[str, ...] = ()
+
+
+class ClaimMilestone(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    milestone: str
+    ttl_s: int | None = None
+
+
+class UpdateStep(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    milestone: str
+    step: int
+    status: str
+    note: str = ""
+    token: int | None = None
+
+
+class SendMessage(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    text: str
+    to: str = "all"
+
+
+class MarkRead(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    upto: int
+
+
+class ProposeId(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    proposed: str
+    reason: str = ""
+
+
+class AcceptId(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    proposed: str
+
+
+class RejectId(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    proposed: str
+    reason: str = ""
+
+
+Command = Union[
+    Hello, Heartbeat, Bye, ClaimPriority, ReleasePriority, SetFocus, AddNote, CreateMilestone, ClaimMilestone,
+    UpdateStep, SendMessage, MarkRead, ProposeId, AcceptId, RejectId,
+]
+
+
+def decide(cmd: Command, state: State, now: str) -> list[ev.Event]:
+    """The events COMMAND produces against STATE at time NOW (none when it changes nothing)."""
+    events = _DECIDERS[type(cmd)](cmd, state, now)
+    # Times never run backwards in the log, even when EVHUB_NOW names an earlier moment.
+    ts = max(now, state.last_ts)
+    for n, e in enumerate(events, state.seq + 1):
+        e.seq, e.ts = n, ts
+    return events
+
+
+def _new(cls: type, **fields: object) -> ev.Event:
+    event: ev.Event = cls(seq=0, id="", ts="", **fields)
+    return event
+
+
+def acting_session(state: State, session: str) -> str:
+    """The current id of a registered session that has not left, else NotFound."""
+    sid = state.resolve(session)
+    s = state.sessions.get(sid)
+    if s is None:
+        raise NotFound(f"unknown session {session!r}: run `evhub hello {session}` first")
+    if s.left:
+        raise NotFound(f"session {session!r} has left: run `evhub hello {session}` to start again")
+    return sid
+
+
+def _held_by_other(state: State, claim: Claim | None, me: str, now: str) -> bool:
+    return claim is not None and claim.session != me and state.claim_holds(claim, now)
+
+
+def _holder_error(claim: Claim, now: str) -> Conflict:
+    age = format_duration(seconds_between(claim.since, now))
+    return Conflict(
+        f"{claim.priority} is held by {claim.session} since {claim.since} ({age} ago, token {claim.token})"
+    )
+
+
+def _hello(cmd: Hello, st: State, now: str) -> list[ev.Event]:
+    if cmd.session is None:
+        n = 1
+        while f"session-{n}" in st.sessions or f"session-{n}" in st.aliases:
+            n += 1
+        sid = f"session-{n}"
+    else:
+        sid = check_id(cmd.session, "session id")
+    for what, text in (("role", cmd.role), ("specialization", cmd.specialization), ("about", cmd.about)):
+        check_text(text, what)
+    known = sid in st.sessions
+    if known and st.is_alive(sid, now) and not cmd.resume:
+        last = format_duration(seconds_between(st.sessions[sid].last_seen, now))
+        raise Conflict(f"session {sid} is alive (seen {last} ago): pick another id, or --resume if you are {sid}")
+    return [
+        _new(
+            ev.SessionRegistered,
+            session=sid,
+            role=cmd.role,
+            specialization=cmd.specialization,
+            about=cmd.about,
+            resume=cmd.resume and known,
+        )
+    ]
+
+
+def _heartbeat(cmd: Heartbeat, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    return [_new(ev.Heartbeat, session=sid, status=check_text(cmd.status, "status"))]
+
+
+def _bye(cmd: Bye, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    out = [
+        _new(ev.PriorityReleased, session=sid, priority=p, note="bye")
+        for p, c in st.claims.items()
+        if c.session == sid
+    ]
+    return out + [_new(ev.SessionLeft, session=sid)]
+
+
+def _claim_event(st: State, sid: str, priority: str, ttl_s: int | None, now: str) -> ev.Event:
+    """The claim of PRIORITY by SID: a grant, a refresh by the holder, or a takeover."""
+    c = st.claims.get(priority)
+    if _held_by_other(st, c, sid, now):
+        assert c is not None
+        raise _holder_error(c, now)
+    took_over = c.session if c is not None and c.session != sid else None
+    return _new(ev.PriorityClaimed, session=sid, priority=priority, ttl_s=ttl_s, took_over_from=took_over)
+
+
+def _claim(cmd: ClaimPriority, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    return [_claim_event(st, sid, check_id(cmd.priority, "priority"), cmd.ttl_s, now)]
+
+
+def _check_token(st: State, priority: str, token: int | None) -> None:
+    if token is None:
+        return
+    c = st.claims.get(priority)
+    if c is None or c.token != token:
+        current = f"token {c.token} held by {c.session}" if c else "no claim"
+        raise Conflict(f"stale token {token}: {priority} now has {current}")
+
+
+def _release(cmd: ReleasePriority, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    priority = check_id(cmd.priority, "priority")
+    c = st.claims.get(priority)
+    if c is None:
+        raise NotFound(f"{priority} is not claimed")
+    _check_token(st, priority, cmd.token)
+    if c.session != sid and not cmd.force:
+        raise Conflict(f"{priority} is held by {c.session}: only the holder releases it (or use --force)")
+    return [
+        _new(
+            ev.PriorityReleased,
+            session=sid,
+            priority=priority,
+            done=cmd.done,
+            note=check_text(cmd.note, "note"),
+            forced=c.session != sid,
+        )
+    ]
+
+
+def _nonempty(text: str, what: str) -> str:
+    if not text.strip():
+        raise BadInput(f"{what} is empty")
+    return check_text(text, what)
+
+
+def _focus(cmd: SetFocus, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    return [_new(ev.FocusSet, session=sid, text=_nonempty(cmd.text, "focus"))]
+
+
+def _note(cmd: AddNote, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    return [_new(ev.NoteAdded, session=sid, text=_nonempty(cmd.text, "note"))]
+
+
+def find_milestone(st: State, milestone: str) -> Milestone:
+    """The milestone with id MILESTONE, else NotFound."""
+    m = st.milestones.get(check_id(milestone, "milestone id"))
+    if m is None:
+        raise NotFound(f"unknown milestone {milestone!r}")
+    return m
+
+
+def _create_milestone(cmd: CreateMilestone, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    title = _nonempty(cmd.title, "title")
+    mid = cmd.milestone if cmd.milestone is not None else slug(title)
+    if not mid:
+        raise BadInput(f"cannot make a milestone id from title {title!r}: give one with --id")
+    mid = check_id(mid, "milestone id")
+    if mid in st.milestones:
+        raise Conflict(f"milestone {mid} exists (created by {st.milestones[mid].created_by})")
+    priority = check_id(cmd.priority if cmd.priority is not None else mid, "priority")
+    steps = [_nonempty(s, "step") for s in cmd.steps]
+    return [_new(ev.MilestoneCreated, session=sid, milestone=mid, title=title, priority=priority, steps=steps)]
+
+
+def _claim_milestone(cmd: ClaimMilestone, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    mid = find_milestone(st, cmd.milestone).id
+    claim = _claim_event(st, sid, st.milestones[mid].priority, cmd.ttl_s, now)
+    return [_new(ev.MilestoneClaimed, session=sid, milestone=mid), claim]
+
+
+def _update_step(cmd: UpdateStep, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    m = find_milestone(st, cmd.milestone)
+    mid = m.id
+    if not 1 <= cmd.step <= len(m.steps):
+        raise BadInput(f"step {cmd.step} is out of range: {mid} has steps 1..{len(m.steps)}")
+    if cmd.status not in STEP_STATUSES:
+        raise BadInput(f"unknown status {cmd.status!r}: use one of {', '.join(STEP_STATUSES)}")
+    _check_token(st, m.priority, cmd.token)
+    c = st.claims.get(m.priority)
+    if _held_by_other(st, c, sid, now):
+        assert c is not None
+        raise Conflict(f"milestone {mid} is being worked on: {_holder_error(c, now)}")
+    return [
+        _new(
+            ev.StepUpdated,
+            session=sid,
+            milestone=mid,
+            step=cmd.step,
+            status=cmd.status,
+            note=check_text(cmd.note, "note"),
+        )
+    ]
+
+
+def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    to = cmd.to
+    if to != "all":
+        to = st.resolve(check_id(to, "recipient"))
+        if to not in st.sessions:
+            raise NotFound(f"unknown recipient {cmd.to!r}: use a session id or all")
+    return [_new(ev.MessagePosted, session=sid, to=to, text=_nonempty(cmd.text, "message"))]
+
+
+def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    if cmd.upto <= st.sessions[sid].read_upto:
+        return []
+    return [_new(ev.MessagesRead, session=sid, upto=cmd.upto)]
+
+
+def _propose(cmd: ProposeId, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    proposed = check_id(cmd.proposed, "proposed id")
+    if proposed == sid:
+        raise BadInput(f"you are already {sid}")
+    if proposed in st.sessions:
+        raise Conflict(f"id {proposed} is taken by a registered session")
+    pending = st.pending_proposal(proposed)
+    if pending is not None:
+        raise Conflict(f"{pending.session} has already proposed {proposed}")
+    for p in st.proposals:
+        if p.status == "pending" and p.session == sid:
+            raise Conflict(f"you already proposed {p.proposed}; wait for its answers")
+    return [_new(ev.IdProposed, session=sid, proposed=proposed, reason=check_text(cmd.reason, "reason"))]
+
+
+def _answer(cmd: AcceptId | RejectId, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    proposed = check_id(cmd.proposed, "proposed id")
+    p = st.pending_proposal(proposed)
+    if p is None:
+        raise NotFound(f"no pending proposal of {proposed}")
+    if p.session == sid:
+        raise BadInput("you cannot answer your own proposal")
+    if sid not in p.voters:
+        raise Conflict(f"{sid} was not live when {p.session} proposed {proposed}; its answer is not asked")
+    if isinstance(cmd, RejectId):
+        return [_new(ev.IdRejected, session=sid, proposed=proposed, reason=check_text(cmd.reason, "reason"))]
+    if sid in p.accepted:
+        return []
+    return [_new(ev.IdAccepted, session=sid, proposed=proposed)]
+
+
+_DECIDERS: dict[type, Callable[..., list[ev.Event]]] = {
+    Hello: _hello,
+    Heartbeat: _heartbeat,
+    Bye: _bye,
+    ClaimPriority: _claim,
+    ReleasePriority: _release,
+    SetFocus: _focus,
+    AddNote: _note,
+    CreateMilestone: _create_milestone,
+    ClaimMilestone: _claim_milestone,
+    UpdateStep: _update_step,
+    SendMessage: _send,
+    MarkRead: _mark_read,
+    ProposeId: _propose,
+    AcceptId: _answer,
+    RejectId: _answer,
+}

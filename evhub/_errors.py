@@ -1,0 +1,45 @@
+"""One error hierarchy: every failure evhub reports is an EvhubError with an exit code."""
+
+from __future__ import annotations
+
+
+class EvhubError(Exception):
+    """Base class of every error evhub raises on purpose."""
+
+    exit_code = 1
+
+
+class BadInput(EvhubError):
+    """An argument, identifier, duration, time or text is not acceptable."""
+
+
+class NotFound(EvhubError):
+    """The session, priority, milestone or proposal named does not exist."""
+
+
+class HubNotFound(NotFound):
+    """No hub was found at the given path or above the current directory."""
+
+
+class HubBusy(EvhubError):
+    """The hub lock stayed held by another process past the lock timeout."""
+
+
+class StorageError(EvhubError):
+    """Reading or writing a hub file failed (permissions, disk full, ...)."""
+
+
+class Conflict(EvhubError):
+    """The action collides with another session: held claim, taken id, stale token, existing thing."""
+
+    exit_code = 3
+
+
+class ExpectedPositionError(Conflict):
+    """The log's head moved past the position an append expected."""
+
+
+class CorruptLog(EvhubError):
+    """The log holds a line that is not a whole event; run `evhub verify` and `evhub repair`."""
+
+    exit_code = 4

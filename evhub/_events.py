@@ -1,0 +1,203 @@
+"""The event types: the public log format, one JSON object a line, `type` first."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+from ._errors import CorruptLog
+
+LOG_VERSION = 1
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+    """Fields every event has: its gap-free position, a unique id and a UTC time."""
+
+    seq: int
+    id: str
+    ts: str
+
+
+class SessionEvent(Event, kw_only=True, gc=False):
+    """An event done by one session."""
+
+    session: str
+
+
+class HubCreated(Event, tag="hub_created", kw_only=True, gc=False):
+    alive_ttl_s: int = 300
+    v: int = LOG_VERSION
+
+
+class SessionRegistered(SessionEvent, tag="session_registered", kw_only=True, gc=False):
+    role: str = ""
+    specialization: str = ""
+    about: str = ""
+    resume: bool = False
+
+
+class Heartbeat(SessionEvent, tag="heartbeat", kw_only=True, gc=False):
+    status: str = ""
+
+
+class SessionLeft(SessionEvent, tag="session_left", kw_only=True, gc=False):
+    pass
+
+
+class IdProposed(SessionEvent, tag="id_proposed", kw_only=True, gc=False):
+    proposed: str
+    reason: str = ""
+
+
+class IdAccepted(SessionEvent, tag="id_accepted", kw_only=True, gc=False):
+    proposed: str
+    reason: str = ""
+
+
+class IdRejected(SessionEvent, tag="id_rejected", kw_only=True, gc=False):
+    proposed: str
+    reason: str = ""
+
+
+class PriorityClaimed(SessionEvent, tag="priority_claimed", kw_only=True, gc=False):
+    priority: str
+    ttl_s: int | None = None
+    took_over_from: str | None = None
+
+
+class PriorityReleased(SessionEvent, tag="priority_released", kw_only=True, gc=False):
+    priority: str
+    done: bool = False
+    note: str = ""
+    forced: bool = False
+
+
+class FocusSet(SessionEvent, tag="focus_set", kw_only=True, gc=False):
+    text: str
+
+
+class NoteAdded(SessionEvent, tag="note_added", kw_only=True, gc=False):
+    text: str
+
+
+class MilestoneCreated(SessionEvent, tag="milestone_created", kw_only=True, gc=False):
+    milestone: str
+    title: str
+    priority: str
+    steps: list[str] = []
+
+
+class MilestoneClaimed(SessionEvent, tag="milestone_claimed", kw_only=True, gc=False):
+    milestone: str
+
+
+class StepUpdated(SessionEvent, tag="step_updated", kw_only=True, gc=False):
+    milestone: str
+    step: int
+    status: str
+    note: str = ""
+
+
+class MessagePosted(SessionEvent, tag="message_posted", kw_only=True, gc=False):
+    to: str = "all"
+    text: str
+
+
+class MessagesRead(SessionEvent, tag="messages_read", kw_only=True, gc=False):
+    upto: int
+
+
+class UnknownEvent(msgspec.Struct, kw_only=True, gc=False):
+    """An event of a type this evhub does not know (from a newer one): kept, never folded."""
+
+    seq: int
+    id: str
+    ts: str
+    type: str
+    session: str | None = None
+
+
+KnownEvent = Union[
+    HubCreated,
+    SessionRegistered,
+    Heartbeat,
+    SessionLeft,
+    IdProposed,
+    IdAccepted,
+    IdRejected,
+    PriorityClaimed,
+    PriorityReleased,
+    FocusSet,
+    NoteAdded,
+    MilestoneCreated,
+    MilestoneClaimed,
+    StepUpdated,
+    MessagePosted,
+    MessagesRead,
+]
+AnyEvent = Union[KnownEvent, UnknownEvent]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    t.__struct_config__.tag: t  # type: ignore[misc]
+    for t in KnownEvent.__args__  # type: ignore[attr-defined]
+}
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(KnownEvent)
+_unknown_decoder = msgspec.json.Decoder(UnknownEvent)
+
+
+def encode(event: Event) -> bytes:
+    """One log line, with its newline."""
+    return _encoder.encode(event) + b"\n"
+
+
+def decode(line: bytes) -> AnyEvent:
+    """The event on one log line; CorruptLog when the line is not a whole event."""
+    try:
+        return _decoder.decode(line)
+    except msgspec.ValidationError as e:
+        try:
+            raw = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            raise CorruptLog(f"not an event: {e}") from e
+        if isinstance(raw, dict) and raw.get("type") not in EVENT_TYPES:
+            try:
+                return _unknown_decoder.decode(line)
+            except msgspec.ValidationError as e2:
+                raise CorruptLog(f"not an event: {e2}") from e2
+        raise CorruptLog(f"not an event: {e}") from e
+    except msgspec.DecodeError as e:
+        raise CorruptLog(f"not JSON: {e}") from e
+
+
+def decode_block(lines: bytes) -> list[AnyEvent] | None:
+    """Every event in a block of whole lines, or None when a line needs a closer look."""
+    try:
+        events: list[AnyEvent] = _decoder.decode_lines(lines)
+        return events
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def unknown_fields(line: bytes, event: AnyEvent) -> list[str]:
+    """Fields on LINE that this evhub's type for it does not have (written by a newer evhub)."""
+    if isinstance(event, UnknownEvent):
+        return []
+    if encode(event) == line.rstrip(b"\n") + b"\n":
+        return []
+    raw = msgspec.json.decode(line)
+    known = set(event.__struct_fields__) | {"type"}
+    return sorted(k for k in raw if k not in known)
+
+
+def to_dict(event: AnyEvent) -> dict[str, Any]:
+    """The event as the plain mapping its log line holds (type first)."""
+    out: dict[str, Any] = msgspec.to_builtins(event)
+    return out
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the log format, as written to events/schema.json."""
+    return msgspec.json.schema(KnownEvent)

@@ -1,0 +1,353 @@
+"""The Hub: the imperative shell around the pure core.
+
+Every mutating call runs: take the hub lock -> catch up on the log -> decide against that
+state -> append all of its events in one write (fsync) -> update the read model -> render
+the views -> release.  Reading calls catch up the same way, so the read model and the views
+mend themselves after any damage, and answer from that state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import _decide as cmd
+from . import _events as ev
+from ._errors import BadInput, CorruptLog, EvhubError, HubNotFound, NotFound, StorageError
+from ._lock import HubLock
+from ._readmodel import Checkpoint, ReadModel
+from ._state import State, copy_state, evolve, fold
+from ._store import JsonlStore
+from ._values import check_id, new_id, now, parse_when
+
+SESSIONS = "SESSIONS"
+GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
+
+
+def _fsync_enabled() -> bool:
+    return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
+
+
+class Hub:
+    """A hub: the folder holding SESSIONS/, whose SESSIONS/events/log.jsonl is the truth."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).absolute()
+        self.dir = self.root / SESSIONS
+        self.events_dir = self.dir / "events"
+        self.log_path = self.events_dir / "log.jsonl"
+        self.store = JsonlStore(self.log_path, fsync=_fsync_enabled())
+        self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
+        self.warnings: list[str] = []
+
+    # -- finding and creating ---------------------------------------------------------------
+
+    @classmethod
+    def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300) -> tuple[Hub, bool]:
+        """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged."""
+        hub = cls(directory)
+        if hub.log_path.exists():
+            return hub, False
+        if not 1 <= alive_ttl_s <= 30 * 86400:
+            raise BadInput("the alive ttl must be between 1s and 30d")
+        try:
+            hub.events_dir.mkdir(parents=True, exist_ok=True)
+            gitignore = hub.events_dir / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text(GITIGNORE)
+        except OSError as e:
+            raise StorageError(f"cannot create {hub.events_dir}: {e.strerror}") from e
+        with HubLock(hub.events_dir / "lock"):
+            if hub.store.head() == 0:
+                hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
+            hub._refresh()
+        return hub, True
+
+    @classmethod
+    def find(cls, hub: Path | str | None = None) -> Hub:
+        """The hub at HUB, else at $EVHUB_HUB, else the nearest one above the current directory."""
+        given = hub if hub is not None else os.environ.get("EVHUB_HUB") or None
+        if given is not None:
+            path = Path(given).absolute()
+            for candidate in (path, path.parent):
+                if (candidate / SESSIONS / "events" / "log.jsonl").is_file():
+                    if candidate == path.parent and path.name != SESSIONS:
+                        continue
+                    return cls(candidate)
+            raise HubNotFound(f"no hub at {given}: run `evhub init {given}`")
+        here = Path.cwd()
+        for candidate in (here, *here.parents):
+            if (candidate / SESSIONS / "events" / "log.jsonl").is_file():
+                return cls(candidate)
+        raise HubNotFound("no hub here or above: run `evhub init` or pass --hub DIR")
+
+    # -- the locked cycle ---------------------------------------------------------------------
+
+    def _lock(self) -> HubLock:
+        return HubLock(self.events_dir / "lock")
+
+    def _catch_up(self) -> tuple[State, bool]:
+        """The state at the head of the log, from the read model's checkpoint when it is good.
+        The flag says whether the read model needs saving."""
+        cached = self.readmodel.load()
+        if cached is not None:
+            state, checkpoint = cached
+            if self._checkpoint_holds(checkpoint):
+                self.store.seek(checkpoint.seq, checkpoint.offset)
+                before = state.seq
+                fold(self.store.read(state.seq), state)
+                return state, state.seq != before
+            self.warnings.append("the read model did not match the log; rebuilt it from the log")
+            self.readmodel.discard()
+        return fold(self.store.read(0)), True
+
+    def _checkpoint_holds(self, cp: Checkpoint) -> bool:
+        if cp.offset == 0:
+            return cp.seq == 0
+        return cp.matches(self.store.last_line(cp.offset))
+
+    def _save(self, state: State) -> None:
+        seq, offset = self.store.position
+        self.readmodel.save(state, Checkpoint.after(seq, offset, self.store.last_line(offset)))
+
+    def _refresh(self) -> State:
+        """Catch up, save the read model when it moved, render the views. Caller holds the lock."""
+        state, moved = self._catch_up()
+        if moved:
+            self._save(state)
+        self.render(state)
+        return state
+
+    def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
+        """Render every view of STATE (as seen at AT) into OUT, or into SESSIONS/."""
+        from ._render import render, write_views
+
+        return write_views(out or self.dir, render(state, at or now()))
+
+    def execute(self, *commands: cmd.Command) -> list[ev.Event]:
+        """Decide COMMANDS in turn against the current state and append their events in one write."""
+        if not self.log_path.is_file():
+            raise HubNotFound(f"no hub at {self.root}")
+        with self._lock():
+            try:
+                state, moved = self._catch_up()
+            except CorruptLog as e:
+                raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
+            head = state.seq
+            clock = now()
+            events: list[ev.Event] = []
+            for c in commands:
+                decided = cmd.decide(c, state, clock)
+                for e in decided:
+                    e.id = new_id()
+                    evolve(state, e)
+                events += decided
+            if events:
+                self.store.append(events, head)
+            if events or moved:
+                self._save(state)
+            self.render(state)
+        return events
+
+    def state(self) -> State:
+        """The current state, catching up (and mending the read model and views) on the way."""
+        if not self.log_path.is_file():
+            raise HubNotFound(f"no hub at {self.root}")
+        if not os.access(self.events_dir, os.W_OK):
+            self.warnings.append("the hub is read-only here: answering from the log without caching")
+            return self._fold_readable()
+        with self._lock():
+            try:
+                return self._refresh()
+            except CorruptLog as e:
+                self.warnings.append(f"{e}; answering from the events before it (run `evhub verify`)")
+                return self._fold_readable()
+
+    def _fold_readable(self) -> State:
+        """Fold every event that can be read, stopping at the first damaged line."""
+        state = State()
+        try:
+            for e in JsonlStore(self.log_path).read(0):
+                evolve(state, e)
+        except CorruptLog:
+            pass
+        return state
+
+    # -- the Python API: one method a command ---------------------------------------------------
+
+    def hello(self, session: str | None = None, *, role: str = "", specialization: str = "",
+              about: str = "", resume: bool = False) -> str:
+        """Register SESSION (or the first free session-N); returns its id."""
+        [e] = self.execute(cmd.Hello(session=session, role=role, specialization=specialization,
+                                     about=about, resume=resume))
+        assert isinstance(e, ev.SessionEvent)
+        return e.session
+
+    def heartbeat(self, session: str, status: str = "") -> None:
+        self.execute(cmd.Heartbeat(session=session, status=status))
+
+    def bye(self, session: str) -> list[ev.Event]:
+        return self.execute(cmd.Bye(session=session))
+
+    def claim(self, session: str, priority: str, ttl_s: int | None = None) -> int:
+        """Claim PRIORITY; returns the claim's fencing token."""
+        self.execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s))
+        return self.state().claims[priority].token
+
+    def release(self, session: str, priority: str, *, done: bool = False, note: str = "",
+                force: bool = False, token: int | None = None) -> None:
+        self.execute(cmd.ReleasePriority(session=session, priority=priority, done=done, note=note,
+                                         force=force, token=token))
+
+    def focus(self, session: str, text: str) -> None:
+        self.execute(cmd.SetFocus(session=session, text=text))
+
+    def note(self, session: str, text: str) -> None:
+        self.execute(cmd.AddNote(session=session, text=text))
+
+    def create_milestone(self, session: str, title: str, *, milestone: str | None = None,
+                         priority: str | None = None, steps: Sequence[str] = ()) -> str:
+        """Create a milestone; returns its id."""
+        [e] = self.execute(cmd.CreateMilestone(session=session, title=title, milestone=milestone,
+                                               priority=priority, steps=tuple(steps)))
+        assert isinstance(e, ev.MilestoneCreated)
+        return e.milestone
+
+    def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> int:
+        """Own MILESTONE and claim its priority; returns the claim's token."""
+        events = self.execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s))
+        claimed = events[-1]
+        assert isinstance(claimed, ev.PriorityClaimed)
+        return self.state().claims[claimed.priority].token
+
+    def update_step(self, session: str, milestone: str, step: int, status: str, *, note: str = "",
+                    token: int | None = None) -> None:
+        self.execute(cmd.UpdateStep(session=session, milestone=milestone, step=step, status=status,
+                                    note=note, token=token))
+
+    def send(self, session: str, text: str, to: str = "all") -> int:
+        """Post a message; returns its seq."""
+        [e] = self.execute(cmd.SendMessage(session=session, text=text, to=to))
+        return e.seq
+
+    def inbox(self, session: str, *, peek: bool = False) -> list[dict[str, Any]]:
+        """Unread messages for SESSION; unless PEEK, they are then marked read."""
+        from ._report import message_dicts
+
+        state = self.state()
+        sid = cmd.acting_session(state, session)
+        messages = message_dicts(state.inbox(sid))
+        if messages and not peek:
+            self.execute(cmd.MarkRead(session=sid, upto=messages[-1]["seq"]))
+        return messages
+
+    def propose_id(self, session: str, proposed: str, reason: str = "") -> None:
+        self.execute(cmd.ProposeId(session=session, proposed=proposed, reason=reason))
+
+    def accept_id(self, session: str, proposed: str) -> None:
+        self.execute(cmd.AcceptId(session=session, proposed=proposed))
+
+    def reject_id(self, session: str, proposed: str, reason: str = "") -> None:
+        self.execute(cmd.RejectId(session=session, proposed=proposed, reason=reason))
+
+    def save(self, session: str, mode: str = "auto", note: str = "") -> dict[str, Any]:
+        """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit)."""
+        if mode not in ("auto", "quick", "milestone", "full"):
+            raise BadInput(f"unknown save mode {mode!r}: use auto, quick, milestone or full")
+        state = self.state()
+        sid = cmd.acting_session(state, session)
+        owned = [m for m in state.milestones.values() if m.owner == sid and m.completed is None]
+        if mode == "auto":
+            mode = "milestone" if owned else "quick"
+        commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status="saved")]
+        if mode in ("milestone", "full") and owned:
+            progress = ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in sorted(owned, key=lambda m: m.id))
+            commands.append(cmd.AddNote(session=sid, text=f"saved progress: {progress}"))
+        if note:
+            commands.append(cmd.AddNote(session=sid, text=note))
+        events = self.execute(*commands)
+        committed = self._git_commit(f"evhub save by {sid}") if mode == "full" else None
+        return {"mode": mode, "events": [e.seq for e in events], "git_commit": committed}
+
+    def _git_commit(self, message: str) -> str | None:
+        """Commit SESSIONS/ when the hub is inside a git work tree; the new commit's id, or None."""
+        def git(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True)
+
+        try:
+            if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+                return None
+            git("add", "-A", "--", SESSIONS)
+            done = git("commit", "-q", "-m", message, "--", SESSIONS)
+        except OSError:
+            return None
+        if done.returncode != 0:
+            return None
+        return git("rev-parse", "HEAD").stdout.strip() or None
+
+    # -- history ------------------------------------------------------------------------------
+
+    def events(self, after: int = 0) -> Iterator[ev.AnyEvent]:
+        """Every event after seq AFTER, from the log itself."""
+        return JsonlStore(self.log_path).read(after)
+
+    def recent_events(self, session: str, limit: int = 10, window: int = 256 * 1024) -> list[ev.AnyEvent]:
+        """SESSION's latest events, from the last WINDOW bytes of the log."""
+        store = JsonlStore(self.log_path)
+        size = self.log_path.stat().st_size
+        start = max(0, size - window)
+        found: list[ev.AnyEvent] = []
+        lines = store.lines(start)
+        if start:
+            next(lines, None)  # the first line may be cut
+        for line in lines:
+            try:
+                e = ev.decode(line.raw)
+            except CorruptLog:
+                continue
+            if getattr(e, "session", None) == session:
+                found.append(e)
+        return found[-limit:]
+
+    def replay(self, at: str | None = None, upto: int | None = None, out: Path | None = None) -> State:
+        """Rebuild the views from nothing, as the hub stood at time AT or seq UPTO, in place or into OUT."""
+        clock = now()
+        moment = parse_when(at, clock) if at else None
+        state = State()
+        for e in self.events():
+            if (upto is not None and e.seq > upto) or (moment is not None and e.ts > moment):
+                break
+            evolve(state, e)
+        view_time = moment or (clock if upto is None else max(state.last_ts, state.created))
+        if out is None:
+            with self._lock():
+                if at is None and upto is None:
+                    self.readmodel.discard()
+                    state = self._refresh()
+                else:
+                    self.render(state, at=view_time)
+        else:
+            self.render(state, at=view_time, out=out)
+        return state
+
+    def why(self, priority: str) -> list[dict[str, Any]]:
+        """The history of PRIORITY's claims and releases, oldest first."""
+        priority = check_id(priority, "priority")
+        rows = []
+        for e in self.events():
+            if isinstance(e, (ev.PriorityClaimed, ev.PriorityReleased)) and e.priority == priority:
+                rows.append(ev.to_dict(e))
+        if not rows:
+            raise NotFound(f"{priority} has never been claimed")
+        return rows
+
+    def verify(self) -> dict[str, Any]:
+        """Check the whole log; raises CorruptLog naming the first damaged line."""
+        from ._verify import verify
+
+        return verify(self)
+
+

@@ -1,0 +1,84 @@
+"""The hub lock: an flock on SESSIONS/events/lock, taken with a bounded wait.
+
+flock is released by the kernel when its holder dies, so a crashed writer never blocks
+anyone; the holder's pid is written into the file only to name it in "hub busy" errors.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ._errors import BadInput, HubBusy, StorageError
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for the lock: EVHUB_LOCK_TIMEOUT, else 10."""
+    raw = os.environ.get("EVHUB_LOCK_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise BadInput(f"EVHUB_LOCK_TIMEOUT must be seconds between 0 and 3600, not {raw!r}")
+    return value
+
+
+class HubLock:
+    """`with HubLock(path):` holds the hub exclusively."""
+
+    def __init__(self, path: Path, timeout: float | None = None) -> None:
+        self.path = path
+        self.timeout = lock_timeout() if timeout is None else timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> HubLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot open the hub lock {self.path}: {e.strerror}") from e
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise HubBusy(
+                        f"hub busy: the lock is held by {holder} for over {self.timeout:g}s "
+                        "(raise EVHUB_LOCK_TIMEOUT to wait longer)"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"

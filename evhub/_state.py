@@ -1,0 +1,423 @@
+"""The hub's state and `evolve`: the pure fold of events into registry, claims, milestones and messages.
+
+`evolve` updates the state it is given and returns it (folding a million events through
+immutable copies would cost more than the fold itself); it does no I/O and reads no clock,
+so folding the same events always gives the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgspec
+
+from . import _events as ev
+from ._values import seconds_between
+
+NOTES_KEPT = 10
+COMPLETED_KEPT = 10
+DECIDED_PROPOSALS_KEPT = 20
+
+
+class Note(msgspec.Struct, gc=False):
+    seq: int
+    ts: str
+    text: str
+
+
+class Session(msgspec.Struct):
+    id: str
+    role: str = ""
+    specialization: str = ""
+    about: str = ""
+    first_seen: str = ""
+    last_seen: str = ""
+    status: str = ""
+    left: bool = False
+    incarnation: int = 0
+    read_upto: int = 0
+    agreement: str = "none"
+    aka: list[str] = []
+    notes: list[Note] = []
+
+
+class Claim(msgspec.Struct, gc=False):
+    priority: str
+    session: str
+    token: int
+    since: str
+    refreshed: str
+    ttl_s: int | None = None
+    took_over_from: str | None = None
+
+
+class Step(msgspec.Struct, gc=False):
+    text: str
+    status: str = "pending"
+    note: str = ""
+    updated: str = ""
+    by: str = ""
+
+
+class Milestone(msgspec.Struct):
+    id: str
+    title: str
+    priority: str
+    created: str
+    created_by: str
+    owner: str | None = None
+    steps: list[Step] = []
+    completed: str | None = None
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for s in self.steps if s.status in ("done", "skipped"))
+
+    @property
+    def next_step(self) -> int | None:
+        """The 1-based number of the first step not done or skipped."""
+        for n, s in enumerate(self.steps, 1):
+            if s.status not in ("done", "skipped"):
+                return n
+        return None
+
+
+class Message(msgspec.Struct, gc=False):
+    seq: int
+    ts: str
+    sender: str
+    to: str
+    text: str
+
+
+class Completed(msgspec.Struct, gc=False):
+    ts: str
+    kind: str
+    name: str
+    session: str
+    note: str = ""
+
+
+class Proposal(msgspec.Struct):
+    seq: int
+    ts: str
+    session: str
+    proposed: str
+    reason: str = ""
+    voters: list[str] = []
+    accepted: list[str] = []
+    status: str = "pending"
+    rejected_by: str = ""
+    reject_reason: str = ""
+
+
+class Focus(msgspec.Struct, gc=False):
+    text: str
+    session: str
+    ts: str
+
+
+class State(msgspec.Struct):
+    seq: int = 0
+    last_ts: str = ""
+    created: str = ""
+    alive_ttl_s: int = 300
+    version: int = ev.LOG_VERSION
+    sessions: dict[str, Session] = {}
+    claims: dict[str, Claim] = {}
+    milestones: dict[str, Milestone] = {}
+    messages: list[Message] = []
+    completed: list[Completed] = []
+    proposals: list[Proposal] = []
+    aliases: dict[str, str] = {}
+    focus: Focus | None = None
+    unknown_events: int = 0
+
+    # Liveness is computed from the clock, never stored.
+    def is_alive(self, session_id: str, now: str) -> bool:
+        s = self.sessions.get(session_id)
+        return (
+            s is not None
+            and not s.left
+            and seconds_between(s.last_seen, now) <= self.alive_ttl_s
+        )
+
+    def claim_holds(self, claim: Claim, now: str) -> bool:
+        """Whether CLAIM still excludes others: its holder lives and its ttl has not run out."""
+        if not self.is_alive(claim.session, now):
+            return False
+        return claim.ttl_s is None or seconds_between(claim.refreshed, now) <= claim.ttl_s
+
+    def live_sessions(self, now: str) -> list[str]:
+        return [sid for sid in self.sessions if self.is_alive(sid, now)]
+
+    def resolve(self, session_id: str) -> str:
+        """The current id of a session, following agreed renames."""
+        if session_id in self.sessions:
+            return session_id
+        return self.aliases.get(session_id, session_id)
+
+    def inbox(self, session_id: str, after: int | None = None) -> list[Message]:
+        """Messages to SESSION_ID or to all, not from it, after its read position (or AFTER)."""
+        s = self.sessions[session_id]
+        me = {s.id, *s.aka}
+        start = s.read_upto if after is None else after
+        return [m for m in self.messages if m.seq > start and m.sender not in me and (m.to == "all" or m.to in me)]
+
+    def pending_proposal(self, proposed: str) -> Proposal | None:
+        for p in self.proposals:
+            if p.status == "pending" and p.proposed == proposed:
+                return p
+        return None
+
+
+def copy_state(state: State) -> State:
+    """A deep copy, for callers that must keep the state as it was."""
+    return msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=State)
+
+
+def fold(events: "list[ev.AnyEvent] | tuple[ev.AnyEvent, ...]", state: State | None = None) -> State:
+    """The state after EVENTS, starting from STATE (or an empty hub)."""
+    st = State() if state is None else state
+    for e in events:
+        evolve(st, e)
+    return st
+
+
+def evolve(state: State, e: ev.AnyEvent) -> State:
+    """Apply one event to STATE and return it."""
+    state.seq = e.seq
+    if e.ts > state.last_ts:
+        state.last_ts = e.ts
+    handler = _HANDLERS.get(type(e))
+    if handler is None:
+        state.unknown_events += 1
+        return state
+    if isinstance(e, ev.SessionEvent):
+        s = state.sessions.get(e.session)
+        if s is not None:
+            s.last_seen = e.ts
+    handler(state, e)
+    return state
+
+
+def _hub_created(st: State, e: ev.HubCreated) -> None:
+    st.created = e.ts
+    st.alive_ttl_s = e.alive_ttl_s
+    st.version = e.v
+
+
+def _registered(st: State, e: ev.SessionRegistered) -> None:
+    st.aliases.pop(e.session, None)
+    old = st.sessions.get(e.session)
+    if old is None:
+        st.sessions[e.session] = Session(
+            id=e.session,
+            role=e.role,
+            specialization=e.specialization,
+            about=e.about,
+            first_seen=e.ts,
+            last_seen=e.ts,
+            incarnation=e.seq,
+        )
+        return
+    if not e.resume:
+        # A new incarnation never revives the claims its predecessor left behind.
+        for p in [p for p, c in st.claims.items() if c.session == e.session]:
+            del st.claims[p]
+        old.incarnation = e.seq
+        old.first_seen = e.ts
+        old.role, old.specialization, old.about = e.role, e.specialization, e.about
+    else:
+        old.role = e.role or old.role
+        old.specialization = e.specialization or old.specialization
+        old.about = e.about or old.about
+    old.left = False
+    old.status = ""
+
+
+def _heartbeat(st: State, e: ev.Heartbeat) -> None:
+    s = st.sessions.get(e.session)
+    if s is not None:
+        s.status = e.status
+
+
+def _left(st: State, e: ev.SessionLeft) -> None:
+    s = st.sessions.get(e.session)
+    if s is not None:
+        s.left = True
+        s.status = "left"
+    for p in [p for p, c in st.claims.items() if c.session == e.session]:
+        del st.claims[p]
+
+
+def _proposed(st: State, e: ev.IdProposed) -> None:
+    voters = [sid for sid in st.live_sessions(e.ts) if sid != e.session]
+    p = Proposal(seq=e.seq, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters)
+    st.proposals.append(p)
+    s = st.sessions.get(e.session)
+    if s is not None:
+        s.agreement = "proposed"
+    _settle(st, p)
+
+
+def _accepted(st: State, e: ev.IdAccepted) -> None:
+    p = st.pending_proposal(e.proposed)
+    if p is None or e.session in p.accepted:
+        return
+    p.accepted.append(e.session)
+    _settle(st, p)
+
+
+def _rejected(st: State, e: ev.IdRejected) -> None:
+    p = st.pending_proposal(e.proposed)
+    if p is None:
+        return
+    p.status = "rejected"
+    p.rejected_by = e.session
+    p.reject_reason = e.reason
+    s = st.sessions.get(p.session)
+    if s is not None:
+        s.agreement = "rejected"
+    _trim_proposals(st)
+
+
+def _settle(st: State, p: Proposal) -> None:
+    """Agree a proposal once every session live at the proposal has accepted it."""
+    if not set(p.voters) <= set(p.accepted):
+        return
+    p.status = "agreed"
+    _rename(st, p.session, p.proposed)
+    _trim_proposals(st)
+
+
+def _trim_proposals(st: State) -> None:
+    decided = [p for p in st.proposals if p.status != "pending"]
+    for p in decided[:-DECIDED_PROPOSALS_KEPT]:
+        st.proposals.remove(p)
+
+
+def _rename(st: State, old: str, new: str) -> None:
+    s = st.sessions.pop(old, None)
+    if s is None:
+        return
+    s.id = new
+    s.agreement = "agreed"
+    s.aka.append(old)
+    st.sessions[new] = s
+    for alias, target in st.aliases.items():
+        if target == old:
+            st.aliases[alias] = new
+    st.aliases[old] = new
+    for c in st.claims.values():
+        if c.session == old:
+            c.session = new
+    for m in st.milestones.values():
+        if m.owner == old:
+            m.owner = new
+    for p in st.proposals:
+        if p.session == old:
+            p.session = new
+        p.voters = [new if v == old else v for v in p.voters]
+        p.accepted = [new if v == old else v for v in p.accepted]
+
+
+def _claimed(st: State, e: ev.PriorityClaimed) -> None:
+    c = st.claims.get(e.priority)
+    if c is not None and c.session == e.session and e.took_over_from is None:
+        # A refresh by the holder keeps its fencing token.
+        c.refreshed = e.ts
+        c.ttl_s = e.ttl_s
+        return
+    st.claims[e.priority] = Claim(
+        priority=e.priority,
+        session=e.session,
+        token=e.seq,
+        since=e.ts,
+        refreshed=e.ts,
+        ttl_s=e.ttl_s,
+        took_over_from=e.took_over_from,
+    )
+
+
+def _completed(st: State, item: Completed) -> None:
+    st.completed.append(item)
+    del st.completed[:-COMPLETED_KEPT]
+
+
+def _released(st: State, e: ev.PriorityReleased) -> None:
+    st.claims.pop(e.priority, None)
+    if e.done:
+        _completed(st, Completed(ts=e.ts, kind="priority", name=e.priority, session=e.session, note=e.note))
+
+
+def _focus(st: State, e: ev.FocusSet) -> None:
+    st.focus = Focus(text=e.text, session=e.session, ts=e.ts)
+
+
+def _note(st: State, e: ev.NoteAdded) -> None:
+    s = st.sessions.get(e.session)
+    if s is not None:
+        s.notes.append(Note(seq=e.seq, ts=e.ts, text=e.text))
+        del s.notes[:-NOTES_KEPT]
+
+
+def _milestone_created(st: State, e: ev.MilestoneCreated) -> None:
+    st.milestones[e.milestone] = Milestone(
+        id=e.milestone,
+        title=e.title,
+        priority=e.priority,
+        created=e.ts,
+        created_by=e.session,
+        steps=[Step(text=t) for t in e.steps],
+    )
+
+
+def _milestone_claimed(st: State, e: ev.MilestoneClaimed) -> None:
+    m = st.milestones.get(e.milestone)
+    if m is not None:
+        m.owner = e.session
+
+
+def _step_updated(st: State, e: ev.StepUpdated) -> None:
+    m = st.milestones.get(e.milestone)
+    if m is None or not 1 <= e.step <= len(m.steps):
+        return
+    step = m.steps[e.step - 1]
+    step.status, step.note, step.updated, step.by = e.status, e.note, e.ts, e.session
+    complete = m.next_step is None and bool(m.steps)
+    if complete and m.completed is None:
+        m.completed = e.ts
+        _completed(st, Completed(ts=e.ts, kind="milestone", name=m.id, session=e.session, note=m.title))
+    elif not complete:
+        m.completed = None
+
+
+def _message(st: State, e: ev.MessagePosted) -> None:
+    st.messages.append(Message(seq=e.seq, ts=e.ts, sender=e.session, to=e.to, text=e.text))
+
+
+def _read(st: State, e: ev.MessagesRead) -> None:
+    s = st.sessions.get(e.session)
+    if s is not None and e.upto > s.read_upto:
+        s.read_upto = e.upto
+
+
+_HANDLERS: dict[type, Callable[[State, Any], None]] = {
+    ev.HubCreated: _hub_created,
+    ev.SessionRegistered: _registered,
+    ev.Heartbeat: _heartbeat,
+    ev.SessionLeft: _left,
+    ev.IdProposed: _proposed,
+    ev.IdAccepted: _accepted,
+    ev.IdRejected: _rejected,
+    ev.PriorityClaimed: _claimed,
+    ev.PriorityReleased: _released,
+    ev.FocusSet: _focus,
+    ev.NoteAdded: _note,
+    ev.MilestoneCreated: _milestone_created,
+    ev.MilestoneClaimed: _milestone_claimed,
+    ev.StepUpdated: _step_updated,
+    ev.MessagePosted: _message,
+    ev.MessagesRead: _read,
+}

@@ -1,0 +1,230 @@
+"""The log store: a small interface (head, read after a position, append at an expected
+position) and its JSONL implementation, the hub's only source of truth."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from . import _events as ev
+from ._errors import CorruptLog, ExpectedPositionError, StorageError
+from ._values import now
+
+CHUNK = 64 * 1024
+
+
+class Store(ABC):
+    """An append-only sequence of events numbered 1, 2, 3 ... without gaps."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The seq of the last event (0 for an empty store)."""
+
+    @abstractmethod
+    def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
+        """Every event with seq > AFTER, in order."""
+
+    @abstractmethod
+    def append(self, events: Sequence[ev.Event], expected: int) -> None:
+        """Append EVENTS (numbered expected+1, ...) if the head is EXPECTED, else ExpectedPositionError."""
+
+
+class LogLine(NamedTuple):
+    """One whole line of the log and the byte it starts at."""
+
+    offset: int
+    raw: bytes
+
+
+class JsonlStore(Store):
+    """The log as a JSONL file. Appends must be made under the hub lock.
+
+    It remembers the seq and byte offset it last reached, so reading the tail after a
+    checkpoint never scans the whole file.  Bytes after the last whole event (a write that
+    did not finish) are never taken as an event; the next append sets them aside.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.position = (0, 0)  # (seq, byte offset just past that event's line)
+        self.torn_tail = b""  # bytes past the last whole event, as the last read found them
+        self.scanned_to = 0  # the offset after the last whole line the last full scan saw
+
+    def seek(self, seq: int, offset: int) -> None:
+        """Start the next read after SEQ at OFFSET (a checkpoint the caller has checked)."""
+        self.position = (seq, offset)
+
+    def _open(self, flags: int) -> int:
+        try:
+            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot open the log {self.path}: {e.strerror}") from e
+
+    def blocks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(offset, block of whole lines) from byte START on; what follows the last newline is torn_tail."""
+        self.torn_tail = b""
+        self.scanned_to = start
+        if not self.path.exists():
+            return  # a store that was never written to is empty
+        fd = self._open(os.O_RDONLY)
+        try:
+            offset, rest = start, b""
+            while True:
+                try:
+                    chunk = os.pread(fd, CHUNK, offset + len(rest))
+                except OSError as e:
+                    raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
+                if not chunk:
+                    break
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield offset, data[:cut]
+                    offset += cut
+            self.torn_tail = rest
+            self.scanned_to = offset
+        finally:
+            os.close(fd)
+
+    def lines(self, start: int = 0) -> Iterator[LogLine]:
+        """Every whole line from byte START on."""
+        for offset, block in self.blocks(start):
+            pos = 0
+            for raw in block.splitlines(keepends=True):
+                yield LogLine(offset + pos, raw)
+                pos += len(raw)
+
+    def head(self) -> int:
+        for _ in self.read(self.position[0]):
+            pass
+        return self.position[0]
+
+    def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
+        if not 0 < self.position[0] <= after:
+            self.position = (0, 0)
+        start = self.position[1]
+        torn = b""
+        for offset, block in self.blocks(start):
+            events = ev.decode_block(block)
+            end = offset + len(block)
+            if events is None:
+                events, torn = self._decode_located(offset, block)
+                # A last line that is not a whole event is a torn write, never an event.
+                end -= len(torn)
+            for e in events:
+                if e.seq > after:
+                    yield e
+            if events:
+                self.position = (events[-1].seq, end)
+        self.torn_tail = torn + self.torn_tail
+
+    def _decode_located(self, offset: int, block: bytes) -> tuple[list[ev.AnyEvent], bytes]:
+        """Decode line by line: a bad line is CorruptLog with its place, or torn when it ends the file."""
+        out: list[ev.AnyEvent] = []
+        pos = 0
+        for raw in block.splitlines(keepends=True):
+            try:
+                out.append(ev.decode(raw))
+            except CorruptLog as e:
+                if pos + len(raw) == len(block) and self._size() == offset + len(block):
+                    return out, raw
+                number = self._line_number(offset + pos)
+                raise CorruptLog(f"{self.path}: line {number} (byte {offset + pos}): {e}") from e
+            pos += len(raw)
+        return out, b""
+
+    def last_line(self, offset: int) -> bytes:
+        """The whole line that ends at byte OFFSET (empty at 0, or when OFFSET is past the end)."""
+        size = 4096
+        while offset:
+            start = max(0, offset - size)
+            data = self._read_range(start, offset)
+            if len(data) != offset - start:
+                return b""
+            cut = data.rfind(b"\n", 0, len(data) - 1)
+            if cut >= 0 or start == 0:
+                return data[cut + 1:]
+            size *= 4
+        return b""
+
+    def _read_range(self, start: int, end: int) -> bytes:
+        fd = self._open(os.O_RDONLY)
+        try:
+            return os.pread(fd, end - start, start)
+        except OSError as e:
+            raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
+        finally:
+            os.close(fd)
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.path, follow_symlinks=False).st_size
+        except OSError as e:
+            raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
+
+    def _line_number(self, offset: int) -> int:
+        count = 1
+        for block_offset, block in self.blocks(0):
+            if block_offset >= offset:
+                break
+            count += block[: offset - block_offset].count(b"\n")
+        return count
+
+    def append(self, events: Sequence[ev.Event], expected: int) -> None:
+        head = self.head()
+        if head != expected:
+            raise ExpectedPositionError(f"the log moved: expected head {expected}, found {head}")
+        for n, e in enumerate(events, expected + 1):
+            if e.seq != n:
+                raise ExpectedPositionError(f"event seq {e.seq} does not follow {n - 1}")
+        if not events:
+            return
+        data = b"".join(ev.encode(e) for e in events)
+        end = self.position[1]
+        if self.torn_tail:
+            self._quarantine(end, self.torn_tail)
+        fd = self._open(os.O_WRONLY | os.O_CREAT)
+        try:
+            self._write_at(fd, end, data)
+        finally:
+            os.close(fd)
+        self.torn_tail = b""
+        self.position = (events[-1].seq, end + len(data))
+
+    def _write_at(self, fd: int, end: int, data: bytes) -> None:
+        """Write DATA at END, cutting off what followed; on failure leave the log as it was."""
+        try:
+            os.ftruncate(fd, end)
+            view = memoryview(data)
+            pos = end
+            while view:
+                n = os.pwrite(fd, view, pos)
+                view, pos = view[n:], pos + n
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as e:
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                pass
+            raise StorageError(f"cannot append to the log {self.path}: {e.strerror}") from e
+
+    def _quarantine(self, offset: int, data: bytes) -> None:
+        """Set aside bytes that are not a whole event, with a note of where they came from."""
+        folder = self.path.parent / "quarantine"
+        stamp = now().replace(":", "").replace("-", "")
+        name = f"{stamp}-{self.path.name}-at-{offset}"
+        try:
+            folder.mkdir(exist_ok=True)
+            (folder / f"{name}.bin").write_bytes(data)
+            (folder / f"{name}.txt").write_text(
+                f"{len(data)} bytes moved from {self.path.name} at byte {offset}:"
+                " a write that did not finish, so not an event.\n"
+            )
+        except OSError as e:
+            raise StorageError(f"cannot set aside a torn write: {e.strerror}") from e

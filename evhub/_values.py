@@ -1,0 +1,133 @@
+"""Value parsing and formatting: identifiers, durations, times, event ids, the clock."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+from ._errors import BadInput
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_DURATION_RE = re.compile(r"(\d{1,9})([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Ten years: longer ttls are typos, and they would overflow datetime arithmetic anyway.
+MAX_DURATION_S = 10 * 365 * 86400
+MAX_TEXT_BYTES = 64 * 1024
+STEP_STATUSES = ("pending", "in-progress", "done", "blocked", "skipped")
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return VALUE when it is a valid identifier, else raise BadInput."""
+    if not _ID_RE.fullmatch(value) or ".." in value:
+        shown = value.encode("unicode_escape", "backslashreplace").decode("ascii")[:80]
+        raise BadInput(
+            f"invalid {what} {shown!r}: use 1-64 of a-z 0-9 . _ - starting with a letter or digit, no '..'"
+        )
+    return value
+
+
+def slug(title: str) -> str:
+    """A milestone id made from its title: lower case, runs of other characters become '-'."""
+    s = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:64].strip("-._")
+    return s
+
+
+def check_text(value: str, what: str = "text") -> str:
+    """Return VALUE when it is non-empty, valid text and within the size limit."""
+    if "\x00" in value:
+        raise BadInput(f"{what} contains a NUL character")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise BadInput(f"{what} is not valid UTF-8") from e
+    if size > MAX_TEXT_BYTES:
+        raise BadInput(f"{what} is {size} bytes; the limit is {MAX_TEXT_BYTES}")
+    return value
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in a duration such as 30s, 5m, 2h, 1d or a bare number of seconds."""
+    m = _DURATION_RE.fullmatch(value.strip())
+    if not m:
+        raise BadInput(f"invalid duration {value!r}: use a number with s, m, h or d, such as 10m")
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0 or seconds > MAX_DURATION_S:
+        raise BadInput(f"duration {value!r} is out of range (1s to 3650d)")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A short human age: 45s, 12m, 3h, 2d."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def format_ts(dt: datetime) -> str:
+    """UTC RFC 3339 with microseconds and Z: fixed width, so strings sort as times do."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str) -> datetime:
+    """An RFC 3339 time (a naive one is taken as UTC)."""
+    text = value.strip()
+    try:
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError as e:
+        raise BadInput(f"invalid time {value!r}: use RFC 3339, such as 2026-11-25T14:02:00Z") from e
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def normalize_ts(value: str) -> str:
+    """VALUE as evhub writes times."""
+    return format_ts(parse_ts(value))
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    """Seconds from one stored time to another."""
+    return (parse_ts(later) - parse_ts(earlier)).total_seconds()
+
+
+def ts_minus(ts: str, seconds: float) -> str:
+    """The stored time SECONDS before TS."""
+    return format_ts(parse_ts(ts) - timedelta(seconds=seconds))
+
+
+def now() -> str:
+    """The current time: EVHUB_NOW when set (tests, reproducing a past moment), else the wall clock."""
+    fixed = os.environ.get("EVHUB_NOW")
+    if fixed:
+        try:
+            return normalize_ts(fixed)
+        except BadInput as e:
+            raise BadInput(f"EVHUB_NOW: {e}") from None
+    return format_ts(datetime.now(timezone.utc))
+
+
+def parse_when(value: str, now_ts: str) -> str:
+    """A point in time given as a duration ago (10m) or as an RFC 3339 time."""
+    if _DURATION_RE.fullmatch(value.strip()):
+        return ts_minus(now_ts, parse_duration(value))
+    return normalize_ts(value)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A ULID: 48 bits of milliseconds and 80 random bits, 26 Crockford base-32 characters."""
+    n = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
