@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 import typer
@@ -28,15 +28,15 @@ app.add_typer(milestone_app, name="milestone")
 app.add_typer(msg_app, name="msg")
 app.add_typer(handshake_app, name="handshake")
 
-_hub_dir: Optional[str] = None
+_hub_dir: str | None = None
 
 SessionOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--session", "-s", envvar="EVHUB_SESSION", help="Acting session id (else $EVHUB_SESSION)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 TokenOpt = Annotated[
-    Optional[int], typer.Option("--token", help="Refuse unless N is the current claim's fencing token.")
+    int | None, typer.Option("--token", help="Refuse unless N is the current claim's fencing token.")
 ]
 
 # Control characters would let text from the log drive the reader's terminal.
@@ -60,21 +60,21 @@ def hub() -> Hub:
     return Hub.find(_hub_dir)
 
 
-def need_session(session: Optional[str]) -> str:
+def need_session(session: str | None) -> str:
     if not session:
         raise BadInput("no session: pass --session ID or set EVHUB_SESSION")
     return session
 
 
-def duration(value: Optional[str]) -> Optional[int]:
+def duration(value: str | None) -> int | None:
     return None if value is None else parse_duration(value)
 
 
 @app.callback()
 def _root(
     hub_dir: Annotated[
-        Optional[str],
-        typer.Option("--hub", envvar="EVHUB_HUB", help="The folder holding SESSIONS/ (else found upward)."),
+        str | None,
+        typer.Option("--hub", help="The folder holding SESSIONS/ (else $EVHUB_HUB, else found upward)."),
     ] = None,
 ) -> None:
     global _hub_dir
@@ -99,11 +99,15 @@ def init(
 
 @app.command()
 def hello(
-    session_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="Id (default: first free session-N).")] = None,
+    session_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Id (default: first free session-N).")
+    ] = None,
     role: Annotated[str, typer.Option("--role")] = "",
     spec: Annotated[str, typer.Option("--spec", help="Specialization.")] = "",
     about: Annotated[str, typer.Option("--about", help="What you are working on.")] = "",
-    resume: Annotated[bool, typer.Option("--resume", help="The same session coming back after a context loss.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="The same session coming back after a context loss.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Register a session (say hello)."""
@@ -161,7 +165,7 @@ def sessions(
 @app.command()
 def claim(
     priority: str,
-    ttl: Annotated[Optional[str], typer.Option("--ttl", help="Let the claim lapse after this long unrefreshed.")] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Let the claim lapse after this long unrefreshed.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -243,7 +247,7 @@ def status(json: JsonOpt = False) -> None:
 
 @app.command()
 def recall(
-    session_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="Default: $EVHUB_SESSION.")] = None,
+    session_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="Default: $EVHUB_SESSION.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -265,7 +269,9 @@ def recall(
 
 @app.command()
 def save(
-    mode: Annotated[str, typer.Option("--mode", help="auto, quick, milestone or full (full commits SESSIONS/).")] = "auto",
+    mode: Annotated[
+        str, typer.Option("--mode", help="auto, quick, milestone or full (full commits SESSIONS/).")
+    ] = "auto",
     note_text: Annotated[str, typer.Option("--note")] = "",
     session: SessionOpt = None,
     json: JsonOpt = False,
@@ -281,11 +287,13 @@ def save(
 
 @app.command()
 def log(
-    session: Annotated[Optional[str], typer.Option("--session", "-s", help="Only this session's events.")] = None,
-    type_: Annotated[Optional[str], typer.Option("--type", help="Only this event type (claim, msg... or full name).")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="10m ago or an RFC 3339 time.")] = None,
-    until: Annotated[Optional[str], typer.Option("--until")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the last N matching events.")] = None,
+    session: Annotated[str | None, typer.Option("--session", "-s", help="Only this session's events.")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Only this event type (claim, msg... or full name).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="10m ago or an RFC 3339 time.")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the last N matching events.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until interrupted.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the stored lines.")] = False,
 ) -> None:
@@ -308,9 +316,9 @@ def log(
 
 @app.command()
 def replay(
-    at: Annotated[Optional[str], typer.Option("--at", help="As the hub stood at this time (or 10m ago).")] = None,
-    upto: Annotated[Optional[int], typer.Option("--upto", min=0, help="As the hub stood after this seq.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write the views here, not into SESSIONS/.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="As the hub stood at this time (or 10m ago).")] = None,
+    upto: Annotated[int | None, typer.Option("--upto", min=0, help="As the hub stood after this seq.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write the views here, not into SESSIONS/.")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Rebuild every view from the log alone (in place, or into a folder)."""
@@ -374,7 +382,9 @@ def sql(query: str, json: JsonOpt = False) -> None:
 
 @app.command()
 def demo(
-    directory: Annotated[Optional[Path], typer.Argument(help="Where to make the demo hub (default: a new temp dir).")] = None,
+    directory: Annotated[
+        Path | None, typer.Argument(help="Where to make the demo hub (default: a new temp dir).")
+    ] = None,
 ) -> None:
     """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent."""
     from ._demo import run_demo
@@ -388,9 +398,9 @@ def demo(
 @milestone_app.command("create")
 def milestone_create(
     title: str,
-    priority: Annotated[Optional[str], typer.Option("--priority", help="Default: the milestone id.")] = None,
-    step: Annotated[Optional[list[str]], typer.Option("--step", help="One per step, in order.")] = None,
-    milestone_id: Annotated[Optional[str], typer.Option("--id", help="Default: a slug of the title.")] = None,
+    priority: Annotated[str | None, typer.Option("--priority", help="Default: the milestone id.")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", help="One per step, in order.")] = None,
+    milestone_id: Annotated[str | None, typer.Option("--id", help="Default: a slug of the title.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -407,7 +417,7 @@ def milestone_create(
 @milestone_app.command("claim")
 def milestone_claim(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
-    ttl: Annotated[Optional[str], typer.Option("--ttl")] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:

@@ -7,7 +7,8 @@ each its unique id and appends them all in one write.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
+from typing import Union
 
 import msgspec
 

@@ -156,7 +156,8 @@ def encode(event: Event) -> bytes:
 def decode(line: bytes) -> AnyEvent:
     """The event on one log line; CorruptLog when the line is not a whole event."""
     try:
-        return _decoder.decode(line)
+        event: AnyEvent = _decoder.decode(line)
+        return event
     except msgspec.ValidationError as e:
         try:
             raw = msgspec.json.decode(line)

@@ -16,10 +16,10 @@ from typing import Any
 
 from . import _decide as cmd
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, EvhubError, HubNotFound, NotFound, StorageError
+from ._errors import BadInput, CorruptLog, HubNotFound, NotFound, StorageError
 from ._lock import HubLock
 from ._readmodel import Checkpoint, ReadModel
-from ._state import State, copy_state, evolve, fold
+from ._state import State, evolve, fold
 from ._store import JsonlStore
 from ._values import check_id, new_id, now, parse_when
 
@@ -129,6 +129,9 @@ class Hub:
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
+        return self._execute(*commands)[0]
+
+    def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         if not self.log_path.is_file():
             raise HubNotFound(f"no hub at {self.root}")
         with self._lock():
@@ -141,16 +144,16 @@ class Hub:
             events: list[ev.Event] = []
             for c in commands:
                 decided = cmd.decide(c, state, clock)
-                for e in decided:
-                    e.id = new_id()
-                    evolve(state, e)
+                for event in decided:
+                    event.id = new_id()
+                    evolve(state, event)
                 events += decided
             if events:
                 self.store.append(events, head)
             if events or moved:
                 self._save(state)
             self.render(state)
-        return events
+        return events, state
 
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""
@@ -194,8 +197,8 @@ class Hub:
 
     def claim(self, session: str, priority: str, ttl_s: int | None = None) -> int:
         """Claim PRIORITY; returns the claim's fencing token."""
-        self.execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s))
-        return self.state().claims[priority].token
+        _, state = self._execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s))
+        return state.claims[priority].token
 
     def release(self, session: str, priority: str, *, done: bool = False, note: str = "",
                 force: bool = False, token: int | None = None) -> None:
@@ -218,10 +221,10 @@ class Hub:
 
     def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> int:
         """Own MILESTONE and claim its priority; returns the claim's token."""
-        events = self.execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s))
+        events, state = self._execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s))
         claimed = events[-1]
         assert isinstance(claimed, ev.PriorityClaimed)
-        return self.state().claims[claimed.priority].token
+        return state.claims[claimed.priority].token
 
     def update_step(self, session: str, milestone: str, step: int, status: str, *, note: str = "",
                     token: int | None = None) -> None:

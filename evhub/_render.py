@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ._errors import StorageError
-from ._state import Claim, Milestone, Proposal, Session, State
+from ._report import claim_dict, milestone_dict
+from ._state import Claim, Proposal, Session, State
 from ._values import format_duration
 
 MESSAGES_SHOWN = 100
@@ -44,9 +45,9 @@ def render(state: State, now: str) -> dict[str, View]:
         if state.is_alive(sid, now):
             views[f"HEARTBEATS/{sid}.json"] = _json({"id": sid, "time": s.last_seen, "status": s.status})
     for priority in sorted(state.claims):
-        views[f"PRIORITIES/{priority}.lock"] = _json(_lock(state, state.claims[priority], now))
+        views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, state.claims[priority], now))
     for mid in sorted(state.milestones):
-        views[f"MILESTONES/{mid}.json"] = _json(_milestone(state.milestones[mid]))
+        views[f"MILESTONES/{mid}.json"] = _json(milestone_dict(state.milestones[mid]))
     # Proposals are kept in log order, so the last one seen for a proposer is its latest.
     latest = {p.session: p for p in state.proposals}
     for sid in sorted(latest):
@@ -193,37 +194,6 @@ def _proposal(p: Proposal) -> dict[str, Any]:
         "accepted": p.accepted,
         "rejected_by": p.rejected_by,
         "reject_reason": p.reject_reason,
-    }
-
-
-def _lock(state: State, c: Claim, now: str) -> dict[str, Any]:
-    return {
-        "priority": c.priority,
-        "session": c.session,
-        "token": c.token,
-        "since": c.since,
-        "refreshed": c.refreshed,
-        "ttl_s": c.ttl_s,
-        "took_over_from": c.took_over_from,
-        "holder_alive": state.is_alive(c.session, now),
-        "stale": not state.claim_holds(c, now),
-    }
-
-
-def _milestone(m: Milestone) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "title": m.title,
-        "priority": m.priority,
-        "owner": m.owner,
-        "created": m.created,
-        "created_by": m.created_by,
-        "completed": m.completed,
-        "steps": [
-            {"n": n, "text": s.text, "status": s.status, "note": s.note, "updated": s.updated, "by": s.by}
-            for n, s in enumerate(m.steps, 1)
-        ],
-        "progress": {"done": m.done_count, "total": len(m.steps)},
     }
 
 

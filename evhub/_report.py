@@ -41,6 +41,7 @@ def claim_dict(st: State, c: Claim, now: str) -> dict[str, Any]:
         "since": c.since,
         "alive": st.is_alive(c.session, now),
         "stale": not st.claim_holds(c, now),
+        "refreshed": c.refreshed,
         "ttl_s": c.ttl_s,
         "took_over_from": c.took_over_from,
     }
@@ -57,9 +58,11 @@ def milestone_dict(m: Milestone) -> dict[str, Any]:
         "priority": m.priority,
         "owner": m.owner,
         "created": m.created,
+        "created_by": m.created_by,
         "completed": m.completed,
         "steps": [
-            {"n": n, "text": s.text, "status": s.status, "note": s.note} for n, s in enumerate(m.steps, 1)
+            {"n": n, "text": s.text, "status": s.status, "note": s.note, "updated": s.updated, "by": s.by}
+            for n, s in enumerate(m.steps, 1)
         ],
         "progress": {"done": m.done_count, "total": len(m.steps)},
     }

@@ -7,7 +7,8 @@ so folding the same events always gives the same state.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 
@@ -176,7 +177,7 @@ def copy_state(state: State) -> State:
     return msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=State)
 
 
-def fold(events: "list[ev.AnyEvent] | tuple[ev.AnyEvent, ...]", state: State | None = None) -> State:
+def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = None) -> State:
     """The state after EVENTS, starting from STATE (or an empty hub)."""
     st = State() if state is None else state
     for e in events:
@@ -184,7 +185,7 @@ def fold(events: "list[ev.AnyEvent] | tuple[ev.AnyEvent, ...]", state: State | N
     return st
 
 
-def evolve(state: State, e: ev.AnyEvent) -> State:
+def evolve(state: State, e: ev.Event | ev.UnknownEvent) -> State:
     """Apply one event to STATE and return it."""
     state.seq = e.seq
     if e.ts > state.last_ts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ._errors import BadInput
 
@@ -72,7 +72,7 @@ def format_duration(seconds: float) -> str:
 
 def format_ts(dt: datetime) -> str:
     """UTC RFC 3339 with microseconds and Z: fixed width, so strings sort as times do."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_ts(value: str) -> datetime:
@@ -83,8 +83,8 @@ def parse_ts(value: str) -> datetime:
     except ValueError as e:
         raise BadInput(f"invalid time {value!r}: use RFC 3339, such as 2026-11-25T14:02:00Z") from e
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def normalize_ts(value: str) -> str:
@@ -110,7 +110,7 @@ def now() -> str:
             return normalize_ts(fixed)
         except BadInput as e:
             raise BadInput(f"EVHUB_NOW: {e}") from None
-    return format_ts(datetime.now(timezone.utc))
+    return format_ts(datetime.now(UTC))
 
 
 def parse_when(value: str, now_ts: str) -> str:

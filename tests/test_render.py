@@ -176,7 +176,7 @@ def test_json_views_parse_and_carry_the_state() -> None:
     assert docs["HANDSHAKES/bob.json"]["reason"] == "nicer"
     deploy, api = docs["PRIORITIES/deploy.lock"], docs["PRIORITIES/api.lock"]
     assert deploy["session"] == "alice" and deploy["token"] == 5 and not deploy["stale"]
-    assert api["holder_alive"] and api["stale"] and api["ttl_s"] == 60
+    assert api["alive"] and api["stale"] and api["ttl_s"] == 60
     assert "PRIORITIES/docs.lock" not in views
     dash = docs["MILESTONES/dash.json"]
     assert dash["progress"] == {"done": 1, "total": 3} and dash["owner"] == "alice"
@@ -249,7 +249,7 @@ def test_write_views_makes_the_folder_hold_exactly_the_views(tmp_path: Path) -> 
     later = render(log.state(), at(350))
     write_views(sessions, later)
     assert not (sessions / "HEARTBEATS" / "carol.json").exists()
-    assert json.loads((sessions / "PRIORITIES" / "api.lock").read_bytes())["holder_alive"] is False
+    assert json.loads((sessions / "PRIORITIES" / "api.lock").read_bytes())["alive"] is False
     assert snapshot(sessions / "events") == before
 
 
