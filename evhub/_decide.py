@@ -157,11 +157,19 @@ def _holder_error(claim: Claim, now: str) -> Conflict:
 def _hello(cmd: Hello, st: State, now: str) -> list[ev.Event]:
     if cmd.session is None:
         n = 1
-        while f"session-{n}" in st.sessions or f"session-{n}" in st.aliases:
+        while (
+            f"session-{n}" in st.sessions
+            or f"session-{n}" in st.aliases
+            or st.pending_proposal(f"session-{n}") is not None
+        ):
             n += 1
         sid = f"session-{n}"
     else:
         sid = check_id(cmd.session, "session id")
+    # Agreeing that proposal would rename its proposer on top of this newcomer.
+    pending = st.pending_proposal(sid)
+    if pending is not None:
+        raise Conflict(f"{pending.session} has proposed to be known as {sid}: pick another id")
     for what, text in (("role", cmd.role), ("specialization", cmd.specialization), ("about", cmd.about)):
         check_text(text, what)
     known = sid in st.sessions
@@ -322,6 +330,8 @@ def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
 
 def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
+    if cmd.upto > st.seq:
+        raise BadInput(f"cannot mark messages read up to {cmd.upto}: the log ends at {st.seq}")
     if cmd.upto <= st.sessions[sid].read_upto:
         return []
     return [_new(ev.MessagesRead, session=sid, upto=cmd.upto)]
@@ -335,11 +345,8 @@ def _propose(cmd: ProposeId, st: State, now: str) -> list[ev.Event]:
     if proposed in st.sessions:
         raise Conflict(f"id {proposed} is taken by a registered session")
     pending = st.pending_proposal(proposed)
-    if pending is not None:
+    if pending is not None and pending.session != sid and st.is_alive(pending.session, now):
         raise Conflict(f"{pending.session} has already proposed {proposed}")
-    for p in st.proposals:
-        if p.status == "pending" and p.session == sid:
-            raise Conflict(f"you already proposed {p.proposed}; wait for its answers")
     return [_new(ev.IdProposed, session=sid, proposed=proposed, reason=check_text(cmd.reason, "reason"))]
 
 

@@ -161,9 +161,9 @@ def decode(line: bytes) -> AnyEvent:
     except msgspec.ValidationError as e:
         try:
             raw = msgspec.json.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise CorruptLog(f"not an event: {e}") from e
-        if isinstance(raw, dict) and raw.get("type") not in EVENT_TYPES:
+        if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] not in EVENT_TYPES:
             try:
                 return _unknown_decoder.decode(line)
             except msgspec.ValidationError as e2:
@@ -171,6 +171,8 @@ def decode(line: bytes) -> AnyEvent:
         raise CorruptLog(f"not an event: {e}") from e
     except msgspec.DecodeError as e:
         raise CorruptLog(f"not JSON: {e}") from e
+    except UnicodeDecodeError as e:
+        raise CorruptLog(f"not UTF-8: {e}") from e
 
 
 def decode_block(lines: bytes) -> list[AnyEvent] | None:
@@ -178,7 +180,7 @@ def decode_block(lines: bytes) -> list[AnyEvent] | None:
     try:
         events: list[AnyEvent] = _decoder.decode_lines(lines)
         return events
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 

@@ -160,10 +160,11 @@ class State(msgspec.Struct):
 
     def inbox(self, session_id: str, after: int | None = None) -> list[Message]:
         """Messages to SESSION_ID or to all, not from it, after its read position (or AFTER)."""
-        s = self.sessions[session_id]
-        me = {s.id, *s.aka}
-        start = s.read_upto if after is None else after
-        return [m for m in self.messages if m.seq > start and m.sender not in me and (m.to == "all" or m.to in me)]
+        start = self.sessions[session_id].read_upto if after is None else after
+        return [
+            m for m in self.messages
+            if m.seq > start and m.sender != session_id and m.to in ("all", session_id)
+        ]
 
     def pending_proposal(self, proposed: str) -> Proposal | None:
         for p in self.proposals:
@@ -254,6 +255,10 @@ def _left(st: State, e: ev.SessionLeft) -> None:
 
 def _proposed(st: State, e: ev.IdProposed) -> None:
     voters = [sid for sid in st.live_sessions(e.ts) if sid != e.session]
+    # A new proposal replaces the proposer's pending one, and one for the same id whose proposer died.
+    for old in st.proposals:
+        if old.status == "pending" and (old.session == e.session or old.proposed == e.proposed):
+            old.status = "withdrawn"
     p = Proposal(seq=e.seq, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters)
     st.proposals.append(p)
     s = st.sessions.get(e.session)
@@ -306,6 +311,8 @@ def _rename(st: State, old: str, new: str) -> None:
     s.agreement = "agreed"
     s.aka.append(old)
     st.sessions[new] = s
+    # An old name taken up again stops leading to its former owner, as after a hello under it.
+    st.aliases.pop(new, None)
     for alias, target in st.aliases.items():
         if target == old:
             st.aliases[alias] = new
@@ -316,9 +323,14 @@ def _rename(st: State, old: str, new: str) -> None:
     for m in st.milestones.values():
         if m.owner == old:
             m.owner = new
+    # Mail follows the session, so a later session under the old name never reads it.
+    for msg in st.messages:
+        if msg.to == old:
+            msg.to = new
+        if msg.sender == old:
+            msg.sender = new
+    # Proposals keep the proposer's id as it was then: the record of who asked for what.
     for p in st.proposals:
-        if p.session == old:
-            p.session = new
         p.voters = [new if v == old else v for v in p.voters]
         p.accepted = [new if v == old else v for v in p.accepted]
 
