@@ -108,6 +108,12 @@ class MessagesRead(SessionEvent, tag="messages_read", kw_only=True, gc=False):
     upto: int
 
 
+class EventLost(Event, tag="event_lost", kw_only=True, gc=False):
+    """Written by `evhub repair` in place of an event whose line was damaged, so seq stays gap-free."""
+
+    reason: str
+
+
 class UnknownEvent(msgspec.Struct, kw_only=True, gc=False):
     """An event of a type this evhub does not know (from a newer one): kept, never folded."""
 
@@ -135,6 +141,7 @@ KnownEvent = Union[
     StepUpdated,
     MessagePosted,
     MessagesRead,
+    EventLost,
 ]
 AnyEvent = Union[KnownEvent, UnknownEvent]
 

@@ -86,7 +86,7 @@ def _type_of(e: ev.AnyEvent) -> str:
 
 
 def _show(v: Any) -> str:
-    text = str(v)
+    text = ",".join(map(str, v)) if isinstance(v, list) else str(v)
     return repr(text) if any(c.isspace() for c in text) or not text else text
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _decide as cmd
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, HubNotFound, NotFound, StorageError
+from ._errors import BadInput, Conflict, CorruptLog, HubNotFound, NotFound, StorageError
 from ._lock import HubLock
 from ._readmodel import Checkpoint, ReadModel
 from ._state import State, evolve, fold
@@ -46,25 +46,42 @@ class Hub:
     # -- finding and creating ---------------------------------------------------------------
 
     @classmethod
-    def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300) -> tuple[Hub, bool]:
-        """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged."""
+    def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300, adopt: bool = False) -> tuple[Hub, bool]:
+        """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged.
+
+        A hand-kept SESSIONS/ is never overwritten: with ADOPT its files are first moved,
+        untouched, into SESSIONS/events/legacy-<time>/; without it, init refuses."""
         hub = cls(directory)
-        if hub.log_path.exists():
+        # An empty log is a crash between creating it and writing its first event: not yet a hub.
+        if hub.log_path.exists() and hub.log_path.stat().st_size > 0:
             return hub, False
         if not 1 <= alive_ttl_s <= 30 * 86400:
             raise BadInput("the alive ttl must be between 1s and 30d")
+        kept = [p for p in hub.dir.iterdir() if p.name != "events"] if hub.dir.is_dir() else []
+        if kept and not adopt:
+            raise Conflict(
+                f"{hub.dir} exists and was not made by evhub: rerun with --adopt to keep its files "
+                "in SESSIONS/events/legacy-<time>/ and start the hub there"
+            )
         try:
             hub.events_dir.mkdir(parents=True, exist_ok=True)
+            if kept:
+                legacy = hub.events_dir / ("legacy-" + now().replace(":", "").replace("-", ""))
+                legacy.mkdir()
+                for path in kept:
+                    path.rename(legacy / path.name)
             gitignore = hub.events_dir / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text(GITIGNORE)
         except OSError as e:
             raise StorageError(f"cannot create {hub.events_dir}: {e.strerror}") from e
         with HubLock(hub.events_dir / "lock"):
-            if hub.store.head() == 0:
+            # Decided under the lock: of several racing inits, only the one that wrote says it made the hub.
+            created = hub.store.head() == 0
+            if created:
                 hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
             hub._refresh()
-        return hub, True
+        return hub, created
 
     @classmethod
     def find(cls, hub: Path | str | None = None) -> Hub:
@@ -339,10 +356,24 @@ class Hub:
     def why(self, priority: str) -> list[dict[str, Any]]:
         """The history of PRIORITY's claims and releases, oldest first."""
         priority = check_id(priority, "priority")
-        rows = []
+        rows: list[dict[str, Any]] = []
+        holder: str | None = None
         for e in self.events():
-            if isinstance(e, (ev.PriorityClaimed, ev.PriorityReleased)) and e.priority == priority:
-                rows.append(ev.to_dict(e))
+            if isinstance(e, ev.PriorityClaimed) and e.priority == priority:
+                if e.took_over_from:
+                    action = "took over"
+                else:
+                    action = "refreshed" if holder == e.session else "claimed"
+                holder = e.session
+            elif isinstance(e, ev.PriorityReleased) and e.priority == priority:
+                action = "force-released" if e.forced else ("finished" if e.done else "released")
+                holder = None
+            elif isinstance(e, ev.SessionRegistered) and e.session == holder and not e.resume:
+                action = "dropped"  # a new incarnation of the holder never revives its claim
+                holder = None
+            else:
+                continue
+            rows.append({"action": action, **ev.to_dict(e)})
         if not rows:
             raise NotFound(f"{priority} has never been claimed")
         return rows
@@ -352,5 +383,18 @@ class Hub:
         from ._verify import verify
 
         return verify(self)
+
+    def repair(self) -> dict[str, Any]:
+        """Set aside what cannot be read so the log verifies again; nothing is deleted."""
+        from ._repair import repair
+
+        if not self.log_path.is_file():
+            raise HubNotFound(f"no hub at {self.root}")
+        with self._lock():
+            result = repair(self)
+            if result["repaired"]:
+                self.readmodel.discard()
+                self._refresh()
+        return result
 
 

@@ -81,4 +81,12 @@ def _read_holder(fd: int) -> str:
         pid = os.pread(fd, 32, 0).decode().strip()
     except (OSError, UnicodeDecodeError):
         pid = ""
-    return f"pid {pid}" if pid.isdigit() else "another process"
+    if not pid.isdigit():
+        return "another process"
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "another process"  # the pid recorded is gone: the holder is not an evhub process
+    except PermissionError:
+        pass
+    return f"pid {pid}"

@@ -329,7 +329,25 @@ def write_views(sessions_dir: Path, views: dict[str, View]) -> int:
             raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
     for folder in VIEW_DIRS:
         changed += _remove_stale(sessions_dir, folder, views)
+    for temps_dir in (sessions_dir, sessions_dir / "scripts"):
+        changed += _remove_leftover_temps(temps_dir)
     return changed
+
+
+def _remove_leftover_temps(folder: Path) -> int:
+    """Remove the temp files of a writer that was killed mid-view (views are written under the lock,
+    so no live writer owns one)."""
+    try:
+        with os.scandir(folder) as entries:
+            leftovers = [e.path for e in entries
+                         if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)]
+        for p in leftovers:
+            os.unlink(p)
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        raise StorageError(f"cannot remove leftover temp files in {folder}: {e.strerror or e}") from e
+    return len(leftovers)
 
 
 def _ensure_dirs(root: Path, folder: Path, known: set[Path]) -> None:

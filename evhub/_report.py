@@ -110,8 +110,20 @@ def progress_bar(done: int, total: int, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+def _folded(doc: Any) -> Any:
+    """DOC with every string folded onto one line, so free text (a message, a status, a role) can
+    never start a heading or a fake line of its own in the markdown reports."""
+    if isinstance(doc, str):
+        return " ".join(doc.split())
+    if isinstance(doc, dict):
+        return {k: _folded(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_folded(v) for v in doc]
+    return doc
+
+
 def status_markdown(st: State, now: str) -> str:
-    doc = status(st, now)
+    doc = _folded(status(st, now))
     out = ["# evhub status", ""]
     f = doc["focus"]
     out.append(f"**Priority:** {f['text']} (set by {f['session']}, {_ago(f['ts'], now)})" if f
@@ -120,7 +132,8 @@ def status_markdown(st: State, now: str) -> str:
     for s in doc["sessions"]:
         holds = f" holds {', '.join(s['holds'])}" if s["holds"] else ""
         status_text = f" [{s['status']}]" if s["status"] else ""
-        out.append(f"- {s['id']}{status_text} {s['role']}: seen {_ago(s['last_seen'], now)}{holds}")
+        role = f" ({s['role']})" if s["role"] else ""
+        out.append(f"- {s['id']}{role}{status_text}: seen {_ago(s['last_seen'], now)}{holds}")
     if not doc["sessions"]:
         out.append("- none")
     out += ["", f"## Claims ({len(doc['claims'])})"]
@@ -172,7 +185,7 @@ def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> dict[
 
 
 def recall_markdown(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> str:
-    doc = recall(st, sid, now, recent)
+    doc = _folded(recall(st, sid, now, recent))
     s = doc["session"]
     out = [f"# Recall for {sid}", ""]
     out.append(f"You are **{sid}**" + (f", role: {s['role']}" if s["role"] else "")
@@ -204,7 +217,8 @@ def recall_markdown(st: State, sid: str, now: str, recent: list[dict[str, Any]])
     out += [f"- #{e['seq']} {e['ts']} {e['type']}" for e in doc["recent_events"]] or ["- none"]
     out += ["", "## Other live sessions"]
     for o in doc["others"]:
-        out.append(f"- {o['id']} {o['role']}: seen {_ago(o['last_seen'], now)}")
+        role = f" ({o['role']})" if o["role"] else ""
+        out.append(f"- {o['id']}{role}: seen {_ago(o['last_seen'], now)}")
     if not doc["others"]:
         out.append("- none")
     return "\n".join(out) + "\n"

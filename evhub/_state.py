@@ -416,6 +416,10 @@ def _read(st: State, e: ev.MessagesRead) -> None:
         s.read_upto = e.upto
 
 
+def _lost(st: State, e: ev.EventLost) -> None:
+    """A placeholder for a damaged line changes no state: what it held is in quarantine."""
+
+
 _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.HubCreated: _hub_created,
     ev.SessionRegistered: _registered,
@@ -433,4 +437,5 @@ _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.StepUpdated: _step_updated,
     ev.MessagePosted: _message,
     ev.MessagesRead: _read,
+    ev.EventLost: _lost,
 }

@@ -107,24 +107,36 @@ class JsonlStore(Store):
     def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
         if not 0 < self.position[0] <= after:
             self.position = (0, 0)
-        start = self.position[1]
+        last, start = self.position
         torn = b""
         for offset, block in self.blocks(start):
             events = ev.decode_block(block)
             end = offset + len(block)
+            damaged = None
+            if events is not None and len(events) != block.count(b"\n"):
+                events = None  # a blank line, or two values on one line: not one event a line
             if events is None:
-                events, torn = self._decode_located(offset, block)
+                events, torn, damaged = self._decode_located(offset, block)
                 # A last line that is not a whole event is a torn write, never an event.
                 end -= len(torn)
             for e in events:
+                if e.seq != last + 1:
+                    raise CorruptLog(f"{self.path}: seq {e.seq} follows seq {last}: a gap or a repeat "
+                                     "(`evhub verify` names the line)")
+                last = e.seq
                 if e.seq > after:
                     yield e
+            if damaged is not None:
+                raise damaged  # after the whole events before it, so readers can answer from them
             if events:
                 self.position = (events[-1].seq, end)
         self.torn_tail = torn + self.torn_tail
 
-    def _decode_located(self, offset: int, block: bytes) -> tuple[list[ev.AnyEvent], bytes]:
-        """Decode line by line: a bad line is CorruptLog with its place, or torn when it ends the file."""
+    def _decode_located(
+        self, offset: int, block: bytes
+    ) -> tuple[list[ev.AnyEvent], bytes, CorruptLog | None]:
+        """Decode line by line: the events before a bad line, and the bad line as torn bytes when it
+        ends the file, else as a CorruptLog naming its place."""
         out: list[ev.AnyEvent] = []
         pos = 0
         for raw in block.splitlines(keepends=True):
@@ -132,11 +144,13 @@ class JsonlStore(Store):
                 out.append(ev.decode(raw))
             except CorruptLog as e:
                 if pos + len(raw) == len(block) and self._size() == offset + len(block):
-                    return out, raw
+                    return out, raw, None
                 number = self._line_number(offset + pos)
-                raise CorruptLog(f"{self.path}: line {number} (byte {offset + pos}): {e}") from e
+                damaged = CorruptLog(f"{self.path}: line {number} (byte {offset + pos}): {e}")
+                damaged.__cause__ = e
+                return out, b"", damaged
             pos += len(raw)
-        return out, b""
+        return out, b"", None
 
     def last_line(self, offset: int) -> bytes:
         """The whole line that ends at byte OFFSET (empty at 0, or when OFFSET is past the end)."""
@@ -221,6 +235,11 @@ class JsonlStore(Store):
         name = f"{stamp}-{self.path.name}-at-{offset}"
         try:
             folder.mkdir(exist_ok=True)
+            # Never over an earlier one: with EVHUB_NOW fixed, two torn tails at one offset share a stamp.
+            base, n = name, 1
+            while (folder / f"{name}.bin").exists():
+                n += 1
+                name = f"{base}-{n}"
             (folder / f"{name}.bin").write_bytes(data)
             (folder / f"{name}.txt").write_text(
                 f"{len(data)} bytes moved from {self.path.name} at byte {offset}:"

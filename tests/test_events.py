@@ -41,6 +41,8 @@ SPEC_TYPES = {
     "step_updated",
     "message_posted",
     "messages_read",
+    # Not in the spec's table: what `evhub repair` writes in place of a damaged line.
+    "event_lost",
 }
 
 # Any text UTF-8 can carry (no lone surrogates), and the awkward pieces a log must survive.

@@ -1,0 +1,83 @@
+"""`evhub repair`: make a damaged log verify again without deleting anything.
+
+The log is copied aside first.  Lines that are not whole events, and duplicates, move to
+SESSIONS/events/quarantine/ with a note; each seq left missing gets an `event_lost`
+placeholder, so seq stays gap-free and every later event keeps its seq (and so its fencing
+token).  The new log replaces the old one by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from . import _events as ev
+from ._errors import CorruptLog, StorageError
+from ._store import JsonlStore
+from ._values import new_id, now
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+
+def repair(hub: Hub) -> dict[str, Any]:
+    """Rewrite HUB's log as its readable events. The caller holds the hub lock."""
+    store = JsonlStore(hub.log_path)
+    stamp = now().replace(":", "").replace("-", "")
+    quarantine = hub.events_dir / "quarantine"
+    kept: list[bytes] = []
+    set_aside: list[str] = []
+    lost = 0
+    ids: set[str] = set()
+    expected = 1
+    lines = 0
+
+    def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
+        name = f"{stamp}-line-{number}"
+        try:
+            quarantine.mkdir(exist_ok=True)
+            (quarantine / f"{name}.bin").write_bytes(raw)
+            (quarantine / f"{name}.txt").write_text(
+                f"{len(raw)} bytes from line {number} (byte {offset}) of {hub.log_path.name}, "
+                f"set aside by evhub repair: {why}\n"
+            )
+        except OSError as e:
+            raise StorageError(f"cannot set aside line {number}: {e.strerror}") from e
+        set_aside.append(f"quarantine/{name}.bin")
+
+    for number, line in enumerate(store.lines(0), 1):
+        lines = number
+        try:
+            event = ev.decode(line.raw)
+        except CorruptLog as e:
+            put_aside(line.raw, number, line.offset, f"not an event ({e})")
+            continue
+        if event.seq < expected or event.id in ids:
+            put_aside(line.raw, number, line.offset, f"seq {event.seq} or id {event.id} seen before")
+            continue
+        for seq in range(expected, event.seq):
+            placeholder = ev.EventLost(seq=seq, id=new_id(), ts=event.ts,
+                                       reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
+            kept.append(ev.encode(placeholder))
+            lost += 1
+        kept.append(line.raw)
+        ids.add(event.id)
+        expected = event.seq + 1
+    if store.torn_tail:
+        put_aside(store.torn_tail, lines + 1, store.scanned_to, "an unfinished write")
+    if not set_aside and not lost:
+        return {"repaired": False, "events": expected - 1, "set_aside": [], "lost": 0, "backup": None}
+    backup = hub.events_dir / f"log.jsonl.before-repair-{stamp}"
+    fresh = hub.events_dir / f".log.jsonl.repair-{stamp}"
+    try:
+        shutil.copyfile(hub.log_path, backup, follow_symlinks=False)
+        with open(fresh, "wb") as f:
+            f.write(b"".join(kept))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(fresh, hub.log_path)
+    except OSError as e:
+        raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
+    return {"repaired": True, "events": expected - 1, "set_aside": set_aside, "lost": lost,
+            "backup": backup.name}

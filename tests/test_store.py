@@ -1,0 +1,503 @@
+"""The store interface, as a conformance suite every store must pass, and the JSONL store's own promises.
+
+`StoreConformance` is not collected itself (no `Test` prefix); each store subclasses it with a
+`make_store(root)`.  A PostgreSQL store will subclass it as `TestJsonlStore` does here.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evhub import CorruptLog, Hub, StorageError
+from evhub import _events as ev
+from evhub._errors import ExpectedPositionError
+from evhub._store import JsonlStore, Store
+from evhub._values import format_ts, new_id
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+# One sample of every event type, every field set away from its default, text that needs escaping.
+TEMPLATES: list[tuple[type[ev.Event], dict[str, Any]]] = [
+    (ev.HubCreated, {"alive_ttl_s": 120}),
+    (ev.SessionRegistered, {"session": "alice", "role": "builder", "specialization": "ui",
+                            "about": "the dashboard \u2713", "resume": True}),
+    (ev.Heartbeat, {"session": "alice", "status": "compiling"}),
+    (ev.SessionLeft, {"session": "bob"}),
+    (ev.IdProposed, {"session": "bob", "proposed": "robert", "reason": "nicer"}),
+    (ev.IdAccepted, {"session": "alice", "proposed": "robert", "reason": "fine"}),
+    (ev.IdRejected, {"session": "carol", "proposed": "robert", "reason": "taken"}),
+    (ev.PriorityClaimed, {"session": "alice", "priority": "api", "ttl_s": 600, "took_over_from": "bob"}),
+    (ev.PriorityReleased, {"session": "alice", "priority": "api", "done": True, "note": "shipped",
+                           "forced": True}),
+    (ev.FocusSet, {"session": "alice", "text": 'line one\nline two "quoted"\r\n\ttab'}),
+    (ev.NoteAdded, {"session": "alice", "text": "\u65e5\u672c\u8a9e, emoji \U0001f389, back\\slash, \x00nul"}),
+    (ev.MilestoneCreated, {"session": "alice", "milestone": "dash", "title": "Dashboard", "priority": "api",
+                           "steps": ["build", "test", "ship"]}),
+    (ev.MilestoneClaimed, {"session": "alice", "milestone": "dash"}),
+    (ev.StepUpdated, {"session": "alice", "milestone": "dash", "step": 2, "status": "blocked",
+                      "note": "waiting"}),
+    (ev.MessagePosted, {"session": "bob", "to": "alice", "text": '{"not": "an event"}\n}'}),
+    (ev.MessagesRead, {"session": "alice", "upto": 3}),
+    (ev.EventLost, {"reason": "seq 17 was missing or unreadable; see quarantine/"}),
+]
+
+
+def make_event(seq: int, kind: int | None = None, **override: Any) -> ev.Event:
+    """Event number SEQ: the sample of type KIND (default: cycling through every type)."""
+    cls, fields = TEMPLATES[(seq - 1 if kind is None else kind) % len(TEMPLATES)]
+    ts = format_ts(T0 + timedelta(seconds=seq, microseconds=seq))
+    return cls(seq=seq, id=new_id(), ts=ts, **{**fields, **override})
+
+
+def make_events(first: int, count: int) -> list[ev.Event]:
+    return [make_event(n) for n in range(first, first + count)]
+
+
+def test_the_samples_cover_every_event_type() -> None:
+    assert {cls for cls, _ in TEMPLATES} == set(ev.EVENT_TYPES.values())
+
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from evhub import Hub
+    root, session, k, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    fresh = sys.argv[5] == "fresh"
+    open(os.path.join(os.path.dirname(go), "ready-" + session), "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    hub = Hub.find(root)
+    for i in range(k):
+        if fresh:
+            hub = Hub.find(root)
+        hub.heartbeat(session, f"{session}-{i}")
+        print(f"{session}-{i}", flush=True)  # acknowledged: the call returned
+    """
+)
+
+
+class StoreConformance:
+    """What every Store promises.  Subclasses say how to make one.
+
+    `make_store(root)` returns the store that a hub rooted at ROOT uses; called twice with the same
+    ROOT it returns two handles on the same store (as two processes would have).
+    """
+
+    def make_store(self, root: Path) -> Store:
+        raise NotImplementedError
+
+    def init_hub(self, root: Path) -> Hub:
+        """A new hub at ROOT whose events live in make_store(ROOT)."""
+        hub, created = Hub.init(root)
+        assert created
+        return hub
+
+    def hub_env(self, root: Path) -> dict[str, str]:
+        """Extra environment a process needs so that Hub.find(ROOT) uses this store."""
+        return {}
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return self.make_store(tmp_path)
+
+    # -- sequential behaviour -----------------------------------------------------------------
+
+    def test_an_empty_store_has_head_zero_and_no_events(self, store: Store) -> None:
+        assert store.head() == 0
+        assert list(store.read(0)) == []
+        assert list(store.read(5)) == []
+
+    def test_append_at_the_expected_position_moves_the_head(self, store: Store) -> None:
+        first = make_events(1, 3)
+        store.append(first, 0)
+        assert store.head() == 3
+        more = make_events(4, 2)
+        store.append(more, 3)
+        assert store.head() == 5
+        assert list(store.read(0)) == first + more
+
+    def test_an_empty_append_changes_nothing(self, store: Store) -> None:
+        store.append([], 0)
+        assert store.head() == 0
+        store.append(make_events(1, 2), 0)
+        store.append([], 2)
+        assert [e.seq for e in store.read(0)] == [1, 2]
+
+    @pytest.mark.parametrize("expected", [0, 1, 2, 4, 100])
+    def test_a_wrong_expected_position_is_refused_and_writes_nothing(self, store: Store, expected: int) -> None:
+        before = make_events(1, 3)
+        store.append(before, 0)
+        with pytest.raises(ExpectedPositionError):
+            store.append([make_event(expected + 1)], expected)
+        assert store.head() == 3
+        assert list(store.read(0)) == before
+        # and the store still takes the right append afterwards
+        after = make_event(4)
+        store.append([after], 3)
+        assert list(store.read(0)) == [*before, after]
+
+    def test_a_wrong_expected_position_on_an_empty_store_writes_nothing(self, store: Store) -> None:
+        with pytest.raises(ExpectedPositionError):
+            store.append(make_events(2, 2), 1)
+        assert store.head() == 0
+        assert list(store.read(0)) == []
+
+    @pytest.mark.parametrize("seqs", [[3], [2, 4], [2, 3, 3], [1], [0]])
+    def test_events_not_numbered_from_expected_plus_one_are_refused(self, store: Store, seqs: list[int]) -> None:
+        store.append(make_events(1, 1), 0)
+        events = [make_event(n) for n in seqs]  # after head 1 they should be numbered 2, 3, ...
+        with pytest.raises(ExpectedPositionError):
+            store.append(events, 1)
+        assert store.head() == 1
+        assert [e.seq for e in store.read(0)] == [1]
+
+    def test_read_after_returns_exactly_the_later_events_in_order(self, store: Store) -> None:
+        events = make_events(1, 20)
+        for start in range(0, 20, 7):  # appended in batches of 7, 7, 6
+            store.append(events[start:start + 7], start)
+        for after in range(0, 23):
+            assert list(store.read(after)) == events[after:], after
+        # reading backwards, forwards and again on one handle gives the same answers
+        assert list(store.read(15)) == events[15:]
+        assert list(store.read(3)) == events[3:]
+        assert list(store.read(19)) == events[19:]
+
+    def test_every_event_type_round_trips(self, store: Store) -> None:
+        events = [make_event(n, kind=n - 1) for n in range(1, len(TEMPLATES) + 1)]
+        store.append(events, 0)
+        back = list(store.read(0))
+        assert back == events
+        assert [type(e) for e in back] == [type(e) for e in events]
+
+    def test_a_second_handle_sees_what_the_first_wrote(self, tmp_path: Path) -> None:
+        a, b = self.make_store(tmp_path), self.make_store(tmp_path)
+        assert a.head() == 0 and b.head() == 0
+        first = make_events(1, 3)
+        a.append(first, 0)
+        assert b.head() == 3
+        assert list(b.read(1)) == first[1:]
+        second = make_event(4)
+        b.append([second], 3)
+        assert a.head() == 4
+        assert list(a.read(2)) == [*first[2:], second]
+
+    def test_a_stale_handle_cannot_append(self, tmp_path: Path) -> None:
+        a, b = self.make_store(tmp_path), self.make_store(tmp_path)
+        a.append(make_events(1, 2), 0)
+        assert b.head() == 2
+        winner = make_event(3)
+        a.append([winner], 2)
+        with pytest.raises(ExpectedPositionError):
+            b.append([make_event(3)], 2)
+        assert [e.id for e in self.make_store(tmp_path).read(0)][-1] == winner.id
+        assert self.make_store(tmp_path).head() == 3
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        batches=st.lists(
+            st.lists(st.tuples(st.integers(0, len(TEMPLATES) - 1), st.text(max_size=30)), max_size=4),
+            max_size=6,
+        ),
+        after=st.integers(0, 30),
+    )
+    def test_appended_batches_read_back_whole_and_in_order(
+        self, batches: list[list[tuple[int, str]]], after: int
+    ) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            store = self.make_store(Path(d))
+            written: list[ev.Event] = []
+            for batch in batches:
+                events: list[ev.Event] = []
+                for kind, text in batch:
+                    e = make_event(len(written) + len(events) + 1, kind)
+                    if hasattr(e, "text"):
+                        e.text = text  # type: ignore[attr-defined]
+                    events.append(e)
+                store.append(events, len(written))
+                written += events
+                assert store.head() == len(written)
+            assert list(store.read(0)) == written
+            assert list(store.read(after)) == written[after:]
+            assert list(self.make_store(Path(d)).read(after)) == written[after:]
+
+    # -- concurrency, with real processes -------------------------------------------------------
+
+    def test_concurrent_writers_lose_and_double_nothing(self, tmp_path: Path) -> None:
+        """N processes each append K heartbeats through the Hub API while this process reads."""
+        n, k = 4, 40
+        root = tmp_path / "hub"
+        hub = self.init_hub(root)
+        sessions = [f"w{i}" for i in range(n)]
+        for sid in sessions:
+            hub.hello(sid)
+        setup = 1 + n
+        go = tmp_path / "go"
+        env = {**os.environ, **self.hub_env(root), "EVHUB_LOCK_TIMEOUT": "60"}
+        env.pop("EVHUB_NOW", None)
+        procs = []
+        outs = []
+        for i, sid in enumerate(sessions):
+            out = tmp_path / f"{sid}.out"
+            outs.append(out)
+            with open(out, "wb") as fo, open(tmp_path / f"{sid}.err", "wb") as fe:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", WRITER, str(root), sid, str(k), str(go), "fresh" if i % 2 else "reuse"],
+                    stdout=fo, stderr=fe, env=env,
+                ))
+        try:
+            deadline = time.monotonic() + 60
+            while not all((tmp_path / f"ready-{sid}").exists() for sid in sessions):
+                assert time.monotonic() < deadline, "writers did not start"
+                time.sleep(0.01)
+            go.touch()  # every writer starts at once
+
+            # A reader that never takes the lock: it must see whole events, in order, without gaps.
+            reader = self.make_store(root)
+            seen: list[ev.AnyEvent] = []
+            full_reads = 0
+            while any(p.poll() is None for p in procs):
+                for e in reader.read(len(seen)):
+                    assert e.seq == len(seen) + 1, f"gap or repeat: {e.seq} after {len(seen)}"
+                    seen.append(e)
+                if full_reads < 50:
+                    full = list(self.make_store(root).read(0))
+                    assert [e.seq for e in full] == list(range(1, len(full) + 1))
+                    full_reads += 1
+                time.sleep(0.003)
+            for p in procs:
+                p.wait(timeout=60)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        for sid, p in zip(sessions, procs, strict=True):
+            assert p.returncode == 0, (tmp_path / f"{sid}.err").read_text()
+
+        final = list(self.make_store(root).read(0))
+        assert [e.seq for e in final] == list(range(1, setup + n * k + 1))
+        assert len({e.id for e in final}) == len(final)
+        assert final[: len(seen)] == seen, "the reader saw events that are not in the final log"
+        assert len(seen) > setup, "the reader never saw a write in progress"
+
+        beats = [e for e in final if isinstance(e, ev.Heartbeat)]
+        counts = collections.Counter(e.status for e in beats)
+        for sid, out in zip(sessions, outs, strict=True):
+            acked = out.read_text().split()
+            assert acked == [f"{sid}-{i}" for i in range(k)]
+            assert all(counts[status] == 1 for status in acked), "an acknowledged event is missing or doubled"
+            mine = [e.status for e in beats if e.session == sid]
+            assert mine == acked, "one writer's events are out of order"
+        assert len(beats) == n * k
+        report = Hub.find(root).verify()
+        assert report["events"] == setup + n * k
+        assert report["warnings"] == []
+
+
+@contextlib.contextmanager
+def fixed_now(value: str) -> Iterator[None]:
+    old = os.environ.get("EVHUB_NOW")
+    os.environ["EVHUB_NOW"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["EVHUB_NOW"]
+        else:
+            os.environ["EVHUB_NOW"] = old
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+class TestJsonlStore(StoreConformance):
+    def make_store(self, root: Path) -> JsonlStore:
+        path = root / "SESSIONS" / "events" / "log.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JsonlStore(path)
+
+    @staticmethod
+    def log_of(root: Path) -> Path:
+        return root / "SESSIONS" / "events" / "log.jsonl"
+
+    # -- a torn tail: the last write did not finish ---------------------------------------------
+
+    @settings(max_examples=4, deadline=None)
+    @given(prior=st.integers(0, 3), text=st.text(max_size=20))
+    def test_a_torn_tail_at_every_byte_offset_is_never_an_event_and_is_quarantined(
+        self, prior: int, text: str
+    ) -> None:
+        # A fixed clock: every cut is set aside at the same offset at the same moment, none over another.
+        with fixed_now("2026-11-25T12:00:00Z"):
+            self._torn_tail_at_every_byte_offset(prior, text)
+
+    def _torn_tail_at_every_byte_offset(self, prior: int, text: str) -> None:
+        events = make_events(1, prior)
+        whole = b"".join(ev.encode(e) for e in events)
+        line = ev.encode(make_event(prior + 1, kind=10, text=text))  # a note: multi-byte text cut anywhere
+        cuts = [line[:k] for k in range(1, len(line))]  # no newline: cut inside the line or just before \n
+        cuts += [line[:k] + b"\n" for k in range(1, len(line) - 1, 5)]  # cut, then a newline: still not whole
+        with tempfile.TemporaryDirectory() as d:
+            path = self.log_of(Path(d))
+            path.parent.mkdir(parents=True)
+            aside = path.parent / "quarantine"
+            for torn in cuts:
+                path.write_bytes(whole + torn)
+                store = JsonlStore(path, fsync=False)
+                assert store.head() == prior, torn
+                assert list(store.read(0)) == events
+                assert path.read_bytes() == whole + torn, "reading must not change the log"
+
+                before = set(os.listdir(aside)) if aside.exists() else set()
+                new = make_event(prior + 1, kind=2)
+                JsonlStore(path, fsync=False).append([new], prior)
+                assert path.read_bytes() == whole + ev.encode(new)
+                assert list(JsonlStore(path).read(0)) == [*events, new]
+
+                added = sorted(set(os.listdir(aside)) - before)
+                assert len(added) == 2 and added[0].endswith(".bin") and added[1].endswith(".txt"), added
+                assert (aside / added[0]).read_bytes() == torn
+                note = (aside / added[1]).read_text()
+                assert "log.jsonl" in note and f"byte {len(whole)}" in note and f"{len(torn)} bytes" in note
+
+    def test_a_torn_tail_is_quarantined_by_the_next_hub_command(self, tmp_path: Path) -> None:
+        hub, _ = Hub.init(tmp_path)
+        hub.hello("alice")
+        log = hub.log_path
+        good = log.read_bytes()
+        torn = ev.encode(make_event(3, kind=2, session="alice"))[:-9]
+        log.write_bytes(good + torn)
+        assert Hub(tmp_path).state().seq == 2  # a reader answers from the whole events
+        assert log.read_bytes() == good + torn  # and leaves the log alone
+        assert "unfinished write" in " ".join(Hub(tmp_path).verify()["warnings"])
+        Hub(tmp_path).heartbeat("alice", "back")
+        lines = log.read_bytes().splitlines(keepends=True)
+        assert b"".join(lines[:2]) == good and len(lines) == 3
+        assert ev.decode(lines[2]).seq == 3
+        assert torn in _files(log.parent / "quarantine").values()
+        assert Hub(tmp_path).verify() == {"events": 3, "warnings": [], "unknown": 0}
+
+    # -- a damaged line in the middle ----------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            pytest.param(lambda line: b"x" * (len(line) - 1) + b"\n", id="garbage"),
+            pytest.param(lambda line: line[: len(line) // 2] + b"\n", id="truncated"),
+            pytest.param(lambda line: b"\x00" * (len(line) - 1) + b"\n", id="zeros"),
+            pytest.param(lambda line: b'{"hello": 1}\n', id="json-not-an-event"),
+            pytest.param(lambda line: re.sub(rb'"seq":(\d+)', rb'"seq":"\1"', line), id="wrong-type"),
+            pytest.param(lambda line: line[:-2] + b"\xff\xfe}\n", id="not-utf8"),
+            pytest.param(lambda line: b"\n", id="blank"),
+            pytest.param(lambda line: b"   \n", id="spaces"),
+            pytest.param(lambda line: line[:-1] + line, id="two-values-on-one-line"),
+        ],
+    )
+    @pytest.mark.parametrize("total,bad", [(6, 3), (6, 5), (1200, 700)])
+    def test_a_damaged_middle_line_is_corrupt_log_naming_line_and_byte(
+        self, tmp_path: Path, damage: Any, total: int, bad: int
+    ) -> None:
+        store = self.make_store(tmp_path)
+        events = make_events(1, total)
+        store.append(events, 0)
+        path = self.log_of(tmp_path)
+        lines = path.read_bytes().splitlines(keepends=True)
+        offset = sum(len(x) for x in lines[: bad - 1])
+        lines[bad - 1] = damage(lines[bad - 1])
+        damaged = b"".join(lines)
+        path.write_bytes(damaged)
+        assert offset > 64 * 1024 or total < 100  # the big case crosses the read block size
+
+        reader = JsonlStore(path).read(0)
+        got = []
+        with pytest.raises(CorruptLog) as info:
+            for e in reader:
+                got.append(e)
+        assert f"line {bad} " in str(info.value) and f"byte {offset})" in str(info.value)
+        assert got == events[: bad - 1]  # every whole event before it, so readers can answer from them
+        with pytest.raises(CorruptLog):
+            JsonlStore(path).head()
+        with pytest.raises(CorruptLog):
+            JsonlStore(path).append([make_event(total + 1)], total)
+        assert path.read_bytes() == damaged, "a write must never go past a damaged line"
+        assert not (path.parent / "quarantine").exists()
+
+    # -- the log is never followed out of the hub ------------------------------------------------
+
+    def test_a_symlinked_log_is_refused(self, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "elsewhere.jsonl"
+        JsonlStore(elsewhere).append(make_events(1, 2), 0)
+        before = elsewhere.read_bytes()
+        path = self.log_of(tmp_path / "hub")
+        path.parent.mkdir(parents=True)
+        path.symlink_to(elsewhere)
+        with pytest.raises(StorageError):
+            list(JsonlStore(path).read(0))
+        with pytest.raises(StorageError):
+            JsonlStore(path).head()
+        with pytest.raises(StorageError):
+            JsonlStore(path).append([make_event(3)], 2)
+        assert elsewhere.read_bytes() == before
+
+    def test_a_dangling_symlinked_log_is_never_created_through(self, tmp_path: Path) -> None:
+        target = tmp_path / "planted.jsonl"
+        path = self.log_of(tmp_path / "hub")
+        path.parent.mkdir(parents=True)
+        path.symlink_to(target)
+        with pytest.raises(StorageError):
+            JsonlStore(path).append(make_events(1, 1), 0)
+        assert not target.exists()
+        assert path.is_symlink()
+
+    # -- a write that fails leaves the log as it was -----------------------------------------------
+
+    def test_a_write_past_the_file_size_limit_leaves_the_log_unchanged(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        store.append(make_events(1, 3), 0)
+        path = self.log_of(tmp_path)
+        before = path.read_bytes()
+        script = textwrap.dedent(
+            """
+            import resource, signal, sys
+            from pathlib import Path
+            from evhub import StorageError
+            from evhub import _events as ev
+            from evhub._store import JsonlStore
+            path = Path(sys.argv[1])
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            limit = path.stat().st_size + 200
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+            batch = [ev.Heartbeat(seq=n, id=f"X{n}", ts="2026-11-25T12:00:00.000000Z", session="a",
+                                  status="x" * 60) for n in range(4, 14)]
+            try:
+                JsonlStore(path).append(batch, 3)
+            except StorageError as e:
+                print("refused:", e)
+            """
+        )
+        done = subprocess.run([sys.executable, "-c", script, str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("refused: cannot append to the log"), done.stdout
+        assert path.read_bytes() == before
+        more = make_events(4, 10)
+        JsonlStore(path).append(more, 3)
+        assert [e.seq for e in JsonlStore(path).read(0)] == list(range(1, 14))
+
