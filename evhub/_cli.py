@@ -85,10 +85,13 @@ def _root(
 def init(
     directory: Annotated[str, typer.Argument(help="Where to make SESSIONS/.")] = ".",
     alive_ttl: Annotated[str, typer.Option("--alive-ttl", help="Silence after which a session is dead.")] = "5m",
+    adopt: Annotated[
+        bool, typer.Option("--adopt", help="Keep a hand-kept SESSIONS/ in SESSIONS/events/legacy-<time>/.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Create a hub: DIR/SESSIONS/ with its log, read model and views."""
-    h, created = Hub.init(directory, parse_duration(alive_ttl))
+    h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt)
     if json:
         out_json({"hub": str(h.dir), "created": created})
     elif created:
@@ -305,6 +308,7 @@ def log(
     shown, offset = matching_lines(h, flt, limit)
     for line in shown:
         out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
+    warn(h)
     if follow:
         try:
             for line in follow_lines(h, flt, offset):
@@ -341,14 +345,14 @@ def why(priority: str, json: JsonOpt = False) -> None:
         out_json(rows)
         return
     for r in rows:
-        if r["type"] == "priority_claimed":
-            how = f"took it over from {r['took_over_from']}" if r["took_over_from"] else "claimed it"
-            ttl = f" (ttl {r['ttl_s']}s)" if r["ttl_s"] else ""
-            out(f"#{r['seq']} {r['ts']} {r['session']} {how}{ttl}")
-        else:
-            how = "force-released it" if r["forced"] else ("finished it" if r["done"] else "released it")
-            note_text = f": {r['note']}" if r["note"] else ""
-            out(f"#{r['seq']} {r['ts']} {r['session']} {how}{note_text}")
+        details = {
+            "took over": f" from {r.get('took_over_from')}",
+            "dropped": " (its session started again without --resume)",
+        }.get(r["action"], "")
+        ttl = f" (ttl {r['ttl_s']}s)" if r.get("ttl_s") else ""
+        note_text = f": {r['note']}" if r.get("note") else ""
+        verb = "took it over" if r["action"] == "took over" else f"{r['action']} it"
+        out(f"#{r['seq']} {r['ts']} {r['session']} {verb}{details}{ttl}{note_text}")
 
 
 @app.command()
@@ -361,6 +365,19 @@ def verify(json: JsonOpt = False) -> None:
         for w in report["warnings"]:
             sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
         out(f"ok: {report['events']} events, log verified")
+
+
+@app.command()
+def repair(json: JsonOpt = False) -> None:
+    """Copy the log aside, quarantine what cannot be read, leave a log that verifies."""
+    result = hub().repair()
+    if json:
+        out_json(result)
+    elif not result["repaired"]:
+        out(f"nothing to repair: {result['events']} events")
+    else:
+        out(f"repaired: {len(result['set_aside'])} lines set aside in SESSIONS/events/quarantine/, "
+            f"{result['lost']} seq marked event_lost; the old log is SESSIONS/events/{result['backup']}")
 
 
 @app.command()

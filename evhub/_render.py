@@ -132,7 +132,7 @@ def _current_state(state: State, now: str) -> list[str]:
         c = state.claims[p]
         took = f", took over from {c.took_over_from}" if c.took_over_from else ""
         reason = _stale_reason(state, c, now)
-        flag = f" **stale**: {reason}" if reason else ""
+        flag = f"; **stale**: {reason}" if reason else ""
         out.append(f"- `{p}`: {c.session}, token {c.token}, since {c.since}, {_ttl(c)}{took}{flag}")
 
     active = [
@@ -240,7 +240,9 @@ set -euo pipefail
 {usage}hub="$(dirname "$0")/{up}"
 run_evhub() {{
   if command -v evhub >/dev/null 2>&1; then exec evhub --hub "$hub" "$@"; fi
-  exec python3 -m evhub --hub "$hub" "$@"
+  if python3 -c "import evhub" >/dev/null 2>&1; then exec python3 -m evhub --hub "$hub" "$@"; fi
+  echo "error: evhub is not installed here: activate the environment that has it, or pip install evhub" >&2
+  exit 1
 }}
 """
 

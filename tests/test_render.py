@@ -189,7 +189,7 @@ def test_current_state_and_hello() -> None:
     md = views["CURRENT_STATE.md"].content.decode()
     assert [line for line in md.splitlines() if "Priority:" in line] == ["**Priority:** Ship the dashboard"]
     assert "As of event #16 (2026-11-25T12:01:41.000000Z)." in md
-    assert "- `api`: carol, token 6, since 2026-11-25T12:00:11.000000Z, ttl 1m **stale**: ttl expired" in md
+    assert "- `api`: carol, token 6, since 2026-11-25T12:00:11.000000Z, ttl 1m; **stale**: ttl expired" in md
     assert "  - owns milestone `dash` (1/3)" in md
     assert "- 2026-11-25T12:00:17.000000Z priority `docs` by bob: written" in md
     assert "Updated" not in md

@@ -1,0 +1,125 @@
+"""Shared helpers for the tests that drive the installed `evhub` command in subprocesses.
+
+`run(*args, env=..., cwd=...)` runs the installed command with a clean environment (no EVHUB_*
+variable leaks in from the caller). The fixtures: `hub_dir`, a folder holding a fresh hub made at
+T0, and `evhub`, a runner bound to that folder whose calls return the CompletedProcess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+BIN = Path(sys.executable).parent
+
+
+def _find_evhub() -> str:
+    beside = BIN / "evhub"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("evhub")
+    if found is None:
+        raise RuntimeError("the evhub command is not installed: pip install -e '.[test]'")
+    return found
+
+
+EVHUB = _find_evhub()
+
+
+def at(seconds: float = 0) -> str:
+    """The time SECONDS after T0, as EVHUB_NOW takes it."""
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without EVHUB_* settings, the evhub command's folder first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVHUB_")}
+    env["PATH"] = f"{Path(EVHUB).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def run(
+    *args: str | Path,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `evhub ARGS` and return what it did (never raises on a non-zero exit)."""
+    return subprocess.run(
+        [EVHUB, *map(str, args)],
+        env=clean_env(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """PROC, after checking that it exited 0."""
+    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}: {proc.stderr}"
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """The one `error: ...` line of a command that failed with CODE."""
+    assert proc.returncode == code, f"{proc.args} exited {proc.returncode}, not {code}: {proc.stderr}"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+class Runner:
+    """`evhub` bound to one hub folder: `runner("claim", "p", session="alice", now=at(60))`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(
+        self,
+        *args: str | Path,
+        session: str | None = None,
+        now: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full = {"EVHUB_NOW": now or at(0)}
+        if session is not None:
+            full["EVHUB_SESSION"] = session
+        full.update(env or {})
+        return run(*args, env=full, cwd=cwd or self.root)
+
+    def ok(self, *args: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
+        return ok(self(*args, **kw))  # type: ignore[arg-type]
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.root / "SESSIONS"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "SESSIONS" / "events" / "log.jsonl"
+
+
+@pytest.fixture
+def hub_dir(tmp_path: Path) -> Path:
+    """A folder holding a freshly initialised hub (created at T0, alive TTL 5 minutes)."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    ok(run("init", root, env={"EVHUB_NOW": at(0)}))
+    return root
+
+
+@pytest.fixture
+def evhub(hub_dir: Path) -> Runner:
+    """A runner for the installed `evhub`, working in `hub_dir`; each call returns the CompletedProcess."""
+    return Runner(hub_dir)

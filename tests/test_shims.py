@@ -1,0 +1,163 @@
+"""The seed's scripts in SESSIONS/ keep working: each flow of the old hand-kept folder, run through
+the shims with bash (the installed evhub on PATH), has the effect the spec gives it, checked with
+`evhub ... --json`. The hub folder has a space in its name, as users' folders do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Runner, at, clean_env, ok, run
+
+DEPLOY_STEPS = [
+    "Design the dashboard layout",
+    "Build the deployments API endpoint",
+    "Wire the status charts",
+    "Add login",
+    "Write the integration tests",
+    "Review",
+    "Deploy to staging",
+    "Deploy to production",
+]
+
+
+class Shims:
+    """Runs SESSIONS/<script> with bash from a folder that is not the hub, as a user's terminal might."""
+
+    def __init__(self, root: Path, cwd: Path) -> None:
+        self.root = root
+        self.cwd = cwd
+
+    def __call__(self, script: str, *args: str, session: str | None = None, now: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        extra = {"EVHUB_NOW": now or at(0), **(env or {})}
+        if session is not None:
+            extra["EVHUB_SESSION"] = session
+        return subprocess.run(
+            ["bash", str(self.root / "SESSIONS" / script), *args],
+            env=clean_env(extra), cwd=self.cwd, capture_output=True, text=True, timeout=60,
+        )
+
+
+@pytest.fixture
+def spaced_hub(tmp_path: Path) -> Path:
+    root = tmp_path / "my project"
+    root.mkdir()
+    ok(run("init", root, env={"EVHUB_NOW": at(0)}))
+    return root
+
+
+@pytest.fixture
+def shims(spaced_hub: Path, tmp_path: Path) -> Shims:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return Shims(spaced_hub, elsewhere)
+
+
+@pytest.fixture
+def hub(spaced_hub: Path) -> Runner:
+    return Runner(spaced_hub)
+
+
+def js(proc: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(ok(proc).stdout)
+
+
+def test_register_claim_and_the_milestone_flow_through_the_shims(shims: Shims, hub: Runner) -> None:
+    reg = ok(shims("scripts/register-session.sh", "alice"))
+    assert reg.stdout.splitlines() == ["alice", "export EVHUB_SESSION=alice"]
+    ok(shims("scripts/register-session.sh", "bob", "--role", "reviewer", now=at(1)))
+    assert [(s["id"], s["role"]) for s in js(hub("sessions", "--json", now=at(2)))] == [
+        ("alice", ""), ("bob", "reviewer")]
+
+    ok(shims("scripts/claim-priority.sh", "2", "alice", now=at(3)))
+    lost = shims("scripts/claim-priority.sh", "2", "bob", now=at(4))
+    assert lost.returncode == 3 and "held by alice" in lost.stderr
+    assert [(c["priority"], c["session"]) for c in js(hub("claims", "--json", now=at(5)))] == [("2", "alice")]
+
+    ok(shims("create-milestone.sh", "Deploy dashboard", "3", *DEPLOY_STEPS, session="bob", now=at(6)))
+    m = js(hub("milestone", "show", "deploy-dashboard", "--json", now=at(7)))
+    assert (m["title"], m["priority"], m["owner"]) == ("Deploy dashboard", "3", None)
+    assert [s["text"] for s in m["steps"]] == DEPLOY_STEPS and m["progress"] == {"done": 0, "total": 8}
+    again = shims("create-milestone.sh", "Deploy dashboard", "3", session="bob", now=at(7))
+    assert again.returncode == 3
+
+    ok(shims("claim-milestone.sh", "deploy-dashboard", "bob", now=at(8)))
+    assert js(hub("milestone", "show", "deploy-dashboard", "--json", now=at(9)))["owner"] == "bob"
+    assert ("3", "bob") in [(c["priority"], c["session"]) for c in js(hub("claims", "--json", now=at(9)))]
+    assert shims("claim-milestone.sh", "deploy-dashboard", "alice", now=at(9)).returncode == 3
+
+    # update-milestone.sh acts as $EVHUB_SESSION, as the seed's did.
+    ok(shims("update-milestone.sh", "deploy-dashboard", "1", "done", session="bob", now=at(10)))
+    ok(shims("update-milestone.sh", "deploy-dashboard", "2", "in-progress", "API half done", session="bob",
+             now=at(11)))
+    refused = shims("update-milestone.sh", "deploy-dashboard", "3", "done", session="alice", now=at(12))
+    assert refused.returncode == 3 and "bob" in refused.stderr
+    m = js(hub("milestone", "show", "deploy-dashboard", "--json", now=at(13)))
+    assert [(s["status"], s["note"]) for s in m["steps"][:3]] == [
+        ("done", ""), ("in-progress", "API half done"), ("pending", "")]
+    assert m["progress"] == {"done": 1, "total": 8}
+
+    listing = ok(shims("milestone-status.sh", now=at(14))).stdout
+    assert "deploy-dashboard" in listing and "1/8" in listing and "bob" in listing
+    one = ok(shims("milestone-status.sh", "deploy-dashboard", now=at(14))).stdout
+    assert one.splitlines()[0].startswith("deploy-dashboard: Deploy dashboard (1/8")
+    assert "  2. [in-progress] Build the deployments API endpoint (API half done)" in one.splitlines()
+
+    status = ok(shims("quick-status.sh", now=at(15))).stdout
+    assert status.startswith("# evhub status")
+    assert "- 2: alice" in status and "- 3: bob" in status and "1/8" in status
+    assert json.loads(ok(shims("quick-status.sh", "--json", now=at(15))).stdout)["events"] == 9
+
+
+def test_save_progress_modes_through_the_shim(shims: Shims, hub: Runner) -> None:
+    ok(shims("scripts/register-session.sh", "alice"))
+    ok(shims("save-progress.sh", "quick", "alice", now=at(30)))
+    [alice] = js(hub("sessions", "--json", now=at(31)))
+    assert (alice["status"], alice["last_seen"]) == ("saved", at(30))
+
+    ok(shims("create-milestone.sh", "Docs", "docs", "write", "publish", session="alice", now=at(32)))
+    ok(shims("claim-milestone.sh", "docs", "alice", now=at(33)))
+    ok(shims("update-milestone.sh", "docs", "1", "done", session="alice", now=at(34)))
+    ok(shims("save-progress.sh", "auto", "alice", now=at(35)))
+    ok(shims("save-progress.sh", "milestone", "alice", "--note", "publishing next", now=at(36)))
+    notes = [n["text"] for n in js(hub("recall", "alice", "--json", now=at(37)))["notes"]]
+    assert notes == ["saved progress: docs 1/2", "saved progress: docs 1/2", "publishing next"]
+
+    git_env = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+               "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    subprocess.run(["git", "init", "-q", str(hub.root)], check=True, env=clean_env(git_env))
+    saved = ok(shims("save-progress.sh", "full", "alice", now=at(38), env=git_env))
+    assert "committed SESSIONS/" in saved.stdout
+    tracked = subprocess.run(["git", "-C", str(hub.root), "ls-files", "SESSIONS"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert "SESSIONS/events/log.jsonl" in tracked and "SESSIONS/save-progress.sh" in tracked
+    assert shims("save-progress.sh", "everything", "alice", now=at(39)).returncode == 1
+
+
+def test_the_shims_check_their_arguments_and_run_as_executables(shims: Shims, hub: Runner) -> None:
+    for script, args in (("scripts/register-session.sh", []), ("scripts/claim-priority.sh", ["1"]),
+                         ("claim-milestone.sh", ["m"]), ("update-milestone.sh", ["m", "1"]),
+                         ("create-milestone.sh", ["Title"]), ("save-progress.sh", ["quick"])):
+        proc = shims(script, *args)
+        assert proc.returncode == 2 and proc.stderr.startswith("usage: "), (script, proc.stderr)
+    assert hub.log_path.read_text().count("\n") == 1  # none of them reached the hub
+
+    # As the seed's README runs them: ./SESSIONS/quick-status.sh from the repository root.
+    direct = subprocess.run(["./SESSIONS/quick-status.sh"], cwd=hub.root, capture_output=True, text=True,
+                            env=clean_env({"EVHUB_NOW": at(1)}))
+    assert direct.returncode == 0 and direct.stdout.startswith("# evhub status")
+    for script in ("milestone-status.sh", "claim-milestone.sh", "update-milestone.sh", "create-milestone.sh",
+                   "save-progress.sh", "scripts/register-session.sh", "scripts/claim-priority.sh"):
+        assert os.access(hub.sessions_dir / script, os.X_OK), script
+
+    # A title that starts with '-' is a title, not an option; no steps is fine too.
+    ok(shims("scripts/register-session.sh", "alice", now=at(2)))
+    ok(shims("create-milestone.sh", "-x marks the spot", "treasure", session="alice", now=at(3)))
+    [m] = js(hub("milestone", "list", "--json", now=at(4)))
+    assert (m["id"], m["title"], m["priority"], m["steps"]) == ("x-marks-the-spot", "-x marks the spot",
+                                                                "treasure", [])
