@@ -39,14 +39,17 @@ def shift(ts: str, seconds: float) -> str:
 
 
 def views(folder: Path) -> dict[str, bytes]:
-    """Every rendered file under FOLDER (a SESSIONS/ folder), leaving out events/."""
+    """Every file under FOLDER (a SESSIONS/ folder) rendered from the log, leaving out events/ and
+    the files that are the same in every hub (README.md and the shims: tests/test_render.py and
+    tests/test_shims.py check those)."""
     out = {}
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
         if p.is_file() and not rel.startswith("events/"):
-            out[rel] = p.read_bytes()
             executable = bool(p.stat().st_mode & stat.S_IXUSR)
             assert executable == rel.endswith(".sh"), f"{rel}: executable is {executable}"
+            if rel != "README.md" and not rel.endswith(".sh"):
+                out[rel] = p.read_bytes()
     return out
 
 
