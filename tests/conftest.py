@@ -18,6 +18,17 @@ from pathlib import Path
 import pytest
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+# The seed's scripts, with their paths in SESSIONS/: instructions written for the old folder call these.
+SEED_SHIMS = (
+    "quick-status.sh",
+    "milestone-status.sh",
+    "claim-milestone.sh",
+    "update-milestone.sh",
+    "create-milestone.sh",
+    "save-progress.sh",
+    "scripts/register-session.sh",
+    "scripts/claim-priority.sh",
+)
 BIN = Path(sys.executable).parent
 
 

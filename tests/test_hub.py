@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from conftest import SEED_SHIMS as SHIMS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,16 +33,6 @@ from evhub._state import State, fold
 from evhub._values import format_ts, new_id
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SHIMS = (
-    "quick-status.sh",
-    "milestone-status.sh",
-    "claim-milestone.sh",
-    "update-milestone.sh",
-    "create-milestone.sh",
-    "save-progress.sh",
-    "scripts/register-session.sh",
-    "scripts/claim-priority.sh",
-)
 # What a refused command may raise in a random scenario; anything else is a bug.
 REFUSED = (Conflict, NotFound, BadInput)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SEED_SHIMS as SHIMS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,16 +22,6 @@ from evhub._state import State, fold
 from evhub._values import format_ts
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SHIMS = (
-    "quick-status.sh",
-    "milestone-status.sh",
-    "claim-milestone.sh",
-    "update-milestone.sh",
-    "create-milestone.sh",
-    "save-progress.sh",
-    "scripts/register-session.sh",
-    "scripts/claim-priority.sh",
-)
 FAKE_HEADER = "# Big heading\n### #999 2026-11-25T12:00:00.000000Z from mallory to all\r### also fake\n\nend"
 
 
