@@ -51,13 +51,21 @@ def out_json(doc: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n")
 
 
+_opened: list[Hub] = []
+
+
 def warn(hub: Hub) -> None:
+    """Print the hub's warnings (once) on stderr."""
     for w in hub.warnings:
         sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
+    hub.warnings.clear()
 
 
 def hub() -> Hub:
-    return Hub.find(_hub_dir)
+    """The hub this command works on; its warnings are printed when the command ends."""
+    h = Hub.find(_hub_dir)
+    _opened.append(h)
+    return h
 
 
 def need_session(session: str | None) -> str:
@@ -152,7 +160,6 @@ def sessions(
 
     h = hub()
     state = h.state()
-    warn(h)
     docs = rows(state, _now(), include_all=all_)
     if json:
         out_json(docs)
@@ -207,7 +214,6 @@ def claims(json: JsonOpt = False) -> None:
 
     h = hub()
     docs = rows(h.state(), _now())
-    warn(h)
     if json:
         out_json(docs)
         return
@@ -240,7 +246,6 @@ def status(json: JsonOpt = False) -> None:
 
     h = hub()
     state = h.state()
-    warn(h)
     now = _now()
     if json:
         out_json(doc(state, now))
@@ -261,7 +266,6 @@ def recall(
 
     h = hub()
     state = h.state()
-    warn(h)
     sid = cmd.acting_session(state, need_session(session_id or session))
     recent = [to_dict(e) for e in h.recent_events(sid)]
     if json:
@@ -476,7 +480,6 @@ def milestone_list(
 
     h = hub()
     docs = milestones(h.state(), include_complete=all_)
-    warn(h)
     if json:
         out_json(docs)
         return
@@ -495,7 +498,6 @@ def milestone_show(milestone_id: Annotated[str, typer.Argument(metavar="ID")], j
 
     h = hub()
     m = milestone_dict(cmd.find_milestone(h.state(), milestone_id))
-    warn(h)
     if json:
         out_json(m)
         return
@@ -555,7 +557,6 @@ def msg_list(
 
     h = hub()
     state = h.state()
-    warn(h)
     _print_messages(message_dicts(state.messages[-limit:]), json, "no messages")
 
 
@@ -602,7 +603,6 @@ def handshake_list(json: JsonOpt = False) -> None:
     """Proposals, pending and decided."""
     h = hub()
     docs = [msgspec.to_builtins(p) for p in h.state().proposals]
-    warn(h)
     if json:
         out_json(docs)
         return
@@ -641,6 +641,11 @@ def main() -> None:
     try:
         app()
     except EvhubError as e:
-        fail(e)
+        fail(e)  # an error is its one line: the warnings that led to it would only bury it
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except SystemExit as e:
+        if not e.code:
+            for h in _opened:
+                warn(h)
+        raise

@@ -133,10 +133,18 @@ class Hub:
     def _refresh(self) -> State:
         """Catch up, save the read model when it moved, render the views. Caller holds the lock."""
         state, moved = self._catch_up()
-        if moved:
-            self._save(state)
-        self.render(state)
+        self._publish(state, moved)
         return state
+
+    def _publish(self, state: State, moved: bool) -> None:
+        """Save the read model (when it moved) and render the views. Both are caches of the log, so
+        failing to write them is a warning: the log already holds every acknowledged event."""
+        try:
+            if moved:
+                self._save(state)
+            self.render(state)
+        except StorageError as e:
+            self.warnings.append(f"{e} (the log is intact; the next command retries)")
 
     def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
         """Render every view of STATE (as seen at AT) into OUT, or into SESSIONS/."""
@@ -167,9 +175,7 @@ class Hub:
                 events += decided
             if events:
                 self.store.append(events, head)
-            if events or moved:
-                self._save(state)
-            self.render(state)
+            self._publish(state, moved or bool(events))
         return events, state
 
     def state(self) -> State:
