@@ -12,11 +12,16 @@ LOG_VERSION = 1
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
-    """Fields every event has: its gap-free position, a unique id and a UTC time."""
+    """Fields every event has: its gap-free position, a unique id and a UTC time.
+
+    `more` is true on every event but the last of one command's write (bye, milestone claim,
+    save...), and absent otherwise: a write cut short leaves a batch with `more` on its last
+    line, which readers treat as torn, never as half a command."""
 
     seq: int
     id: str
     ts: str
+    more: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class SessionEvent(Event, kw_only=True, gc=False):
@@ -121,6 +126,7 @@ class UnknownEvent(msgspec.Struct, kw_only=True, gc=False):
     id: str
     ts: str
     type: str
+    more: bool | msgspec.UnsetType = msgspec.UNSET
     session: str | None = None
 
 

@@ -74,6 +74,7 @@ class LogFilter(NamedTuple):
         doc = ev.to_dict(ev.decode(line.raw))
         head = [f"#{doc.pop('seq')}", doc.pop("ts"), str(doc.pop("type"))]
         doc.pop("id", None)
+        doc.pop("more", None)
         who = doc.pop("session", None)
         if who:
             head.append(who)

@@ -31,6 +31,15 @@ def _fsync_enabled() -> bool:
     return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
 
 
+def _holds_log(folder: Path) -> bool:
+    """Whether FOLDER/SESSIONS/events/log.jsonl is a file; a folder we may not look into is an error."""
+    log = folder / SESSIONS / "events" / "log.jsonl"
+    try:
+        return log.is_file()
+    except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
+        raise StorageError(f"cannot look for a hub at {log}: {e.strerror}") from e
+
+
 class Hub:
     """A hub: the folder holding SESSIONS/, whose SESSIONS/events/log.jsonl is the truth."""
 
@@ -71,6 +80,8 @@ class Hub:
                 for path in kept:
                     path.rename(legacy / path.name)
             gitignore = hub.events_dir / ".gitignore"
+            if gitignore.is_symlink():
+                gitignore.unlink()  # a planted link is replaced, never written through
             if not gitignore.exists():
                 gitignore.write_text(GITIGNORE)
         except OSError as e:
@@ -90,14 +101,14 @@ class Hub:
         if given is not None:
             path = Path(given).absolute()
             for candidate in (path, path.parent):
-                if (candidate / SESSIONS / "events" / "log.jsonl").is_file():
+                if _holds_log(candidate):
                     if candidate == path.parent and path.name != SESSIONS:
                         continue
                     return cls(candidate)
             raise HubNotFound(f"no hub at {given}: run `evhub init {given}`")
         here = Path.cwd()
         for candidate in (here, *here.parents):
-            if (candidate / SESSIONS / "events" / "log.jsonl").is_file():
+            if _holds_log(candidate):
                 return cls(candidate)
         raise HubNotFound("no hub here or above: run `evhub init` or pass --hub DIR")
 

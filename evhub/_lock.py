@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
+import threading
 import time
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 from ._errors import BadInput, HubBusy, StorageError
 
@@ -44,22 +46,13 @@ class HubLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise StorageError(f"cannot open the hub lock {self.path}: {e.strerror}") from e
-        deadline = time.monotonic() + self.timeout
-        delay = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
-                    os.close(fd)
-                    raise HubBusy(
-                        f"hub busy: the lock is held by {holder} for over {self.timeout:g}s "
-                        "(raise EVHUB_LOCK_TIMEOUT to wait longer)"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+        if not _flock_within(fd, self.timeout):
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise HubBusy(
+                f"hub busy: the lock is held by {holder} for over {self.timeout:g}s "
+                "(raise EVHUB_LOCK_TIMEOUT to wait longer)"
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -74,6 +67,49 @@ class HubLock:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+
+class _Expired(Exception):
+    """The wait for the lock ran out."""
+
+
+def _expire(signum: int, frame: FrameType | None) -> None:
+    raise _Expired
+
+
+def _flock_within(fd: int, timeout: float) -> bool:
+    """Take the flock on FD, waiting at most TIMEOUT seconds; False when it stayed held."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        if timeout <= 0:
+            return False
+    if threading.current_thread() is threading.main_thread():
+        # A blocking flock is woken by the kernel when the holder lets go, so a waiter is not starved
+        # by writers that retake the lock between two polls; a timer signal bounds the wait.
+        previous = signal.signal(signal.SIGALRM, _expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        except _Expired:
+            return False  # the caller closes FD, which also lets go of a lock taken at the last moment
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    # Signals reach only the main thread: other threads poll.
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+    return False
 
 
 def _read_holder(fd: int) -> str:

@@ -71,7 +71,7 @@ class ReadModel:
 
     def load(self) -> tuple[State, Checkpoint] | None:
         """The cached state and its checkpoint, or None when there is no usable cache."""
-        if not self.path.exists():
+        if not self.path.exists() or self._planted_links():
             return None
         try:
             conn = self._connect()
@@ -90,6 +90,8 @@ class ReadModel:
 
     def save(self, state: State, checkpoint: Checkpoint) -> None:
         """Store STATE at CHECKPOINT, creating the database when needed."""
+        if self._planted_links():
+            self.discard()  # SQLite follows links: remove them, so the cache is never written outside the hub
         try:
             self._save(state, checkpoint)
         except sqlite3.DatabaseError:
@@ -101,6 +103,9 @@ class ReadModel:
                 raise StorageError(f"cannot write the read model {self.path}: {e}") from e
         except sqlite3.Error as e:
             raise StorageError(f"cannot write the read model {self.path}: {e}") from e
+
+    def _planted_links(self) -> bool:
+        return any(Path(f"{self.path}{suffix}").is_symlink() for suffix in ("", "-journal"))
 
     def discard(self) -> None:
         for suffix in ("", "-journal"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events as ev
 from ._errors import CorruptLog, StorageError
-from ._store import JsonlStore
+from ._store import JsonlStore, LogLine
 from ._values import new_id, now
 
 if TYPE_CHECKING:
@@ -26,12 +26,18 @@ def repair(hub: Hub) -> dict[str, Any]:
     store = JsonlStore(hub.log_path)
     stamp = now().replace(":", "").replace("-", "")
     quarantine = hub.events_dir / "quarantine"
+    # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup or set-aside line.
+    base, n = stamp, 1
+    while (hub.events_dir / f"log.jsonl.before-repair-{stamp}").exists() or any(quarantine.glob(f"{stamp}-line-*")):
+        n += 1
+        stamp = f"{base}-{n}"
     kept: list[bytes] = []
     set_aside: list[str] = []
     lost = 0
     ids: set[str] = set()
     expected = 1
     lines = 0
+    unfinished: list[tuple[int, LogLine]] = []
 
     def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
         name = f"{stamp}-line-{number}"
@@ -62,8 +68,14 @@ def repair(hub: Hub) -> dict[str, Any]:
             kept.append(ev.encode(placeholder))
             lost += 1
         kept.append(line.raw)
+        unfinished = unfinished + [(number, line)] if event.more is True else []
         ids.add(event.id)
         expected = event.seq + 1
+    # The events of a write that did not finish (its last line has `more`) are one torn write.
+    for number, line in unfinished:
+        kept.pop()
+        put_aside(line.raw, number, line.offset, "part of a write of several events that did not finish")
+        expected -= 1
     if store.torn_tail:
         put_aside(store.torn_tail, lines + 1, store.scanned_to, "an unfinished write")
     if not set_aside and not lost:

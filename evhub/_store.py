@@ -39,6 +39,14 @@ class LogLine(NamedTuple):
     raw: bytes
 
 
+def _line_start(block: bytes, index: int) -> int:
+    """The offset in BLOCK of its line number INDEX (from 0)."""
+    pos = 0
+    for _ in range(index):
+        pos = block.index(b"\n", pos) + 1
+    return pos
+
+
 class JsonlStore(Store):
     """The log as a JSONL file. Appends must be made under the hub lock.
 
@@ -109,6 +117,8 @@ class JsonlStore(Store):
             self.position = (0, 0)
         last, start = self.position
         torn = b""
+        batch: list[ev.AnyEvent] = []  # a multi-event write whose last event has not been read yet
+        batch_start = start
         for offset, block in self.blocks(start):
             events = ev.decode_block(block)
             end = offset + len(block)
@@ -119,17 +129,29 @@ class JsonlStore(Store):
                 events, torn, damaged = self._decode_located(offset, block)
                 # A last line that is not a whole event is a torn write, never an event.
                 end -= len(torn)
-            for e in events:
+            for i, e in enumerate(events):
                 if e.seq != last + 1:
                     raise CorruptLog(f"{self.path}: seq {e.seq} follows seq {last}: a gap or a repeat "
                                      "(`evhub verify` names the line)")
                 last = e.seq
-                if e.seq > after:
-                    yield e
+                if e.more is True:
+                    if not batch:
+                        batch_start = offset + _line_start(block, i)
+                    batch.append(e)
+                    continue
+                for done in (*batch, e):
+                    if done.seq > after:
+                        yield done
+                batch = []
             if damaged is not None:
                 raise damaged  # after the whole events before it, so readers can answer from them
-            if events:
+            if batch:
+                self.position = (batch[0].seq - 1, batch_start)
+            elif events:
                 self.position = (events[-1].seq, end)
+        if batch:
+            # A write of several events that did not finish: none of it is an event.
+            torn = self._read_range(batch_start, self.scanned_to)
         self.torn_tail = torn + self.torn_tail
 
     def _decode_located(
@@ -198,6 +220,8 @@ class JsonlStore(Store):
                 raise ExpectedPositionError(f"event seq {e.seq} does not follow {n - 1}")
         if not events:
             return
+        for e in events[:-1]:
+            e.more = True
         data = b"".join(ev.encode(e) for e in events)
         end = self.position[1]
         if self.torn_tail:

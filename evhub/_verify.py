@@ -8,7 +8,7 @@ import msgspec
 
 from . import _events as ev
 from ._errors import CorruptLog
-from ._state import State, evolve, fold
+from ._state import State, fold
 from ._store import JsonlStore
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def verify(hub: Hub) -> dict[str, Any]:
     warnings: list[str] = []
     unknown = 0
     expected = 1
+    pending: list[ev.AnyEvent] = []
     for number, line in enumerate(store.lines(0), 1):
         where = f"line {number} (byte {line.offset})"
         try:
@@ -43,10 +44,18 @@ def verify(hub: Hub) -> dict[str, Any]:
             if unknown <= WARNINGS_SHOWN:
                 what = f"unknown type {e.type}" if isinstance(e, ev.UnknownEvent) else f"unknown fields {extra}"
                 warnings.append(f"{where}: {what} (from a newer evhub?): kept, not folded")
-        evolve(state, e)
+        # A write of several events counts only once its last event (the one without `more`) is there.
+        pending.append(e)
+        if e.more is not True:
+            fold(pending, state)
+            pending = []
         expected += 1
     if unknown > WARNINGS_SHOWN:
         warnings.append(f"... {unknown - WARNINGS_SHOWN} more lines with unknown types or fields")
+    if pending:
+        warnings.append(
+            f"the last {len(pending)} events are a write that did not finish; the next write sets them aside"
+        )
     if store.torn_tail:
         warnings.append(
             f"{len(store.torn_tail)} bytes after the last event are an unfinished write; "

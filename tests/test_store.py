@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -377,6 +378,27 @@ class TestJsonlStore(StoreConformance):
                 note = (aside / added[1]).read_text()
                 assert "log.jsonl" in note and f"byte {len(whole)}" in note and f"{len(torn)} bytes" in note
 
+    def test_a_write_of_several_events_cut_anywhere_is_read_wholly_or_not_at_all(self, tmp_path: Path) -> None:
+        # `bye` with three claims is one write of four events: a kill may cut it at any byte.
+        path = self.log_of(tmp_path)
+        path.parent.mkdir(parents=True)
+        before = make_events(1, 2)
+        JsonlStore(path, fsync=False).append(before, 0)
+        whole = path.read_bytes()
+        batch = [make_event(n, kind=8, priority=f"p{n}") for n in (3, 4, 5)] + [make_event(6, kind=3)]
+        JsonlStore(path, fsync=False).append(batch, 2)
+        written = path.read_bytes()[len(whole):]
+        assert [ev.decode(x).more for x in written.splitlines()] == [True, True, True, msgspec.UNSET]
+        assert JsonlStore(path).head() == 6
+        for cut in range(1, len(written)):
+            path.write_bytes(whole + written[:cut])
+            store = JsonlStore(path, fsync=False)
+            assert list(store.read(0)) == before, f"cut at {cut}: part of a write was read"
+            assert store.torn_tail == written[:cut]
+        JsonlStore(path, fsync=False).append([make_event(3, kind=2)], 2)  # the next write sets it all aside
+        assert [e.seq for e in JsonlStore(path).read(0)] == [1, 2, 3]
+        assert written[:cut] in _files(path.parent / "quarantine").values()
+
     def test_a_torn_tail_is_quarantined_by_the_next_hub_command(self, tmp_path: Path) -> None:
         hub, _ = Hub.init(tmp_path)
         hub.hello("alice")
@@ -414,10 +436,11 @@ class TestJsonlStore(StoreConformance):
     def test_a_damaged_middle_line_is_corrupt_log_naming_line_and_byte(
         self, tmp_path: Path, damage: Any, total: int, bad: int
     ) -> None:
-        store = self.make_store(tmp_path)
+        self.make_store(tmp_path)
         events = make_events(1, total)
-        store.append(events, 0)
         path = self.log_of(tmp_path)
+        # One event a write, as one command each: an event is read only once its whole write is there.
+        path.write_bytes(b"".join(ev.encode(e) for e in events))
         lines = path.read_bytes().splitlines(keepends=True)
         offset = sum(len(x) for x in lines[: bad - 1])
         lines[bad - 1] = damage(lines[bad - 1])

@@ -1,0 +1,581 @@
+"""evhub stress: the reliability checks of issue 3 at scale, in one table.
+
+    python -m benchmarks.stress            # 200 race rounds, 4 x 25,000 appends, 100 SIGKILLs (~10 min)
+    python -m benchmarks.stress --quick    # 20 race rounds, 4 x 1,000 appends, 15 SIGKILLs (under a minute)
+
+Prints one markdown table (check | scale | result | expected) on stdout, progress on stderr, and
+exits 1 when any check fails.  Every hub lives in a temporary folder that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evhub import Hub
+from evhub import _events as ev
+from evhub._errors import Conflict, CorruptLog, EvhubError, HubBusy
+from evhub._store import JsonlStore
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "events" / "samples" / "three-sessions-day.jsonl"
+RACERS = 8
+WRITERS = 4
+BARRIER_TIMEOUT_S = 120.0
+BATCH = 32
+
+
+@dataclass
+class Row:
+    check: str
+    scale: str
+    result: str
+    expected: str
+    ok: bool
+
+
+def progress(text: str) -> None:
+    sys.stderr.write(f"[stress] {text}\n")
+    sys.stderr.flush()
+
+
+def log_path(root: Path) -> Path:
+    return root / "SESSIONS" / "events" / "log.jsonl"
+
+
+def parse_log(path: Path) -> tuple[list[ev.AnyEvent], int, bytes]:
+    """The events of the log's whole lines, how many whole lines did not parse, and the bytes after
+    the last newline."""
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    events: list[ev.AnyEvent] = []
+    bad = 0
+    for raw in data[:cut].splitlines(keepends=True):
+        try:
+            events.append(ev.decode(raw))
+        except CorruptLog:
+            bad += 1
+    return events, bad, data[cut:]
+
+
+def fsync_note() -> str:
+    off = os.environ.get("EVHUB_FSYNC", "1") in ("0", "false", "no", "off")
+    return "fsync off: EVHUB_FSYNC=0" if off else "fsync on"
+
+
+def remove_tree(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def seq_faults(events: Sequence[ev.AnyEvent]) -> int:
+    """Seqs missing from 1..max, plus seqs that appear more than once."""
+    seqs = Counter(e.seq for e in events)
+    top = max(seqs, default=0)
+    return sum(1 for s in range(1, top + 1) if s not in seqs) + sum(n - 1 for n in seqs.values() if n > 1)
+
+
+# -- claim and hello races ------------------------------------------------------------------------
+
+
+def race_worker(root: str, sid: str, rounds: int, barrier: Any, results: Any) -> None:
+    """One racer: each round waits at the barrier with the others, then claims race-R (or says hello
+    as hello-R) through the Python API, and reports what happened."""
+    hub = Hub(root)
+    for kind in ("claim", "hello"):
+        for r in range(rounds):
+            barrier.wait(BARRIER_TIMEOUT_S)
+            try:
+                if kind == "claim":
+                    hub.claim(sid, f"race-{r}")
+                else:
+                    hub.hello(f"hello-{r}")
+                outcome, text = "won", ""
+            except Conflict as e:
+                outcome, text = "conflict", str(e)
+            except EvhubError as e:
+                outcome, text = "error", f"{type(e).__name__}: {e}"
+            results.put((kind, r, sid, outcome, text))
+
+
+def check_races(tmp: Path, rounds: int) -> list[Row]:
+    root = tmp / "races"
+    hub, _ = Hub.init(root)
+    racers = [f"racer-{n}" for n in range(1, RACERS + 1)]
+    for sid in racers:
+        hub.hello(sid)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(RACERS)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=race_worker, args=(str(root), sid, rounds, barrier, results)) for sid in racers]
+    for p in procs:
+        p.start()
+    got: list[tuple[str, int, str, str, str]] = []
+    try:
+        for _ in range(2 * rounds * RACERS):
+            got.append(results.get(timeout=BARRIER_TIMEOUT_S))
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    events, bad, _ = parse_log(log_path(root))
+    claimed = Counter(e.priority for e in events if isinstance(e, ev.PriorityClaimed))
+    registered = Counter(e.session for e in events if isinstance(e, ev.SessionRegistered))
+    rows = []
+    for kind, what, in_log in (("claim", "race-{}", claimed), ("hello", "hello-{}", registered)):
+        mine = [g for g in got if g[0] == kind]
+        winners = Counter(g[1] for g in mine if g[3] == "won")
+        per_round = [winners.get(r, 0) for r in range(rounds)]
+        logged = [in_log.get(what.format(r), 0) for r in range(rounds)]
+        winner_of = {g[1]: g[2] for g in mine if g[3] == "won"}
+        losers = [g for g in mine if g[3] == "conflict"]
+        if kind == "claim":
+            named = sum(1 for g in losers if f"held by {winner_of.get(g[1])} " in g[4])
+        else:
+            named = sum(1 for g in losers if f"session {what.format(g[1])} is alive" in g[4])
+        errors = [g for g in mine if g[3] == "error"]
+        for g in errors[:3]:
+            progress(f"{kind} race error: {g}")
+        lo, hi = min(per_round, default=0), max(per_round, default=0)
+        ok = (len(mine) == rounds * RACERS and lo == hi == 1 and min(logged) == max(logged) == 1
+              and len(losers) == named == rounds * (RACERS - 1) and not errors and bad == 0)
+        title = "claim race" if kind == "claim" else "hello race"
+        action = "`claim` one fresh priority" if kind == "claim" else "`hello` one fresh id"
+        rows.append(Row(
+            title,
+            f"{rounds} rounds × {RACERS} processes, each round: {action}",
+            f"winners per round: min {lo}, max {hi}; in the log: min {min(logged)}, max {max(logged)}; "
+            f"losers refused naming the {'holder' if kind == 'claim' else 'live id'}: {named} of {len(losers)}; "
+            f"errors {len(errors)}",
+            f"exactly 1 winner every round; {rounds * (RACERS - 1)} refusals; errors 0",
+            ok,
+        ))
+    return rows
+
+
+# -- concurrent appends ---------------------------------------------------------------------------
+
+
+def append_worker(root: str, sid: str, count: int, barrier: Any, results: Any) -> None:
+    """One writer: COUNT heartbeats with statuses SID-0, SID-1, ...; a `hub busy` refusal (nothing
+    written) is retried; other errors are reported."""
+    hub = Hub(root)
+    busy = 0
+    failed: list[tuple[int, str]] = []
+    slowest = 0.0
+    barrier.wait(BARRIER_TIMEOUT_S)
+    for i in range(count):
+        while True:
+            start = time.perf_counter()
+            try:
+                hub.heartbeat(sid, status=f"{sid}-{i}")
+            except HubBusy:
+                busy += 1
+                continue
+            except EvhubError as e:
+                failed.append((i, f"{type(e).__name__}: {e}"))
+            finally:
+                slowest = max(slowest, time.perf_counter() - start)
+            break
+    results.put((sid, busy, failed, slowest))
+
+
+def check_appends(tmp: Path, count: int) -> Row:
+    root = tmp / "appends"
+    hub, _ = Hub.init(root)
+    writers = [f"writer-{n}" for n in range(1, WRITERS + 1)]
+    for sid in writers:
+        hub.hello(sid)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(WRITERS + 1)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=append_worker, args=(str(root), sid, count, barrier, results)) for sid in writers]
+    for p in procs:
+        p.start()
+    barrier.wait(BARRIER_TIMEOUT_S)
+    start = time.perf_counter()
+    got = []
+    try:
+        for _ in writers:
+            got.append(results.get(timeout=3600))
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    elapsed = time.perf_counter() - start
+    busy = sum(g[1] for g in got)
+    slowest = max((g[3] for g in got), default=0.0)
+    failed = {(g[0], i) for g in got for i, _ in g[2]}
+    for g in got:
+        for item in g[2][:3]:
+            progress(f"append error {g[0]}: {item}")
+    events, bad, tail = parse_log(log_path(root))
+    seen = Counter((e.session, e.status) for e in events if isinstance(e, ev.Heartbeat))
+    lost = doubled = 0
+    for sid in writers:
+        for i in range(count):
+            n = seen.get((sid, f"{sid}-{i}"), 0)
+            if n == 0 and (sid, i) not in failed:
+                lost += 1
+            doubled += max(0, n - 1)
+    gaps = seq_faults(events)
+    try:
+        verified = Hub(root).verify()
+        verify = "ok" if not verified["warnings"] else f"warnings: {verified['warnings'][:2]}"
+    except EvhubError as e:
+        verify = f"failed: {e}"
+    total = WRITERS * count
+    ok = (lost == doubled == gaps == bad == 0 and not failed and not tail and verify == "ok"
+          and len(got) == WRITERS and len(events) == total + WRITERS + 1)
+    return Row(
+        "concurrent appends",
+        f"{WRITERS} processes × {count:,} `hub.heartbeat` ({fsync_note()})",
+        f"{len(events):,} events in {elapsed:.0f}s ({total / elapsed:,.0f} events/s); lost {lost}, doubled {doubled}, "
+        f"gaps {gaps}; unparsed lines {bad + (1 if tail else 0)}; failed calls {len(failed)} "
+        f"(`hub busy` after the 10s lock wait, retried: {busy}; slowest call {slowest:.1f}s); verify {verify}",
+        "lost 0, doubled 0, gaps 0, unparsed 0, failed 0, verify ok",
+        ok,
+    )
+
+
+# -- SIGKILL of a busy writer ---------------------------------------------------------------------
+
+# Once a call has returned, the seq:id of each of its events goes to stdout in one short os.write
+# (whole or not at all): those are acknowledged events.  Calls alternate between one heartbeat and
+# BATCH 60 KiB heartbeats appended in one write (about 2 MB), long enough for some kills to land in
+# the middle of it.
+WRITER = """
+import os, sys
+from evhub import Hub
+from evhub import _decide as cmd
+hub, sid, big = Hub(sys.argv[1]), sys.argv[2], "x" * 60 * 1024
+i = 0
+while True:
+    i += 1
+    n, status = (1, f"busy {i}") if i % 2 else (int(sys.argv[3]), big)
+    events = hub.execute(*[cmd.Heartbeat(session=sid, status=status) for _ in range(n)])
+    os.write(1, (" ".join(f"{e.seq}:{e.id}" for e in events) + "\\n").encode())
+"""
+
+
+def quarantined(root: Path) -> dict[str, bytes]:
+    folder = root / "SESSIONS" / "events" / "quarantine"
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in folder.glob("*.bin")}
+
+
+def check_sigkills(tmp: Path, kills: int, rng: random.Random) -> Row:
+    acknowledged = lost = doubled = verify_failures = torn_seen = torn_quarantined = partial = 0
+    problems: list[str] = []
+    for k in range(kills):
+        root = tmp / f"hub-{k}"  # a fresh hub a kill: the big writes would grow one log past what we can afford
+        hub, _ = Hub.init(root)
+        hub.hello("writer")
+        hub.hello("next")
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), "writer", str(BATCH)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the writer is busy: its first call has returned
+        if first:
+            time.sleep(rng.uniform(0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        rest, err = proc.communicate()
+        if not first or proc.returncode != -signal.SIGKILL:
+            problems.append(f"kill {k}: writer exited {proc.returncode} after {len(first)} bytes of acks: "
+                            f"{err.decode(errors='replace')[-300:]}")
+        calls = (first + rest).decode().splitlines()
+        acks = [item.split(":") for line in calls for item in line.split()]
+        # The call cut by the kill (call number len(calls) + 1) must be in the log wholly or not at all.
+        cut_size = 1 if (len(calls) + 1) % 2 else BATCH
+        last_acked = max((int(seq) for seq, _ in acks), default=0)
+        acknowledged += len(acks)
+        _, bad, _ = parse_log(log_path(root))
+        # What readers see: whole events only; a torn line or an unfinished write of several events is torn.
+        store = JsonlStore(log_path(root))
+        events, tail = list(store.read(0)), store.torn_tail
+        where = Counter(e.id for e in events)
+        by_seq = {e.seq: e.id for e in events}
+        for seq, eid in acks:
+            if where[eid] == 0 or by_seq.get(int(seq)) != eid:
+                lost += 1
+            doubled += max(0, where[eid] - 1)
+        if bad or seq_faults(events):
+            problems.append(f"kill {k}: {bad} unparsed lines, {seq_faults(events)} seq faults")
+        unacked = sum(1 for e in events if e.seq > last_acked and isinstance(e, ev.Heartbeat))
+        if unacked not in (0, cut_size):
+            partial += 1
+            problems.append(f"kill {k}: {unacked} of the {cut_size} events of the cut call are in the log")
+        if tail:
+            torn_seen += 1
+        try:
+            Hub(root).heartbeat("next")  # the next write: sets a torn tail aside
+            if tail and list(quarantined(root).values()) == [tail]:
+                torn_quarantined += 1
+            # Once set aside, the cut call is in the log file itself wholly or not at all.
+            on_disk = sum(1 for e in parse_log(log_path(root))[0]
+                          if e.seq > last_acked and isinstance(e, ev.Heartbeat) and e.session != "next")
+            if on_disk not in (0, cut_size):
+                partial += 1
+                problems.append(f"kill {k}: after the next write {on_disk} of {cut_size} events of the cut call")
+            result = Hub(root).verify()
+            if result["warnings"]:
+                raise CorruptLog(f"warnings: {result['warnings']}")
+        except EvhubError as e:
+            verify_failures += 1
+            problems.append(f"kill {k}: {type(e).__name__}: {e}")
+        remove_tree(root)
+    for p in problems[:5]:
+        progress(p)
+    ok = lost == doubled == verify_failures == 0 and torn_seen == torn_quarantined and not problems
+    return Row(
+        "SIGKILL of a busy writer",
+        f"{kills} SIGKILLs of a writer process (Python API, {fsync_note()}), each 0–300 ms after its first "
+        "acknowledged append",
+        f"acknowledged events {acknowledged:,}: lost {lost}, doubled {doubled}; verify failures {verify_failures} "
+        f"(after the next write); torn tails seen {torn_seen}, quarantined {torn_quarantined}; "
+        f"calls cut by the kill found partly in the log {partial}",
+        "lost 0, doubled 0, verify failures 0, every torn tail quarantined, partly 0",
+        ok,
+    )
+
+
+# -- a torn last event ----------------------------------------------------------------------------
+
+
+def check_torn_tail(tmp: Path) -> Row:
+    data = SAMPLE.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    last = data[start:]
+    base = data[:start]
+    whole = base.count(b"\n")
+    failures: list[str] = []
+    for cut in range(len(last)):
+        root = tmp / f"torn-{cut}"
+        path = log_path(root)
+        path.parent.mkdir(parents=True)
+        torn = last[:cut]
+        path.write_bytes(base + torn)
+        try:
+            store = JsonlStore(path)
+            read = list(store.read(0))
+            state = Hub(root).state()  # a reading command: must not take the torn bytes as an event
+            if len(read) != whole or state.seq != whole or store.torn_tail != torn:
+                failures.append(f"cut {cut}: read {len(read)} events, state at {state.seq}, expected {whole}")
+                continue
+            Hub(root).hello("probe")  # the next write
+            after = path.read_bytes()
+            moved = list(quarantined(root).values())
+            if not after.startswith(base) or after[len(base):].count(b"\n") != 1 or not after.endswith(b"\n"):
+                failures.append(f"cut {cut}: the log after the next write is not the whole events plus one")
+            elif moved != ([torn] if torn else []):
+                failures.append(f"cut {cut}: quarantined {len(moved)} files, not the {len(torn)} torn bytes")
+            elif Hub(root).verify()["warnings"]:
+                failures.append(f"cut {cut}: verify warned")
+        except EvhubError as e:
+            failures.append(f"cut {cut}: {type(e).__name__}: {e}")
+        finally:
+            remove_tree(root)
+    for f in failures[:5]:
+        progress(f"torn tail: {f}")
+    return Row(
+        "torn tail",
+        f"every byte offset (0–{len(last) - 1}) of the last event ({len(last)} bytes) of "
+        f"`{SAMPLE.relative_to(REPO)}`",
+        f"offsets tried {len(last)}, failures {len(failures)} (an extra event read, torn bytes not quarantined "
+        "or not whole, verify failed)",
+        f"offsets tried {len(last)}, failures 0",
+        not failures,
+    )
+
+
+# -- the bad-input catalogue ----------------------------------------------------------------------
+
+TOO_LONG = "x" * (64 * 1024 + 1)
+
+# (what, argv after `evhub --hub HUB`, extra environment).  An argv starting with "-" is run as it
+# stands, without `--hub HUB`; "{missing}" is a folder that does not exist.
+Catalogue = list[tuple[str, list[str | bytes], dict[str, str]]]
+
+
+def catalogue() -> Catalogue:
+    s: dict[str, str] = {"EVHUB_SESSION": "alice"}
+    c: Catalogue = []
+    for what, bad in [("empty id", ""), ("65-character id", "a" * 65), ("id with /", "a/b"), ("id ..", ".."),
+                      ("id ../x", "../escape"), ("id with a space", "has space"), ("upper-case id", "Alice"),
+                      ("non-ASCII id", "café"), ("id starting with .", ".hidden"), ("id a..b", "a..b")]:
+        c.append((f"hello: {what}", ["hello", bad], {}))
+    c.append(("hello: non-UTF-8 id", ["hello", b"\xff\xfe"], {}))
+    c += [
+        ("claim: priority ../../etc/passwd", ["claim", "../../etc/passwd"], s),
+        ("claim: priority with /", ["claim", "a/b"], s),
+        ("claim: empty priority", ["claim", ""], s),
+        ("claim: upper-case priority", ["claim", "P1"], s),
+        ("claim: non-UTF-8 priority", ["claim", b"p\xc3\x28"], s),
+        ("heartbeat: session with a space", ["heartbeat", "-s", "Bad Session"], {}),
+        ("heartbeat: session ../alice", ["heartbeat", "-s", "../alice"], {}),
+        ("heartbeat: unknown session", ["heartbeat", "-s", "nobody"], {}),
+        ("msg send: to a/b", ["msg", "send", "hi", "--to", "a/b"], s),
+        ("handshake propose: id with a space", ["handshake", "propose", "Bob Smith"], s),
+        ("milestone create: id ../x", ["milestone", "create", "T", "--id", "../x"], s),
+        ("milestone show: id ../m1", ["milestone", "show", "../m1"], {}),
+        ("why: priority ../p1", ["why", "../p1"], {}),
+        ("hello: id of a live session", ["hello", "alice"], {}),
+        ("step: unknown status", ["milestone", "step", "m1", "1", "finished"], s),
+        ("step: upper-case status", ["milestone", "step", "m1", "1", "DONE"], s),
+        ("step: empty status", ["milestone", "step", "m1", "1", ""], s),
+        ("step: step 0", ["milestone", "step", "m1", "0", "done"], s),
+        ("step: step -1", ["milestone", "step", "m1", "--", "-1", "done"], s),
+        ("step: past the end", ["milestone", "step", "m1", "3", "done"], s),
+        ("step: huge step", ["milestone", "step", "m1", "99999999999999999999", "done"], s),
+        ("step: unknown milestone", ["milestone", "step", "nope", "1", "done"], s),
+        ("step: stale token", ["milestone", "step", "m1", "1", "done", "--token", "999"], s),
+        ("claim --ttl 5x", ["claim", "p2", "--ttl", "5x"], s),
+        ("claim --ttl -5m", ["claim", "p2", "--ttl=-5m"], s),
+        ("claim --ttl 99999999d", ["claim", "p2", "--ttl", "99999999d"], s),
+        ("claim --ttl 0", ["claim", "p2", "--ttl", "0"], s),
+        ("claim --ttl 1.5h", ["claim", "p2", "--ttl", "1.5h"], s),
+        ("init --alive-ttl 5x", ["init", "--alive-ttl", "5x"], {}),
+        ("log --since 5x", ["log", "--since", "5x"], {}),
+        ("replay --at garbage", ["replay", "--at", "not-a-time"], {}),
+        ("EVHUB_NOW=yesterday", ["heartbeat"], {**s, "EVHUB_NOW": "yesterday"}),
+        ("EVHUB_NOW month 13", ["heartbeat"], {**s, "EVHUB_NOW": "2026-13-45T00:00:00Z"}),
+        ("EVHUB_NOW hour 25", ["claim", "p3"], {**s, "EVHUB_NOW": "2026-11-25T25:00:00Z"}),
+        ("EVHUB_LOCK_TIMEOUT=abc", ["heartbeat"], {**s, "EVHUB_LOCK_TIMEOUT": "abc"}),
+        ("msg send: 64 KiB + 1 text", ["msg", "send", TOO_LONG], s),
+        ("note: 64 KiB + 1 text", ["note", TOO_LONG], s),
+        ("focus: 64 KiB + 1 text", ["focus", TOO_LONG], s),
+        ("heartbeat --status: 64 KiB + 1", ["heartbeat", "--status", TOO_LONG], s),
+        ("hello --about: 64 KiB + 1", ["hello", "dave", "--about", TOO_LONG], {}),
+        ("release: another's claim, no --force", ["release", "p1"], {"EVHUB_SESSION": "bob"}),
+        ("save --mode bogus", ["save", "--mode", "bogus"], s),
+        ("sql: a write", ["sql", "delete from sessions"], {}),
+        ("missing hub: --hub", ["-", "--hub", "{missing}", "status"], {}),
+        ("missing hub: --hub, a write", ["-", "--hub", "{missing}", "heartbeat"], s),
+        ("missing hub: EVHUB_HUB", ["-", "claim", "p1"], {**s, "EVHUB_HUB": "{missing}"}),
+        ("missing hub: none above the cwd", ["-", "status"], {}),
+    ]
+    return c
+
+
+def setup_catalogue_hub(root: Path) -> None:
+    hub, _ = Hub.init(root)
+    hub.hello("alice")
+    hub.hello("bob")
+    hub.claim("alice", "p1")
+    hub.create_milestone("alice", "M one", milestone="m1", steps=["a", "b"])
+    hub.claim_milestone("alice", "m1")
+
+
+def tree(folder: Path, skip: Path) -> set[str]:
+    return {str(p) for p in folder.rglob("*") if skip not in p.parents and p != skip}
+
+
+def check_bad_input(tmp: Path, evhub: str) -> Row:
+    root = tmp / "catalogue"
+    setup_catalogue_hub(root)
+    missing = tmp / "missing-hub"
+    cwd = tmp / "elsewhere"
+    cwd.mkdir()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("EVHUB_")}
+    log = log_path(root)
+    outside_before = tree(tmp, root / "SESSIONS")
+    tried = good = changes = 0
+    bad: list[str] = []
+    for what, argv, extra in catalogue():
+        env = {**base_env, **{k: v.replace("{missing}", str(missing)) for k, v in extra.items()}}
+        args: list[str | bytes] = [a.replace("{missing}", str(missing)) if isinstance(a, str) else a for a in argv]
+        args = args[1:] if args[:1] == ["-"] else ["--hub", str(root), *args]
+        before = hashlib.sha256(log.read_bytes()).digest()
+        done = subprocess.run([evhub, *args], capture_output=True, env=env, cwd=cwd, timeout=60)
+        tried += 1
+        lines = done.stderr.decode(errors="replace").splitlines()
+        one_error = done.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and not done.stdout
+        if one_error:
+            good += 1
+        else:
+            shown = lines[:3] if lines else done.stdout.decode(errors="replace").splitlines()[:2]
+            bad.append(f"{what}: exit {done.returncode}, {shown}")
+        if hashlib.sha256(log.read_bytes()).digest() != before:
+            changes += 1
+            bad.append(f"{what}: the log changed")
+    outside = tree(tmp, root / "SESSIONS") - outside_before
+    for b in bad[:10]:
+        progress(f"bad input: {b}")
+    return Row(
+        "bad-input catalogue",
+        f"{tried} hostile inputs through the installed `evhub` (ids, statuses, steps, durations, EVHUB_NOW, "
+        "64 KiB + 1 text, missing hub)",
+        f"inputs tried {tried}; non-zero exit with one `error:` line {good} of {tried}; log changes {changes}; "
+        f"new files outside SESSIONS/ {len(outside)}",
+        f"one `error:` line {tried} of {tried}; log changes 0; new files outside 0",
+        good == tried and changes == 0 and not outside,
+    )
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = ["| check | scale | result | expected |", "|---|---|---|---|"]
+    lines += [f"| {r.check} | {r.scale} | {r.result} | {r.expected} |" for r in rows]
+    return "\n".join(lines)
+
+
+def find_evhub() -> str:
+    beside = Path(sys.executable).parent / "evhub"
+    if beside.is_file():
+        return str(beside)
+    raise SystemExit(f"the evhub command is not installed beside {sys.executable}: pip install -e .")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stress", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, events and kills (under a minute)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the kill moments (default: random)")
+    args = parser.parse_args(argv)
+    rounds, appends, kills = (20, 1_000, 15) if args.quick else (200, 25_000, 100)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    evhub = find_evhub()
+    rows: list[Row] = []
+    started = time.perf_counter()
+    steps: list[tuple[str, Callable[[Path], list[Row] | Row]]] = [
+        ("claim and hello races", lambda tmp: check_races(tmp, rounds)),
+        ("concurrent appends", lambda tmp: check_appends(tmp, appends)),
+        (f"SIGKILLs (seed {seed})", lambda tmp: check_sigkills(tmp, kills, rng)),
+        ("torn tail", check_torn_tail),
+        ("bad-input catalogue", lambda tmp: check_bad_input(tmp, evhub)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="evhub-stress-") as tmp:
+        for name, step in steps:
+            t = time.perf_counter()
+            here = Path(tmp) / name.split()[0].lower()
+            here.mkdir()
+            got = step(here)
+            new = got if isinstance(got, list) else [got]
+            rows += new
+            verdict = "ok" if all(r.ok for r in new) else "FAILED"
+            progress(f"{name}: {verdict} in {time.perf_counter() - t:.1f}s")
+    progress(f"all checks in {time.perf_counter() - started:.0f}s")
+    print(table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
