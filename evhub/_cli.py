@@ -450,7 +450,7 @@ def milestone_claim(
         out(f"claimed milestone {milestone_id} (token {token})")
 
 
-@milestone_app.command("step")
+@milestone_app.command("step", context_settings={"ignore_unknown_options": True})
 def milestone_step(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
     n: Annotated[int, typer.Argument(metavar="N", help="Step number, from 1.")],

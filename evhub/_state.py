@@ -173,11 +173,6 @@ class State(msgspec.Struct):
         return None
 
 
-def copy_state(state: State) -> State:
-    """A deep copy, for callers that must keep the state as it was."""
-    return msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=State)
-
-
 def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = None) -> State:
     """The state after EVENTS, starting from STATE (or an empty hub)."""
     st = State() if state is None else state
