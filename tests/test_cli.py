@@ -7,9 +7,12 @@ Times come from EVHUB_NOW (`at(seconds)` after T0), so liveness is exact: the hu
 from __future__ import annotations
 
 import json
+import queue
 import shutil
+import signal
 import stat
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -612,3 +615,24 @@ def test_sql_is_read_only(evhub: Runner) -> None:
     error_line(evhub("sql", "update claims set session = 'bob'"), 1)
     error_line(evhub("sql", "delete from claims"), 1)
     assert js(evhub("sql", "select session from claims", "--json")) == [{"session": "alice"}]
+
+
+def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) -> None:
+    hello(evhub, "alice")
+    follower = subprocess.Popen(
+        [EVHUB, "log", "--follow", "--type", "msg"], cwd=evhub.root, env=clean_env({"EVHUB_NOW": at(10)}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    printed: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [printed.put(line) for line in follower.stdout or ()], daemon=True).start()
+    try:
+        evhub.ok("heartbeat", session="alice", now=at(20))  # filtered out
+        evhub.ok("msg", "send", "first", session="alice", now=at(30))
+        evhub.ok("msg", "send", "second", session="alice", now=at(40))
+        lines = [printed.get(timeout=15), printed.get(timeout=15)]  # queue.Empty: nothing came in time
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=10)
+    assert "message_posted alice" in lines[0] and "text=first" in lines[0]
+    assert "text=second" in lines[1]
+    assert follower.returncode == 0, follower.stderr.read() if follower.stderr else ""
