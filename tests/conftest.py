@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +73,20 @@ def run(
         text=True,
         timeout=timeout,
     )
+
+
+def together(
+    root: Path, argvs: Sequence[Sequence[str | Path]], now: str = at(1)
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start one `evhub` process for each argv, all before waiting for any, then collect them in order."""
+    env = clean_env({"EVHUB_NOW": now})
+    procs = [subprocess.Popen([EVHUB, *map(str, argv)], env=env, cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for argv in argvs]
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conftest import EVHUB, Runner, at, clean_env, error_line, ok, run
+from conftest import EVHUB, Runner, at, clean_env, error_line, ok, run, together
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -241,20 +241,9 @@ def test_release_by_holder_done_force_and_stale_token(evhub: Runner) -> None:
 
 def test_concurrent_claim_processes_one_wins_the_rest_get_exit_3(evhub: Runner) -> None:
     ids = [f"racer-{n}" for n in range(8)]
-    env = clean_env({"EVHUB_NOW": at(0)})
-
-    def together(args_for: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
-        procs = [subprocess.Popen([EVHUB, *args], env=env, cwd=evhub.root, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for args in args_for]
-        done = []
-        for p in procs:
-            out, err = p.communicate(timeout=60)
-            done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-        return done
-
-    hellos = together([["hello", sid] for sid in ids])
+    hellos = together(evhub.root, [["hello", sid] for sid in ids], now=at(0))
     assert [p.returncode for p in hellos] == [0] * 8
-    claims = together([["claim", "p", "--session", sid] for sid in ids])
+    claims = together(evhub.root, [["claim", "p", "--session", sid] for sid in ids], now=at(0))
     codes = sorted(p.returncode for p in claims)
     assert codes == [0] + [3] * 7, [(p.returncode, p.stderr) for p in claims]
     [winner] = [sid for sid, p in zip(ids, claims, strict=True) if p.returncode == 0]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVHUB, at, clean_env, error_line, ok
+from conftest import EVHUB, at, clean_env, error_line, ok, together
 
 from evhub import Hub
 from evhub import _events as ev
@@ -61,18 +61,6 @@ def call(
     full.update(env or {})
     argv = [EVHUB, *(os.fspath(a) if isinstance(a, Path) else a for a in args)]
     return subprocess.run(argv, env=full, cwd=root, capture_output=True, text=True, timeout=60, **kw)
-
-
-def together(root: Path, argvs: Sequence[Sequence[Arg]], now: str = at(1)) -> list[subprocess.CompletedProcess[str]]:
-    """Start one `evhub` process for each argv, all before waiting for any, then collect them in order."""
-    env = clean_env({"EVHUB_NOW": now})
-    procs = [subprocess.Popen([EVHUB, *map(str, argv)], env=env, cwd=root, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for argv in argvs]
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
 
 
 # The installed command's own entry point (what the `evhub` script runs), held at a gate after its
