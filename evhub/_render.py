@@ -319,6 +319,12 @@ def write_views(sessions_dir: Path, views: dict[str, View]) -> int:
         raise StorageError(f"cannot write {sessions_dir}: {e.strerror or e}") from e
     changed = 0
     real_dirs: set[Path] = set()
+    try:
+        # The seed's folders are part of the layout even when empty (no live session, no claim).
+        for folder in VIEW_DIRS:
+            _ensure_dirs(sessions_dir, sessions_dir / folder, real_dirs)
+    except OSError as e:
+        raise StorageError(f"cannot write {sessions_dir}: {e.strerror or e}") from e
     for rel in sorted(views):
         view = views[rel]
         path = sessions_dir / rel

@@ -269,7 +269,7 @@ def test_planted_symlinks_are_replaced_never_followed(tmp_path: Path) -> None:
     assert (elsewhere / "precious.json").read_text() == "keep"
 
 
-def test_a_view_folder_link_with_no_views_is_removed_not_followed(tmp_path: Path) -> None:
+def test_a_view_folder_link_with_no_views_is_replaced_by_the_folder_not_followed(tmp_path: Path) -> None:
     sessions = make_hub(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -278,7 +278,8 @@ def test_a_view_folder_link_with_no_views_is_removed_not_followed(tmp_path: Path
     log = Log()
     log.add(ev.HubCreated, 0)
     write_views(sessions, render(log.state(), at(1)))
-    assert not (sessions / "HANDSHAKES").exists()
+    assert (sessions / "HANDSHAKES").is_dir() and not (sessions / "HANDSHAKES").is_symlink()
+    assert list((sessions / "HANDSHAKES").iterdir()) == []
     assert (elsewhere / "precious.json").read_text() == "keep"
 
 
@@ -382,3 +383,12 @@ def test_shims_without_required_args_print_usage_and_exit_2(
     done = subprocess.run([str(sessions / shim), *args], env=fake_evhub, capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"usage: {Path(shim).name} ")
+
+
+def test_every_seed_folder_is_there_even_when_empty(tmp_path: Path) -> None:
+    sessions = tmp_path / "SESSIONS"
+    log = Log()
+    log.add(ev.HubCreated, 0)
+    write_views(sessions, render(log.state(), at(1)))
+    for folder in ("HEARTBEATS", "PRIORITIES", "MILESTONES", "DISCOVERY", "HANDSHAKES"):
+        assert (sessions / folder).is_dir() and list((sessions / folder).iterdir()) == [], folder
