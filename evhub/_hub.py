@@ -21,7 +21,7 @@ from ._lock import HubLock
 from ._readmodel import Checkpoint, ReadModel
 from ._state import State, evolve, fold
 from ._store import JsonlStore
-from ._values import check_id, new_id, now, parse_when
+from ._values import check_id, file_stamp, new_id, now, parse_when
 
 SESSIONS = "SESSIONS"
 GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
@@ -75,7 +75,7 @@ class Hub:
         try:
             hub.events_dir.mkdir(parents=True, exist_ok=True)
             if kept:
-                legacy = hub.events_dir / ("legacy-" + now().replace(":", "").replace("-", ""))
+                legacy = hub.events_dir / f"legacy-{file_stamp()}"
                 legacy.mkdir()
                 for path in kept:
                     path.rename(legacy / path.name)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events as ev
 from ._errors import CorruptLog, StorageError
-from ._store import JsonlStore, LogLine
-from ._values import new_id, now
+from ._store import JsonlStore, LogLine, set_aside
+from ._values import file_stamp, new_id
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -24,15 +24,15 @@ if TYPE_CHECKING:
 def repair(hub: Hub) -> dict[str, Any]:
     """Rewrite HUB's log as its readable events. The caller holds the hub lock."""
     store = JsonlStore(hub.log_path)
-    stamp = now().replace(":", "").replace("-", "")
+    stamp = file_stamp()
     quarantine = hub.events_dir / "quarantine"
-    # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup or set-aside line.
+    # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
     base, n = stamp, 1
-    while (hub.events_dir / f"log.jsonl.before-repair-{stamp}").exists() or any(quarantine.glob(f"{stamp}-line-*")):
+    while (hub.events_dir / f"log.jsonl.before-repair-{stamp}").exists():
         n += 1
         stamp = f"{base}-{n}"
     kept: list[bytes] = []
-    set_aside: list[str] = []
+    moved: list[str] = []
     lost = 0
     ids: set[str] = set()
     expected = 1
@@ -40,17 +40,9 @@ def repair(hub: Hub) -> dict[str, Any]:
     unfinished: list[tuple[int, LogLine]] = []
 
     def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
-        name = f"{stamp}-line-{number}"
-        try:
-            quarantine.mkdir(exist_ok=True)
-            (quarantine / f"{name}.bin").write_bytes(raw)
-            (quarantine / f"{name}.txt").write_text(
-                f"{len(raw)} bytes from line {number} (byte {offset}) of {hub.log_path.name}, "
-                f"set aside by evhub repair: {why}\n"
-            )
-        except OSError as e:
-            raise StorageError(f"cannot set aside line {number}: {e.strerror}") from e
-        set_aside.append(f"quarantine/{name}.bin")
+        note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {hub.log_path.name}, "
+                f"set aside by evhub repair: {why}")
+        moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
     for number, line in enumerate(store.lines(0), 1):
         lines = number
@@ -78,7 +70,7 @@ def repair(hub: Hub) -> dict[str, Any]:
         expected -= 1
     if store.torn_tail:
         put_aside(store.torn_tail, lines + 1, store.scanned_to, "an unfinished write")
-    if not set_aside and not lost:
+    if not moved and not lost:
         return {"repaired": False, "events": expected - 1, "set_aside": [], "lost": 0, "backup": None}
     backup = hub.events_dir / f"log.jsonl.before-repair-{stamp}"
     fresh = hub.events_dir / f".log.jsonl.repair-{stamp}"
@@ -91,5 +83,5 @@ def repair(hub: Hub) -> dict[str, Any]:
         os.replace(fresh, hub.log_path)
     except OSError as e:
         raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
-    return {"repaired": True, "events": expected - 1, "set_aside": set_aside, "lost": lost,
+    return {"repaired": True, "events": expected - 1, "set_aside": moved, "lost": lost,
             "backup": backup.name}

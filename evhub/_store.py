@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from . import _events as ev
 from ._errors import CorruptLog, ExpectedPositionError, StorageError
-from ._values import now
+from ._values import file_stamp
 
 CHUNK = 64 * 1024
 
@@ -254,20 +254,26 @@ class JsonlStore(Store):
 
     def _quarantine(self, offset: int, data: bytes) -> None:
         """Set aside bytes that are not a whole event, with a note of where they came from."""
-        folder = self.path.parent / "quarantine"
-        stamp = now().replace(":", "").replace("-", "")
-        name = f"{stamp}-{self.path.name}-at-{offset}"
-        try:
-            folder.mkdir(exist_ok=True)
-            # Never over an earlier one: with EVHUB_NOW fixed, two torn tails at one offset share a stamp.
-            base, n = name, 1
-            while (folder / f"{name}.bin").exists():
-                n += 1
-                name = f"{base}-{n}"
-            (folder / f"{name}.bin").write_bytes(data)
-            (folder / f"{name}.txt").write_text(
-                f"{len(data)} bytes moved from {self.path.name} at byte {offset}:"
-                " a write that did not finish, so not an event.\n"
-            )
-        except OSError as e:
-            raise StorageError(f"cannot set aside a torn write: {e.strerror}") from e
+        set_aside(
+            self.path.parent / "quarantine",
+            f"{file_stamp()}-{self.path.name}-at-{offset}",
+            data,
+            f"{len(data)} bytes moved from {self.path.name} at byte {offset}: a write that did not finish, "
+            "so not an event.",
+        )
+
+
+def set_aside(folder: Path, name: str, data: bytes, note: str) -> str:
+    """Write DATA to FOLDER/NAME.bin and NOTE to NAME.txt beside it, never over an earlier pair
+    (with EVHUB_NOW fixed, two names can share a time); returns the .bin file's name."""
+    try:
+        folder.mkdir(exist_ok=True)
+        base, n = name, 1
+        while (folder / f"{name}.bin").exists():
+            n += 1
+            name = f"{base}-{n}"
+        (folder / f"{name}.bin").write_bytes(data)
+        (folder / f"{name}.txt").write_text(note + "\n")
+    except OSError as e:
+        raise StorageError(f"cannot set aside {len(data)} bytes in {folder}: {e.strerror}") from e
+    return f"{name}.bin"

@@ -113,6 +113,11 @@ def now() -> str:
     return format_ts(datetime.now(UTC))
 
 
+def file_stamp() -> str:
+    """The current time as a file name part: 20261125T120000.000000Z."""
+    return now().replace(":", "").replace("-", "")
+
+
 def parse_when(value: str, now_ts: str) -> str:
     """A point in time given as a duration ago (10m) or as an RFC 3339 time."""
     if _DURATION_RE.fullmatch(value.strip()):
