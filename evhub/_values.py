@@ -122,7 +122,12 @@ def parse_when(value: str, now_ts: str) -> str:
     """A point in time given as a duration ago (10m) or as an RFC 3339 time."""
     if _DURATION_RE.fullmatch(value.strip()):
         return ts_minus(now_ts, parse_duration(value))
-    return normalize_ts(value)
+    try:
+        return normalize_ts(value)
+    except BadInput:
+        raise BadInput(
+            f"invalid time {value!r}: use a duration ago (30s, 10m, 2h, 1d) or RFC 3339 (2026-11-25T14:02:00Z)"
+        ) from None
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
