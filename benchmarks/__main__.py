@@ -1,137 +1,527 @@
 """evhub benchmarks: each figure beside a floor measured in the same run, on the same data.
 
-    python -m benchmarks            # 1k and 100k events
-    python -m benchmarks --quick    # 1k and 10k events, fewer repeats (under a minute)
+    python -m benchmarks            # hubs of 1k, 100k and 1M events (about ten minutes on 2 cores)
+    python -m benchmarks --quick    # hubs of 1k, 5k and 20k events, fewer repeats (under a minute)
 
-Prints one markdown table: figure, evhub's median (spread), the floor's median, the ratio.
+Every figure is a whole process (as an agent pays it) unless it says otherwise, and so is every
+floor.  Prints one markdown table on stdout (figure, evhub's median with min–max, the floor's
+median with min–max, the ratio, the target of issue 4 and whether it is met); progress goes to
+stderr.  The generated hubs live in a temporary folder removed at the end of the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-
-import msgspec
 
 from evhub import Hub
 from evhub import _events as ev
-from evhub._values import format_ts, parse_ts
+from evhub._values import format_ts
 
 SESSIONS = [f"session-{n}" for n in range(1, 51)]
 PRIORITIES = [f"p{n}" for n in range(1, 201)]
-START = parse_ts("2026-01-01T00:00:00Z")
+ALIVE_TTL_S = 300
+SPACING_S = 3  # seconds between two synthetic events: 50 sessions, each seen every ~150 s, so most are alive
+MILESTONE = "m1"
+# The issue's mix, in percent of all events.  The first hello of each session counts as a hello.
+MIX = {"heartbeat": 70, "message": 10, "claim": 8, "release": 7, "step": 3, "hello": 2}
+WORDS = ("the deploy dashboard api tests migration schema review blocked done waiting for your branch "
+         "merge rebase fixed flaky timeout metrics frontend backend token claim release step please check "
+         "again after lunch build green red pipeline").split()
+EVHUB_DIR = Path(ev.__file__).parent
+READ_MODEL = Path("SESSIONS") / "events" / "readmodel.sqlite3"
+LOG = Path("SESSIONS") / "events" / "log.jsonl"
 
 
-def synthetic_log(path: Path, count: int, seed: int = 7) -> None:
-    """A hub's log of COUNT events in a realistic mix: mostly heartbeats, some messages and claims."""
+# -- the synthetic hub -------------------------------------------------------------------------------
+
+
+def mix_counts(count: int) -> dict[str, int]:
+    """How many events of each kind a log of COUNT events holds: the issue's mix, exactly up to rounding.
+
+    Besides the mix the log holds its hub_created and one milestone_created (the milestone the step
+    updates work on), taken from the heartbeats; every session's first hello counts as a hello, so a
+    log too small for 2% to cover 50 sessions has 50 hellos."""
+    counts = {kind: round(count * pct / 100) for kind, pct in MIX.items() if kind != "heartbeat"}
+    counts["hello"] = max(counts["hello"], len(SESSIONS))
+    counts["heartbeat"] = count - 2 - sum(counts.values())
+    if counts["heartbeat"] < 0:
+        raise ValueError(f"a synthetic log needs at least {count - counts['heartbeat']} events")
+    return counts
+
+
+def _message_text(rng: random.Random) -> str:
+    size = rng.randint(150, 250)
+    words: list[str] = []
+    length = -1
+    while length < size:
+        words.append(rng.choice(WORDS))
+        length += len(words[-1]) + 1
+    text = " ".join(words)[: size - 1]
+    return text[:-1] + "s." if text.endswith(" ") else text + "."  # exactly SIZE bytes
+
+
+def synthetic_log(path: Path, count: int, seed: int = 7, end: datetime | None = None) -> dict[str, int]:
+    """Write a valid hub log of COUNT events in the issue's mix to PATH; return the count of each kind.
+
+    Events are SPACING_S apart and the last one is at END (default: now), so a command run right
+    after sees most of the 50 sessions alive.  Every event is one evhub itself would accept at its
+    time: a claim is of a free priority, a refresh by its holder, or a takeover of a dead holder's
+    claim (with took_over_from); a release is by the holder; a hello of a known session resumes it;
+    step updates are on a milestone nobody holds.  seq runs 1..COUNT, ids are unique."""
     rng = random.Random(seed)
+    counts = mix_counts(count)
+    end_s = (end or datetime.now(UTC)).timestamp()
+    start_s = int(end_s) - (count - 1) * SPACING_S
     holders: dict[str, str] = {}
-    mix = [("heartbeat", 70), ("message", 10), ("claim", 8), ("release", 7), ("step", 3), ("hello", 2)]
-    kinds = [k for k, w in mix for _ in range(w)]
+    last_seen: dict[str, float] = {}
+    written = dict.fromkeys(MIX, 0)
+
+    def ts(seq: int) -> str:
+        return format_ts(datetime.fromtimestamp(start_s + (seq - 1) * SPACING_S, UTC))
+
+    def ident(seq: int) -> str:  # ULID-shaped: 26 characters of Crockford base 32 (hex is a subset)
+        return f"{(start_s + seq * SPACING_S) * 1000:012X}{seq:014X}"
+
+    body = [kind for kind, n in counts.items() for _ in range(n - (len(SESSIONS) if kind == "hello" else 0))]
+    rng.shuffle(body)
+    swapped = 0  # releases written as claims while nothing was held; later claims are written as releases
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
-        def ts(seq: int) -> str:
-            return format_ts(START.fromtimestamp(START.timestamp() + seq * 3, START.tzinfo))
-
-        f.write(ev.encode(ev.HubCreated(seq=1, id=f"e{1:025d}", ts=ts(1))))
+        f.write(ev.encode(ev.HubCreated(seq=1, id=ident(1), ts=ts(1), alive_ttl_s=ALIVE_TTL_S)))
         seq = 1
-        for sid in SESSIONS:
+        for n, sid in enumerate(SESSIONS):
             seq += 1
-            f.write(ev.encode(ev.SessionRegistered(seq=seq, id=f"e{seq:025d}", ts=ts(seq), session=sid)))
+            f.write(ev.encode(ev.SessionRegistered(seq=seq, id=ident(seq), ts=ts(seq), session=sid,
+                                                   role=("backend", "frontend", "tests")[n % 3],
+                                                   specialization=f"area {n}")))
+            last_seen[sid] = start_s + (seq - 1) * SPACING_S
+            written["hello"] += 1
         seq += 1
-        f.write(ev.encode(ev.MilestoneCreated(seq=seq, id=f"e{seq:025d}", ts=ts(seq), session=SESSIONS[0],
-                                              milestone="m1", title="Benchmark", priority="m1",
-                                              steps=[f"step {n}" for n in range(1, 9)])))
-        while seq < count:
+        f.write(ev.encode(ev.MilestoneCreated(seq=seq, id=ident(seq), ts=ts(seq), session=SESSIONS[0],
+                                              milestone=MILESTONE, title="Benchmark milestone",
+                                              priority=MILESTONE, steps=[f"step {n}" for n in range(1, 9)])))
+        for kind in body:
             seq += 1
+            now = start_s + (seq - 1) * SPACING_S
             sid = rng.choice(SESSIONS)
-            base = {"seq": seq, "id": f"e{seq:025d}", "ts": ts(seq), "session": sid}
-            kind = rng.choice(kinds)
-            free = [p for p in rng.sample(PRIORITIES, 5) if p not in holders]
+            if kind == "release" and not holders:
+                kind, swapped = "claim", swapped + 1
+            elif kind == "claim" and swapped and holders:
+                kind, swapped = "release", swapped - 1
+            eid, ets = ident(seq), ts(seq)
             event: ev.Event
-            if kind == "claim" and free:
-                holders[free[0]] = sid
-                event = ev.PriorityClaimed(priority=free[0], **base)
-            elif kind == "release" and holders:
+            if kind == "claim":
+                priority = rng.choice(PRIORITIES)
+                holder = holders.get(priority)
+                took_over = None
+                if holder is not None and now - last_seen[holder] <= ALIVE_TTL_S:
+                    sid = holder  # a refresh: only the holder may claim a priority held by a live session
+                elif holder is not None:
+                    while sid == holder:
+                        sid = rng.choice(SESSIONS)
+                    took_over = holder  # the holder is dead: a takeover
+                holders[priority] = sid
+                event = ev.PriorityClaimed(seq=seq, id=eid, ts=ets, session=sid, priority=priority,
+                                           took_over_from=took_over)
+            elif kind == "release":
                 priority = rng.choice(list(holders))
-                base["session"] = holders.pop(priority)
-                event = ev.PriorityReleased(priority=priority, done=rng.random() < 0.5, **base)
+                sid = holders.pop(priority)
+                event = ev.PriorityReleased(seq=seq, id=eid, ts=ets, session=sid, priority=priority,
+                                            done=rng.random() < 0.5)
             elif kind == "message":
-                event = ev.MessagePosted(text="x" * rng.randint(150, 250), **base)
+                to = "all" if rng.random() < 0.7 else rng.choice(SESSIONS)
+                event = ev.MessagePosted(session=sid, to=to, text=_message_text(rng), seq=seq, id=eid, ts=ets)
             elif kind == "step":
-                event = ev.StepUpdated(milestone="m1", step=rng.randint(1, 8), status="in-progress", **base)
+                event = ev.StepUpdated(session=sid, milestone=MILESTONE, step=rng.randint(1, 8),
+                                       status=rng.choice(("in-progress", "done", "blocked")), seq=seq, id=eid, ts=ets)
             elif kind == "hello":
-                event = ev.SessionRegistered(resume=True, **base)
+                event = ev.SessionRegistered(session=sid, resume=True, seq=seq, id=eid, ts=ets)
             else:
-                event = ev.Heartbeat(status="working", **base)
+                event = ev.Heartbeat(session=sid, status=rng.choice(("", "working", f"on {rng.choice(PRIORITIES)}")),
+                                     seq=seq, id=eid, ts=ets)
+            last_seen[sid] = now
+            written[kind] += 1
             f.write(ev.encode(event))
+    return written
 
 
-def decode_floor(path: Path) -> None:
-    """The floor: decode the log into the event types in 64 KiB chunks, nothing else."""
-    decoder = msgspec.json.Decoder(ev.KnownEvent)
-    rest = b""
-    with open(path, "rb") as f:
-        while chunk := f.read(64 * 1024):
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            decoder.decode_lines(data[:cut])
-            rest = data[cut:]
+# -- scripts written beside the hubs: the floors ------------------------------------------------------
+
+# The decode floor loads evhub's event types without the package's __init__ (which imports the whole
+# hub): msgspec and the event types, nothing else.
+DECODE_FLOOR = """
+import sys, types
+pkg = types.ModuleType("evhub"); pkg.__path__ = [{evhub_dir!r}]; sys.modules["evhub"] = pkg
+import msgspec
+from evhub import _events as ev
+decoder = msgspec.json.Decoder(ev.KnownEvent)
+rest = b""
+n = 0
+with open(sys.argv[1], "rb") as f:
+    while chunk := f.read(64 * 1024):
+        data = rest + chunk
+        cut = data.rfind(b"\\n") + 1
+        n += len(decoder.decode_lines(data[:cut]))
+        rest = data[cut:]
+print(n)
+"""
+
+TRIVIAL_TYPER = """
+import typer
+
+app = typer.Typer()
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
-    """Median, min and max seconds of REPEATS runs of FN."""
-    times = []
+@app.command()
+def ok() -> None:
+    print("ok")
+
+
+app()
+"""
+
+# The physical floor of one command: encode one event, append it under flock (fsync as evhub does).
+APPEND_ONE = """
+import fcntl, os, sys, time
+import msgspec
+
+class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", kw_only=True, gc=False):
+    seq: int
+    id: str
+    ts: str
+    session: str
+    status: str = ""
+
+line = msgspec.json.encode(Heartbeat(seq=1, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+                                     session="session-1")) + b"\\n"
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, line)
+if os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off"):
+    os.fsync(fd)
+fcntl.flock(fd, fcntl.LOCK_UN)
+os.close(fd)
+"""
+
+# One of four concurrent writers.  Both sides wait for a `go` file after their imports, stop at the
+# deadline, and print how many events they wrote and when they started and finished.
+APPEND_EVHUB = """
+import json, os, sys, time
+from evhub import Hub, HubBusy
+root, sid, count, go, limit_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+hub = Hub(root)
+open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+deadline = start + limit_s
+done = 0
+while done < count and time.time() < deadline:
+    try:
+        hub.heartbeat(sid, status=f"{sid}-{done}")
+    except HubBusy:
+        continue
+    done += 1
+print(json.dumps({"done": done, "start": start, "end": time.time()}))
+"""
+
+APPEND_FLOOR = """
+import fcntl, json, os, sys, time
+log, lines_file, go, sid, sync = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+with open(lines_file, "rb") as f:
+    lines = f.read().splitlines(keepends=True)
+fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+for line in lines:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, line)
+    if sync:
+        os.fsync(fd)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+print(json.dumps({"done": len(lines), "start": start, "end": time.time()}))
+"""
+
+# Runs one command in a fresh child and prints its peak RSS in KiB.
+PEAK_RSS = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """Repeated measurements of one thing: seconds, events/s or KiB."""
+
+    values: list[float]
+    capped: str = ""  # why fewer repeats than asked, when so
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+@dataclass
+class Row:
+    figure: str
+    evhub: Figure
+    floor_name: str
+    floor: Figure
+    unit: str  # "s", "events/s" or "KiB"
+    target: str  # "≤ 2.0×", "≥ 0.8×" or "reported"
+
+    @property
+    def ratio(self) -> float:
+        return self.evhub.median / self.floor.median
+
+    def verdict(self) -> str:
+        if self.target == "reported":
+            return "reported (no target)"
+        bound = float(self.target[2:-1])
+        by = self.ratio / bound if self.target.startswith("≤") else bound / self.ratio
+        return f"{self.target}: met" if by <= 1 else f"{self.target}: missed by {by:.2f}×"
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def timed(fn: Callable[[], object], repeats: int, budget_s: float, before: Callable[[], object] | None = None
+          ) -> Figure:
+    """Seconds of up to REPEATS runs of FN (BEFORE runs untimed ahead of each); stops early, after at
+    least one run, once the runs so far took BUDGET_S, and says so."""
+    times: list[float] = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
+        if sum(times) >= budget_s and len(times) < repeats:
+            return Figure(times, f"{len(times)} of {repeats} repeats: capped at {budget_s:.0f} s")
+    return Figure(times)
 
 
-def evhub_cmd(hub: Path, *args: str) -> Callable[[], object]:
-    command = [sys.executable, "-m", "evhub", "--hub", str(hub), *args]
-    env = {**os.environ, "EVHUB_SESSION": "session-1"}
-    return lambda: subprocess.run(command, check=True, capture_output=True, env=env)
+def run(command: Sequence[str], env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({done.returncode}): {' '.join(command)}\n{done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class Bench:
+    tmp: Path
+    repeats: int
+    budget_s: float
+    env: dict[str, str] = field(default_factory=lambda: {**os.environ, "EVHUB_SESSION": "session-1"})
+
+    def script(self, name: str, text: str) -> Path:
+        path = self.tmp / name
+        if not path.exists():
+            path.write_text(text)
+        return path
+
+    def evhub(self, hub: Path, *args: str) -> list[str]:
+        exe = Path(sys.executable).with_name("evhub")
+        prefix = [str(exe)] if exe.exists() else [sys.executable, "-m", "evhub"]
+        return [*prefix, "--hub", str(hub), *args]
+
+    def decode_floor(self, hub: Path) -> list[str]:
+        return [sys.executable, str(self.script("decode_floor.py", DECODE_FLOOR.format(evhub_dir=str(EVHUB_DIR)))),
+                str(hub / LOG)]
+
+    def time(self, command: list[str], repeats: int | None = None, before: Callable[[], object] | None = None,
+             env: dict[str, str] | None = None) -> Figure:
+        return timed(lambda: run(command, env or self.env), repeats or self.repeats, self.budget_s, before)
+
+    def peak_rss(self, command: list[str]) -> Figure:
+        wrapper = [sys.executable, str(self.script("peak_rss.py", PEAK_RSS)), *command]
+        values: list[float] = []
+        spent = 0.0
+        for _ in range(self.repeats):
+            start = time.perf_counter()
+            values.append(float(run(wrapper, self.env).split()[-1]))
+            spent += time.perf_counter() - start
+            if spent >= self.budget_s and len(values) < self.repeats:
+                return Figure(values, f"{len(values)} of {self.repeats} repeats: capped at {self.budget_s:.0f} s")
+        return Figure(values)
+
+    def appends(self, count: int, fsync: bool, deadline_s: float) -> tuple[Figure, Figure]:
+        """Events/s of 4 processes appending through the Python API, then of 4 processes writing the
+        same lines with flock + write (+ fsync); one run of each."""
+        tag = "fsync" if fsync else "nofsync"
+        root = self.tmp / f"appends-{tag}"
+        shutil.rmtree(root, ignore_errors=True)
+        hub, _ = Hub.init(root)
+        writers = [f"writer-{n}" for n in range(1, 5)]
+        for sid in writers:
+            hub.hello(sid)
+        env = {**self.env, "EVHUB_FSYNC": "1" if fsync else "0"}
+        worker = self.script("append_evhub.py", APPEND_EVHUB)
+        argv = [[sys.executable, str(worker), str(root), sid, str(count), "{go}", str(deadline_s)] for sid in writers]
+        evhub_rate, done = self._race(argv, env)
+        lines: dict[str, list[bytes]] = {sid: [] for sid in writers}
+        with open(root / LOG, "rb") as f:
+            for raw in f:
+                event = ev.decode(raw)
+                if isinstance(event, ev.Heartbeat) and event.session in lines:
+                    lines[event.session].append(raw)
+        floor_log = self.tmp / f"floor-{tag}.jsonl"
+        floor_log.unlink(missing_ok=True)
+        commands = []
+        for sid in writers:
+            path = self.tmp / f"lines-{tag}-{sid}"
+            path.write_bytes(b"".join(lines[sid]))
+            commands.append([sys.executable, str(self.script("append_floor.py", APPEND_FLOOR)), str(floor_log),
+                             str(path), "{go}", sid, "1" if fsync else "0"])
+        floor_rate, floor_done = self._race(commands, env)
+        assert floor_done == done, (floor_done, done)
+        capped = "" if done == count * 4 else f"stopped at {deadline_s:.0f} s: {done:,} of {count * 4:,} events"
+        return Figure([evhub_rate], capped), Figure([floor_rate])
+
+    def _race(self, commands: list[list[str]], env: dict[str, str]) -> tuple[float, int]:
+        go = self.tmp / f"go-{time.monotonic_ns()}"
+        procs = [subprocess.Popen([str(go) if a == "{go}" else a for a in c], stdout=subprocess.PIPE, text=True,
+                                  env=env) for c in commands]
+        while sum(1 for p in self.tmp.glob(go.name + ".*")) < len(commands):
+            if any(p.poll() not in (None, 0) for p in procs):
+                raise SystemExit("an append worker failed")
+            time.sleep(0.005)
+        go.touch()
+        results = []
+        for p in procs:
+            out, _ = p.communicate()
+            if p.returncode != 0:
+                raise SystemExit(f"an append worker failed ({p.returncode})")
+            results.append(json.loads(out))
+        done = sum(r["done"] for r in results)
+        elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+        return done / elapsed, done
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
+    if unit == "KiB":
+        return f"{value / 1024:,.0f} MiB"
+    return f"{value:,.0f} events/s"
+
+
+def cell(f: Figure, unit: str) -> str:
+    spread = f"{fmt(min(f.values), unit)}–{fmt(max(f.values), unit)}" if len(f.values) > 1 else "one run"
+    text = f"{fmt(f.median, unit)} ({spread}, n={len(f.values)})"
+    return text + (f"; {f.capped}" if f.capped else "")
+
+
+def ratio(value: float) -> str:
+    """Two decimals, or three significant digits for a ratio below 0.1 (0.00× would say nothing)."""
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×" if value >= 1e-4 else f"{value:.1e}×"
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| figure | evhub median (min–max) | floor | floor median (min–max) | ratio | target |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r.figure} | {cell(r.evhub, r.unit)} | {r.floor_name} | {cell(r.floor, r.unit)} | "
+                   f"{ratio(r.ratio)} | {r.verdict()} |")
+    return "\n".join(out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller hubs and fewer repeats")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller hubs and fewer repeats (under a minute)")
     args = parser.parse_args()
-    big, repeats = (10_000, 3) if args.quick else (100_000, 5)
-    rows: list[tuple[str, tuple[float, float, float], str, tuple[float, float, float]]] = []
-    with tempfile.TemporaryDirectory(prefix="evhub-bench-") as tmp:
-        hubs = {}
-        for size in (1_000, big):
-            root = Path(tmp) / f"hub-{size}"
-            synthetic_log(root / "SESSIONS" / "events" / "log.jsonl", size)
-            Hub.find(root).state()  # build the read model and views once, as any first command would
+    if args.quick:
+        small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
+    else:
+        small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
+    began = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="evhub-bench-") as tmp_name:
+        bench = Bench(Path(tmp_name), repeats, budget_s)
+        hubs: dict[int, Path] = {}
+        for size in (small, mid, big):
+            root = bench.tmp / f"hub-{size}"
+            progress(f"generating a hub of {size:,} events")
+            counts = synthetic_log(root / LOG, size)
+            progress(f"  mix: {', '.join(f'{k} {v:,}' for k, v in counts.items())}; building its read model")
+            run(bench.evhub(root, "status"))  # the first command builds the read model and the views
             hubs[size] = root
-        log = hubs[big] / "SESSIONS" / "events" / "log.jsonl"
-        floor = timed(lambda: decode_floor(log), repeats)
-        rows.append((f"`evhub replay`, {big:,} events", timed(evhub_cmd(hubs[big], "replay"), repeats),
-                     "msgspec decode of the same log", floor))
-        small_status = timed(evhub_cmd(hubs[1_000], "status"), repeats)
-        rows.append((f"`evhub status`, {big:,} events", timed(evhub_cmd(hubs[big], "status"), repeats),
-                     "`evhub status`, 1,000 events", small_status))
-        heartbeat = evhub_cmd(hubs[big], "heartbeat")
-        trivial = timed(lambda: subprocess.run([sys.executable, "-m", "evhub", "--help"], check=True,
-                                               capture_output=True), repeats)
-        rows.append((f"`evhub heartbeat`, {big:,} events", timed(heartbeat, repeats), "`evhub --help`", trivial))
-    print("| figure | evhub median (min–max) | floor | floor median (min–max) | ratio |")
-    print("|---|---|---|---|---|")
-    for name, (med, lo, hi), floor_name, (fmed, flo, fhi) in rows:
-        print(f"| {name} | {med * 1000:.0f} ms ({lo * 1000:.0f}–{hi * 1000:.0f}) | {floor_name} | "
-              f"{fmed * 1000:.0f} ms ({flo * 1000:.0f}–{fhi * 1000:.0f}) | {med / fmed:.2f}× |")
+        B, M = f"{big:,} events", f"{mid:,} events"
+        decode = "msgspec decode of the same log into the event types, 64 KiB chunks"
+        progress("replay and its decode floor")
+        floor = bench.time(bench.decode_floor(hubs[big]))
+        replay = bench.time(bench.evhub(hubs[big], "replay"))
+        rows.append(Row(f"`evhub replay`, {B}", replay, decode, floor, "s", "≤ 2.0×"))
+        rows.append(Row(f"`evhub replay`, {M}", bench.time(bench.evhub(hubs[mid], "replay")),
+                        decode.replace("the same log", f"the {M} log"), bench.time(bench.decode_floor(hubs[mid])),
+                        "s", "≤ 2.0×"))
+        progress("status")
+        small_status = bench.time(bench.evhub(hubs[small], "status"))
+        for size in (big, mid):
+            rows.append(Row(f"`evhub status`, {size:,} events", bench.time(bench.evhub(hubs[size], "status")),
+                            f"`evhub status`, {small:,} events", small_status, "s", "≤ 1.1×"))
+        progress("one command each: heartbeat, claim, msg send, and their floors")
+        trivial = bench.time([sys.executable, str(bench.script("trivial_typer.py", TRIVIAL_TYPER))])
+        scratch = bench.tmp / "append-one.jsonl"
+        physical = bench.time([sys.executable, str(bench.script("append_one.py", APPEND_ONE)), str(scratch)])
+        commands: list[tuple[str, Figure]] = []
+        for name, argv in (("heartbeat", ["heartbeat"]), ("claim", ["claim", "bench-claim"]),
+                           ("msg send", ["msg", "send", "x" * 200])):
+            commands.append((name, bench.time(bench.evhub(hubs[big], *argv))))
+        for name, figure in commands:
+            rows.append(Row(f"`evhub {name}`, {B}", figure, "a trivial typer command in a script (prints ok)",
+                            trivial, "s", "≤ 1.3×"))
+        for name, figure in commands:
+            rows.append(Row(f"`evhub {name}`, {B}", figure, "a script: msgspec encode of one event, append under "
+                            "flock, fsync", physical, "s", "reported"))
+        for fsync in (True, False):
+            progress(f"4 processes × {appends:,} appends, fsync {'on' if fsync else 'off'} (at most {appends_s:.0f} s)")
+            got, floor_rate = bench.appends(appends, fsync, appends_s)
+            how = "fsync on" if fsync else "EVHUB_FSYNC=0"
+            rows.append(Row(f"4 processes × {appends:,} `hub.heartbeat` (Python API, a new hub), {how}", got,
+                            f"4 processes: flock + write{' + fsync' if fsync else ''} of the same lines", floor_rate,
+                            "events/s", "≥ 0.8×" if fsync else "≥ 0.5×"))
+        progress("peak RSS of replay")
+        rows.append(Row(f"peak RSS of `evhub replay`, {B}", bench.peak_rss(bench.evhub(hubs[big], "replay")),
+                        "peak RSS of the decode floor", bench.peak_rss(bench.decode_floor(hubs[big])), "KiB",
+                        "≤ 4.0×"))
+        progress("log --type claim --session X, verify")
+        rows.append(Row(f"`evhub log --type claim --session session-7`, {B}",
+                        bench.time(bench.evhub(hubs[big], "log", "--type", "claim", "--session", "session-7")),
+                        "the decode floor", floor, "s", "≤ 1.5×"))
+        rows.append(Row(f"`evhub verify`, {B}", bench.time(bench.evhub(hubs[big], "verify")), "the decode floor",
+                        floor, "s", "≤ 2.0×"))
+        progress("first command after the read model is deleted")
+        read_model = hubs[big] / READ_MODEL
+        rows.append(Row(f"`evhub status` just after deleting the read model, {B}",
+                        bench.time(bench.evhub(hubs[big], "status"), before=lambda: read_model.unlink(missing_ok=True)),
+                        "the replay row", replay, "s", "≤ 1.2×"))
+    progress(f"done in {time.perf_counter() - began:.0f} s")
+    print(table(rows))
 
 
 if __name__ == "__main__":
