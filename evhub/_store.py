@@ -39,6 +39,12 @@ class LogLine(NamedTuple):
     raw: bytes
 
 
+def _whole_lines(block: bytes) -> list[bytes]:
+    """The lines of BLOCK, each with its newline. Only a newline ends a line of the log:
+    bytes.splitlines would also cut at a stray carriage return and misplace every offset after it."""
+    return [line + b"\n" for line in block.split(b"\n")[:-1]]
+
+
 def _line_start(block: bytes, index: int) -> int:
     """The offset in BLOCK of its line number INDEX (from 0)."""
     pos = 0
@@ -103,7 +109,7 @@ class JsonlStore(Store):
         """Every whole line from byte START on."""
         for offset, block in self.blocks(start):
             pos = 0
-            for raw in block.splitlines(keepends=True):
+            for raw in _whole_lines(block):
                 yield LogLine(offset + pos, raw)
                 pos += len(raw)
 
@@ -161,7 +167,7 @@ class JsonlStore(Store):
         ends the file, else as a CorruptLog naming its place."""
         out: list[ev.AnyEvent] = []
         pos = 0
-        for raw in block.splitlines(keepends=True):
+        for raw in _whole_lines(block):
             try:
                 out.append(ev.decode(raw))
             except CorruptLog as e:

@@ -399,6 +399,21 @@ class TestJsonlStore(StoreConformance):
         assert [e.seq for e in JsonlStore(path).read(0)] == [1, 2, 3]
         assert written[:cut] in _files(path.parent / "quarantine").values()
 
+    def test_only_a_newline_ends_a_line(self, tmp_path: Path) -> None:
+        # A carriage return is JSON white space: line 2 stays one whole event, and the damage on line 4
+        # is named at its own line and byte.
+        path = self.log_of(tmp_path)
+        path.parent.mkdir(parents=True)
+        lines = [ev.encode(e) for e in make_events(1, 5)]
+        lines[1] = lines[1].replace(b',"id"', b',\r"id"', 1)
+        lines[3] = b"garbage\n"
+        path.write_bytes(b"".join(lines))
+        got = []
+        with pytest.raises(CorruptLog, match=rf"line 4 \(byte {sum(map(len, lines[:3]))}\)"):
+            for e in JsonlStore(path).read(0):
+                got.append(e.seq)
+        assert got == [1, 2, 3]
+
     def test_a_torn_tail_is_quarantined_by_the_next_hub_command(self, tmp_path: Path) -> None:
         hub, _ = Hub.init(tmp_path)
         hub.hello("alice")
