@@ -17,7 +17,7 @@ import msgspec
 
 from ._errors import StorageError
 from ._report import claim_dict, milestone_dict
-from ._state import Claim, Proposal, Session, State
+from ._state import Claim, Session, State
 from ._values import format_duration
 
 MESSAGES_SHOWN = 100
@@ -51,7 +51,7 @@ def render(state: State, now: str) -> dict[str, View]:
     # Proposals are kept in log order, so the last one seen for a proposer is its latest.
     latest = {p.session: p for p in state.proposals}
     for sid in sorted(latest):
-        views[f"HANDSHAKES/{sid}.json"] = _json(_proposal(latest[sid]))
+        views[f"HANDSHAKES/{sid}.json"] = _json(msgspec.to_builtins(latest[sid]))
     for name, shim in _SHIMS.items():
         views[name] = View(shim.encode(), executable=True)
     return views
@@ -178,23 +178,8 @@ def _registry(state: State, now: str) -> dict[str, Any]:
         }
         for sid, s in sorted(state.sessions.items())
     ]
-    proposals = [_proposal(p) for p in sorted(state.proposals, key=lambda p: p.seq)]
+    proposals = [msgspec.to_builtins(p) for p in sorted(state.proposals, key=lambda p: p.seq)]
     return {"sessions": sessions, "alive_ttl_s": state.alive_ttl_s, "proposals": proposals}
-
-
-def _proposal(p: Proposal) -> dict[str, Any]:
-    return {
-        "seq": p.seq,
-        "ts": p.ts,
-        "session": p.session,
-        "proposed": p.proposed,
-        "reason": p.reason,
-        "status": p.status,
-        "voters": p.voters,
-        "accepted": p.accepted,
-        "rejected_by": p.rejected_by,
-        "reject_reason": p.reject_reason,
-    }
 
 
 def _messages(state: State) -> list[str]:
