@@ -351,6 +351,11 @@ class Hub:
 
     def replay(self, at: str | None = None, upto: int | None = None, out: Path | None = None) -> State:
         """Rebuild the views from nothing, as the hub stood at time AT or seq UPTO, in place or into OUT."""
+        if out is None and at is None and upto is None:
+            # In place and up to now: the read model is rebuilt from nothing too, in one fold of the log.
+            with self._lock():
+                self.readmodel.discard()
+                return self._refresh()
         clock = now()
         moment = parse_when(at, clock) if at else None
         state = State()
@@ -359,15 +364,11 @@ class Hub:
                 break
             evolve(state, e)
         view_time = moment or (clock if upto is None else max(state.last_ts, state.created))
-        if out is None:
-            with self._lock():
-                if at is None and upto is None:
-                    self.readmodel.discard()
-                    state = self._refresh()
-                else:
-                    self.render(state, at=view_time)
-        else:
+        if out is not None:
             self.render(state, at=view_time, out=out)
+        else:
+            with self._lock():
+                self.render(state, at=view_time)
         return state
 
     def why(self, priority: str) -> list[dict[str, Any]]:
