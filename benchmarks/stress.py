@@ -111,12 +111,17 @@ def race_worker(root: str, sid: str, rounds: int, barrier: Any, results: Any) ->
             results.put((kind, r, sid, outcome, text))
 
 
-def check_races(tmp: Path, rounds: int) -> list[Row]:
-    root = tmp / "races"
+def hub_with_sessions(root: Path, prefix: str, count: int) -> tuple[Path, list[str]]:
+    """A new hub at ROOT where sessions PREFIX-1 .. PREFIX-COUNT have said hello."""
     hub, _ = Hub.init(root)
-    racers = [f"racer-{n}" for n in range(1, RACERS + 1)]
-    for sid in racers:
+    sessions = [f"{prefix}-{n}" for n in range(1, count + 1)]
+    for sid in sessions:
         hub.hello(sid)
+    return root, sessions
+
+
+def check_races(tmp: Path, rounds: int) -> list[Row]:
+    root, racers = hub_with_sessions(tmp / "races", "racer", RACERS)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(RACERS)
     results = ctx.Queue()
@@ -195,11 +200,7 @@ def append_worker(root: str, sid: str, count: int, barrier: Any, results: Any) -
 
 
 def check_appends(tmp: Path, count: int) -> Row:
-    root = tmp / "appends"
-    hub, _ = Hub.init(root)
-    writers = [f"writer-{n}" for n in range(1, WRITERS + 1)]
-    for sid in writers:
-        hub.hello(sid)
+    root, writers = hub_with_sessions(tmp / "appends", "writer", WRITERS)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WRITERS + 1)
     results = ctx.Queue()

@@ -135,13 +135,17 @@ class Runner:
         return self.root / "SESSIONS" / "events" / "log.jsonl"
 
 
-@pytest.fixture
-def hub_dir(tmp_path: Path) -> Path:
-    """A folder holding a freshly initialised hub (created at T0, alive TTL 5 minutes)."""
-    root = tmp_path / "repo"
+def init_hub(root: Path) -> Path:
+    """ROOT, made and holding a hub that the installed `evhub init` created at T0 (alive TTL 5 minutes)."""
     root.mkdir()
     ok(run("init", root, env={"EVHUB_NOW": at(0)}))
     return root
+
+
+@pytest.fixture
+def hub_dir(tmp_path: Path) -> Path:
+    """A folder holding a freshly initialised hub."""
+    return init_hub(tmp_path / "repo")
 
 
 @pytest.fixture

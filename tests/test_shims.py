@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Runner, at, clean_env, ok, run
+from conftest import Runner, at, clean_env, init_hub, ok
 
 DEPLOY_STEPS = [
     "Design the dashboard layout",
@@ -45,10 +45,7 @@ class Shims:
 
 @pytest.fixture
 def spaced_hub(tmp_path: Path) -> Path:
-    root = tmp_path / "my project"
-    root.mkdir()
-    ok(run("init", root, env={"EVHUB_NOW": at(0)}))
-    return root
+    return init_hub(tmp_path / "my project")
 
 
 @pytest.fixture
