@@ -53,6 +53,15 @@ def _line_start(block: bytes, index: int) -> int:
     return pos
 
 
+def _plain_run(block: bytes, events: list[ev.AnyEvent], last: int) -> bool:
+    """Whether EVENTS (decoded from BLOCK) number last+1, last+2 ... and none has `more`. The bytes
+    are checked first: a block without the key "more" (nor a \\u escape that could spell it) has
+    no batch in it."""
+    if b'"more"' in block or b"\\u" in block:
+        return False
+    return [e.seq for e in events] == list(range(last + 1, last + 1 + len(events)))
+
+
 class JsonlStore(Store):
     """The log as a JSONL file. Appends must be made under the hub lock.
 
@@ -119,6 +128,11 @@ class JsonlStore(Store):
         return self.position[0]
 
     def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
+        for events in self.read_blocks(after):
+            yield from events
+
+    def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
+        """The events with seq > AFTER, a list per block of the file (replay folds whole lists)."""
         if not 0 < self.position[0] <= after:
             self.position = (0, 0)
         last, start = self.position
@@ -135,20 +149,27 @@ class JsonlStore(Store):
                 events, torn, damaged = self._decode_located(offset, block)
                 # A last line that is not a whole event is a torn write, never an event.
                 end -= len(torn)
-            for i, e in enumerate(events):
-                if e.seq != last + 1:
-                    raise CorruptLog(f"{self.path}: seq {e.seq} follows seq {last}: a gap or a repeat "
-                                     "(`evhub verify` names the line)")
-                last = e.seq
-                if e.more is True:
-                    if not batch:
-                        batch_start = offset + _line_start(block, i)
-                    batch.append(e)
-                    continue
-                for done in (*batch, e):
-                    if done.seq > after:
-                        yield done
-                batch = []
+            if not batch and _plain_run(block, events, last):
+                # The common block: seq runs on without a gap and no write spans lines.
+                if events:
+                    last = events[-1].seq
+                    yield events if events[0].seq > after else [e for e in events if e.seq > after]
+            else:
+                done: list[ev.AnyEvent] = []
+                for i, e in enumerate(events):
+                    if e.seq != last + 1:
+                        raise CorruptLog(f"{self.path}: seq {e.seq} follows seq {last}: a gap or a repeat "
+                                         "(`evhub verify` names the line)")
+                    last = e.seq
+                    if e.more is True:
+                        if not batch:
+                            batch_start = offset + _line_start(block, i)
+                        batch.append(e)
+                        continue
+                    done += (f for f in (*batch, e) if f.seq > after)
+                    batch = []
+                if done:
+                    yield done
             if damaged is not None:
                 raise damaged  # after the whole events before it, so readers can answer from them
             if batch:
