@@ -5,14 +5,17 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog
-from ._hub import Hub
 from ._store import JsonlStore, LogLine
 from ._values import check_id, parse_when
+
+if TYPE_CHECKING:  # only for annotations, so _hub may import this module
+    from ._hub import Hub
 
 TYPE_ALIASES = {
     "hello": "session_registered",
@@ -32,6 +35,10 @@ TYPE_ALIASES = {
     "reject": "id_rejected",
 }
 FOLLOW_POLL_S = 0.2
+# A log line may spell a string with \u escapes; types and ids (letters, digits, . _ -) need no other
+# escape, so a line holding no \u writes every value it holds as the plain bytes of the value.
+ESCAPE = b"\\u"
+REPICK_BLOCKS = 64  # every 4 MiB, look again which needle is the rarest
 
 
 class LogFilter(NamedTuple):
@@ -54,11 +61,9 @@ class LogFilter(NamedTuple):
             until=None if until is None else parse_when(until, now),
         )
 
-    def quick_reject(self, raw: bytes) -> bool:
-        """True when RAW cannot match, judged without decoding it."""
-        if self.type_ is not None and f'"type":"{self.type_}"'.encode() not in raw:
-            return True
-        return self.session is not None and f'"session":"{self.session}"'.encode() not in raw
+    def needles(self) -> tuple[bytes, ...]:
+        """Bytes every matching line holds, unless it holds a \\u escape: the quoted type and session."""
+        return tuple(_quoted(v) for v in (self.type_, self.session) if v is not None)
 
     def matches(self, e: ev.AnyEvent) -> bool:
         if self.session is not None and getattr(e, "session", None) != self.session:
@@ -91,10 +96,46 @@ def _show(v: Any) -> str:
     return repr(text) if any(c.isspace() for c in text) or not text else text
 
 
+def _quoted(value: str) -> bytes:
+    """VALUE as a JSON string without escapes (types and ids never need one)."""
+    return b'"' + value.encode() + b'"'
+
+
+def _spans(block: bytes, needles: Sequence[bytes]) -> list[tuple[int, int]]:
+    """(start, end) of each line of BLOCK (whole lines) that holds one of NEEDLES or a \\u escape,
+    in order.  C-speed searches: a block without any of them costs no Python step per line."""
+    found: list[tuple[int, int]] = []
+    kinds = 0
+    for needle in (*needles, ESCAPE) if b"\\" in block else needles:
+        at = block.find(needle)
+        kinds += at >= 0
+        while at >= 0:
+            start = block.rfind(b"\n", 0, at) + 1
+            end = block.index(b"\n", at) + 1
+            found.append((start, end))
+            at = block.find(needle, end)
+    return sorted(set(found)) if kinds > 1 else found
+
+
+def candidate_lines(store: JsonlStore, start: int, needles: Sequence[bytes]) -> Iterator[LogLine]:
+    """The whole lines from byte START that hold every one of NEEDLES or a \\u escape (a superset
+    of those that can match; every line when there is no needle)."""
+    if not needles:
+        yield from store.lines(start)
+        return
+    key = needles[0]
+    for n, (offset, block) in enumerate(store.blocks(start)):
+        if n % REPICK_BLOCKS == 0 and len(needles) > 1:
+            key = min(needles, key=block.count)  # the rarest needle leaves the fewest lines to look at
+        for begin, end in _spans(block, (key,)):
+            raw = block[begin:end]
+            if all(needle in raw for needle in needles) or ESCAPE in raw:
+                yield LogLine(offset + begin, raw)
+
+
 def _select(hub: Hub, flt: LogFilter, lines: Iterator[LogLine]) -> Iterator[LogLine]:
+    """The LINES that match FLT, judged on the decoded event; a damaged line ends them with a warning."""
     for line in lines:
-        if flt.quick_reject(line.raw):
-            continue
         try:
             e = ev.decode(line.raw)
         except CorruptLog as err:
@@ -107,7 +148,7 @@ def _select(hub: Hub, flt: LogFilter, lines: Iterator[LogLine]) -> Iterator[LogL
 def matching_lines(hub: Hub, flt: LogFilter, limit: int | None) -> tuple[list[LogLine], int]:
     """The matching lines (only the last LIMIT when given) and the offset where the log ended."""
     store = JsonlStore(hub.log_path)
-    shown = deque(_select(hub, flt, store.lines(0)), maxlen=limit)
+    shown = deque(_select(hub, flt, candidate_lines(store, 0, flt.needles())), maxlen=limit)
     return list(shown), store.scanned_to
 
 
@@ -115,10 +156,73 @@ def follow_lines(hub: Hub, flt: LogFilter, offset: int) -> Iterator[LogLine]:
     """Matching lines appended after OFFSET, as they arrive, until interrupted."""
     store = JsonlStore(hub.log_path)
     while True:
-        yield from _select(hub, flt, store.lines(offset))
+        yield from _select(hub, flt, candidate_lines(store, offset, flt.needles()))
         if store.scanned_to == offset:
             time.sleep(FOLLOW_POLL_S)
         offset = store.scanned_to
+
+
+def priority_events(log_path: Path, priority: str) -> list[ev.AnyEvent]:
+    """The events Hub.why looks at, in log order: PRIORITY's claims and releases and every hello.
+
+    A drop-in for the whole-log read in `why`: only lines holding the quoted PRIORITY, the quoted
+    type session_registered or a \\u escape are decoded.  As in JsonlStore.read, the events of a
+    write that did not finish (a last run of lines with `more`) are left out, and a damaged line
+    raises CorruptLog naming it, unless it is the very end of the file (a torn write).  Lines that
+    cannot concern PRIORITY are not decoded, so only `evhub verify` finds damage in those."""
+    priority = check_id(priority, "priority")
+    store = JsonlStore(log_path)
+    found: list[tuple[int, ev.AnyEvent]] = []
+    last = 0
+    needles = (_quoted(priority), _quoted("session_registered"))
+    for offset, block in store.blocks(0):
+        for begin, end in _spans(block, needles):
+            try:
+                e = ev.decode(block[begin:end])
+            except CorruptLog as err:
+                if offset + end == _size(log_path):
+                    break  # the last line, nothing after it: a torn write, never an event
+                damaged = CorruptLog(f"{log_path}: line {store._line_number(offset + begin)} "
+                                     f"(byte {offset + begin}): {err}")
+                raise damaged from err
+            if e.seq <= last:
+                raise CorruptLog(f"{log_path}: seq {e.seq} follows seq {last}: a gap or a repeat "
+                                 "(`evhub verify` names the line)")
+            last = e.seq
+            if isinstance(e, ev.SessionRegistered) or (
+                isinstance(e, (ev.PriorityClaimed, ev.PriorityReleased)) and e.priority == priority
+            ):
+                found.append((offset + begin, e))
+    torn_from = _unfinished_write(store, store.scanned_to)
+    return [e for at, e in found if at < torn_from]
+
+
+def _unfinished_write(store: JsonlStore, end: int) -> int:
+    """Where the last run of lines with `more` before END starts (END when the last event has none):
+    a write cut short there, whose events are none of them events."""
+    pos, last_line = end, True
+    while pos:
+        line = store.last_line(pos)
+        if not line:
+            break
+        try:
+            more = ev.decode(line).more is True
+        except CorruptLog:
+            if not last_line:
+                break
+            more = True  # a damaged last line is a torn write: look at the lines before it
+        if not more:
+            break
+        pos -= len(line)
+        last_line = False
+    return pos
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def query_readmodel(hub: Hub, query: str) -> list[dict[str, Any]]:

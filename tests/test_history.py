@@ -1,0 +1,208 @@
+"""The fast `log` scan and the `why` scan against the obvious way: decode every line, then judge it.
+
+The fast paths look for bytes first and decode only the lines that may match; these tests hold them
+to the same answer on logs whose lines are spelled every way JSON allows: evhub's compact form,
+white space (`{"type": "priority_claimed", ...}`), \\u escapes in any value, and text that holds the
+very bytes the scan looks for.  Blocks are made small so that lines straddle block boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evhub import _events as ev
+from evhub import _store
+from evhub._errors import CorruptLog, NotFound
+from evhub._history import LogFilter, follow_lines, matching_lines, priority_events
+from evhub._hub import Hub
+from evhub._store import LogLine
+
+SESSIONS = ["s1", "s2", "s10"]
+PRIORITIES = ["p1", "p10", "api"]
+NOW = "2026-11-25T12:00:00.000000Z"
+
+
+def _ts(seq: int) -> str:
+    return f"2026-11-25T10:{seq // 60 % 60:02d}:{seq % 60:02d}.000000Z"
+
+
+def _event(seq: int, kind: str, session: str, priority: str, text: str, resume: bool) -> ev.Event:
+    common: dict[str, Any] = {"seq": seq, "id": f"{seq:026d}", "ts": _ts(seq), "session": session}
+    if kind == "claim":
+        return ev.PriorityClaimed(**common, priority=priority)
+    if kind == "release":
+        return ev.PriorityReleased(**common, priority=priority, note=text)
+    if kind == "hello":
+        return ev.SessionRegistered(**common, resume=resume, about=text)
+    if kind == "msg":
+        return ev.MessagePosted(**common, text=text or "hi", to=priority)
+    return ev.Heartbeat(**common, status=text)
+
+
+def _escaped(value: str) -> str:
+    return '"' + "".join(f"\\u{ord(c):04x}" for c in value) + '"'
+
+
+def _spell(e: ev.Event, style: str) -> bytes:
+    """E as one log line: evhub's own bytes, with white space, or with a value written in \\u escapes."""
+    if style == "compact":
+        return ev.encode(e)
+    doc = ev.to_dict(e)
+    text = json.dumps(doc)  # ", " and ": " between items
+    if style.startswith("escape-"):
+        key = style.removeprefix("escape-")
+        if key in doc:
+            plain = json.dumps({key: doc[key]})[1:-1]
+            text = text.replace(plain, json.dumps(key) + ": " + _escaped(str(doc[key])), 1)
+    return text.encode() + b"\n"
+
+
+TEXTS = st.sampled_from(["", "s1", '"s1"', '"priority_claimed"', '"p1"', "a \\u0073 b", "\\", "é\u2713"])
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["claim", "release", "hello", "msg", "beat"]),
+        st.sampled_from(SESSIONS),
+        st.sampled_from(PRIORITIES),
+        TEXTS,
+        st.booleans(),
+        st.sampled_from(["compact", "compact", "spaced", "escape-type", "escape-session", "escape-priority"]),
+    ),
+    max_size=40,
+)
+
+
+def _write_log(root: Path, rows: list[tuple[str, str, str, str, bool, str]]) -> Path:
+    log = root / "SESSIONS" / "events" / "log.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = [ev.encode(ev.HubCreated(seq=1, id="0" * 26, ts=_ts(1)))]
+    lines += [_spell(_event(seq, *row[:5]), row[5]) for seq, row in enumerate(rows, 2)]
+    log.write_bytes(b"".join(lines))
+    return log
+
+
+class _Hub:
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.warnings: list[str] = []
+
+
+def _naive(log: Path, flt: LogFilter) -> list[LogLine]:
+    out, pos = [], 0
+    for raw in (line + b"\n" for line in log.read_bytes().split(b"\n")[:-1]):
+        if flt.matches(ev.decode(raw)):
+            out.append(LogLine(pos, raw))
+        pos += len(raw)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_store, "CHUNK", 97)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=EVENTS,
+    type_=st.sampled_from([None, "claim", "release", "hello", "msg", "heartbeat", "hub_created"]),
+    session=st.sampled_from([None, *SESSIONS]),
+    since=st.sampled_from([None, _ts(5)]),
+    until=st.sampled_from([None, _ts(20)]),
+)
+def test_log_scan_is_the_naive_filter(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str, str, bool, str]],
+    type_: str | None, session: str | None, since: str | None, until: str | None,
+) -> None:
+    log = _write_log(tmp_path_factory.mktemp("hub"), rows)
+    flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=NOW)
+    hub = _Hub(log)
+    shown, end = matching_lines(cast(Hub, hub), flt, None)
+    assert shown == _naive(log, flt)
+    assert end == log.stat().st_size and hub.warnings == []
+    assert matching_lines(cast(Hub, hub), flt, 2)[0] == shown[-2:]
+
+
+def test_spelled_lines_are_found(tmp_path: Path) -> None:
+    """The three spellings of one claim are each shown: white space and escapes are not skipped."""
+    claim = ev.PriorityClaimed(seq=2, id="0" * 26, ts=_ts(2), session="s1", priority="p1")
+    log = _write_log(tmp_path, [])
+    lines = [_spell(claim, "spaced"), _spell(claim, "escape-type"), _spell(claim, "escape-session")]
+    for seq, line in enumerate(lines, 2):
+        log.write_bytes(log.read_bytes() + line.replace(b'"seq": 2', f'"seq": {seq}'.encode()))
+    assert b'{"type": "priority_claimed"' in lines[0] and b"\\u0070\\u0072" in lines[1]
+    flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
+    shown, _ = matching_lines(cast(Hub, _Hub(log)), flt, None)
+    assert [line.raw for line in shown] == [line.replace(b'"seq": 2', f'"seq": {seq}'.encode())
+                                            for seq, line in enumerate(lines, 2)]
+
+
+def test_a_damaged_candidate_line_ends_the_list_with_a_warning(tmp_path: Path) -> None:
+    log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")] * 2)
+    data = log.read_bytes().splitlines(keepends=True)
+    damaged = b'{"type":"priority_claimed","session":"s1",\n'
+    log.write_bytes(b"".join([*data[:2], damaged, b'{"type":"heartbeat" not json\n', *data[2:]]))
+    flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
+    hub = _Hub(log)
+    shown, _ = matching_lines(cast(Hub, hub), flt, None)
+    assert [line.raw for line in shown] == [data[1]]
+    at = len(data[0]) + len(data[1])
+    assert len(hub.warnings) == 1 and hub.warnings[0].startswith(f"the log is damaged at byte {at} (")
+
+
+def test_follow_sees_lines_appended_later(tmp_path: Path) -> None:
+    log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")])
+    flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
+    hub = _Hub(log)
+    _, end = matching_lines(cast(Hub, hub), flt, None)
+    later = _spell(_event(3, "claim", "s1", "p10", "", False), "spaced")
+    with log.open("ab") as f:
+        f.write(ev.encode(_event(2, "beat", "s1", "p1", "", False)) + later + b'{"type":"priority_cl')
+    follow: Iterator[LogLine] = follow_lines(cast(Hub, hub), flt, end)
+    assert next(follow) == LogLine(end + len(ev.encode(_event(2, "beat", "s1", "p1", "", False))), later)
+
+
+def _why(root: Path, priority: str, fast: bool) -> list[dict[str, Any]] | str:
+    hub = Hub(root)
+    if fast:  # what Hub.why does once wired to the fast scan
+        hub.events = lambda after=0: iter(priority_events(hub.log_path, priority))  # type: ignore[method-assign]
+    try:
+        return hub.why(priority)
+    except NotFound as e:
+        return str(e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=EVENTS, priority=st.sampled_from(PRIORITIES), torn=st.integers(0, 4))
+def test_why_scan_is_the_whole_log_read(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str, str, bool, str]], priority: str,
+    torn: int,
+) -> None:
+    root = tmp_path_factory.mktemp("hub")
+    log = _write_log(root, rows)
+    if torn:  # a write cut short: its last lines carry `more`, then maybe half a line or a damaged one
+        seq = len(rows) + 2
+        batch = [_event(seq, "release", "s1", priority, "", False), _event(seq + 1, "claim", "s2", priority, "", False)]
+        for e in batch:
+            e.more = True
+        tail = b"".join(ev.encode(e) for e in batch[: 1 + (torn > 1)])
+        end = {3: b'{"type":"priority_re', 4: b'{"type":"session_registered",\n'}.get(torn, b"")
+        log.write_bytes(log.read_bytes() + tail + end)
+    assert _why(root, priority, fast=True) == _why(root, priority, fast=False)
+
+
+def test_why_scan_names_a_damaged_line_as_the_whole_log_read_does(tmp_path: Path) -> None:
+    log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")] * 2)
+    data = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join([*data[:2], b'{"type":"session_registered",\n', *data[2:]]))
+    errors = []
+    for fast in (True, False):
+        with pytest.raises(CorruptLog) as caught:
+            _why(tmp_path, "p1", fast)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and ": line 3 (byte " in errors[0]
