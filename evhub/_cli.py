@@ -265,13 +265,14 @@ def recall(
     from ._report import recall_markdown
 
     h = hub()
+    sid, unread = h.unread(need_session(session_id or session))
     state = h.state()
-    sid = cmd.acting_session(state, need_session(session_id or session))
     recent = [to_dict(e) for e in h.recent_events(sid)]
     if json:
-        out_json(doc(state, sid, _now(), recent))
+        out_json(doc(state, sid, _now(), recent, unread))
     else:
-        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(state, sid, _now(), recent)))
+        markdown = recall_markdown(state, sid, _now(), recent, unread)
+        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", markdown))
 
 
 @app.command()
@@ -555,9 +556,7 @@ def msg_list(
     """The last messages on the board."""
     from ._report import message_dicts
 
-    h = hub()
-    state = h.state()
-    _print_messages(message_dicts(state.messages[-limit:]), json, "no messages")
+    _print_messages(message_dicts(hub().last_messages(limit)), json, "no messages")
 
 
 # -- handshake ------------------------------------------------------------------------------

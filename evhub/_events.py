@@ -166,6 +166,12 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event) + b"\n"
 
 
+def is_canonical(events: list[AnyEvent], block: bytes) -> bool:
+    """Whether BLOCK is exactly the lines this evhub would write for EVENTS, so no line of it holds
+    a field or a type unknown here (checked in one call for a whole block)."""
+    return _encoder.encode_lines(events) == block
+
+
 def decode(line: bytes) -> AnyEvent:
     """The event on one log line; CorruptLog when the line is not a whole event."""
     try:

@@ -8,18 +8,23 @@ mend themselves after any damage, and answer from that state.
 
 from __future__ import annotations
 
+import atexit
+import math
 import os
 import subprocess
+import sys
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _decide as cmd
 from . import _events as ev
-from ._errors import BadInput, Conflict, CorruptLog, HubNotFound, NotFound, StorageError
+from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubNotFound, NotFound, StorageError
 from ._lock import HubLock
-from ._readmodel import Checkpoint, ReadModel
-from ._state import State, evolve, fold
+from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
+from ._state import Message, State, evolve, fold, is_unread
 from ._store import JsonlStore
 from ._values import check_id, file_stamp, new_id, now, parse_when
 
@@ -29,6 +34,19 @@ GITIGNORE = "# evhub: the read model and the lock are local caches, never shared
 
 def _fsync_enabled() -> bool:
     return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
+
+
+# Hubs holding events that their read model and views do not show yet; flushed at exit.
+_unpublished: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for hub in list(_unpublished):
+        try:
+            hub.flush()
+        except EvhubError as e:
+            print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
 
 
 def _holds_log(folder: Path) -> bool:
@@ -41,9 +59,15 @@ def _holds_log(folder: Path) -> bool:
 
 
 class Hub:
-    """A hub: the folder holding SESSIONS/, whose SESSIONS/events/log.jsonl is the truth."""
+    """A hub: the folder holding SESSIONS/, whose SESSIONS/events/log.jsonl is the truth.
 
-    def __init__(self, root: Path | str) -> None:
+    Every call appends its events durably before it returns. The read model and the views follow:
+    a Hub refreshes them at once when it last did so PUBLISH_EVERY seconds ago or more (so a
+    one-off call, and every CLI command, refreshes them before it returns), else it leaves them
+    for its next call, flush(), or the end of the process: a burst of calls pays for one refresh
+    a second, not one a call."""
+
+    def __init__(self, root: Path | str, *, publish_every: float = 1.0) -> None:
         self.root = Path(root).absolute()
         self.dir = self.root / SESSIONS
         self.events_dir = self.dir / "events"
@@ -51,6 +75,12 @@ class Hub:
         self.store = JsonlStore(self.log_path, fsync=_fsync_enabled())
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
+        self.publish_every = publish_every
+        self._state: State | None = None  # the state this Hub folded last, kept for its next call
+        self._kept: Checkpoint | None = None  # where in the log that state stands
+        self._base = 0  # the read model's seq that the kept state's new messages follow
+        self._published_at = -math.inf
+        self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
 
     # -- finding and creating ---------------------------------------------------------------
 
@@ -91,7 +121,7 @@ class Hub:
             created = hub.store.head() == 0
             if created:
                 hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
-            hub._refresh()
+            hub._publish(hub._catch_up(), now_=True)
         return hub, created
 
     @classmethod
@@ -117,45 +147,111 @@ class Hub:
     def _lock(self) -> HubLock:
         return HubLock(self.events_dir / "lock")
 
-    def _catch_up(self) -> tuple[State, bool]:
-        """The state at the head of the log, from the read model's checkpoint when it is good.
-        The flag says whether the read model needs saving."""
+    def _catch_up(self) -> State:
+        """The state at the head of the log. Caller holds the lock.
+
+        It starts from the state this Hub folded last time when the log still holds what it was
+        folded from, else from the read model's checkpoint when that holds, else from nothing;
+        then folds the tail. Any failure forgets the kept state, so no half-folded state is reused."""
+        try:
+            state = self._state if self._state is not None and self._kept_holds() else self._load()
+            self._state = None
+            for events in self.store.read_blocks(state.seq):
+                fold(events, state)
+        except BaseException:
+            self._state = None
+            raise
+        self._state = state
+        return state
+
+    def _kept_holds(self) -> bool:
+        return self._kept is not None and self.store.position == (self._kept.seq, self._kept.offset) and \
+            self._kept.matches(self.store.last_line(self._kept.offset))
+
+    def _load(self) -> State:
+        """The read model's state, positioned at its checkpoint; an empty state when it is unusable."""
         cached = self.readmodel.load()
         if cached is not None:
             state, checkpoint = cached
             if self._checkpoint_holds(checkpoint):
                 self.store.seek(checkpoint.seq, checkpoint.offset)
-                before = state.seq
-                fold(self.store.read(state.seq), state)
-                return state, state.seq != before
+                self._base = checkpoint.seq
+                return state
             self.warnings.append("the read model did not match the log; rebuilt it from the log")
             self.readmodel.discard()
-        return fold(self.store.read(0)), True
+        self.store.seek(0, 0)
+        self._base = 0
+        return State()
 
     def _checkpoint_holds(self, cp: Checkpoint) -> bool:
         if cp.offset == 0:
             return cp.seq == 0
         return cp.matches(self.store.last_line(cp.offset))
 
-    def _save(self, state: State) -> None:
+    def _remember(self, state: State) -> None:
+        """Keep STATE for the next call, with where it stands in the log."""
         seq, offset = self.store.position
-        self.readmodel.save(state, Checkpoint.after(seq, offset, self.store.last_line(offset)))
+        self._kept = Checkpoint.after(seq, offset, self.store.last_line(offset))
+        self._state = state
 
-    def _refresh(self) -> State:
-        """Catch up, save the read model when it moved, render the views. Caller holds the lock."""
-        state, moved = self._catch_up()
-        self._publish(state, moved)
-        return state
+    def _publish(self, state: State, now_: bool = False) -> None:
+        """Save the read model and render the views, now when NOW_ or PUBLISH_EVERY seconds have passed
+        since this Hub last did, else at the next call that finds them due, flush() or exit.
 
-    def _publish(self, state: State, moved: bool) -> None:
-        """Save the read model (when it moved) and render the views. Both are caches of the log, so
-        failing to write them is a warning: the log already holds every acknowledged event."""
+        Both are caches of the log, so failing to write them is a warning: the log already holds
+        every acknowledged event."""
+        self._remember(state)
+        if not now_ and time.monotonic() - self._published_at < self.publish_every:
+            _unpublished.add(self)
+            return
         try:
-            if moved:
+            if state.seq != self._base or state.new_messages or state.new_renames:
                 self._save(state)
             self.render(state)
         except StorageError as e:
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
+        self._published_at = time.monotonic()
+        _unpublished.discard(self)
+
+    def _save(self, state: State) -> None:
+        assert self._kept is not None
+        try:
+            self.readmodel.save(state, self._kept, self._base)
+        except ReadModelBehind:
+            # Deleted or swapped under us: fold again from what it holds, and store that.
+            self._state = None
+            state = self._catch_up()
+            self._remember(state)
+            self.readmodel.save(state, self._kept, self._base)
+        self._base = state.seq
+
+    def _rebuild(self) -> State:
+        """Fold the whole log into a new read model a block at a time, so memory stays flat however
+        many messages the log holds, then render. Caller holds the lock."""
+        self._state = None
+        self.readmodel.discard()
+        self.store.seek(0, 0)
+        state = State()
+        try:
+            with self.readmodel.writing(0) as writer:
+                for events in self.store.read_blocks(0):
+                    fold(events, state)
+                    writer.take(state)
+                self._remember(state)
+                assert self._kept is not None
+                writer.finish(state, self._kept)
+            self._base = state.seq
+        except StorageError as e:
+            self.warnings.append(f"{e} (the log is intact; the next command retries)")
+            self._state = None
+        self._publish(state, now_=True)
+        return state
+
+    def flush(self) -> None:
+        """Save the read model and render the views now, if any call left them for later."""
+        if self in _unpublished:
+            with self._lock():
+                self._publish(self._catch_up(), now_=True)
 
     def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
         """Render every view of STATE (as seen at AT) into OUT, or into SESSIONS/."""
@@ -172,36 +268,44 @@ class Hub:
             raise HubNotFound(f"no hub at {self.root}")
         with self._lock():
             try:
-                state, moved = self._catch_up()
+                state = self._catch_up()
             except CorruptLog as e:
                 raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
             head = state.seq
             clock = now()
             events: list[ev.Event] = []
-            for c in commands:
-                decided = cmd.decide(c, state, clock)
-                for event in decided:
-                    event.id = new_id()
-                    evolve(state, event)
-                events += decided
-            if events:
-                self.store.append(events, head)
-            self._publish(state, moved or bool(events))
+            try:
+                for c in commands:
+                    decided = cmd.decide(c, state, clock)
+                    for event in decided:
+                        event.id = new_id()
+                        evolve(state, event)
+                    events += decided
+                if events:
+                    self.store.append(events, head)
+            except BaseException:
+                self._state = None  # folded events that were never appended
+                raise
+            self._publish(state)
         return events, state
 
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""
         if not self.log_path.is_file():
             raise HubNotFound(f"no hub at {self.root}")
-        if not os.access(self.events_dir, os.W_OK):
+        self._cacheless = not os.access(self.events_dir, os.W_OK)
+        if self._cacheless:
             self.warnings.append("the hub is read-only here: answering from the log without caching")
             return self._fold_readable()
         with self._lock():
             try:
-                return self._refresh()
+                state = self._catch_up()
             except CorruptLog as e:
                 self.warnings.append(f"{e}; answering from the events before it (run `evhub verify`)")
+                self._cacheless = True
                 return self._fold_readable()
+            self._publish(state, now_=True)
+            return state
 
     def _fold_readable(self) -> State:
         """Fold every event that can be read, stopping at the first damaged line."""
@@ -212,6 +316,26 @@ class Hub:
         except CorruptLog:
             pass
         return state
+
+    def _messages(self, state: State, after: int = 0, to: str | None = None,
+                  last: int | None = None) -> list[Message]:
+        """Messages from the read model (STATE must be published), or from STATE itself when it was
+        folded without one: after seq AFTER, to TO or all, or the LAST ones."""
+        if not self._cacheless:
+            return self.readmodel.messages(after, to, last)
+        found = [m for m in state.new_messages if m.seq > after and (to is None or m.to in ("all", to))]
+        return found if last is None else found[-last:]
+
+    def unread(self, session: str) -> tuple[str, list[Message]]:
+        """SESSION's current id and its unread messages, oldest first."""
+        state = self.state()
+        sid = cmd.acting_session(state, session)
+        upto = state.sessions[sid].read_upto
+        return sid, [m for m in self._messages(state, upto, to=sid) if is_unread(m, sid, upto)]
+
+    def last_messages(self, limit: int) -> list[Message]:
+        """The last LIMIT messages on the board, oldest first."""
+        return self._messages(self.state(), last=limit)
 
     # -- the Python API: one method a command ---------------------------------------------------
 
@@ -274,9 +398,8 @@ class Hub:
         """Unread messages for SESSION; unless PEEK, they are then marked read."""
         from ._report import message_dicts
 
-        state = self.state()
-        sid = cmd.acting_session(state, session)
-        messages = message_dicts(state.inbox(sid))
+        sid, unread = self.unread(session)
+        messages = message_dicts(unread)
         if messages and not peek:
             self.execute(cmd.MarkRead(session=sid, upto=messages[-1]["seq"]))
         return messages
@@ -354,8 +477,7 @@ class Hub:
         if out is None and at is None and upto is None:
             # In place and up to now: the read model is rebuilt from nothing too, in one fold of the log.
             with self._lock():
-                self.readmodel.discard()
-                return self._refresh()
+                return self._rebuild()
         clock = now()
         moment = parse_when(at, clock) if at else None
         state = State()
@@ -411,8 +533,7 @@ class Hub:
         with self._lock():
             result = repair(self)
             if result["repaired"]:
-                self.readmodel.discard()
-                self._refresh()
+                self._rebuild()
         return result
 
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ._errors import StorageError
-from ._state import State
+from ._state import Message, State
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the state keeps the last messages only; the table keeps them all
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +61,11 @@ class Checkpoint(NamedTuple):
         return len(last_line) == self.line_len and zlib.crc32(last_line) == self.line_crc
 
 
+class ReadModelBehind(Exception):
+    """The read model holds fewer events than the state's new messages start after (it was deleted
+    or restored from a copy): the caller must fold again from what the read model holds."""
+
+
 class ReadModel:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -88,33 +95,40 @@ class ReadModel:
             return None
         return state, checkpoint
 
-    def save(self, state: State, checkpoint: Checkpoint) -> None:
-        """Store STATE at CHECKPOINT, creating the database when needed."""
+    def save(self, state: State, checkpoint: Checkpoint, base: int) -> None:
+        """Store STATE at CHECKPOINT; its new messages are those after seq BASE."""
+        with self.writing(base) as writer:
+            writer.finish(state, checkpoint)
+
+    @contextmanager
+    def writing(self, base: int) -> Iterator[Writer]:
+        """One write transaction, creating the database when needed. BASE is the seq the states
+        given to the writer were loaded at: ReadModelBehind when the database holds less."""
         if self._planted_links():
             self.discard()  # SQLite follows links: remove them, so the cache is never written outside the hub
         try:
-            self._save(state, checkpoint)
-        except sqlite3.DatabaseError:
-            # Unreadable or from another version: it is only a cache, so start it again.
-            self.discard()
             try:
-                self._save(state, checkpoint)
-            except sqlite3.Error as e:
-                raise StorageError(f"cannot write the read model {self.path}: {e}") from e
+                conn = self._begin()
+            except sqlite3.DatabaseError:
+                # Unreadable or from another version: it is only a cache, so start it again.
+                self.discard()
+                conn = self._begin()
+            try:
+                held = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+                if (int(held[0]) if held else 0) < base:
+                    raise ReadModelBehind
+                yield Writer(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.close()
         except sqlite3.Error as e:
             raise StorageError(f"cannot write the read model {self.path}: {e}") from e
 
-    def _planted_links(self) -> bool:
-        return any(Path(f"{self.path}{suffix}").is_symlink() for suffix in ("", "-journal"))
-
-    def discard(self) -> None:
-        for suffix in ("", "-journal"):
-            try:
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            except OSError as e:
-                raise StorageError(f"cannot remove the read model {self.path}: {e.strerror}") from e
-
-    def _save(self, state: State, cp: Checkpoint) -> None:
+    def _begin(self) -> sqlite3.Connection:
         conn = self._connect()
         try:
             fresh = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0] == 0
@@ -127,18 +141,80 @@ class ReadModel:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            _write_tables(conn, state)
-            meta = {"schema": SCHEMA_VERSION, **cp._asdict()}
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [(k, str(v)) for k, v in meta.items()],
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshot (id, state) VALUES (1, ?)", (msgspec.msgpack.encode(state),)
-            )
-            conn.execute("COMMIT")
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return conn
+
+    def message_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM messages", [])[0][0])
+
+    def messages(self, after: int = 0, to: str | None = None, last: int | None = None) -> list[Message]:
+        """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST
+        ones when LAST is given."""
+        query = 'SELECT seq, ts, sender, "to", text FROM messages WHERE seq > ?'
+        args: list[object] = [after]
+        if to is not None:
+            query += " AND \"to\" IN ('all', ?)"
+            args.append(to)
+        query += " ORDER BY seq DESC" if last is not None else " ORDER BY seq"
+        if last is not None:
+            query += " LIMIT ?"
+            args.append(last)
+        found = [Message(*row) for row in self._query(query, args)]
+        return found[::-1] if last is not None else found
+
+    def _query(self, query: str, args: list[object]) -> list[Any]:
+        try:
+            conn = self._connect()
+            try:
+                return conn.execute(query, args).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the read model {self.path}: {e}") from e
+
+    def _planted_links(self) -> bool:
+        return any(Path(f"{self.path}{suffix}").is_symlink() for suffix in ("", "-journal"))
+
+    def discard(self) -> None:
+        for suffix in ("", "-journal"):
+            try:
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot remove the read model {self.path}: {e.strerror}") from e
+
+
+class Writer:
+    """Writes to the read model inside one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def take(self, state: State) -> None:
+        """Move STATE's new messages and renames into the messages table (a replay does this a
+        block at a time, so a million events never hold every message in memory)."""
+        self.conn.executemany(
+            'INSERT OR REPLACE INTO messages (seq, ts, sender, "to", text) VALUES (?, ?, ?, ?, ?)',
+            [(m.seq, m.ts, m.sender, m.to, m.text) for m in state.new_messages],
+        )
+        for r in state.new_renames:
+            self.conn.execute('UPDATE messages SET "to" = ? WHERE "to" = ? AND seq < ?', (r.new, r.old, r.seq))
+            self.conn.execute("UPDATE messages SET sender = ? WHERE sender = ? AND seq < ?", (r.new, r.old, r.seq))
+        state.stored()
+
+    def finish(self, state: State, cp: Checkpoint) -> None:
+        """Store STATE as the snapshot at CP, with the queryable tables."""
+        self.take(state)
+        _write_tables(self.conn, state)
+        meta = {"schema": SCHEMA_VERSION, **cp._asdict()}
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [(k, str(v)) for k, v in meta.items()],
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO snapshot (id, state) VALUES (1, ?)", (msgspec.msgpack.encode(state),)
+        )
 
 
 def _write_tables(conn: sqlite3.Connection, st: State) -> None:
@@ -167,9 +243,4 @@ def _write_tables(conn: sqlite3.Connection, st: State) -> None:
         "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(m.id, n, s.text, s.status, s.note, s.updated, s.by)
          for m in st.milestones.values() for n, s in enumerate(m.steps, 1)],
-    )
-    last = conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0]
-    conn.executemany(
-        'INSERT INTO messages (seq, ts, sender, "to", text) VALUES (?, ?, ?, ?, ?)',
-        [(m.seq, m.ts, m.sender, m.to, m.text) for m in st.messages if m.seq > last],
     )

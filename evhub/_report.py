@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._state import Claim, Milestone, Session, State
+from ._state import Claim, Message, Milestone, Session, State
 from ._values import format_duration, seconds_between
 
 RECENT_MESSAGES = 5
@@ -165,7 +165,7 @@ def status_markdown(st: State, now: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> dict[str, Any]:
+def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]], unread: list[Message]) -> dict[str, Any]:
     """What session SID needs after a context loss; RECENT is its latest events, newest last."""
     s = st.sessions[sid]
     mine = [m for m in st.milestones.values() if m.owner == sid and m.completed is None]
@@ -176,7 +176,7 @@ def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> dict[
         "milestones": [
             {**milestone_dict(m), "next_step": m.next_step} for m in sorted(mine, key=lambda m: m.id)
         ],
-        "unread": message_dicts(st.inbox(sid)),
+        "unread": message_dicts(unread),
         "notes": [{"seq": n.seq, "ts": n.ts, "text": n.text} for n in s.notes],
         "recent_events": recent,
         "focus": None if st.focus is None else st.focus.text,
@@ -184,8 +184,8 @@ def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> dict[
     }
 
 
-def recall_markdown(st: State, sid: str, now: str, recent: list[dict[str, Any]]) -> str:
-    doc = _folded(recall(st, sid, now, recent))
+def recall_markdown(st: State, sid: str, now: str, recent: list[dict[str, Any]], unread: list[Message]) -> str:
+    doc = _folded(recall(st, sid, now, recent, unread))
     s = doc["session"]
     out = [f"# Recall for {sid}", ""]
     out.append(f"You are **{sid}**" + (f", role: {s['role']}" if s["role"] else "")

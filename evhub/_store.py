@@ -53,13 +53,9 @@ def _line_start(block: bytes, index: int) -> int:
     return pos
 
 
-def _plain_run(block: bytes, events: list[ev.AnyEvent], last: int) -> bool:
-    """Whether EVENTS (decoded from BLOCK) number last+1, last+2 ... and none has `more`. The bytes
-    are checked first: a block without the key "more" (nor a \\u escape that could spell it) has
-    no batch in it."""
-    if b'"more"' in block or b"\\u" in block:
-        return False
-    return [e.seq for e in events] == list(range(last + 1, last + 1 + len(events)))
+def _plain_run(events: list[ev.AnyEvent], last: int) -> bool:
+    """Whether EVENTS number last+1, last+2 ... and none of them has `more` (one pass over the list)."""
+    return [e.seq for e in events if e.more is not True] == list(range(last + 1, last + 1 + len(events)))
 
 
 class JsonlStore(Store):
@@ -149,7 +145,7 @@ class JsonlStore(Store):
                 events, torn, damaged = self._decode_located(offset, block)
                 # A last line that is not a whole event is a torn write, never an event.
                 end -= len(torn)
-            if not batch and _plain_run(block, events, last):
+            if not batch and _plain_run(events, last):
                 # The common block: seq runs on without a gap and no write spans lines.
                 if events:
                     last = events[-1].seq

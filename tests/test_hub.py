@@ -88,11 +88,20 @@ def everything(root: Path) -> dict[str, tuple[bytes, int]]:
 
 def folded(hub: Hub) -> Any:
     """The state a full fold of the log gives, as plain data."""
-    return msgspec.to_builtins(fold(list(hub.events())))
+    return plain(fold(list(hub.events())))
 
 
 def plain(state: State) -> Any:
-    return msgspec.to_builtins(state)
+    """STATE as plain data, without the messages it has not handed to a read model yet (a fold
+    from the start holds all of them; a state loaded from the read model holds only the newest)."""
+    doc = msgspec.to_builtins(state)
+    del doc["new_messages"], doc["new_renames"]
+    return doc
+
+
+def every_message(hub: Hub) -> list[Any]:
+    """Every message on the board, from a full fold of the log."""
+    return fold(list(hub.events())).new_messages
 
 
 def replayed(hub: Hub, out: Path, **kw: Any) -> dict[str, tuple[bytes, int]]:
@@ -140,6 +149,7 @@ def day(root: Path, set_now: Callable[[float], None]) -> Hub:
     hub.claim("bob", "docs")
     set_now(410)
     hub.release("bob", "docs", done=True, note="written")
+    hub.flush()  # calls less than a second apart leave the views to the last one's flush
     return hub
 
 
@@ -186,6 +196,7 @@ def run_and_compare(hub: Hub, out_base: Path, set_now: Callable[[float], None],
     """Run SCRIPT; after every command that succeeds, the views equal a replay from nothing.
     A refused command leaves the log byte for byte as it was.  Returns (seq, time, views) after
     every command that appended."""
+    hub.publish_every = 0  # views after every call, as every CLI command leaves them
     t = 0.0
     history = []
     for i, (action, who, x, delay) in enumerate(script):
@@ -681,6 +692,52 @@ def test_a_planted_lock_symlink_is_never_followed(tmp_path: Path) -> None:
         hub.heartbeat("alice")
     assert victim.read_text() == "precious\n"
     assert hub.log_path.read_bytes() == log
+
+
+# -- publishing the read model and the views ----------------------------------------------------
+
+
+def test_a_burst_of_calls_leaves_the_views_to_flush_but_every_event_is_in_the_log(tmp_path: Path) -> None:
+    Hub.init(tmp_path)
+    hub = Hub(tmp_path, publish_every=3600)
+    hub.hello("alice")  # a Hub's first call refreshes the views at once
+    assert (hub.dir / "DISCOVERY" / "alice-HELLO.md").exists()
+    hub.claim("alice", "api")
+    hub.send("alice", "on it")
+    assert not (hub.dir / "PRIORITIES" / "api.lock").exists(), "refreshed within the interval"
+    assert [type(e) for e in Hub(tmp_path).events(2)] == [ev.PriorityClaimed, ev.MessagePosted]
+    hub.flush()
+    assert (hub.dir / "PRIORITIES" / "api.lock").exists()
+    assert "on it" in (hub.dir / "MESSAGES.md").read_text()
+    assert views(hub.dir) == replayed(hub, tmp_path / "out")
+
+
+def test_a_reading_call_refreshes_the_views_at_once(tmp_path: Path) -> None:
+    Hub.init(tmp_path)
+    hub = Hub(tmp_path, publish_every=3600)
+    hub.hello("alice")
+    hub.claim("alice", "api")
+    assert hub.state().claims["api"].session == "alice"
+    assert (hub.dir / "PRIORITIES" / "api.lock").exists()
+
+
+def test_the_views_left_for_later_are_refreshed_when_the_process_exits(tmp_path: Path) -> None:
+    Hub.init(tmp_path)
+    script = textwrap.dedent(f"""
+        from evhub import Hub
+        hub = Hub({str(tmp_path)!r}, publish_every=3600)
+        hub.hello("alice")
+        hub.claim("alice", "api")
+        hub.send("alice", "bye for now")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    hub = Hub(tmp_path)
+    assert (hub.dir / "PRIORITIES" / "api.lock").exists()
+    assert "bye for now" in (hub.dir / "MESSAGES.md").read_text()
+    cached = hub.readmodel.load()
+    assert cached is not None and cached[1].seq == 4
+    assert views(hub.dir) == replayed(hub, tmp_path / "out")
 
 
 # -- why and verify --------------------------------------------------------------------------------
