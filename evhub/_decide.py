@@ -5,7 +5,6 @@ the command may not happen.  The events it returns carry their seq and time; the
 each its unique id and appends them all in one write.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Union

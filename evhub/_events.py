@@ -1,6 +1,5 @@
 """The event types: the public log format, one JSON object a line, `type` first."""
 
-from __future__ import annotations
 
 from typing import Any, Union
 

@@ -10,7 +10,6 @@ stored, which the read model then takes into its messages table.  So a command l
 saves a small snapshot on day 300 as on day 1.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any

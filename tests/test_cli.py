@@ -95,6 +95,19 @@ def test_usage_errors_are_exit_2(evhub: Runner) -> None:
     assert evhub.log_path.read_text().count("\n") == 1
 
 
+def test_help_and_misspelt_commands_still_see_every_command(evhub: Runner) -> None:
+    # evhub hands typer only the command a command line names; help and typos must not notice.
+    listed = ok(run("--help")).stdout
+    for name in ("heartbeat", "claim", "replay", "verify", "milestone", "msg", "handshake"):
+        assert name in listed, name
+    assert "send" in ok(run("msg", "--help")).stdout and "inbox" in ok(run("msg", "--help")).stdout
+    typo = evhub("hearbeat")
+    assert typo.returncode == 2 and "heartbeat" in typo.stderr
+    assert evhub("msg", "sned", "hi").returncode == 2
+    assert evhub.ok("--hub", evhub.root, "msg", "list").stdout.strip() == "no messages"
+    assert ok(run(f"--hub={evhub.root}", "status", "--json", cwd=evhub.root.parent)).stdout.startswith("{")
+
+
 def test_a_command_without_a_session_or_with_an_unknown_one_is_exit_1(evhub: Runner) -> None:
     assert "EVHUB_SESSION" in error_line(evhub("claim", "p"), 1)
     assert "ghost" in error_line(evhub("claim", "p", "--session", "ghost"), 1)
