@@ -76,6 +76,7 @@ class Hub:
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.publish_every = publish_every
+        self._hub_lock = HubLock(self.events_dir / "lock")
         self._state: State | None = None  # the state this Hub folded last, kept for its next call
         self._kept: Checkpoint | None = None  # where in the log that state stands
         self._base = 0  # the read model's seq that the kept state's new messages follow
@@ -145,7 +146,7 @@ class Hub:
     # -- the locked cycle ---------------------------------------------------------------------
 
     def _lock(self) -> HubLock:
-        return HubLock(self.events_dir / "lock")
+        return self._hub_lock
 
     def _catch_up(self) -> State:
         """The state at the head of the log. Caller holds the lock.
@@ -156,6 +157,8 @@ class Hub:
         try:
             state = self._state if self._state is not None and self._kept_holds() else self._load()
             self._state = None
+            if state.seq == 0:
+                state = self._fold_into_new_readmodel()
             for events in self.store.read_blocks(state.seq):
                 fold(events, state)
         except BaseException:
@@ -191,7 +194,7 @@ class Hub:
     def _remember(self, state: State) -> None:
         """Keep STATE for the next call, with where it stands in the log."""
         seq, offset = self.store.position
-        self._kept = Checkpoint.after(seq, offset, self.store.last_line(offset))
+        self._kept = Checkpoint.after(seq, offset, self.store.seen_line(offset))
         self._state = state
 
     def _publish(self, state: State, now_: bool = False) -> None:
@@ -226,13 +229,19 @@ class Hub:
         self._base = state.seq
 
     def _rebuild(self) -> State:
+        """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
+        state = self._fold_into_new_readmodel()
+        self._publish(state, now_=True)
+        return state
+
+    def _fold_into_new_readmodel(self) -> State:
         """Fold the whole log into a new read model a block at a time, so memory stays flat however
-        many messages the log holds, then render. Caller holds the lock."""
+        many messages the log holds. Caller holds the lock."""
         self._state = None
-        self.readmodel.discard()
-        self.store.seek(0, 0)
         state = State()
         try:
+            self.readmodel.discard()
+            self.store.seek(0, 0)
             with self.readmodel.writing(0) as writer:
                 for events in self.store.read_blocks(0):
                     fold(events, state)
@@ -242,9 +251,11 @@ class Hub:
                 writer.finish(state, self._kept)
             self._base = state.seq
         except StorageError as e:
+            # The messages handed to the failed transaction are gone from STATE: fold again, in memory.
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
-            self._state = None
-        self._publish(state, now_=True)
+            self.store.seek(0, 0)
+            state = fold(self.store.read(0))
+            self._base = 0
         return state
 
     def flush(self) -> None:
@@ -495,10 +506,13 @@ class Hub:
 
     def why(self, priority: str) -> list[dict[str, Any]]:
         """The history of PRIORITY's claims and releases, oldest first."""
+        from ._history import priority_events
+
         priority = check_id(priority, "priority")
         rows: list[dict[str, Any]] = []
         holder: str | None = None
-        for e in self.events():
+        # Only the lines that can concern PRIORITY are decoded (damage elsewhere is verify's to find).
+        for e in priority_events(self.log_path, priority):
             if isinstance(e, ev.PriorityClaimed) and e.priority == priority:
                 if e.took_over_from:
                     action = "took over"

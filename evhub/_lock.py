@@ -34,29 +34,69 @@ def lock_timeout() -> float:
 
 
 class HubLock:
-    """`with HubLock(path):` holds the hub exclusively."""
+    """`with lock:` holds the hub exclusively.
+
+    The lock file stays open between uses, so a burst of calls does not open it each time; it is
+    opened again when the path names another file (deleted or replaced by hand: locking the old
+    one would exclude nobody) and in a forked child, which must not share its parent's lock."""
 
     def __init__(self, path: Path, timeout: float | None = None) -> None:
         self.path = path
-        self.timeout = lock_timeout() if timeout is None else timeout
+        self.timeout = timeout
         self._fd: int | None = None
+        self._key: tuple[int, int, int] | None = None  # (our pid, device, inode) of the open file
+        self._held = False
+        self._pid_written = 0
 
     def __enter__(self) -> HubLock:
+        assert not self._held, "the hub lock is not re-entrant"
+        timeout = lock_timeout() if self.timeout is None else self.timeout
+        while True:
+            fd = self._open()
+            if not _flock_within(fd, timeout):
+                holder = _read_holder(fd)
+                self.close()  # also lets go of a lock the kernel granted just as the wait ran out
+                raise HubBusy(
+                    f"hub busy: the lock is held by {holder} for over {timeout:g}s "
+                    "(raise EVHUB_LOCK_TIMEOUT to wait longer)"
+                )
+            if self._names_our_file():
+                break
+            self.close()  # deleted or replaced: lock the file that is there now
+        if self._key is not None and self._key[0] != self._pid_written:
+            # Fixed width, so a shorter pid never leaves digits of a longer one behind.
+            os.pwrite(fd, f"{os.getpid():>10}\n".encode(), 0)
+            self._pid_written = self._key[0]
+        self._held = True
+        return self
+
+    def _open(self) -> int:
+        if self._fd is not None and self._key is not None and self._key[0] == os.getpid():
+            return self._fd  # whether the path still names it is checked once the lock is held
+        self.close()
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise StorageError(f"cannot open the hub lock {self.path}: {e.strerror}") from e
-        if not _flock_within(fd, self.timeout):
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise HubBusy(
-                f"hub busy: the lock is held by {holder} for over {self.timeout:g}s "
-                "(raise EVHUB_LOCK_TIMEOUT to wait longer)"
-            )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
+        st = os.fstat(fd)
+        self._fd, self._key, self._pid_written = fd, (os.getpid(), st.st_dev, st.st_ino), 0
+        return fd
+
+    def _names_our_file(self) -> bool:
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (os.getpid(), st.st_dev, st.st_ino) == self._key
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing also lets go of the flock
+            self._fd = None
+            self._key = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __exit__(
         self,
@@ -64,9 +104,9 @@ class HubLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._held = False
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class _Expired(Exception):

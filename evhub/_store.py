@@ -3,6 +3,7 @@ position) and its JSONL implementation, the hub's only source of truth."""
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -72,43 +73,79 @@ class JsonlStore(Store):
         self.position = (0, 0)  # (seq, byte offset just past that event's line)
         self.torn_tail = b""  # bytes past the last whole event, as the last read found them
         self.scanned_to = 0  # the offset after the last whole line the last full scan saw
+        self._fd: int | None = None  # the log, kept open between calls
+        self._fd_key: tuple[int, int, int] | None = None  # (our pid, device, inode) it was opened as
+        self._seen_last: tuple[int, bytes] = (0, b"")  # the last line this store read or wrote, and its end
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def seek(self, seq: int, offset: int) -> None:
         """Start the next read after SEQ at OFFSET (a checkpoint the caller has checked)."""
         self.position = (seq, offset)
 
-    def _open(self, flags: int) -> int:
+    def _file(self, create: bool = False, check: bool = False) -> int | None:
+        """The log's file descriptor (None when there is no log and not CREATE). It is kept open
+        between calls; with CHECK (at the start of each scan) it is opened again when the path names
+        another file now (a repair, or a hand replaced it), and it always is in a forked child."""
+        if self._fd is not None and not check and self._fd_key is not None and self._fd_key[0] == os.getpid():
+            return self._fd
         try:
-            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            st = os.stat(self.path, follow_symlinks=False)
+            key: tuple[int, int, int] | None = (os.getpid(), st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            if not create:
+                return None
+            key = None
         except OSError as e:
             raise StorageError(f"cannot open the log {self.path}: {e.strerror}") from e
+        if self._fd is not None and key == self._fd_key:
+            return self._fd
+        self.close()
+        flags = os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(self.path, flags | os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            except OSError as e:
+                if create or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                fd = os.open(self.path, flags | os.O_RDONLY)  # a hub we may only read
+        except OSError as e:
+            raise StorageError(f"cannot open the log {self.path}: {e.strerror}") from e
+        st = os.fstat(fd)
+        self._fd, self._fd_key = fd, (os.getpid(), st.st_dev, st.st_ino)
+        return fd
 
     def blocks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         """(offset, block of whole lines) from byte START on; what follows the last newline is torn_tail."""
         self.torn_tail = b""
         self.scanned_to = start
-        if not self.path.exists():
+        fd = self._file(check=True)
+        if fd is None:
             return  # a store that was never written to is empty
-        fd = self._open(os.O_RDONLY)
-        try:
-            offset, rest = start, b""
-            while True:
-                try:
-                    chunk = os.pread(fd, CHUNK, offset + len(rest))
-                except OSError as e:
-                    raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
-                if not chunk:
-                    break
-                data = rest + chunk
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                if cut:
-                    yield offset, data[:cut]
-                    offset += cut
-            self.torn_tail = rest
-            self.scanned_to = offset
-        finally:
-            os.close(fd)
+        offset, rest = start, b""
+        while True:
+            try:
+                chunk = os.pread(fd, CHUNK, offset + len(rest))
+            except OSError as e:
+                raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
+            if not chunk:
+                break
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                block = data[:cut]
+                self._seen_last = (offset + cut, block[block.rfind(b"\n", 0, -1) + 1:])
+                yield offset, block
+                offset += cut
+        self.torn_tail = rest
+        self.scanned_to = offset
 
     def lines(self, start: int = 0) -> Iterator[LogLine]:
         """Every whole line from byte START on."""
@@ -197,6 +234,12 @@ class JsonlStore(Store):
             pos += len(raw)
         return out, b"", None
 
+    def seen_line(self, offset: int) -> bytes:
+        """The line ending at OFFSET, from memory when this store just read or wrote it (no check
+        that the file still holds it: last_line is that check)."""
+        end, line = self._seen_last
+        return line if end == offset else self.last_line(offset)
+
     def last_line(self, offset: int) -> bytes:
         """The whole line that ends at byte OFFSET (empty at 0, or when OFFSET is past the end)."""
         size = 4096
@@ -212,13 +255,13 @@ class JsonlStore(Store):
         return b""
 
     def _read_range(self, start: int, end: int) -> bytes:
-        fd = self._open(os.O_RDONLY)
+        fd = self._file()
+        if fd is None:
+            return b""
         try:
             return os.pread(fd, end - start, start)
         except OSError as e:
             raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
-        finally:
-            os.close(fd)
 
     def _size(self) -> int:
         try:
@@ -249,18 +292,18 @@ class JsonlStore(Store):
         end = self.position[1]
         if self.torn_tail:
             self._quarantine(end, self.torn_tail)
-        fd = self._open(os.O_WRONLY | os.O_CREAT)
-        try:
-            self._write_at(fd, end, data)
-        finally:
-            os.close(fd)
+        fd = self._file(create=True)
+        assert fd is not None
+        self._write_at(fd, end, data)
+        self._seen_last = (end + len(data), ev.encode(events[-1]))
         self.torn_tail = b""
         self.position = (events[-1].seq, end + len(data))
 
     def _write_at(self, fd: int, end: int, data: bytes) -> None:
         """Write DATA at END, cutting off what followed; on failure leave the log as it was."""
         try:
-            os.ftruncate(fd, end)
+            if os.fstat(fd).st_size != end:
+                os.ftruncate(fd, end)  # a torn tail, already set aside
             view = memoryview(data)
             pos = end
             while view:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -130,14 +131,12 @@ def parse_when(value: str, now_ts: str) -> str:
         ) from None
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base64's base-32 digits, spelt as Crockford's (which ULIDs use).
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 def new_id() -> str:
     """A ULID: 48 bits of milliseconds and 80 random bits, 26 Crockford base-32 characters."""
     n = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return "".join(reversed(out))
+    # 128 bits are 26 digits with 2 bits to spare: shifted into 160 bits, they are the first 26 of 32.
+    return base64.b32encode((n << 30).to_bytes(20, "big"))[:26].translate(_TO_CROCKFORD).decode()

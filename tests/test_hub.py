@@ -593,6 +593,27 @@ def test_a_held_lock_gives_hub_busy_naming_the_holder_and_a_killed_holder_never_
     assert Hub(tmp_path).state().sessions["alice"].status == "free again"
 
 
+def test_a_hub_that_kept_its_lock_file_open_still_waits_when_the_file_was_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, _ = Hub.init(tmp_path)
+    hub.hello("alice")  # the Hub now keeps SESSIONS/events/lock open
+    lock = hub.events_dir / "lock"
+    lock.unlink()  # a hand deletes it; the next writer makes a new one and holds it
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        monkeypatch.setenv("EVHUB_LOCK_TIMEOUT", "0.5")
+        with pytest.raises(HubBusy):
+            hub.heartbeat("alice", "would have written beside the holder")
+    finally:
+        holder.kill()
+        holder.wait()
+    hub.heartbeat("alice", "after the holder")
+    assert Hub(tmp_path).state().sessions["alice"].status == "after the holder"
+
+
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "99999"])
 def test_a_bad_lock_timeout_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     hub, _ = Hub.init(tmp_path)
