@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -16,11 +17,23 @@ if TYPE_CHECKING:
     from ._hub import Hub
 
 WARNINGS_SHOWN = 20
+_ID = attrgetter("id")
+
+
+class _RepeatedId(Exception):
+    """A block added an id that was there already: check again line by line to name the line."""
 
 
 def verify(hub: Hub) -> dict[str, Any]:
     """Check that every line is an event, seq runs 1..N, ids are unique and the read model
     agrees with a full fold.  Raises CorruptLog at the first problem; returns the warnings."""
+    try:
+        return _verify(hub, by_block=True)
+    except _RepeatedId:
+        return _verify(hub, by_block=False)
+
+
+def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
     store = JsonlStore(hub.log_path)
     state = State()
     ids: set[str] = set()
@@ -30,8 +43,8 @@ def verify(hub: Hub) -> dict[str, Any]:
     pending: list[ev.AnyEvent] = []  # a write of several events whose last one is still to come
     for offset, block in store.blocks(0):
         events = ev.decode_block(block)
-        if (events is not None and not pending and len(events) == block.count(b"\n")
-                and _plain_run(events, state.seq) and _new_ids(events, ids) and ev.is_canonical(events, block)):
+        if (by_block and events is not None and not pending and len(events) == block.count(b"\n")
+                and _plain_run(events, state.seq) and ev.is_canonical(events, block) and _add_ids(events, ids)):
             # The common block: whole known events in order with new ids, checked a block at a time.
             number += len(events)
             fold(events, state)
@@ -77,12 +90,12 @@ def verify(hub: Hub) -> dict[str, Any]:
     return {"events": state.seq + len(pending), "warnings": warnings, "unknown": unknown}
 
 
-def _new_ids(events: list[ev.AnyEvent], ids: set[str]) -> bool:
-    """Add the ids of EVENTS to IDS when none of them is there yet nor repeated among them."""
-    fresh = {e.id for e in events}
-    if len(fresh) != len(events) or not ids.isdisjoint(fresh):
-        return False
-    ids |= fresh
+def _add_ids(events: list[ev.AnyEvent], ids: set[str]) -> bool:
+    """Add the ids of EVENTS to IDS; _RepeatedId when one was there already or comes twice."""
+    before = len(ids)
+    ids.update(map(_ID, events))
+    if len(ids) - before != len(events):
+        raise _RepeatedId
     return True
 
 

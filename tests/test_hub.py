@@ -715,6 +715,28 @@ def test_a_planted_lock_symlink_is_never_followed(tmp_path: Path) -> None:
     assert hub.log_path.read_bytes() == log
 
 
+def test_mail_follows_a_rename_in_the_read_model_but_not_to_a_newcomer_under_the_old_name(tmp_path: Path) -> None:
+    hub, _ = Hub.init(tmp_path)
+    hub.hello("session-1")
+    hub.hello("bob")
+    hub.send("bob", "before the rename", to="session-1")
+    hub.state()  # the read model now holds that message under its old recipient
+    hub.propose_id("session-1", "alice")
+    hub.accept_id("bob", "alice")
+    hub.hello("session-1")  # a newcomer takes up the old name
+    hub.send("bob", "to the newcomer", to="session-1")
+
+    def unread(h: Hub) -> dict[str, list[str]]:
+        return {sid: [m.text for m in h.unread(sid)[1]] for sid in ("alice", "session-1")}
+
+    expected = {"alice": ["before the rename"], "session-1": ["to the newcomer"]}
+    assert unread(hub) == expected
+    assert hub.last_messages(10) == every_message(hub)
+    hub.readmodel.discard()  # and the same when the read model is built from nothing
+    assert unread(Hub(tmp_path)) == expected
+    assert Hub(tmp_path).last_messages(10) == every_message(hub)
+
+
 # -- publishing the read model and the views ----------------------------------------------------
 
 
@@ -872,6 +894,18 @@ def test_unknown_types_and_fields_are_warnings_only(tmp_path: Path) -> None:
     Hub(tmp_path).heartbeat("alice", "still fine")
     assert Hub(tmp_path).verify()["events"] == 9
     assert hub.log_path.read_bytes().splitlines(keepends=True)[6:8] == future, "unknown events are kept"
+
+
+def test_a_known_event_with_an_unknown_field_alone_in_its_block_is_a_warning(tmp_path: Path) -> None:
+    hub, lines = _small_hub(tmp_path)
+    ts = ev.decode(lines[-1]).ts
+    newer = msgspec.json.encode({"type": "heartbeat", "seq": 7, "id": new_id(), "ts": ts, "session": "alice",
+                                 "status": "ok", "cpu": 0.5}) + b"\n"
+    with open(hub.log_path, "ab") as f:
+        f.write(newer)
+    report = Hub(tmp_path).verify()
+    assert report["events"] == 7 and report["unknown"] == 1
+    assert "line 7" in report["warnings"][0] and "cpu" in report["warnings"][0]
 
 
 def test_verify_finds_a_read_model_that_disagrees_with_the_log(tmp_path: Path) -> None:
