@@ -385,6 +385,38 @@ def repair(json: JsonOpt = False) -> None:
 
 
 @app.command()
+def hook() -> None:
+    """Handle one Claude Code hook event (JSON on stdin); never fails the agent (see `install claude`)."""
+    import os
+
+    from ._hook import LOCK_WAIT_S, run
+
+    os.environ.setdefault("EVHUB_LOCK_TIMEOUT", LOCK_WAIT_S)  # a hook must not hold the agent up
+    stdout, stderr = run(sys.stdin.buffer.read(), os.environ, _hub_dir)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
+
+
+@app.command()
+def install(
+    target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Take out what install added, and only that.")] = False,
+    project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
+) -> None:
+    """Add evhub's hooks and instructions to an agent's project configuration (or --remove them)."""
+    from ._install import TARGETS
+
+    if target not in TARGETS:
+        raise BadInput(f"unknown target {target!r}: use {', '.join(sorted(TARGETS))}")
+    add, take_out = TARGETS[target]
+    changed = (take_out if remove else add)(Path(project).absolute())
+    for path in changed:
+        out(f"{'updated' if Path(path).exists() else 'removed'} {path}")
+    if not changed:
+        out("nothing to change")
+
+
+@app.command()
 def sql(query: str, json: JsonOpt = False) -> None:
     """A read-only SQL query against the read model (tables: sessions, claims, milestones, steps, messages)."""
     from ._history import query_readmodel

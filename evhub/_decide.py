@@ -110,9 +110,25 @@ class RejectId(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
 
 
+class AttachAgent(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    agent: str
+    agent_session: str
+
+
+class JoinAgent(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent's session starting: the session attached to it resumes, else a new session-N is
+    registered and attached to it, in one write."""
+
+    agent: str
+    agent_session: str
+    role: str = ""
+    about: str = ""
+
+
 Command = Union[
     Hello, Heartbeat, Bye, ClaimPriority, ReleasePriority, SetFocus, AddNote, CreateMilestone, ClaimMilestone,
-    UpdateStep, SendMessage, MarkRead, ProposeId, AcceptId, RejectId,
+    UpdateStep, SendMessage, MarkRead, ProposeId, AcceptId, RejectId, AttachAgent, JoinAgent,
 ]
 
 
@@ -336,6 +352,32 @@ def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
     return [_new(ev.MessagesRead, session=sid, upto=cmd.upto)]
 
 
+def _attach_agent(cmd: AttachAgent, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    agent, agent_session = _agent_ids(cmd.agent, cmd.agent_session)
+    if st.agent_session(agent, agent_session) == sid:
+        return []
+    return [_new(ev.AgentAttached, session=sid, agent=agent, agent_session=agent_session)]
+
+
+def _join_agent(cmd: JoinAgent, st: State, now: str) -> list[ev.Event]:
+    agent, agent_session = _agent_ids(cmd.agent, cmd.agent_session)
+    sid = st.agent_session(agent, agent_session)
+    if sid is not None and sid in st.sessions:
+        return _hello(Hello(session=sid, resume=True, role=cmd.role, about=cmd.about), st, now)
+    [registered] = _hello(Hello(role=cmd.role, about=cmd.about), st, now)
+    assert isinstance(registered, ev.SessionRegistered)
+    return [registered,
+            _new(ev.AgentAttached, session=registered.session, agent=agent, agent_session=agent_session)]
+
+
+def _agent_ids(agent: str, agent_session: str) -> tuple[str, str]:
+    check_text(agent_session, "agent session id")
+    if len(agent_session) > 200 or not agent_session.isprintable():
+        raise BadInput("the agent session id must be one printable line of at most 200 characters")
+    return check_id(agent, "agent"), agent_session
+
+
 def _propose(cmd: ProposeId, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
     proposed = check_id(cmd.proposed, "proposed id")
@@ -382,4 +424,6 @@ _DECIDERS: dict[type, Callable[..., list[ev.Event]]] = {
     ProposeId: _propose,
     AcceptId: _answer,
     RejectId: _answer,
+    AttachAgent: _attach_agent,
+    JoinAgent: _join_agent,
 }

@@ -112,6 +112,14 @@ class MessagesRead(SessionEvent, tag="messages_read", kw_only=True, gc=False):
     upto: int
 
 
+class AgentAttached(SessionEvent, tag="agent_attached", kw_only=True, gc=False):
+    """SESSION is the hub's id for an agent's own session (a Claude Code session_id, ...), so the
+    agent resumed or compacted later comes back as the same session, with its claims."""
+
+    agent: str
+    agent_session: str
+
+
 class EventLost(Event, tag="event_lost", kw_only=True, gc=False):
     """Written by `evhub repair` in place of an event whose line was damaged, so seq stays gap-free."""
 
@@ -146,6 +154,7 @@ KnownEvent = Union[
     StepUpdated,
     MessagePosted,
     MessagesRead,
+    AgentAttached,
     EventLost,
 ]
 AnyEvent = Union[KnownEvent, UnknownEvent]

@@ -126,8 +126,8 @@ class Hub:
         return hub, created
 
     @classmethod
-    def find(cls, hub: Path | str | None = None) -> Hub:
-        """The hub at HUB, else at $EVHUB_HUB, else the nearest one above the current directory."""
+    def find(cls, hub: Path | str | None = None, start: Path | str | None = None) -> Hub:
+        """The hub at HUB, else at $EVHUB_HUB, else the nearest one above START (the current directory)."""
         given = hub if hub is not None else os.environ.get("EVHUB_HUB") or None
         if given is not None:
             path = Path(given).absolute()
@@ -137,7 +137,7 @@ class Hub:
                         continue
                     return cls(candidate)
             raise HubNotFound(f"no hub at {given}: run `evhub init {given}`")
-        here = Path.cwd()
+        here = Path(start).absolute() if start is not None else Path.cwd()
         for candidate in (here, *here.parents):
             if _holds_log(candidate):
                 return cls(candidate)
@@ -414,6 +414,16 @@ class Hub:
         if messages and not peek:
             self.execute(cmd.MarkRead(session=sid, upto=messages[-1]["seq"]))
         return messages
+
+    def attach_agent(self, session: str, agent: str, agent_session: str) -> None:
+        """Remember that AGENT's own session AGENT_SESSION is SESSION here."""
+        self.execute(cmd.AttachAgent(session=session, agent=agent, agent_session=agent_session))
+
+    def join_agent(self, agent: str, agent_session: str, *, role: str = "", about: str = "") -> str:
+        """The session attached to AGENT's session AGENT_SESSION, resumed; else a new one attached to it."""
+        events = self.execute(cmd.JoinAgent(agent=agent, agent_session=agent_session, role=role, about=about))
+        assert isinstance(events[0], ev.SessionEvent)
+        return events[0].session
 
     def propose_id(self, session: str, proposed: str, reason: str = "") -> None:
         self.execute(cmd.ProposeId(session=session, proposed=proposed, reason=reason))

@@ -152,6 +152,7 @@ class State(msgspec.Struct):
     completed: list[Completed] = []
     proposals: list[Proposal] = []
     aliases: dict[str, str] = {}
+    agents: dict[str, str] = {}  # "agent/agent session" -> session id
     focus: Focus | None = None
     unknown_events: int = 0
 
@@ -178,6 +179,10 @@ class State(msgspec.Struct):
         if session_id in self.sessions:
             return session_id
         return self.aliases.get(session_id, session_id)
+
+    def agent_session(self, agent: str, agent_session: str) -> str | None:
+        """The session an agent's own session was attached to, under its current id."""
+        return self.agents.get(f"{agent}/{agent_session}")
 
     def stored(self) -> None:
         """Forget the new messages and renames: the read model holds them now."""
@@ -348,6 +353,9 @@ def _rename(st: State, old: str, new: str, seq: int) -> None:
         if target == old:
             st.aliases[alias] = new
     st.aliases[old] = new
+    for key, sid in st.agents.items():
+        if sid == old:
+            st.agents[key] = new
     for c in st.claims.values():
         if c.session == old:
             c.session = new
@@ -453,6 +461,10 @@ def _read(st: State, e: ev.MessagesRead) -> None:
         s.read_upto = e.upto
 
 
+def _agent_attached(st: State, e: ev.AgentAttached) -> None:
+    st.agents[f"{e.agent}/{e.agent_session}"] = e.session
+
+
 def _lost(st: State, e: ev.EventLost) -> None:
     """A placeholder for a damaged line changes no state: what it held is in quarantine."""
 
@@ -473,5 +485,6 @@ _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.StepUpdated: _touching(_step_updated),
     ev.MessagePosted: _touching(_message),
     ev.MessagesRead: _touching(_read),
+    ev.AgentAttached: _touching(_agent_attached),
     ev.EventLost: _lost,
 }

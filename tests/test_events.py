@@ -41,8 +41,10 @@ SPEC_TYPES = {
     "step_updated",
     "message_posted",
     "messages_read",
-    # Not in the spec's table: what `evhub repair` writes in place of a damaged line.
+    # Not in the spec's table: what `evhub repair` writes in place of a damaged line,
     "event_lost",
+    # and which agent session (a Claude Code session_id) a session is, for `evhub hook`.
+    "agent_attached",
 }
 
 # Any text UTF-8 can carry (no lone surrogates), and the awkward pieces a log must survive.

@@ -56,6 +56,7 @@ TEMPLATES: list[tuple[type[ev.Event], dict[str, Any]]] = [
     (ev.MessagePosted, {"session": "bob", "to": "alice", "text": '{"not": "an event"}\n}'}),
     (ev.MessagesRead, {"session": "alice", "upto": 3}),
     (ev.EventLost, {"reason": "seq 17 was missing or unreadable; see quarantine/"}),
+    (ev.AgentAttached, {"session": "alice", "agent": "claude", "agent_session": "9f1c2b7e-4a5d-4c1e"}),
 ]
 
 

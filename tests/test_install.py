@@ -1,0 +1,83 @@
+"""`evhub install claude`: merged into a project's own settings, idempotent, and undone exactly."""
+
+import json
+from pathlib import Path
+
+from conftest import error_line, ok, run
+
+from evhub._install import CLAUDE_HOOKS, HOOK_COMMAND
+
+USER_SETTINGS = {
+    "model": "claude-sonnet-4-5",
+    "permissions": {"allow": ["Bash(npm test:*)"]},
+    "hooks": {
+        "PostToolUse": [{"matcher": "Write|Edit", "hooks": [{"type": "command", "command": "prettier --write"}]}],
+        "SessionStart": [{"hooks": [{"type": "command", "command": "echo welcome", "timeout": 5}]}],
+    },
+}
+USER_CLAUDE_MD = "# Project notes\n\nRun `npm test` before you commit.\n"
+
+
+def files(project: Path) -> dict[str, bytes]:
+    return {p.relative_to(project).as_posix(): p.read_bytes() for p in sorted(project.rglob("*")) if p.is_file()}
+
+
+def ours(settings: dict) -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    """Per event, the groups holding evhub's hook."""
+    return {event: [g for g in groups if any(h.get("command") == HOOK_COMMAND for h in g["hooks"])]
+            for event, groups in settings["hooks"].items()}
+
+
+def test_install_merges_with_the_users_hooks_and_twice_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=4))
+    (tmp_path / "CLAUDE.md").write_text(USER_CLAUDE_MD)
+    ok(run("install", "claude", "--project", tmp_path))
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    assert settings["model"] == USER_SETTINGS["model"] and settings["permissions"] == USER_SETTINGS["permissions"]
+    mine = ours(settings)
+    assert {e for e, groups in mine.items() if len(groups) == 1} == set(CLAUDE_HOOKS)
+    assert settings["hooks"]["PostToolUse"][0] == USER_SETTINGS["hooks"]["PostToolUse"][0]  # type: ignore[index]
+    assert settings["hooks"]["SessionStart"][0] == USER_SETTINGS["hooks"]["SessionStart"][0]  # type: ignore[index]
+    assert mine["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
+    md = (tmp_path / "CLAUDE.md").read_text()
+    assert md.startswith(USER_CLAUDE_MD) and "evhub claim" in md and "evhub recall" in md
+
+    installed = files(tmp_path)
+    assert "nothing to change" in ok(run("install", "claude", "--project", tmp_path)).stdout
+    assert files(tmp_path) == installed
+
+
+def test_remove_takes_out_exactly_what_install_added(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2) + "\n")
+    (tmp_path / "CLAUDE.md").write_text(USER_CLAUDE_MD)
+    before = files(tmp_path)
+    ok(run("install", "claude", "--project", tmp_path))
+    # the user adds a hook of their own beside evhub's after installing
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    settings["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "say done"}]})
+    (tmp_path / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    ok(run("install", "claude", "--remove", "--project", tmp_path))
+    after = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    assert after["hooks"].pop("Stop") == [{"hooks": [{"type": "command", "command": "say done"}]}]
+    assert after == USER_SETTINGS
+    assert (tmp_path / "CLAUDE.md").read_bytes() == before["CLAUDE.md"]
+    assert "nothing to change" in ok(run("install", "claude", "--remove", "--project", tmp_path)).stdout
+
+
+def test_install_into_a_bare_project_and_remove_leave_nothing_behind(tmp_path: Path) -> None:
+    ok(run("install", "claude", "--project", tmp_path))
+    assert set(files(tmp_path)) == {".claude/settings.json", "CLAUDE.md"}
+    ok(run("install", "claude", "--remove", "--project", tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_settings_file_that_is_not_json_is_left_alone_with_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    broken = b'{"hooks": {"Stop": [}\n'
+    (tmp_path / ".claude" / "settings.json").write_bytes(broken)
+    assert "not valid JSON" in error_line(run("install", "claude", "--project", tmp_path), 1)
+    assert (tmp_path / ".claude" / "settings.json").read_bytes() == broken
+    assert not (tmp_path / "CLAUDE.md").exists()
+    assert "unknown target" in error_line(run("install", "vim", "--project", tmp_path), 1)
