@@ -398,9 +398,18 @@ def hook() -> None:
 
 
 @app.command()
+def mcp() -> None:
+    """Serve the hub's coordination actions as MCP tools over stdio (for `claude mcp` and the like)."""
+    from ._mcp import serve
+
+    serve(_hub_dir)
+
+
+@app.command()
 def install(
     target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude.")],
     remove: Annotated[bool, typer.Option("--remove", help="Take out what install added, and only that.")] = False,
+    mcp: Annotated[bool, typer.Option("--mcp", help="Also register `evhub mcp` as the project's MCP server.")] = False,
     project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
 ) -> None:
     """Add evhub's hooks and instructions to an agent's project configuration (or --remove them)."""
@@ -409,7 +418,8 @@ def install(
     if target not in TARGETS:
         raise BadInput(f"unknown target {target!r}: use {', '.join(sorted(TARGETS))}")
     add, take_out = TARGETS[target]
-    changed = (take_out if remove else add)(Path(project).absolute())
+    folder = Path(project).absolute()
+    changed = take_out(folder) if remove else add(folder, mcp)
     for path in changed:
         out(f"{'updated' if Path(path).exists() else 'removed'} {path}")
     if not changed:

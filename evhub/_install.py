@@ -16,6 +16,7 @@ from typing import Any
 from ._errors import BadInput, StorageError
 
 HOOK_COMMAND = "evhub hook"
+MCP_SERVER = {"command": "evhub", "args": ["mcp"]}  # in the project's .mcp.json, under "evhub"
 # The Claude Code events `evhub hook` handles, with the matcher each is registered under.
 CLAUDE_HOOKS: dict[str, str | None] = {
     "SessionStart": "startup|resume|clear|compact",
@@ -39,8 +40,10 @@ Hooks register you and keep you alive; `EVHUB_SESSION` holds your session id.
 """
 
 
-def install_claude(project: Path) -> list[str]:
-    """Add evhub's hooks to PROJECT/.claude/settings.json and its section to CLAUDE.md; the files changed."""
+def install_claude(project: Path, mcp: bool = False) -> list[str]:
+    """Add evhub's hooks to PROJECT/.claude/settings.json and its section to CLAUDE.md (and with MCP,
+    the `evhub mcp` server to PROJECT/.mcp.json); the files changed.  Every file is read and checked
+    before any is written, so a file evhub cannot merge into leaves them all as they were."""
     settings_path = project / ".claude" / "settings.json"
     settings = _read_json(settings_path)
     hooks = settings.setdefault("hooks", {})
@@ -54,7 +57,6 @@ def install_claude(project: Path) -> list[str]:
             group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
             group["hooks"] = [{"type": "command", "command": HOOK_COMMAND}]
             groups.append(group)
-    changed = [p for p in (_write_json(settings_path, settings),) if p]
     md_path = project / "CLAUDE.md"
     text = _read_text(md_path)
     section = _section(text)
@@ -62,8 +64,18 @@ def install_claude(project: Path) -> list[str]:
         text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + CLAUDE_MD
     else:
         text = text[: section[0]] + CLAUDE_MD + text[section[1]:]
-    changed += [p for p in (_write_text(md_path, text),) if p]
-    return changed
+    writes = [(settings_path, _json_text(settings)), (md_path, text)]
+    if mcp:
+        mcp_path = project / ".mcp.json"
+        config = _read_json(mcp_path)
+        servers = config.setdefault("mcpServers", {})
+        if not isinstance(servers, dict):
+            raise BadInput(f'{mcp_path}: "mcpServers" is not an object; fix it, then install again')
+        if "evhub" in servers and servers["evhub"] != MCP_SERVER:
+            raise BadInput(f'{mcp_path} already has a server named "evhub" that is not `evhub mcp`')
+        servers["evhub"] = MCP_SERVER
+        writes.append((mcp_path, _json_text(config)))
+    return [p for p in (_write_text(path, new) for path, new in writes) if p]
 
 
 def remove_claude(project: Path) -> list[str]:
@@ -92,6 +104,15 @@ def remove_claude(project: Path) -> list[str]:
                 settings_path.parent.rmdir()  # .claude/, when nothing else is in it
             except OSError:
                 pass
+    mcp_path = project / ".mcp.json"
+    if mcp_path.exists():
+        config = _read_json(mcp_path)
+        servers = config.get("mcpServers")
+        if isinstance(servers, dict) and servers.get("evhub") == MCP_SERVER:
+            del servers["evhub"]
+            if not servers:
+                del config["mcpServers"]
+            changed += [p for p in (_write_json(mcp_path, config),) if p]
     md_path = project / "CLAUDE.md"
     text = _read_text(md_path)
     section = _section(text)
@@ -104,7 +125,7 @@ def remove_claude(project: Path) -> list[str]:
     return changed
 
 
-TARGETS: dict[str, tuple[Callable[[Path], list[str]], Callable[[Path], list[str]]]] = {
+TARGETS: dict[str, tuple[Callable[[Path, bool], list[str]], Callable[[Path], list[str]]]] = {
     "claude": (install_claude, remove_claude),
 }
 
@@ -150,8 +171,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _json_text(doc: dict[str, Any]) -> str:
+    """DOC as the file's text; an empty object is no file at all."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if doc else ""
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> str | None:
-    return _write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if doc else "")
+    return _write_text(path, _json_text(doc))
 
 
 def _write_text(path: Path, text: str) -> str | None:

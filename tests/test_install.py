@@ -81,3 +81,24 @@ def test_a_settings_file_that_is_not_json_is_left_alone_with_one_error_line(tmp_
     assert (tmp_path / ".claude" / "settings.json").read_bytes() == broken
     assert not (tmp_path / "CLAUDE.md").exists()
     assert "unknown target" in error_line(run("install", "vim", "--project", tmp_path), 1)
+
+
+def test_mcp_registers_the_server_beside_the_users_own_and_remove_takes_it_out(tmp_path: Path) -> None:
+    theirs = {"mcpServers": {"github": {"command": "gh-mcp", "args": ["--stdio"]}}}
+    (tmp_path / ".mcp.json").write_text(json.dumps(theirs, indent=2) + "\n")
+    ok(run("install", "claude", "--mcp", "--project", tmp_path))
+    config = json.loads((tmp_path / ".mcp.json").read_text())
+    assert config["mcpServers"] == {**theirs["mcpServers"], "evhub": {"command": "evhub", "args": ["mcp"]}}
+    installed = files(tmp_path)
+    assert "nothing to change" in ok(run("install", "claude", "--mcp", "--project", tmp_path)).stdout
+    assert files(tmp_path) == installed
+    ok(run("install", "claude", "--remove", "--project", tmp_path))
+    assert json.loads((tmp_path / ".mcp.json").read_text()) == theirs
+    assert set(files(tmp_path)) == {".mcp.json"}
+
+
+def test_an_evhub_server_of_the_users_own_is_never_overwritten(tmp_path: Path) -> None:
+    mine = b'{"mcpServers": {"evhub": {"command": "/opt/evhub-fork", "args": ["serve"]}}}\n'
+    (tmp_path / ".mcp.json").write_bytes(mine)
+    assert "not `evhub mcp`" in error_line(run("install", "claude", "--mcp", "--project", tmp_path), 1)
+    assert files(tmp_path) == {".mcp.json": mine}, "nothing else was written either"
