@@ -16,7 +16,7 @@ from ._values import now, seconds_between
 
 AGENT = "claude"
 HEARTBEAT_EVERY_S = 30
-LOCK_WAIT_S = "0.5"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
+LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
 ROLE = "claude code"
 
 
