@@ -158,7 +158,7 @@ class Hub:
             state = self._state if self._state is not None and self._kept_holds() else self._load()
             self._state = None
             if state.seq == 0:
-                state = self._fold_into_new_readmodel()
+                state = self._fold_into_new_readmodel("building the read model")
             for events in self.store.read_blocks(state.seq):
                 fold(events, state)
         except BaseException:
@@ -230,22 +230,27 @@ class Hub:
 
     def _rebuild(self) -> State:
         """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
-        state = self._fold_into_new_readmodel()
+        state = self._fold_into_new_readmodel("replay")
         self._publish(state, now_=True)
         return state
 
-    def _fold_into_new_readmodel(self) -> State:
+    def _fold_into_new_readmodel(self, label: str) -> State:
         """Fold the whole log into a new read model a block at a time, so memory stays flat however
-        many messages the log holds. Caller holds the lock."""
+        many messages the log holds, with a progress bar LABEL on a terminal. Caller holds the lock."""
+        from ._progress import Progress
+
         self._state = None
         state = State()
         try:
             self.readmodel.discard()
             self.store.seek(0, 0)
+            progress = Progress(label, self.store.size())
             with self.readmodel.writing(0) as writer:
                 for events in self.store.read_blocks(0):
                     fold(events, state)
                     writer.take(state)
+                    progress.update(self.store.position[1], state.seq)
+                progress.done()
                 self._remember(state)
                 assert self._kept is not None
                 writer.finish(state, self._kept)

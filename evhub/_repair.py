@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events as ev
 from ._errors import CorruptLog, StorageError
+from ._progress import Progress
 from ._store import JsonlStore, LogLine, set_aside
 from ._values import file_stamp, new_id
 
@@ -44,8 +45,10 @@ def repair(hub: Hub) -> dict[str, Any]:
                 f"set aside by evhub repair: {why}")
         moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
+    progress = Progress("repair", store.size())
     for number, line in enumerate(store.lines(0), 1):
         lines = number
+        progress.update(line.offset, number)
         try:
             event = ev.decode(line.raw)
         except CorruptLog as e:
@@ -63,6 +66,7 @@ def repair(hub: Hub) -> dict[str, Any]:
         unfinished = unfinished + [(number, line)] if event.more is True else []
         ids.add(event.id)
         expected = event.seq + 1
+    progress.done()
     # The events of a write that did not finish (its last line has `more`) are one torn write.
     for number, line in unfinished:
         kept.pop()

@@ -225,7 +225,7 @@ class JsonlStore(Store):
             try:
                 out.append(ev.decode(raw))
             except CorruptLog as e:
-                if pos + len(raw) == len(block) and self._size() == offset + len(block):
+                if pos + len(raw) == len(block) and self.size() == offset + len(block):
                     return out, raw, None
                 number = self._line_number(offset + pos)
                 damaged = CorruptLog(f"{self.path}: line {number} (byte {offset + pos}): {e}")
@@ -263,9 +263,12 @@ class JsonlStore(Store):
         except OSError as e:
             raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
 
-    def _size(self) -> int:
+    def size(self) -> int:
+        """The log's size in bytes (0 when it was never written)."""
         try:
             return os.stat(self.path, follow_symlinks=False).st_size
+        except FileNotFoundError:
+            return 0
         except OSError as e:
             raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
 

@@ -10,6 +10,7 @@ import msgspec
 
 from . import _events as ev
 from ._errors import CorruptLog
+from ._progress import Progress
 from ._state import State, fold
 from ._store import JsonlStore, _plain_run, _whole_lines
 
@@ -41,7 +42,9 @@ def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
     unknown = 0
     number = 0  # lines checked so far
     pending: list[ev.AnyEvent] = []  # a write of several events whose last one is still to come
+    progress = Progress("verify", store.size())
     for offset, block in store.blocks(0):
+        progress.update(offset, number)
         events = ev.decode_block(block)
         if (by_block and events is not None and not pending and len(events) == block.count(b"\n")
                 and _plain_run(events, state.seq) and ev.is_canonical(events, block) and _add_ids(events, ids)):
@@ -75,6 +78,7 @@ def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
                 fold(pending, state)
                 state.stored()
                 pending = []
+    progress.done()
     if unknown > WARNINGS_SHOWN:
         warnings.append(f"... {unknown - WARNINGS_SHOWN} more lines with unknown types or fields")
     if pending:
