@@ -385,6 +385,17 @@ def repair(json: JsonOpt = False) -> None:
 
 
 @app.command()
+def watch(
+    at: Annotated[str | None, typer.Option("--at", help="Show the hub as it stood then (30m, or RFC 3339).")] = None,
+) -> None:
+    """A live dashboard of sessions, claims, milestones, messages and events; q or Ctrl-C quits."""
+    from ._values import now, parse_when
+    from ._watch import watch as run_watch
+
+    run_watch(hub(), None if at is None else parse_when(at, now()))
+
+
+@app.command()
 def hook() -> None:
     """Handle one Claude Code hook event (JSON on stdin); never fails the agent (see `install claude`)."""
     import os

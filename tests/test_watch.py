@@ -1,0 +1,100 @@
+"""`evhub watch`: the dashboard recorded headless, the follower fed by other processes, and the real
+thing in tmux (send-keys, capture-pane)."""
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EVHUB, Runner, at, clean_env
+from rich.console import Console
+
+from evhub import Hub
+from evhub._state import fold
+from evhub._watch import Follower, dashboard
+
+
+def shown(hub: Hub, now: str) -> str:
+    console = Console(record=True, width=120, force_terminal=False)
+    console.print(dashboard(fold(list(hub.events())), list(hub.events())[-5:], now))
+    return console.export_text()
+
+
+def test_the_dashboard_shows_sessions_claims_progress_messages_and_events(evhub: Runner) -> None:
+    evhub.ok("hello", "alice", now=at(0))
+    evhub.ok("hello", "bob", now=at(0))
+    evhub.ok("claim", "api", session="alice", now=at(1))
+    evhub.ok("claim", "docs", session="bob", now=at(1))
+    evhub.ok("milestone", "create", "Ship the dashboard", "--step", "build", "--step", "test", "--step", "ship",
+             session="alice", now=at(2))
+    evhub.ok("milestone", "step", "ship-the-dashboard", "1", "done", session="alice", now=at(3))
+    evhub.ok("msg", "send", "docs are half done", session="bob", now=at(4))
+    evhub.ok("heartbeat", session="alice", now=at(400))  # bob falls silent
+    text = shown(Hub(evhub.root), at(400))
+    assert "event #9" in text and "1 live" in text
+    assert "alice" in text and "silent" in text
+    assert "bob (stale)" in text and "api" in text, "a claim held by a silent session stands out"
+    assert "███░░░░░░░ 1/3" in text and "Ship the dashboard" in text
+    assert "docs are half done" in text
+    assert "heartbeat" in text and "message_posted" in text
+
+
+def test_the_follower_sees_what_other_processes_append(evhub: Runner) -> None:
+    evhub.ok("hello", "alice")
+    follower = Follower(Hub(evhub.root))
+    assert follower.state.seq == 2 and not follower.poll()
+    evhub.ok("claim", "api", session="alice")
+    assert follower.poll()
+    assert follower.state.claims["api"].session == "alice"
+    assert [type(e).__name__ for e in follower.feed][-1] == "PriorityClaimed"
+
+
+def test_at_shows_the_hub_as_it_stood_then(evhub: Runner) -> None:
+    evhub.ok("hello", "alice", now=at(0))
+    evhub.ok("claim", "api", session="alice", now=at(10))
+    evhub.ok("release", "api", session="alice", now=at(20))
+    then = evhub.ok("watch", "--at", at(15), now=at(30)).stdout
+    assert "api" in then and "event #3" in then
+    assert "api" not in evhub.ok("watch", "--at", at(25), now=at(30)).stdout
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def wait_for(pane: str, text: str, within: float = 5.0) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        screen = tmux("capture-pane", "-p", "-t", pane)
+        if text in screen or time.monotonic() > deadline:
+            return screen
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed here (.ci/run installs it)")
+def test_watch_in_a_real_terminal_follows_appends_survives_a_resize_and_quits_on_q(
+    evhub: Runner, tmp_path: Path
+) -> None:
+    evhub.ok("hello", "alice")
+    name = f"evhub-watch-{tmp_path.name}"
+    env = clean_env()
+    command = " ".join([f"PATH={env['PATH']}", EVHUB, "--hub", str(evhub.root), "watch", "; echo watch-exited-$?;",
+                        "sleep 30"])
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "60", command], check=True,
+                   timeout=30, env=env)
+    try:
+        pane = f"{name}:0.0"
+        assert "event #2" in wait_for(pane, "event #2")
+        started = time.monotonic()
+        evhub.ok("claim", "deploy-dashboard", session="alice")
+        screen = wait_for(pane, "deploy-dashboard")
+        assert "deploy-dashboard" in screen, screen
+        assert time.monotonic() - started < 3, "redrawn within a second of the append (plus the CLI's start)"
+        tmux("resize-window", "-t", name, "-x", "70", "-y", "40")
+        evhub.ok("msg", "send", "after the resize", session="alice")
+        assert "after the resize" in wait_for(pane, "after the resize")
+        tmux("send-keys", "-t", pane, "q")
+        assert "watch-exited-0" in wait_for(pane, "watch-exited-"), "watch did not quit cleanly on q"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=30)
