@@ -396,6 +396,26 @@ def watch(
 
 
 @app.command()
+def timeline(
+    out_file: Annotated[str, typer.Option("--out", help="The HTML file to write.")],
+    since: Annotated[str | None, typer.Option("--since", help="From then on (30m, 2h, or RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to then.")] = None,
+) -> None:
+    """Draw the hub's history (who was alive, who held what when, steps, messages) as one HTML file."""
+    from ._timeline import history, write
+    from ._values import now, parse_when
+
+    h = hub()
+    clock = now()
+    data = history(h.events(), 300, None if since is None else parse_when(since, clock),
+                   None if until is None else parse_when(until, clock))
+    target = Path(out_file)
+    write(target, data, f"evhub timeline of {h.root.name}")
+    out(f"wrote {target} ({len(data['sessions'])} sessions, {len(data['priorities'])} priorities, "
+        f"{len(data['steps'])} step changes, {len(data['messages'])} messages)")
+
+
+@app.command()
 def hook() -> None:
     """Handle one Claude Code hook event (JSON on stdin); never fails the agent (see `install claude`)."""
     import os

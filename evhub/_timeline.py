@@ -1,0 +1,124 @@
+"""`evhub timeline`: the hub's history drawn on a time axis, as one self-contained HTML file.
+
+A lane per session (alive spans, silences, hello and bye), a lane per priority (who held it when,
+takeovers marked), milestone steps and messages as points.  Heartbeats are folded into the spans
+they keep alive, so a million-event hub gives a file that still opens quickly.  Clicking an item
+shows the events it stands for.  No network, no server: the data, styles and script are inline.
+"""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import _events as ev
+from ._errors import StorageError
+
+PAGE = Path(__file__).with_name("timeline.html")  # the page: styles and script, __TITLE__ and __DATA__ filled in
+MESSAGES_DRAWN = 5000  # the newest ones in the range; older ones are counted, not drawn
+TEXT_KEPT = 200
+_EPOCH = datetime(1970, 1, 1)
+
+
+def seconds(ts: str) -> float:
+    """A log time as seconds since the epoch (the log's times are UTC with a Z)."""
+    return (datetime.fromisoformat(ts.rstrip("Z")) - _EPOCH).total_seconds()
+
+
+def history(events: Iterable[ev.AnyEvent], alive_ttl_s: int, since: str | None = None,
+            until: str | None = None) -> dict[str, Any]:
+    """The timeline's data: session and priority lanes of spans, step and message points."""
+    sessions: dict[str, dict[str, Any]] = {}
+    priorities: dict[str, dict[str, Any]] = {}
+    held: dict[str, list[Any]] = {}  # priority -> its open span
+    steps: list[list[Any]] = []
+    messages: list[list[Any]] = []
+    first = last = None
+    ttl = alive_ttl_s
+
+    def close(priority: str, t: float, seq: int, how: str) -> None:
+        span = held.pop(priority)
+        span[1], span[5], span[6] = t, seq, how
+
+    for e in events:
+        if isinstance(e, ev.HubCreated):
+            ttl = e.alive_ttl_s
+        if (since is not None and e.ts < since) or (until is not None and e.ts > until):
+            continue
+        t = seconds(e.ts)
+        first = t if first is None else first
+        last = t
+        sid = getattr(e, "session", None)
+        if isinstance(sid, str):
+            lane = sessions.setdefault(sid, {"spans": [], "marks": []})
+            spans = lane["spans"]
+            if spans and spans[-1][1] is None and t - spans[-1][4] <= ttl:
+                span = spans[-1]  # still alive: the span goes on
+            else:
+                if spans and spans[-1][1] is None:
+                    spans[-1][1] = spans[-1][4] + ttl  # fell silent a ttl after it was last seen
+                span = [t, None, e.seq, e.seq, t, 0, ""]
+                spans.append(span)
+            span[3], span[4], span[5] = e.seq, t, span[5] + 1
+            if isinstance(e, ev.Heartbeat):
+                span[6] = e.status[:TEXT_KEPT]
+            elif isinstance(e, ev.SessionRegistered):
+                lane["marks"].append([t, "resumed" if e.resume else "hello", e.seq])
+                if not e.resume:
+                    for p in [p for p, s in held.items() if s[2] == sid]:
+                        close(p, t, e.seq, "dropped (new incarnation)")
+            elif isinstance(e, ev.SessionLeft):
+                lane["marks"].append([t, "bye", e.seq])
+                span[1] = t
+                for p in [p for p, s in held.items() if s[2] == sid]:
+                    close(p, t, e.seq, "bye")
+        if isinstance(e, ev.PriorityClaimed):
+            lane = priorities.setdefault(e.priority, {"spans": [], "marks": []})
+            open_span = held.get(e.priority)
+            if open_span is not None and open_span[2] == e.session and e.took_over_from is None:
+                continue  # a refresh by the holder
+            if open_span is not None:
+                close(e.priority, t, e.seq, f"taken over by {e.session}")
+            if e.took_over_from:
+                lane["marks"].append([t, f"{e.session} took over from {e.took_over_from}", e.seq])
+            span = [t, None, e.session, e.seq, e.seq, None, "held"]
+            lane["spans"].append(span)
+            held[e.priority] = span
+        elif isinstance(e, ev.PriorityReleased) and e.priority in held:
+            how = "force-released" if e.forced else ("finished" if e.done else "released")
+            close(e.priority, t, e.seq, how + (f": {e.note[:TEXT_KEPT]}" if e.note else ""))
+        elif isinstance(e, ev.StepUpdated):
+            steps.append([t, e.milestone, e.step, e.status, e.session, e.seq, e.note[:TEXT_KEPT]])
+        elif isinstance(e, ev.MessagePosted):
+            messages.append([t, e.session, e.to, e.text[:TEXT_KEPT], e.seq])
+    end = last if last is not None else 0.0
+    for lane in sessions.values():
+        if lane["spans"] and lane["spans"][-1][1] is None:
+            lane["spans"][-1][1] = min(lane["spans"][-1][4] + ttl, end)
+    for span in held.values():
+        span[1] = end
+    return {
+        "start": first if first is not None else 0.0,
+        "end": end,
+        "sessions": sessions,
+        "priorities": priorities,
+        "steps": steps,
+        "messages": messages[-MESSAGES_DRAWN:],
+        "messages_not_drawn": max(0, len(messages) - MESSAGES_DRAWN),
+    }
+
+
+def write(path: Path, data: dict[str, Any], title: str) -> None:
+    """The timeline of DATA as one HTML file at PATH."""
+    # "</" is escaped so that no text from the log can close the script element.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    page = PAGE.read_text(encoding="utf-8").replace("__TITLE__", _html_escape(title)).replace("__DATA__", payload)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {e.strerror}") from e
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
