@@ -29,6 +29,7 @@ from pathlib import Path
 
 from evhub import Hub
 from evhub import _events as ev
+from evhub._progress import Progress
 from evhub._values import format_ts
 
 SESSIONS = [f"session-{n}" for n in range(1, 51)]
@@ -114,6 +115,7 @@ def synthetic_log(path: Path, count: int, seed: int = 7, end: datetime | None = 
         f.write(ev.encode(ev.MilestoneCreated(seq=seq, id=ident(seq), ts=ts(seq), session=SESSIONS[0],
                                               milestone=MILESTONE, title="Benchmark milestone",
                                               priority=MILESTONE, steps=[f"step {n}" for n in range(1, 9)])))
+        bar = Progress("generating", count, shown_from=50_000)  # counted in events; on a terminal's stderr only
         for kind in body:
             seq += 1
             now = start_s + (seq - 1) * SPACING_S
@@ -156,6 +158,9 @@ def synthetic_log(path: Path, count: int, seed: int = 7, end: datetime | None = 
             last_seen[sid] = now
             written[kind] += 1
             f.write(ev.encode(event))
+            if seq % 4096 == 0:
+                bar.update(seq, seq)
+    bar.done()
     return written
 
 

@@ -80,8 +80,9 @@ Codes = tuple[int, ...]
 class Story:
     """Runs `evhub` processes against one hub, each at a moment of the story's clock."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, pace_s: float = 0.0) -> None:
         self.root = root
+        self.pace_s = pace_s
         self.end = now()
         self.processes = 0
         self.env = dict(os.environ)
@@ -96,6 +97,7 @@ class Story:
     def say(self, minutes_ago: float, text: str) -> None:
         label = "now" if minutes_ago <= 0 else f"-{minutes_ago:g}m"
         print(f"[{label:>4}] {text}", flush=True)
+        time.sleep(self.pace_s)  # time for someone running `evhub watch` beside it to follow along
 
     def together(
         self, minutes_ago: float, *commands: tuple[str, ...], ok: Codes | list[Codes] = (0,)
@@ -168,11 +170,14 @@ def _prepare(directory: Path | None) -> Path:
     return root
 
 
-def run_demo(directory: Path | None) -> None:
-    """Run the demo story in DIRECTORY (default: a new temporary folder), then print `status`."""
+def run_demo(directory: Path | None, pace_s: float = 0.0) -> None:
+    """Run the demo story in DIRECTORY (default: a new temporary folder), pausing PACE_S seconds after
+    each step, then print `status`."""
+    if not 0 <= pace_s <= 60:
+        raise BadInput("the pace must be between 0 and 60 seconds")
     root = _prepare(directory)
     started = time.monotonic()
-    story = Story(root)
+    story = Story(root, pace_s)
     story.run(STORY_MINUTES, "init", str(root))
     story.say(STORY_MINUTES, f"a new hub in {root}; the clock (EVHUB_NOW) starts {STORY_MINUTES}m ago")
 

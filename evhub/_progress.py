@@ -16,13 +16,18 @@ WIDTH = 24
 
 
 class Progress:
-    """`progress.update(bytes_done, events_done)` as a fold goes; `progress.done()` at the end."""
+    """`progress.update(bytes_done, events_done)` as a fold goes; `progress.done()` at the end.
 
-    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None) -> None:
+    The work is measured in bytes of the log (TOTAL_BYTES), or in any other unit whose total is known
+    ahead (the benchmark counts events): SHOWN_FROM is then in that unit."""
+
+    def __init__(self, label: str, total_bytes: int, stream: TextIO | None = None,
+                 shown_from: int | None = None) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.label = label
         self.total_bytes = total_bytes
-        self.shown = total_bytes >= _threshold() and _is_terminal(self.stream)
+        threshold = _threshold() if shown_from is None else shown_from
+        self.shown = total_bytes >= threshold and _is_terminal(self.stream)
         self.started = time.monotonic()
         self.drawn_at = 0.0
         self.events = 0

@@ -98,3 +98,32 @@ def test_watch_in_a_real_terminal_follows_appends_survives_a_resize_and_quits_on
         assert "watch-exited-0" in wait_for(pane, "watch-exited-"), "watch did not quit cleanly on q"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed here (.ci/run installs it)")
+def test_the_demo_arrives_live_in_a_watch_started_beside_it(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    env = clean_env()
+    demo = subprocess.Popen([EVHUB, "demo", str(root), "--pace", "0.5"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    name = f"evhub-demo-{tmp_path.name}"
+    try:
+        deadline = time.monotonic() + 30
+        while not (root / "SESSIONS" / "events" / "readmodel.sqlite3").exists():
+            assert time.monotonic() < deadline and demo.poll() is None, "the demo did not start"
+            time.sleep(0.05)
+        command = f"PATH={env['PATH']} {EVHUB} --hub {root} watch"
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "150", "-y", "80", command], check=True,
+                       timeout=30, env=env)
+        pane = f"{name}:0.0"
+        first = wait_for(pane, "evhub · event #")
+        assert "took over" not in first, "the watch started after the story was over"
+        # The last act of the story: a silent session's claim taken over, and the message about it.
+        later = wait_for(pane, "You went silent", within=60)
+        assert "You went silent" in later and "deploy-dashboard" in later, later
+        assert demo.wait(timeout=60) == 0, demo.stderr.read() if demo.stderr else ""
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=30)
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
