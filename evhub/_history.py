@@ -180,7 +180,7 @@ def priority_events(log_path: Path, priority: str) -> list[ev.AnyEvent]:
             try:
                 e = ev.decode(block[begin:end])
             except CorruptLog as err:
-                if offset + end == _size(log_path):
+                if offset + end == store.size():
                     break  # the last line, nothing after it: a torn write, never an event
                 damaged = CorruptLog(f"{log_path}: line {store._line_number(offset + begin)} "
                                      f"(byte {offset + begin}): {err}")
@@ -216,13 +216,6 @@ def _unfinished_write(store: JsonlStore, end: int) -> int:
         pos -= len(line)
         last_line = False
     return pos
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
 
 
 def query_readmodel(hub: Hub, query: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from . import _decide as cmd
 from ._errors import EvhubError
 from ._hub import Hub
 from ._values import now, seconds_between
@@ -67,7 +68,7 @@ def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
     state = hub.state()
     card = recall_markdown(state, sid, now(), [], unread)
     if unread:
-        hub.inbox(sid)  # shown in the card: pushed, so read
+        hub.execute(cmd.MarkRead(session=sid, upto=unread[-1].seq))  # shown in the card: pushed, so read
     lead = (f"evhub: you are session {sid} on the coordination hub at {hub.root} "
             f"(EVHUB_SESSION is set for your shell commands). Claim a priority before you start work "
             f"(`evhub claim P`), post with `evhub msg send TEXT [--to ID]`, and run `evhub recall` after "

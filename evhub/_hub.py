@@ -480,11 +480,10 @@ class Hub:
         """Every event after seq AFTER, from the log itself."""
         return JsonlStore(self.log_path).read(after)
 
-    def recent_events(self, session: str, limit: int = 10, window: int = 256 * 1024) -> list[ev.AnyEvent]:
-        """SESSION's latest events, from the last WINDOW bytes of the log."""
+    def recent_events(self, session: str | None, limit: int = 10, window: int = 256 * 1024) -> list[ev.AnyEvent]:
+        """The latest events of SESSION (of anyone when None), from the last WINDOW bytes of the log."""
         store = JsonlStore(self.log_path)
-        size = self.log_path.stat().st_size
-        start = max(0, size - window)
+        start = max(0, store.size() - window)
         found: list[ev.AnyEvent] = []
         lines = store.lines(start)
         if start:
@@ -494,7 +493,7 @@ class Hub:
                 e = ev.decode(line.raw)
             except CorruptLog:
                 continue
-            if getattr(e, "session", None) == session:
+            if session is None or getattr(e, "session", None) == session:
                 found.append(e)
         return found[-limit:]
 

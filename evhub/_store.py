@@ -46,6 +46,14 @@ def _whole_lines(block: bytes) -> list[bytes]:
     return [line + b"\n" for line in block.split(b"\n")[:-1]]
 
 
+def lines_of(offset: int, block: bytes) -> Iterator[LogLine]:
+    """The lines of BLOCK, which starts at byte OFFSET of the log."""
+    pos = offset
+    for raw in _whole_lines(block):
+        yield LogLine(pos, raw)
+        pos += len(raw)
+
+
 def _line_start(block: bytes, index: int) -> int:
     """The offset in BLOCK of its line number INDEX (from 0)."""
     pos = 0
@@ -150,10 +158,7 @@ class JsonlStore(Store):
     def lines(self, start: int = 0) -> Iterator[LogLine]:
         """Every whole line from byte START on."""
         for offset, block in self.blocks(start):
-            pos = 0
-            for raw in _whole_lines(block):
-                yield LogLine(offset + pos, raw)
-                pos += len(raw)
+            yield from lines_of(offset, block)
 
     def head(self) -> int:
         for _ in self.read(self.position[0]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ from . import _events as ev
 from ._errors import CorruptLog
 from ._progress import Progress
 from ._state import State, fold
-from ._store import JsonlStore, _plain_run, _whole_lines
+from ._store import JsonlStore, _plain_run, lines_of
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -53,9 +52,10 @@ def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
             fold(events, state)
             state.stored()  # the messages table is checked by count below, not kept in memory
             continue
-        for pos, raw in _offsets(block):
+        for line in lines_of(offset, block):
+            raw = line.raw
             number += 1
-            where = f"line {number} (byte {offset + pos})"
+            where = f"line {number} (byte {line.offset})"
             try:
                 e = ev.decode(raw)
             except CorruptLog as err:
@@ -101,13 +101,6 @@ def _add_ids(events: list[ev.AnyEvent], ids: set[str]) -> bool:
     if len(ids) - before != len(events):
         raise _RepeatedId
     return True
-
-
-def _offsets(block: bytes) -> Iterator[tuple[int, bytes]]:
-    pos = 0
-    for raw in _whole_lines(block):
-        yield pos, raw
-        pos += len(raw)
 
 
 def _check_read_model(hub: Hub, store: JsonlStore, state: State, warnings: list[str]) -> None:

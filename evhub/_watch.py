@@ -15,7 +15,6 @@ import tty
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -23,7 +22,6 @@ from rich.table import Table
 from rich.text import Text
 
 from . import _events as ev
-from ._errors import CorruptLog
 from ._hub import Hub
 from ._report import progress_bar
 from ._state import State, fold
@@ -115,23 +113,9 @@ class Follower:
             self.store.seek(checkpoint.seq, checkpoint.offset)
         else:
             self.state = State()
-        self.feed: deque[ev.AnyEvent] = deque(self._last_events(hub.log_path), maxlen=FEED_KEPT)
+        # Seeded with the newest events, so the feed does not start empty.
+        self.feed: deque[ev.AnyEvent] = deque(hub.recent_events(None, FEED_KEPT, 64 * 1024), maxlen=FEED_KEPT)
         self.poll()
-
-    @staticmethod
-    def _last_events(log: Path, window: int = 64 * 1024) -> list[ev.AnyEvent]:
-        """The newest events, from the last WINDOW bytes of the log, so the feed does not start empty."""
-        store = JsonlStore(log)
-        start = max(0, store.size() - window)
-        found: list[ev.AnyEvent] = []
-        for n, line in enumerate(store.lines(start)):
-            if n == 0 and start:
-                continue  # the first line may be cut
-            try:
-                found.append(ev.decode(line.raw))
-            except CorruptLog:
-                continue
-        return found[-FEED_KEPT:]
 
     def poll(self) -> bool:
         """Fold what was appended since the last poll; whether anything was."""
