@@ -8,22 +8,21 @@ shows the events it stands for.  No network, no server: the data, styles and scr
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import _events as ev
 from ._errors import StorageError
+from ._values import parse_ts
 
 PAGE = Path(__file__).with_name("timeline.html")  # the page: styles and script, __TITLE__ and __DATA__ filled in
 MESSAGES_DRAWN = 5000  # the newest ones in the range; older ones are counted, not drawn
 TEXT_KEPT = 200
-_EPOCH = datetime(1970, 1, 1)
 
 
 def seconds(ts: str) -> float:
-    """A log time as seconds since the epoch (the log's times are UTC with a Z)."""
-    return (datetime.fromisoformat(ts.rstrip("Z")) - _EPOCH).total_seconds()
+    """A log time as seconds since the epoch."""
+    return parse_ts(ts).timestamp()
 
 
 def history(events: Iterable[ev.AnyEvent], alive_ttl_s: int, since: str | None = None,
