@@ -10,7 +10,7 @@ import msgspec
 import typer
 
 from . import _decide as cmd
-from ._errors import BadInput, EvhubError
+from ._errors import BadInput, EvhubError, StorageError
 from ._hub import Hub
 from ._values import parse_duration
 
@@ -34,6 +34,15 @@ SessionOpt = Annotated[
     typer.Option("--session", "-s", envvar="EVHUB_SESSION", help="Acting session id (else $EVHUB_SESSION)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", envvar="EVHUB_STORE", show_envvar=False,
+                 help="Keep the log on PostgreSQL: a postgresql:// string (else $EVHUB_STORE; never saved)."),
+]
+StoreFileOpt = Annotated[
+    str | None, typer.Option("--store-file", help="A file holding the postgresql:// string (its path is saved).")
+]
+SchemaOpt = Annotated[str, typer.Option("--schema", help="The PostgreSQL schema of this hub's tables.")]
 TokenOpt = Annotated[
     int | None, typer.Option("--token", help="Refuse unless N is the current claim's fencing token.")
 ]
@@ -95,16 +104,83 @@ def init(
     adopt: Annotated[
         bool, typer.Option("--adopt", help="Keep a hand-kept SESSIONS/ in SESSIONS/events/legacy-<time>/.")
     ] = False,
+    store: StoreOpt = None,
+    store_file: StoreFileOpt = None,
+    schema: SchemaOpt = "evhub",
     json: JsonOpt = False,
 ) -> None:
-    """Create a hub: DIR/SESSIONS/ with its log, read model and views."""
-    h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt)
+    """Create a hub: DIR/SESSIONS/ with its log, read model and views (the log on PostgreSQL with --store)."""
+    settings = _store_settings(store, store_file, schema)
+    h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt, store=settings)
+    _said_init(h, created, json)
+
+
+def _store_settings(store: str | None, store_file: str | None, schema: str) -> Any:
+    """The PostgreSQL settings the options name, or None for a hub whose log is a JSONL file."""
+    if store is None and store_file is None:
+        return None
+    from ._pgstore import StoreSettings
+
+    return StoreSettings(schema, Path(store_file).absolute() if store_file else None, store)
+
+
+def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -> None:
+    where = getattr(h.store, "where", None)
     if json:
-        out_json({"hub": str(h.dir), "created": created})
+        out_json({"hub": str(h.dir), "created": created, "store": "postgresql" if where else "jsonl",
+                  **({} if imported is None else {"events": imported})})
+    elif imported is not None:
+        out(f"imported {imported} events into a new hub at {h.dir}" + (f", its log in {where}" if where else ""))
     elif created:
-        out(f"created a hub at {h.dir}")
+        out(f"created a hub at {h.dir}" + (f", its log in {where}" if where else ""))
+    elif where:
+        out(f"{h.dir} follows the hub in {where}")
     else:
         out(f"a hub is already at {h.dir}; nothing changed")
+
+
+@app.command("export")
+def export_(
+    out_file: Annotated[str | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
+) -> None:
+    """Write the hub's log as standard JSONL, whatever store holds it."""
+    h = hub()
+    store = h.open_store()
+    if out_file is None:
+        store.dump(sys.stdout.buffer)
+        return
+    target = Path(out_file)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            count = store.dump(f)
+        tmp.replace(target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {target}: {e.strerror}") from e
+    out(f"exported {count} events to {target}")
+
+
+@app.command("import")
+def import_(
+    log_file: Annotated[str, typer.Argument(metavar="FILE", help="A log written by `evhub export` (or a log.jsonl).")],
+    directory: Annotated[str, typer.Argument(help="Where to make SESSIONS/.")] = ".",
+    store: StoreOpt = None,
+    store_file: StoreFileOpt = None,
+    schema: SchemaOpt = "evhub",
+    json: JsonOpt = False,
+) -> None:
+    """Make a new hub whose log is FILE, byte for byte (on PostgreSQL with --store)."""
+    from ._store import parse_log
+
+    settings = _store_settings(store, store_file, schema)
+    try:
+        data = Path(log_file).read_bytes()
+    except OSError as e:
+        raise StorageError(f"cannot read {log_file}: {e.strerror}") from e
+    lines, events = parse_log(data, log_file)
+    h, _ = Hub.init(directory, adopt=False, store=settings, events=(lines, events))
+    _said_init(h, True, json, imported=len(events))
 
 
 @app.command()

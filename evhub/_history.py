@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog
-from ._store import JsonlStore, LogLine
+from ._store import JsonlStore, LogLine, Store
 from ._values import check_id, parse_when
 
 if TYPE_CHECKING:  # only for annotations, so _hub may import this module
@@ -34,7 +32,6 @@ TYPE_ALIASES = {
     "accept": "id_accepted",
     "reject": "id_rejected",
 }
-FOLLOW_POLL_S = 0.2
 # A log line may spell a string with \u escapes; types and ids (letters, digits, . _ -) need no other
 # escape, so a line holding no \u writes every value it holds as the plain bytes of the value.
 ESCAPE = b"\\u"
@@ -117,7 +114,7 @@ def _spans(block: bytes, needles: Sequence[bytes]) -> list[tuple[int, int]]:
     return sorted(set(found)) if kinds > 1 else found
 
 
-def candidate_lines(store: JsonlStore, start: int, needles: Sequence[bytes]) -> Iterator[LogLine]:
+def candidate_lines(store: Store, start: int, needles: Sequence[bytes]) -> Iterator[LogLine]:
     """The whole lines from byte START that hold every one of NEEDLES or a \\u escape (a superset
     of those that can match; every line when there is no needle)."""
     if not needles:
@@ -147,22 +144,22 @@ def _select(hub: Hub, flt: LogFilter, lines: Iterator[LogLine]) -> Iterator[LogL
 
 def matching_lines(hub: Hub, flt: LogFilter, limit: int | None) -> tuple[list[LogLine], int]:
     """The matching lines (only the last LIMIT when given) and the offset where the log ended."""
-    store = JsonlStore(hub.log_path)
+    store = hub.open_store()
     shown = deque(_select(hub, flt, candidate_lines(store, 0, flt.needles())), maxlen=limit)
     return list(shown), store.scanned_to
 
 
 def follow_lines(hub: Hub, flt: LogFilter, offset: int) -> Iterator[LogLine]:
     """Matching lines appended after OFFSET, as they arrive, until interrupted."""
-    store = JsonlStore(hub.log_path)
+    store = hub.open_store()
     while True:
         yield from _select(hub, flt, candidate_lines(store, offset, flt.needles()))
         if store.scanned_to == offset:
-            time.sleep(FOLLOW_POLL_S)
+            store.wait(store.poll_s)
         offset = store.scanned_to
 
 
-def priority_events(log_path: Path, priority: str) -> list[ev.AnyEvent]:
+def priority_events(store: Store, priority: str) -> list[ev.AnyEvent]:
     """The events Hub.why looks at, in log order: PRIORITY's claims and releases and every hello.
 
     A drop-in for the whole-log read in `why`: only lines holding the quoted PRIORITY, the quoted
@@ -171,7 +168,6 @@ def priority_events(log_path: Path, priority: str) -> list[ev.AnyEvent]:
     raises CorruptLog naming it, unless it is the very end of the file (a torn write).  Lines that
     cannot concern PRIORITY are not decoded, so only `evhub verify` finds damage in those."""
     priority = check_id(priority, "priority")
-    store = JsonlStore(log_path)
     found: list[tuple[int, ev.AnyEvent]] = []
     last = 0
     needles = (_quoted(priority), _quoted("session_registered"))
@@ -180,20 +176,24 @@ def priority_events(log_path: Path, priority: str) -> list[ev.AnyEvent]:
             try:
                 e = ev.decode(block[begin:end])
             except CorruptLog as err:
+                if not isinstance(store, JsonlStore):
+                    raise
                 if offset + end == store.size():
                     break  # the last line, nothing after it: a torn write, never an event
-                damaged = CorruptLog(f"{log_path}: line {store._line_number(offset + begin)} "
+                damaged = CorruptLog(f"{store.path}: line {store._line_number(offset + begin)} "
                                      f"(byte {offset + begin}): {err}")
                 raise damaged from err
             if e.seq <= last:
-                raise CorruptLog(f"{log_path}: seq {e.seq} follows seq {last}: a gap or a repeat "
+                where = store.path if isinstance(store, JsonlStore) else "the log"
+                raise CorruptLog(f"{where}: seq {e.seq} follows seq {last}: a gap or a repeat "
                                  "(`evhub verify` names the line)")
             last = e.seq
             if isinstance(e, ev.SessionRegistered) or (
                 isinstance(e, (ev.PriorityClaimed, ev.PriorityReleased)) and e.priority == priority
             ):
                 found.append((offset + begin, e))
-    torn_from = _unfinished_write(store, store.scanned_to)
+    # A PostgreSQL write is one transaction: whole or absent, never unfinished.
+    torn_from = _unfinished_write(store, store.scanned_to) if isinstance(store, JsonlStore) else store.scanned_to
     return [e for at, e in found if at < torn_from]
 
 

@@ -21,11 +21,21 @@ from typing import Any
 
 from . import _decide as cmd
 from . import _events as ev
-from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubNotFound, NotFound, StorageError
+from ._errors import (
+    BadInput,
+    Conflict,
+    CorruptLog,
+    EvhubError,
+    ExpectedPositionError,
+    HubNotFound,
+    NotFound,
+    StorageError,
+)
 from ._lock import HubLock
+from ._pgstore import STORE_FILE, StoreSettings
 from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
 from ._state import Message, State, evolve, fold, is_unread
-from ._store import JsonlStore
+from ._store import JsonlStore, Store
 from ._values import check_id, file_stamp, new_id, now, parse_when
 
 SESSIONS = "SESSIONS"
@@ -49,13 +59,17 @@ def _flush_all() -> None:
             print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
 
 
+RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
+
+
 def _holds_log(folder: Path) -> bool:
-    """Whether FOLDER/SESSIONS/events/log.jsonl is a file; a folder we may not look into is an error."""
-    log = folder / SESSIONS / "events" / "log.jsonl"
+    """Whether FOLDER holds a hub: SESSIONS/events/log.jsonl, or the settings of a log kept on
+    PostgreSQL; a folder we may not look into is an error."""
+    events = folder / SESSIONS / "events"
     try:
-        return log.is_file()
+        return (events / "log.jsonl").is_file() or (events / STORE_FILE).is_file()
     except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
-        raise StorageError(f"cannot look for a hub at {log}: {e.strerror}") from e
+        raise StorageError(f"cannot look for a hub at {events}: {e.strerror}") from e
 
 
 class Hub:
@@ -72,7 +86,7 @@ class Hub:
         self.dir = self.root / SESSIONS
         self.events_dir = self.dir / "events"
         self.log_path = self.events_dir / "log.jsonl"
-        self.store = JsonlStore(self.log_path, fsync=_fsync_enabled())
+        self.store = self.open_store()
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.publish_every = publish_every
@@ -83,20 +97,47 @@ class Hub:
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
 
+    def open_store(self) -> Store:
+        """A new handle on this hub's log: the JSONL file, or the PostgreSQL table its settings name."""
+        settings = StoreSettings.read(self.events_dir)
+        if settings is not None:
+            return settings.open()
+        return JsonlStore(self.log_path, fsync=_fsync_enabled())
+
+    def exists(self) -> bool:
+        return _holds_log(self.root)
+
+    def _check_exists(self) -> None:
+        if not self.exists():
+            raise HubNotFound(f"no hub at {self.root}")
+
     # -- finding and creating ---------------------------------------------------------------
 
     @classmethod
-    def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300, adopt: bool = False) -> tuple[Hub, bool]:
+    def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300, adopt: bool = False,
+             store: StoreSettings | None = None, events: tuple[list[bytes], list[ev.AnyEvent]] | None = None,
+             ) -> tuple[Hub, bool]:
         """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged.
+
+        With STORE its log is the PostgreSQL table those settings name; when that already holds a
+        hub (another machine made it), this folder joins it: (hub, False).  With EVENTS (the lines
+        of an exported log and their events) the new log is those lines, byte for byte.
 
         A hand-kept SESSIONS/ is never overwritten: with ADOPT its files are first moved,
         untouched, into SESSIONS/events/legacy-<time>/; without it, init refuses."""
         hub = cls(directory)
         # An empty log is a crash between creating it and writing its first event: not yet a hub.
-        if hub.log_path.exists() and hub.log_path.stat().st_size > 0:
+        if (hub.log_path.exists() and hub.log_path.stat().st_size > 0) or (hub.events_dir / STORE_FILE).exists():
+            if events is not None:
+                raise Conflict(f"a hub is already at {hub.dir}: import loads into a new hub only")
             return hub, False
         if not 1 <= alive_ttl_s <= 30 * 86400:
             raise BadInput("the alive ttl must be between 1s and 30d")
+        if store is not None:
+            hub.store = store.open()
+            hub.store.create()  # before any file is made here, so a bad address leaves nothing behind
+            if events is not None and hub.store.head() != 0:
+                raise Conflict(f"schema {store.schema} already holds a hub: import loads into an empty store")
         kept = [p for p in hub.dir.iterdir() if p.name != "events"] if hub.dir.is_dir() else []
         if kept and not adopt:
             raise Conflict(
@@ -117,11 +158,19 @@ class Hub:
                 gitignore.write_text(GITIGNORE)
         except OSError as e:
             raise StorageError(f"cannot create {hub.events_dir}: {e.strerror}") from e
+        if store is not None:
+            store.write(hub.events_dir)
         with HubLock(hub.events_dir / "lock"):
-            # Decided under the lock: of several racing inits, only the one that wrote says it made the hub.
+            # Decided under the lock (and the store's own check of the head): of several racing inits,
+            # only the one that wrote says it made the hub.
             created = hub.store.head() == 0
-            if created:
-                hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
+            try:
+                if created and events is not None:
+                    hub.store.load(*events)
+                elif created:
+                    hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
+            except ExpectedPositionError:
+                created = False  # another machine's init made it first
             hub._publish(hub._catch_up(), now_=True)
         return hub, created
 
@@ -280,35 +329,41 @@ class Hub:
         return self._execute(*commands)[0]
 
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
-        if not self.log_path.is_file():
-            raise HubNotFound(f"no hub at {self.root}")
+        self._check_exists()
         with self._lock():
-            try:
-                state = self._catch_up()
-            except CorruptLog as e:
-                raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
-            head = state.seq
-            clock = now()
-            events: list[ev.Event] = []
-            try:
-                for c in commands:
-                    decided = cmd.decide(c, state, clock)
-                    for event in decided:
-                        event.id = new_id()
-                        evolve(state, event)
-                    events += decided
-                if events:
-                    self.store.append(events, head)
-            except BaseException:
-                self._state = None  # folded events that were never appended
-                raise
+            for attempt in range(RETRIES):
+                try:
+                    state = self._catch_up()
+                except CorruptLog as e:
+                    raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
+                head = state.seq
+                clock = now()
+                events: list[ev.Event] = []
+                try:
+                    for c in commands:
+                        decided = cmd.decide(c, state, clock)
+                        for event in decided:
+                            event.id = new_id()
+                            evolve(state, event)
+                        events += decided
+                    if events:
+                        self.store.append(events, head)
+                except ExpectedPositionError:
+                    # Another machine appended first (a shared store): decide again on what it wrote.
+                    self._state = None
+                    if attempt == RETRIES - 1:
+                        raise
+                    continue
+                except BaseException:
+                    self._state = None  # folded events that were never appended
+                    raise
+                break
             self._publish(state)
         return events, state
 
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""
-        if not self.log_path.is_file():
-            raise HubNotFound(f"no hub at {self.root}")
+        self._check_exists()
         self._cacheless = not os.access(self.events_dir, os.W_OK)
         if self._cacheless:
             self.warnings.append("the hub is read-only here: answering from the log without caching")
@@ -327,7 +382,7 @@ class Hub:
         """Fold every event that can be read, stopping at the first damaged line."""
         state = State()
         try:
-            for e in JsonlStore(self.log_path).read(0):
+            for e in self.open_store().read(0):
                 evolve(state, e)
         except CorruptLog:
             pass
@@ -478,11 +533,15 @@ class Hub:
 
     def events(self, after: int = 0) -> Iterator[ev.AnyEvent]:
         """Every event after seq AFTER, from the log itself."""
-        return JsonlStore(self.log_path).read(after)
+        return self.open_store().read(after)
 
     def recent_events(self, session: str | None, limit: int = 10, window: int = 256 * 1024) -> list[ev.AnyEvent]:
-        """The latest events of SESSION (of anyone when None), from the last WINDOW bytes of the log."""
-        store = JsonlStore(self.log_path)
+        """The latest events of SESSION (of anyone when None), from the last WINDOW bytes of the log
+        (of a PostgreSQL log, the last WINDOW // 128 events)."""
+        store = self.open_store()
+        if not isinstance(store, JsonlStore):
+            newest = list(store.read(max(0, store.head() - window // 128)))
+            return [e for e in newest if session is None or getattr(e, "session", None) == session][-limit:]
         start = max(0, store.size() - window)
         found: list[ev.AnyEvent] = []
         lines = store.lines(start)
@@ -526,7 +585,7 @@ class Hub:
         rows: list[dict[str, Any]] = []
         holder: str | None = None
         # Only the lines that can concern PRIORITY are decoded (damage elsewhere is verify's to find).
-        for e in priority_events(self.log_path, priority):
+        for e in priority_events(self.open_store(), priority):
             if isinstance(e, ev.PriorityClaimed) and e.priority == priority:
                 if e.took_over_from:
                     action = "took over"
@@ -556,8 +615,7 @@ class Hub:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""
         from ._repair import repair
 
-        if not self.log_path.is_file():
-            raise HubNotFound(f"no hub at {self.root}")
+        self._check_exists()
         with self._lock():
             result = repair(self)
             if result["repaired"]:

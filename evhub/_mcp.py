@@ -7,6 +7,7 @@ the open hub.  An evhub error comes back as a tool error carrying the CLI's mess
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from ._values import now
 
 T = TypeVar("T")
 LOG_LIMIT_MAX = 1000
+WAIT_MAX_S = 600
 INSTRUCTIONS = (
     "evhub coordinates the agent sessions working on one repository. Say hello once to get your "
     "session id and pass it as `session` to every other tool. Claim a priority before you start work "
@@ -112,6 +114,24 @@ def build(hub: Hub) -> MCPServer:
     def inbox(session: str | None = None, peek: bool = False) -> dict[str, Any]:
         """Your unread messages (to you or to all); they are then marked read unless peek=true."""
         return {"messages": call(lambda: hub.inbox(who(session), peek=peek))}
+
+    @server.tool()
+    def wait_for_messages(session: str | None = None, timeout_s: float = 60) -> dict[str, Any]:
+        """Wait until you have unread messages (then returned and marked read), or timeout_s passes (at most 600)."""
+        if not 0 <= timeout_s <= WAIT_MAX_S:
+            raise ToolError(f"timeout_s must be between 0 and {WAIT_MAX_S}")
+        deadline = time.monotonic() + timeout_s
+        listener = hub.open_store()  # its own handle, so waiting never holds up the other tools
+        try:
+            while True:
+                messages = call(lambda: hub.inbox(who(session)))
+                left = deadline - time.monotonic()
+                if messages or left <= 0:
+                    return {"messages": messages}
+                # Woken by the store's notification where it has them (PostgreSQL), else by polling.
+                listener.wait(min(left, listener.poll_s))
+        finally:
+            listener.close()
 
     @server.tool()
     def status() -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from . import _events as ev
 from ._errors import CorruptLog, ExpectedPositionError, StorageError
@@ -18,7 +19,14 @@ CHUNK = 64 * 1024
 
 
 class Store(ABC):
-    """An append-only sequence of events numbered 1, 2, 3 ... without gaps."""
+    """An append-only sequence of events numbered 1, 2, 3 ... without gaps.
+
+    A store also has marks: where in it an event ends, in its own unit (a byte offset of the JSONL
+    file, a seq in PostgreSQL). `position` is the (seq, mark) its last read or write reached, and
+    `last_line(mark)` the line of the event ending there, so a cached state can be checked against
+    the store before it is trusted."""
+
+    position: tuple[int, int]
 
     @abstractmethod
     def head(self) -> int:
@@ -29,8 +37,70 @@ class Store(ABC):
         """Every event with seq > AFTER, in order."""
 
     @abstractmethod
+    def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
+        """The events with seq > AFTER, a list at a time (folds take whole lists); sets position."""
+
+    @abstractmethod
     def append(self, events: Sequence[ev.Event], expected: int) -> None:
         """Append EVENTS (numbered expected+1, ...) if the head is EXPECTED, else ExpectedPositionError."""
+
+    @abstractmethod
+    def seek(self, seq: int, mark: int) -> None:
+        """Start the next read after SEQ at MARK (a checkpoint the caller has checked)."""
+
+    @abstractmethod
+    def last_line(self, mark: int) -> bytes:
+        """The log line of the event that ends at MARK (empty when there is none)."""
+
+    @abstractmethod
+    def seen_line(self, mark: int) -> bytes:
+        """last_line(MARK), from memory when this store just read or wrote it."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """How far the store reaches, in marks (for progress bars)."""
+
+    @abstractmethod
+    def blocks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(offset, block of whole lines) from byte START of the log as `evhub export` writes it."""
+
+    def lines(self, start: int = 0) -> Iterator[LogLine]:
+        """Every whole line from byte START on."""
+        for offset, block in self.blocks(start):
+            yield from lines_of(offset, block)
+
+    torn_tail: bytes  # what the last blocks() found after the last whole line: a write that did not finish
+    scanned_to: int  # the byte after the last whole line the last blocks() gave
+
+    @abstractmethod
+    def dump(self, out: IO[bytes]) -> int:
+        """Write every event's line as stored, in order, to OUT; how many."""
+
+    @abstractmethod
+    def load(self, lines: Sequence[bytes], events: Sequence[ev.AnyEvent]) -> None:
+        """Put LINES (a whole log, EVENTS decoded from them) into this empty store, byte for byte."""
+
+    poll_s: float  # how often a follower reads the store when nothing woke it
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Wait until the store may have grown (True) or TIMEOUT seconds pass (False)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of files and connections (the store reopens them when used again)."""
+
+
+def check_numbering(events: Sequence[ev.Event], expected: int) -> None:
+    """ExpectedPositionError unless EVENTS are numbered expected+1, expected+2, ..."""
+    for n, e in enumerate(events, expected + 1):
+        if e.seq != n:
+            raise ExpectedPositionError(f"event seq {e.seq} does not follow {n - 1}")
+
+
+def run_of(events: Sequence[ev.AnyEvent], last: int) -> bool:
+    """Whether EVENTS number last+1, last+2 ... without a gap."""
+    return [e.seq for e in events] == list(range(last + 1, last + 1 + len(events)))
 
 
 class LogLine(NamedTuple):
@@ -93,9 +163,8 @@ class JsonlStore(Store):
     def __del__(self) -> None:
         self.close()
 
-    def seek(self, seq: int, offset: int) -> None:
-        """Start the next read after SEQ at OFFSET (a checkpoint the caller has checked)."""
-        self.position = (seq, offset)
+    def seek(self, seq: int, mark: int) -> None:
+        self.position = (seq, mark)
 
     def _file(self, create: bool = False, check: bool = False) -> int | None:
         """The log's file descriptor (None when there is no log and not CREATE). It is kept open
@@ -154,11 +223,6 @@ class JsonlStore(Store):
                 offset += cut
         self.torn_tail = rest
         self.scanned_to = offset
-
-    def lines(self, start: int = 0) -> Iterator[LogLine]:
-        """Every whole line from byte START on."""
-        for offset, block in self.blocks(start):
-            yield from lines_of(offset, block)
 
     def head(self) -> int:
         for _ in self.read(self.position[0]):
@@ -240,13 +304,12 @@ class JsonlStore(Store):
         return out, b"", None
 
     def seen_line(self, offset: int) -> bytes:
-        """The line ending at OFFSET, from memory when this store just read or wrote it (no check
-        that the file still holds it: last_line is that check)."""
+        # No check that the file still holds it: last_line is that check.
         end, line = self._seen_last
         return line if end == offset else self.last_line(offset)
 
     def last_line(self, offset: int) -> bytes:
-        """The whole line that ends at byte OFFSET (empty at 0, or when OFFSET is past the end)."""
+        # Empty at 0, or when OFFSET is past the end.
         size = 4096
         while offset:
             start = max(0, offset - size)
@@ -289,9 +352,7 @@ class JsonlStore(Store):
         head = self.head()
         if head != expected:
             raise ExpectedPositionError(f"the log moved: expected head {expected}, found {head}")
-        for n, e in enumerate(events, expected + 1):
-            if e.seq != n:
-                raise ExpectedPositionError(f"event seq {e.seq} does not follow {n - 1}")
+        check_numbering(events, expected)
         if not events:
             return
         for e in events[:-1]:
@@ -306,6 +367,31 @@ class JsonlStore(Store):
         self._seen_last = (end + len(data), ev.encode(events[-1]))
         self.torn_tail = b""
         self.position = (events[-1].seq, end + len(data))
+
+    def dump(self, out: IO[bytes]) -> int:
+        # The file's bytes up to the end of its last whole event: a torn tail is not an event.
+        count = sum(len(events) for events in self.read_blocks(0))
+        end = self.position[1]
+        for offset, block in self.blocks(0):
+            if offset >= end:
+                break
+            out.write(block[: end - offset])
+        return count
+
+    def load(self, lines: Sequence[bytes], events: Sequence[ev.AnyEvent]) -> None:
+        if self.head() != 0 or self.size() != 0:
+            raise ExpectedPositionError(f"{self.path} is not empty: import loads into an empty store")
+        data = b"".join(lines)
+        fd = self._file(create=True)
+        assert fd is not None
+        self._write_at(fd, 0, data)
+        self.position = (events[-1].seq if events else 0, len(data))
+
+    poll_s = 0.2
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(timeout)  # a file gives no wake-up worth its cost: followers poll it, cheaply
+        return True
 
     def _write_at(self, fd: int, end: int, data: bytes) -> None:
         """Write DATA at END, cutting off what followed; on failure leave the log as it was."""
@@ -335,6 +421,32 @@ class JsonlStore(Store):
             f"{len(data)} bytes moved from {self.path.name} at byte {offset}: a write that did not finish, "
             "so not an event.",
         )
+
+
+def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
+    """The lines of a whole exported log and their events; CorruptLog naming the first line that is
+    not an event, or breaks the seq run, repeats an id, or does not start a hub."""
+    if data and not data.endswith(b"\n"):
+        raise CorruptLog(f"{name}: the last line has no newline: not a whole log")
+    lines = _whole_lines(data)
+    events = ev.decode_block(data) if data else []
+    if events is None or len(events) != len(lines):
+        events = []
+        for number, raw in enumerate(lines, 1):
+            try:
+                events.append(ev.decode(raw))
+            except CorruptLog as e:
+                raise CorruptLog(f"{name}: line {number}: {e}") from e
+    if not events or not isinstance(events[0], ev.HubCreated):
+        raise CorruptLog(f"{name}: a log starts with a hub_created event")
+    if not run_of(events, 0):
+        number = next(n for n, e in enumerate(events, 1) if e.seq != n)
+        raise CorruptLog(f"{name}: line {number}: seq {events[number - 1].seq} where {number} was expected")
+    if len({e.id for e in events}) != len(events):
+        raise CorruptLog(f"{name}: an event id appears twice (`evhub verify` on that hub names it)")
+    if events[-1].more is True:
+        raise CorruptLog(f"{name}: ends in a write that did not finish")
+    return lines, events
 
 
 def set_aside(folder: Path, name: str, data: bytes, note: str) -> str:

@@ -11,7 +11,7 @@ from . import _events as ev
 from ._errors import CorruptLog
 from ._progress import Progress
 from ._state import State, fold
-from ._store import JsonlStore, _plain_run, lines_of
+from ._store import JsonlStore, Store, _plain_run, lines_of
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -34,14 +34,15 @@ def verify(hub: Hub) -> dict[str, Any]:
 
 
 def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
-    store = JsonlStore(hub.log_path)
+    store = hub.open_store()
     state = State()
     ids: set[str] = set()
     warnings: list[str] = []
     unknown = 0
     number = 0  # lines checked so far
     pending: list[ev.AnyEvent] = []  # a write of several events whose last one is still to come
-    progress = Progress("verify", store.size())
+    # A JSONL log's marks are bytes, as verify's offsets are; a PostgreSQL log's are seqs.
+    progress = Progress("verify", store.size() if isinstance(store, JsonlStore) else 0)
     for offset, block in store.blocks(0):
         progress.update(offset, number)
         events = ev.decode_block(block)
@@ -103,7 +104,7 @@ def _add_ids(events: list[ev.AnyEvent], ids: set[str]) -> bool:
     return True
 
 
-def _check_read_model(hub: Hub, store: JsonlStore, state: State, warnings: list[str]) -> None:
+def _check_read_model(hub: Hub, store: Store, state: State, warnings: list[str]) -> None:
     """The read model, caught up on the log, must equal the full fold, and hold every message."""
     cached = hub.readmodel.load()
     if cached is None:

@@ -6,6 +6,7 @@ only reads.  `dashboard` is pure (state, feed, now -> a rich renderable), so it 
 recording console; `watch` is the loop around it: rich's Live display, q or Ctrl-C to leave.
 """
 
+import math
 import os
 import select
 import sys
@@ -25,7 +26,6 @@ from . import _events as ev
 from ._hub import Hub
 from ._report import progress_bar
 from ._state import State, fold
-from ._store import JsonlStore
 from ._values import format_duration, now, seconds_between
 
 FEED_KEPT = 12
@@ -106,7 +106,7 @@ class Follower:
     """The state at the end of the log, kept up to date by folding each new block as it appears."""
 
     def __init__(self, hub: Hub) -> None:
-        self.store = JsonlStore(hub.log_path)
+        self.store = hub.open_store()
         cached = hub.readmodel.load()
         if cached is not None and hub._checkpoint_holds(cached[1]):
             self.state, checkpoint = cached
@@ -114,11 +114,16 @@ class Follower:
         else:
             self.state = State()
         # Seeded with the newest events, so the feed does not start empty.
+        self.read_at = -math.inf
         self.feed: deque[ev.AnyEvent] = deque(hub.recent_events(None, FEED_KEPT, 64 * 1024), maxlen=FEED_KEPT)
         self.poll()
 
     def poll(self) -> bool:
-        """Fold what was appended since the last poll; whether anything was."""
+        """Fold what was appended since the last poll; whether anything was. A store that notifies
+        appends is read only when it did, or every poll_s in case a notification was missed."""
+        if not self.store.wait(0) and time.monotonic() - self.read_at < self.store.poll_s:
+            return False
+        self.read_at = time.monotonic()
         before = self.state.seq
         for events in self.store.read_blocks(self.state.seq):
             fold(events, self.state)
@@ -131,7 +136,7 @@ class Follower:
 def snapshot(hub: Hub, at: str) -> State:
     """The hub as it stood at AT: the events up to then, folded."""
     state = State()
-    for events in JsonlStore(hub.log_path).read_blocks(0):
+    for events in hub.open_store().read_blocks(0):
         fold((e for e in events if e.ts <= at), state)
         state.stored()
         if events and events[-1].ts > at:

@@ -1,21 +1,32 @@
 """Shared helpers for the tests that drive the installed `evhub` command in subprocesses.
 
 `run(*args, env=..., cwd=...)` runs the installed command with a clean environment (no EVHUB_*
-variable leaks in from the caller). The fixtures: `hub_dir`, a folder holding a fresh hub made at
-T0, and `evhub`, a runner bound to that folder whose calls return the CompletedProcess.
+variable leaks in from the caller). The fixtures: `store`, how a test's hubs keep their log (each
+test that takes it runs twice: on the JSONL file and on PostgreSQL), `hub_dir`, a folder holding a
+fresh hub made at T0 on that store, and `evhub`, a runner bound to that folder whose calls return
+the CompletedProcess.
+
+The PostgreSQL half uses the cluster .ci/run started (EVHUB_TEST_PGDATA, EVHUB_TEST_PGPORT), else
+starts a throwaway one; with no server installed it skips, saying so, unless EVHUB_TEST_PG_REQUIRED
+is set (as in CI), where it fails.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pgserver import Cluster, bindir
+
+from evhub._pgstore import StoreSettings
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 # The seed's scripts, with their paths in SESSIONS/: instructions written for the old folder call these.
@@ -132,20 +143,104 @@ class Runner:
 
     @property
     def log_path(self) -> Path:
+        """The JSONL log (tests that damage the file itself run on the JSONL store only)."""
         return self.root / "SESSIONS" / "events" / "log.jsonl"
 
+    def log_bytes(self) -> bytes:
+        return log_bytes(self.root)
 
-def init_hub(root: Path) -> Path:
-    """ROOT, made and holding a hub that the installed `evhub init` created at T0 (alive TTL 5 minutes)."""
+
+def log_bytes(root: Path) -> bytes:
+    """The log of the hub in ROOT as `evhub export` writes it, whatever store holds it (a JSONL log
+    is read as the file is, torn tail and all)."""
+    events = root / "SESSIONS" / "events"
+    if not (events / "store.json").exists():
+        return (events / "log.jsonl").read_bytes()
+    return subprocess.run([EVHUB, "export"], env=clean_env(), cwd=root, capture_output=True,
+                          check=True, timeout=60).stdout
+
+
+_schemas = itertools.count(1)
+
+
+class HubStore:
+    """Where a test's hubs keep their log: the JSONL file, or a fresh schema of the test cluster per hub."""
+
+    def __init__(self, kind: str, cluster: Cluster | None = None, dsn_file: Path | None = None) -> None:
+        self.kind = kind
+        self.cluster = cluster
+        self.dsn_file = dsn_file
+
+    def __repr__(self) -> str:
+        return self.kind
+
+    def settings(self) -> StoreSettings | None:
+        """A new hub's store settings (a schema of its own), for Hub.init; None for JSONL."""
+        if self.kind == "jsonl":
+            return None
+        return StoreSettings(f"t{os.getpid()}_{next(_schemas)}", self.dsn_file)
+
+    def init_args(self) -> list[str]:
+        """What `evhub init` needs to put a new hub on this store."""
+        settings = self.settings()
+        if settings is None:
+            return []
+        return ["--store-file", str(self.dsn_file), "--schema", settings.schema]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The PostgreSQL cluster the tests share (never restarted: tests that restart a server make their own)."""
+    data, port = os.environ.get("EVHUB_TEST_PGDATA"), os.environ.get("EVHUB_TEST_PGPORT")
+    if data and port:
+        yield Cluster(Path(data), int(port))
+        return
+    if bindir() is None:
+        reason = "no PostgreSQL server installed (Debian: apt-get install postgresql)"
+        if os.environ.get("EVHUB_TEST_PG_REQUIRED"):
+            pytest.fail(f"{reason}, and EVHUB_TEST_PG_REQUIRED is set")
+        pytest.skip(reason)
+    cluster = Cluster.temporary(free_port())
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_store(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> HubStore:
+    dsn_file = tmp_path_factory.mktemp("dsn") / "store.dsn"
+    dsn_file.write_text(pg_cluster.dsn + "\n")
+    return HubStore("postgresql", pg_cluster, dsn_file)
+
+
+@pytest.fixture(params=["jsonl", "postgresql"])
+def store(request: pytest.FixtureRequest) -> HubStore:
+    """Each test that takes it runs on both stores."""
+    if request.param == "jsonl":
+        return HubStore("jsonl")
+    found: HubStore = request.getfixturevalue("pg_store")
+    return found
+
+
+def init_hub(root: Path, store: HubStore | None = None) -> Path:
+    """ROOT, made and holding a hub that the installed `evhub init` created at T0 (alive TTL 5 minutes),
+    its log on STORE (default: the JSONL file)."""
     root.mkdir()
-    ok(run("init", root, env={"EVHUB_NOW": at(0)}))
+    ok(run("init", root, *(store.init_args() if store else []), env={"EVHUB_NOW": at(0)}))
     return root
 
 
 @pytest.fixture
-def hub_dir(tmp_path: Path) -> Path:
+def hub_dir(tmp_path: Path, store: HubStore) -> Path:
     """A folder holding a freshly initialised hub."""
-    return init_hub(tmp_path / "repo")
+    return init_hub(tmp_path / "repo", store)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from evhub import _store
 from evhub._errors import CorruptLog, NotFound
 from evhub._history import LogFilter, follow_lines, matching_lines, priority_events
 from evhub._hub import Hub
-from evhub._store import LogLine
+from evhub._store import JsonlStore, LogLine
 
 SESSIONS = ["s1", "s2", "s10"]
 PRIORITIES = ["p1", "p10", "api"]
@@ -91,6 +91,9 @@ class _Hub:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self.warnings: list[str] = []
+
+    def open_store(self) -> JsonlStore:
+        return JsonlStore(self.log_path)
 
 
 def _naive(log: Path, flt: LogFilter) -> list[LogLine]:
@@ -170,7 +173,7 @@ def test_follow_sees_lines_appended_later(tmp_path: Path) -> None:
 def _why(root: Path, priority: str, fast: bool) -> list[dict[str, Any]] | str:
     hub = Hub(root)
     if fast:  # what Hub.why does once wired to the fast scan
-        hub.events = lambda after=0: iter(priority_events(hub.log_path, priority))  # type: ignore[method-assign]
+        hub.events = lambda after=0: iter(priority_events(hub.open_store(), priority))  # type: ignore[method-assign]
     try:
         return hub.why(priority)
     except NotFound as e:

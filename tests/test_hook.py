@@ -44,7 +44,7 @@ def silent(done: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def types(evhub: Runner) -> list[str]:
-    return [json.loads(line)["type"] for line in evhub.log_path.read_text().splitlines()]
+    return [json.loads(line)["type"] for line in evhub.log_bytes().decode().splitlines()]
 
 
 def test_session_start_registers_attaches_exports_and_primes_the_agent(evhub: Runner, tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_session_start_registers_attaches_exports_and_primes_the_agent(evhub: Ru
     assert "you are session session-1" in card and "# Recall for session-1" in card
     assert env_file.read_text() == f"export EVHUB_SESSION=session-1\nexport EVHUB_HUB={evhub.root}\n"
     assert types(evhub)[-2:] == ["session_registered", "agent_attached"]
-    attached = json.loads(evhub.log_path.read_text().splitlines()[-1])
+    attached = json.loads(evhub.log_bytes().decode().splitlines()[-1])
     assert (attached["session"], attached["agent"], attached["agent_session"]) == ("session-1", "claude", AGENT_SESSION)
 
 
@@ -122,7 +122,7 @@ def test_an_agent_seen_first_mid_session_is_registered_on_the_spot(evhub: Runner
 
 
 def test_bad_or_unexpected_input_never_fails_the_agent_and_writes_nothing(evhub: Runner, tmp_path: Path) -> None:
-    log = evhub.log_path.read_bytes()
+    log = evhub.log_bytes()
     start = json.loads(payload("session_start_startup", evhub.root))
     no_session = json.dumps({k: v for k, v in start.items() if k != "session_id"}).encode()
     cases = {
@@ -137,7 +137,7 @@ def test_bad_or_unexpected_input_never_fails_the_agent_and_writes_nothing(evhub:
     }
     for stdin, why in cases.items():
         assert why in silent(hook(evhub.root, stdin, at(1))), stdin
-    assert evhub.log_path.read_bytes() == log
+    assert evhub.log_bytes() == log
     # fields Claude Code may add later are ignored
     unexpected = payload("session_start_startup", evhub.root, brand_new_field={"x": 1}, source="something-new")
     assert "session-1" in context(hook(evhub.root, unexpected, at(2)), "SessionStart")

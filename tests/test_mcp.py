@@ -1,5 +1,6 @@
 """`evhub mcp`, driven by the MCP SDK's own client over stdio: the server is a real `evhub mcp` process."""
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from conftest import EVHUB, Runner, clean_env
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
-         "milestone_show", "msg_send", "inbox", "status", "recall", "log", "why"}
+         "milestone_show", "msg_send", "inbox", "wait_for_messages", "status", "recall", "log", "why"}
 
 
 @asynccontextmanager
@@ -113,3 +114,33 @@ def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> 
     assert sum(outcomes.values()) == 1, outcomes
     winner = next(sid for sid, won in outcomes.items() if won)
     assert f"deploy\t{winner}" in evhub.ok("claims").stdout
+
+
+def test_waiting_for_messages_wakes_when_one_is_sent_from_another_process(evhub: Runner) -> None:
+    """On PostgreSQL the wait is woken by the append's notification; on a JSONL hub by polling the file."""
+    evhub.ok("hello", "alice")
+    evhub.ok("hello", "bob")
+    waited: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            tools = Tools(session)
+            started = time.monotonic()
+            assert await tools("wait_for_messages", session="bob", timeout_s=0.5) == {"messages": []}
+            assert time.monotonic() - started >= 0.5
+            assert "between 0 and 600" in await tools.error("wait_for_messages", session="bob", timeout_s=601)
+
+            async def send_later() -> None:
+                await anyio.sleep(1)
+                await anyio.to_thread.run_sync(lambda: evhub.ok("msg", "send", "wake up", "--to", "bob",
+                                                                session="alice", now=None))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send_later)
+                started = time.monotonic()
+                waited.update(await tools("wait_for_messages", session="bob", timeout_s=60))
+                waited["after_s"] = time.monotonic() - started
+            assert (await tools("inbox", session="bob"))["messages"] == []  # they were marked read
+
+    run(main)
+    assert [m["text"] for m in waited["messages"]] == ["wake up"]
+    assert 1 <= waited["after_s"] < 30

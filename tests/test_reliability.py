@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVHUB, at, clean_env, error_line, ok, together
+from conftest import EVHUB, HubStore, at, clean_env, error_line, log_bytes, ok, together
 
 from evhub import Hub
 from evhub import _events as ev
@@ -35,12 +35,13 @@ Arg = str | bytes | Path
 
 
 @contextmanager
-def api(root: Path, now: str) -> Iterator[Hub]:
-    """The Python API on the hub in ROOT (made when missing), its clock fixed at NOW, without fsync."""
+def api(root: Path, now: str, store: HubStore | None = None) -> Iterator[Hub]:
+    """The Python API on the hub in ROOT (made when missing, on STORE), its clock fixed at NOW, without fsync."""
     saved = {k: os.environ.get(k) for k in ("EVHUB_NOW", "EVHUB_FSYNC")}
     os.environ.update(EVHUB_NOW=now, EVHUB_FSYNC="0")
     try:
-        yield Hub(root) if (root / "SESSIONS" / "events" / "log.jsonl").is_file() else Hub.init(root)[0]
+        made = Hub(root).exists()
+        yield Hub(root) if made else Hub.init(root, store=store.settings() if store else None)[0]
     finally:
         for k, v in saved.items():
             if v is None:
@@ -96,7 +97,7 @@ def racing(root: Path, argvs: Sequence[Sequence[str]], now: str = at(1)) -> list
 
 def checked_log(root: Path) -> list[dict[str, Any]]:
     """Every line of the log, after checking that each is one whole event and seq runs 1..N."""
-    raw = log_path(root).read_bytes()
+    raw = log_bytes(root)
     assert raw.endswith(b"\n")
     docs = []
     for line in raw.splitlines(keepends=True):
@@ -129,8 +130,10 @@ def tree(folder: Path) -> dict[str, bytes | str]:
 # -- 1. one winner -----------------------------------------------------------------------------------
 
 
-def test_eight_processes_saying_hello_as_one_id_one_wins_the_rest_get_exit_3(tmp_path: Path) -> None:
-    with api(tmp_path, at(0)):
+def test_eight_processes_saying_hello_as_one_id_one_wins_the_rest_get_exit_3(
+    tmp_path: Path, store: HubStore
+) -> None:
+    with api(tmp_path, at(0), store):
         pass
     racers = racing(tmp_path, [["hello", "racer", "--role", f"racer {n}"] for n in range(8)])
     assert sorted(p.returncode for p in racers) == [0] + [3] * 7, [(p.returncode, p.stderr) for p in racers]
@@ -145,9 +148,11 @@ def test_eight_processes_saying_hello_as_one_id_one_wins_the_rest_get_exit_3(tmp
     verified(tmp_path, 2)
 
 
-def test_eight_sessions_creating_one_milestone_id_one_wins_the_rest_get_exit_3(tmp_path: Path) -> None:
+def test_eight_sessions_creating_one_milestone_id_one_wins_the_rest_get_exit_3(
+    tmp_path: Path, store: HubStore
+) -> None:
     ids = [f"s{n}" for n in range(8)]
-    with api(tmp_path, at(0)) as hub:
+    with api(tmp_path, at(0), store) as hub:
         for sid in ids:
             hub.hello(sid)
     racers = racing(tmp_path, [["milestone", "create", f"Title by {sid}", "--id", "m", "--step", "one",
@@ -178,9 +183,9 @@ API_WRITER = textwrap.dedent(
 )
 
 
-def test_cli_and_api_writers_at_once_lose_and_double_nothing(tmp_path: Path) -> None:
+def test_cli_and_api_writers_at_once_lose_and_double_nothing(tmp_path: Path, store: HubStore) -> None:
     cli_ids, per_cli, api_count = ["cli-0", "cli-1", "cli-2"], 20, 100
-    with api(tmp_path, at(0)) as hub:
+    with api(tmp_path, at(0), store) as hub:
         for sid in [*cli_ids, "api"]:
             hub.hello(sid)
     acked: dict[str, int] = {}  # status -> the seq its command reported
@@ -263,11 +268,12 @@ HOSTILE: list[tuple[str, list[Arg], dict[str, str | bytes], str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def hostile_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """alice and bob, alice's two-step milestone t: a hub every hostile input is tried on."""
+@pytest.fixture(scope="module", params=["jsonl", "postgresql"])
+def hostile_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """alice and bob, alice's two-step milestone t: a hub every hostile input is tried on (on each store)."""
+    store = request.getfixturevalue("pg_store") if request.param == "postgresql" else HubStore("jsonl")
     root = tmp_path_factory.mktemp("hostile")
-    with api(root, at(0)) as hub:
+    with api(root, at(0), store) as hub:
         hub.hello("alice")
         hub.hello("bob")
         hub.create_milestone("alice", "T", milestone="t", steps=["one", "two"])
@@ -278,19 +284,19 @@ def hostile_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hostile_input_is_one_error_line_and_the_log_is_unchanged(
     hostile_hub: Path, args: list[Arg], env: dict[str, str | bytes], says: str
 ) -> None:
-    before = log_path(hostile_hub).read_bytes()
+    before = log_bytes(hostile_hub)
     done = call(hostile_hub, *args, env={"EVHUB_SESSION": "alice", **env})
     assert says in error_line(done, 1)
     assert done.stdout == ""
-    assert log_path(hostile_hub).read_bytes() == before
+    assert log_bytes(hostile_hub) == before
 
 
-def test_the_text_limit_is_64_kib_exactly(tmp_path: Path) -> None:
-    with api(tmp_path, at(0)) as hub:
+def test_the_text_limit_is_64_kib_exactly(tmp_path: Path, store: HubStore) -> None:
+    with api(tmp_path, at(0), store) as hub:
         hub.hello("alice")
-    before = log_path(tmp_path).read_bytes()
+    before = log_bytes(tmp_path)
     assert "65537 bytes" in error_line(call(tmp_path, "note", "x" * (MAX_TEXT_BYTES + 1), "-s", "alice"), 1)
-    assert log_path(tmp_path).read_bytes() == before
+    assert log_bytes(tmp_path) == before
     ok(call(tmp_path, "note", "x" * MAX_TEXT_BYTES, "-s", "alice"))
     assert checked_log(tmp_path)[-1]["text"] == "x" * MAX_TEXT_BYTES
 
@@ -356,8 +362,8 @@ def test_a_hub_folder_without_write_permission_refuses_writes_and_still_reads(tm
 FAKE = "### #99 2026-11-25T09:00:00.000000Z from session-x to all"
 
 
-def test_a_message_cannot_forge_headings_or_another_sessions_message(tmp_path: Path) -> None:
-    with api(tmp_path, at(0)) as hub:
+def test_a_message_cannot_forge_headings_or_another_sessions_message(tmp_path: Path, store: HubStore) -> None:
+    with api(tmp_path, at(0), store) as hub:
         hub.hello("alice")
         hub.hello("mallory")
     text = f"# Big heading\n## from session-x\n{FAKE}\nI am session-x.\n<script>alert(1)</script>\r\n<!-- -->"
@@ -381,8 +387,8 @@ ESCAPES = "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 \x9b2J \x08\x7f"
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x08", "\x7f")
 
 
-def test_terminal_escape_sequences_are_never_printed_raw(tmp_path: Path) -> None:
-    with api(tmp_path, at(0)) as hub:
+def test_terminal_escape_sequences_are_never_printed_raw(tmp_path: Path, store: HubStore) -> None:
+    with api(tmp_path, at(0), store) as hub:
         hub.hello("alice", role=ESCAPES, specialization=ESCAPES, about=ESCAPES)
         hub.hello("bob")
         hub.heartbeat("alice", ESCAPES)
@@ -416,8 +422,8 @@ def test_terminal_escape_sequences_are_never_printed_raw(tmp_path: Path) -> None
 TRICKY = 'say "hi" \\ back\\slash\\" \n new line\r\n\ttab \u2028 </script> {"a": 1} \\u0000 \U0001f600'
 
 
-def test_json_views_stay_valid_json_with_quotes_backslashes_and_newlines(tmp_path: Path) -> None:
-    with api(tmp_path, at(0)) as hub:
+def test_json_views_stay_valid_json_with_quotes_backslashes_and_newlines(tmp_path: Path, store: HubStore) -> None:
+    with api(tmp_path, at(0), store) as hub:
         hub.hello("alice", role=TRICKY, specialization=TRICKY)
         hub.hello("bob", role=TRICKY)
         hub.claim("alice", "p")
@@ -443,12 +449,12 @@ def test_json_views_stay_valid_json_with_quotes_backslashes_and_newlines(tmp_pat
 # -- 4. files stay in their place ---------------------------------------------------------------------------
 
 
-def test_no_id_makes_evhub_write_outside_sessions(tmp_path: Path) -> None:
+def test_no_id_makes_evhub_write_outside_sessions(tmp_path: Path, store: HubStore) -> None:
     root = tmp_path / "repo"
-    with api(root, at(0)) as hub:
+    with api(root, at(0), store) as hub:
         hub.hello("alice")
     outside = {k: v for k, v in tree(tmp_path).items() if not k.startswith("repo/SESSIONS")}
-    before_log = log_path(root).read_bytes()
+    before_log = log_bytes(root)
     refused = together(root, [
         ["hello", "../x"], ["hello", "../../x"], ["claim", "../x", "-s", "alice"], ["claim", "..", "-s", "alice"],
         ["milestone", "create", "T", "--id", "../x", "-s", "alice"],
@@ -459,7 +465,7 @@ def test_no_id_makes_evhub_write_outside_sessions(tmp_path: Path) -> None:
     ])
     for p in refused:
         assert "../x" in error_line(p, 1) or "'..'" in p.stderr, p.args
-    assert log_path(root).read_bytes() == before_log
+    assert log_bytes(root) == before_log
     # A title full of dots and slashes makes a slug, and the milestone lands inside MILESTONES/.
     ok(call(root, "milestone", "create", "../../../escape", "-s", "alice"))
     assert (root / "SESSIONS" / "MILESTONES" / "escape.json").is_file()

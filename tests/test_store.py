@@ -1,7 +1,7 @@
 """The store interface, as a conformance suite every store must pass, and the JSONL store's own promises.
 
 `StoreConformance` is not collected itself (no `Test` prefix); each store subclasses it with a
-`make_store(root)`.  A PostgreSQL store will subclass it as `TestJsonlStore` does here.
+`make_store(root)`: `TestJsonlStore` and `TestPgStore` here, each followed by its store's own promises.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,12 +23,14 @@ from typing import Any
 
 import msgspec
 import pytest
+from conftest import HubStore, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evhub import CorruptLog, Hub, StorageError
 from evhub import _events as ev
 from evhub._errors import ExpectedPositionError
+from evhub._pgstore import PgStore, StoreSettings
 from evhub._store import JsonlStore, Store
 from evhub._values import format_ts, new_id
 
@@ -209,6 +212,16 @@ class StoreConformance:
             b.append([make_event(3)], 2)
         assert [e.id for e in self.make_store(tmp_path).read(0)][-1] == winner.id
         assert self.make_store(tmp_path).head() == 3
+
+    def test_an_append_retried_after_it_was_made_is_refused_not_doubled(self, store: Store) -> None:
+        """The reply to an append can be lost after it was made: trying the same events again never doubles them."""
+        store.append(make_events(1, 2), 0)
+        batch = make_events(3, 2)
+        store.append(batch, 2)
+        with pytest.raises(ExpectedPositionError):
+            store.append(batch, 2)
+        assert list(store.read(0))[2:] == batch
+        assert store.head() == 4
 
     @settings(max_examples=25, deadline=None)
     @given(
@@ -540,3 +553,119 @@ class TestJsonlStore(StoreConformance):
         JsonlStore(path).append(more, 3)
         assert [e.seq for e in JsonlStore(path).read(0)] == list(range(1, 14))
 
+
+
+class TestPgStore(StoreConformance):
+    """The same promises from the PostgreSQL store (one schema per hub root), then what only a server has."""
+
+    schemas: dict[Path, StoreSettings] = {}
+    pg: HubStore
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _cluster(cls, pg_store: HubStore) -> None:
+        cls.pg = pg_store
+
+    def settings_for(self, root: Path) -> StoreSettings:
+        if root not in self.schemas:
+            settings = self.pg.settings()
+            assert settings is not None
+            self.schemas[root] = settings
+        return self.schemas[root]
+
+    def make_store(self, root: Path) -> PgStore:
+        store = self.settings_for(root).open()
+        store.create()
+        return store
+
+    def init_hub(self, root: Path) -> Hub:
+        hub, created = Hub.init(root, store=self.settings_for(root))
+        assert created
+        return hub
+
+    def sql(self, root: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """QUERY run as the cluster's superuser, on the schema of ROOT's store."""
+        import psycopg
+
+        assert self.pg.cluster is not None
+        with psycopg.connect(self.pg.cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {self.settings_for(root).schema}")
+            cur = conn.execute(query, params or None)
+            return cur.fetchall() if cur.description else []
+
+    def test_the_log_is_append_only_even_for_its_owner(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        store.append(make_events(1, 3), 0)
+        import psycopg
+
+        for query in ("UPDATE events SET line = 'x' WHERE seq = 2", "DELETE FROM events WHERE seq = 3",
+                      "TRUNCATE events"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                self.sql(tmp_path, query)
+        assert [e.seq for e in self.make_store(tmp_path).read(0)] == [1, 2, 3]
+
+    def test_a_role_that_may_only_insert_and_select_runs_a_hub(self, tmp_path: Path) -> None:
+        """The README's grants, for a role that is no superuser and owns nothing."""
+        import psycopg
+
+        owner = tmp_path / "owner"
+        hub = self.init_hub(owner)
+        hub.hello("alice")
+        schema = self.settings_for(owner).schema
+        role = f"{schema}_app"
+        self.sql(owner, f"CREATE ROLE {role} LOGIN")
+        self.sql(owner, f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        self.sql(owner, f"GRANT SELECT, INSERT ON {schema}.events TO {role}")
+        assert self.pg.cluster is not None
+        dsn = self.pg.cluster.dsn.replace("postgres@", f"{role}@")
+        (tmp_path / "app.dsn").write_text(dsn + "\n")
+        # Another machine joins the hub as that role, and works.
+        other = Hub.init(tmp_path / "app", store=StoreSettings(schema, tmp_path / "app.dsn"))[0]
+        other.hello("bob")
+        assert other.claim("bob", "api") > 0
+        assert [s for s in Hub(owner).state().sessions] == ["alice", "bob"]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for query in (f"UPDATE {schema}.events SET line = 'x'", f"DELETE FROM {schema}.events",
+                          f"TRUNCATE {schema}.events", f"DROP TABLE {schema}.events"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(query)
+        assert Hub(owner).verify()["events"] == 4
+
+    def test_a_row_a_careless_client_left_is_named_not_skipped(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        store.append(make_events(1, 2), 0)
+        self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (3, 'bad', '{\"type\": 7')")
+        with pytest.raises(CorruptLog, match="the row after seq 2 is not a whole event"):
+            list(self.make_store(tmp_path).read(0))
+        self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (5, 'gap', %s)",
+                 ev.encode(make_event(5))[:-1].decode())
+        with pytest.raises(CorruptLog):
+            self.make_store(tmp_path).head() and list(self.make_store(tmp_path).read(3))
+
+    def test_an_append_wakes_a_waiting_follower(self, tmp_path: Path) -> None:
+        writer, follower = self.make_store(tmp_path), self.make_store(tmp_path)
+        follower.wait(0)  # starts listening
+        started = time.monotonic()
+        follower.wait(0.3)
+        assert time.monotonic() - started >= 0.25, "woke with nothing appended"
+        threading.Timer(0.2, lambda: writer.append(make_events(1, 1), 0)).start()
+        started = time.monotonic()
+        follower.wait(10)
+        assert time.monotonic() - started < 5, "the append did not wake the follower"
+        assert follower.head() == 1
+
+    def test_two_schemas_are_two_hubs(self, tmp_path: Path) -> None:
+        a, b = self.make_store(tmp_path / "a"), self.make_store(tmp_path / "b")
+        a.append(make_events(1, 3), 0)
+        assert b.head() == 0
+        b.append(make_events(1, 1), 0)
+        assert a.head() == 3 and b.head() == 1
+
+    def test_an_unreachable_server_is_one_clear_error(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("EVHUB_PG_RETRY_S", "0.3")
+        store = PgStore(f"postgresql://postgres:secret@127.0.0.1:{free_port()}/postgres", "nowhere")
+        with pytest.raises(StorageError, match="cannot reach the PostgreSQL store at 127.0.0.1") as caught:
+            store.head()
+        assert "secret" not in str(caught.value)
+        with pytest.raises(StorageError, match="nothing was written"):
+            store.append(make_events(1, 1), 0)

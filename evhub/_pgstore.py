@@ -1,0 +1,421 @@
+"""The log store on PostgreSQL, for a hub shared by several machines.
+
+One table per hub, `<schema>.events (seq, id, line)`, holds each event's log line exactly as the
+JSONL store would write it, so a hub moves between the two byte for byte.  An append takes a
+transaction-scoped advisory lock, checks the expected head and inserts: commits happen in seq
+order, so positions stay gap-free and a reader never sees seq N+1 before N.  The unique event id
+makes an append whose reply was lost safe to check and retry.  A NOTIFY per append wakes followers;
+they read the table itself, so a missed notification only delays them.
+
+The connection string comes from EVHUB_STORE or from a file the user names; it is never written
+into the log or the views.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from . import _events as ev
+from ._errors import BadInput, CorruptLog, ExpectedPositionError, HubNotFound, StorageError
+from ._store import Store, check_numbering, run_of
+
+if TYPE_CHECKING:
+    import psycopg
+
+STORE_FILE = "store.json"  # in SESSIONS/events/: which PostgreSQL schema holds this hub's log
+PAGE = 20_000  # events fetched per round trip when reading
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+T = TypeVar("T")
+
+
+def is_dsn(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def _retry_s() -> float:
+    """How long a command keeps trying to reach the server before it fails (a restart takes seconds)."""
+    try:
+        return max(0.0, float(os.environ.get("EVHUB_PG_RETRY_S", "10")))
+    except ValueError:
+        raise BadInput("EVHUB_PG_RETRY_S must be a number of seconds") from None
+
+
+def check_schema(name: str) -> str:
+    if not SCHEMA_RE.fullmatch(name):
+        raise BadInput(f"bad schema name {name!r}: use lower-case letters, digits and _ (at most 63)")
+    return name
+
+
+class StoreSettings:
+    """Where a PostgreSQL hub's log is: the schema, and where the connection string comes from."""
+
+    def __init__(self, schema: str, dsn_file: Path | None = None, dsn: str | None = None) -> None:
+        self.schema = check_schema(schema)
+        self.dsn_file = dsn_file
+        self.given = dsn  # from the command line: used, never kept
+        if dsn is not None and not is_dsn(dsn):
+            raise BadInput("--store takes a postgresql:// connection string")
+
+    @classmethod
+    def read(cls, events_dir: Path) -> StoreSettings | None:
+        """The settings kept in EVENTS_DIR, or None for a hub whose log is the JSONL file."""
+        path = events_dir / STORE_FILE
+        try:
+            doc = json.loads(path.read_bytes())
+            dsn_file = doc.get("dsn_file")
+            return cls(str(doc["schema"]), Path(dsn_file) if dsn_file else None)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StorageError(f"cannot read {path}: {e.strerror}") from e
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StorageError(f"{path} is not evhub's store settings: {e}") from e
+
+    def write(self, events_dir: Path) -> None:
+        doc = {"store": "postgresql", "schema": self.schema,
+               "dsn_file": str(self.dsn_file) if self.dsn_file else None}
+        try:
+            (events_dir / STORE_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+        except OSError as e:
+            raise StorageError(f"cannot write {events_dir / STORE_FILE}: {e.strerror}") from e
+
+    def dsn(self) -> str:
+        """The connection string: the one given, else EVHUB_STORE, else the named file's."""
+        given = self.given or os.environ.get("EVHUB_STORE", "")
+        if given:
+            if not is_dsn(given):
+                raise BadInput("EVHUB_STORE must be a postgresql:// connection string")
+            return given
+        if self.dsn_file is None:
+            raise BadInput(f"this hub's log is on PostgreSQL (schema {self.schema}): set EVHUB_STORE to the "
+                           "connection string")
+        try:
+            text = self.dsn_file.read_text().strip()
+        except OSError as e:
+            raise StorageError(f"cannot read the connection string from {self.dsn_file}: {e.strerror}") from e
+        if not is_dsn(text):
+            raise BadInput(f"{self.dsn_file} does not hold a postgresql:// connection string")
+        return text
+
+    def open(self) -> PgStore:
+        return PgStore(self.dsn(), self.schema)
+
+
+def _where(dsn: str) -> str:
+    """host:port/db of DSN, for messages (never the password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(dsn)
+    except Exception:  # a malformed string: say nothing of it rather than echo it
+        return "the PostgreSQL server"
+    host = str(info.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(info.get("port") or os.environ.get("PGPORT") or "5432")
+    db = str(info.get("dbname") or os.environ.get("PGDATABASE") or "")
+    return f"{host}:{port}/{db}"
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+class PgStore(Store):
+    """The log as rows of `<schema>.events`; several processes and machines append at once."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self._pg = psycopg
+        self.dsn = dsn
+        self.schema = check_schema(schema)
+        self.where = f"{_where(dsn)} schema {schema}"
+        self.position = (0, 0)  # (seq, seq): a PostgreSQL log's marks are seqs
+        self.torn_tail = b""  # a transaction is whole or absent: never a torn write
+        self.scanned_to = 0  # the byte, in the exported file, after the last line blocks() gave
+        self._blocks_end = (0, 0)  # (byte, seq) where the last blocks() call ended
+        self._seen_last: tuple[int, bytes] = (0, b"")
+        self._conn: psycopg.Connection[Any] | None = None
+        self._conn_pid = 0
+        self._listener: psycopg.Connection[Any] | None = None
+        self.channel = f"evhub.{schema}"
+        self._lock_key = zlib.crc32(f"evhub:{schema}".encode())  # one advisory lock per hub
+        table = sql.Identifier(schema, "events")
+        self._q_head = sql.SQL("SELECT coalesce(max(seq), 0) FROM {}").format(table)
+        # One aggregated value per page: far fewer Python objects than a row per event.
+        self._q_page = sql.SQL(
+            "SELECT convert_to(string_agg(line || E'\\n', '' ORDER BY seq), 'UTF8'), count(*), max(seq) "
+            "FROM (SELECT seq, line FROM {} WHERE seq > %s ORDER BY seq LIMIT %s) page").format(table)
+        self._q_line = sql.SQL("SELECT line FROM {} WHERE seq = %s").format(table)
+        self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
+        self._q_insert = sql.SQL("INSERT INTO {} (seq, id, line) VALUES (%s, %s, %s)").format(table)
+        self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
+        self._q_exists = sql.SQL("SELECT to_regclass({})").format(sql.Literal(f"{schema}.events"))
+        self._ddl = sql.SQL("""
+            CREATE SCHEMA IF NOT EXISTS {schema};
+            CREATE TABLE {table} (
+                seq bigint PRIMARY KEY CHECK (seq > 0),
+                id text NOT NULL UNIQUE,
+                line text NOT NULL
+            );
+            CREATE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the evhub log is append-only: % refused', TG_OP; END $$;
+            CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
+            CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {table}
+                FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
+        """).format(schema=sql.Identifier(schema), table=table)
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return self._pg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="evhub")
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, kept between calls; a new one after a failure or in a forked child."""
+        if self._conn is None or self._conn.closed or self._conn_pid != os.getpid():
+            self._conn = None
+            self._conn = self._connect()
+            self._conn_pid = os.getpid()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None and self._conn_pid == os.getpid():
+            try:
+                self._conn.close()
+            except Exception:  # closing a broken connection can itself fail; it is gone either way
+                pass
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _retrying(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """WORK on the connection, tried again on a new one while the server cannot be reached (for
+        work that is safe to repeat); other database errors are translated once, here."""
+        deadline = time.monotonic() + _retry_s()
+        delay = 0.1
+        while True:
+            try:
+                return work(self._connection())
+            except self._pg.OperationalError as e:
+                self._drop()
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"cannot reach the PostgreSQL store at {self.where}: {_reason(e)}") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except self._pg.errors.UndefinedTable as e:
+                raise HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first") from e
+            except self._pg.Error as e:
+                raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
+
+    # -- setting up -------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Make the hub's schema, table and append-only triggers unless they exist (then only
+        SELECT and INSERT are needed, so a restricted role can join an existing hub)."""
+        def work(conn: psycopg.Connection[Any]) -> None:
+            if conn.execute(self._q_exists).fetchone() != (None,):
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                if conn.execute(self._q_exists).fetchone() == (None,):  # another init may have won
+                    conn.execute(self._ddl)
+        self._retrying(work)
+
+    def exists(self) -> bool:
+        return bool(self._retrying(lambda conn: conn.execute(self._q_exists).fetchone() != (None,)))
+
+    # -- the store interface ----------------------------------------------------------------------
+
+    def head(self) -> int:
+        row = self._retrying(lambda conn: conn.execute(self._q_head).fetchone())
+        assert row is not None
+        return int(row[0])
+
+    def seek(self, seq: int, mark: int) -> None:
+        self.position = (seq, seq)
+
+    def _pages(self, after: int) -> Iterator[tuple[bytes, int]]:
+        """(block of lines, how many) for the events after seq AFTER, a page at a time."""
+        last = after
+
+        def page(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+            return conn.execute(self._q_page, (last, PAGE)).fetchone()
+        while True:
+            row = self._retrying(page)  # noqa: B023 (called at once, in this round)
+            if row is None or not row[1]:
+                return
+            block, count, last = bytes(row[0]), int(row[1]), int(row[2])
+            yield block, count
+            if count < PAGE:
+                return
+
+    def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
+        for events in self.read_blocks(after):
+            yield from events
+
+    def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
+        last = after
+        for block, count in self._pages(after):
+            events = self._checked(block, count, last)
+            last = events[-1].seq
+            self.position = (last, last)
+            self._seen_last = (last, block[block.rfind(b"\n", 0, -1) + 1:])
+            yield events
+
+    def _checked(self, block: bytes, count: int, last: int) -> list[ev.AnyEvent]:
+        """The COUNT events of BLOCK, which must follow seq LAST without a gap; else CorruptLog naming
+        the row that is not a whole event, or the gap."""
+        events = ev.decode_block(block)
+        if events is None or len(events) != count:
+            events = []
+            for raw in block.split(b"\n")[:-1]:
+                try:
+                    events.append(ev.decode(raw + b"\n"))
+                except CorruptLog as e:
+                    after = events[-1].seq if events else last
+                    raise CorruptLog(f"{self.where}: the row after seq {after} is not a whole event: {e}") from e
+        if not run_of(events, last):
+            raise CorruptLog(f"{self.where}: seq {events[0].seq} follows seq {last}: a gap or a repeat in the table")
+        return events
+
+    def last_line(self, mark: int) -> bytes:
+        if mark <= 0:
+            return b""
+        row = self._retrying(lambda conn: conn.execute(self._q_line, (mark,)).fetchone())
+        return b"" if row is None else str(row[0]).encode() + b"\n"
+
+    def seen_line(self, mark: int) -> bytes:
+        seq, line = self._seen_last
+        return line if seq == mark else self.last_line(mark)
+
+    def size(self) -> int:
+        """The number of events (the unit of a PostgreSQL log's marks)."""
+        return self.head()
+
+    def append(self, events: Sequence[ev.Event], expected: int) -> None:
+        check_numbering(events, expected)
+        for e in events[:-1]:
+            e.more = True  # the same lines the JSONL store writes, so a moved hub stays byte-identical
+        rows = [(e.seq, e.id, ev.encode(e)[:-1].decode()) for e in events]
+        self._write(rows, expected, [e.id for e in events])
+
+    def load(self, lines: Sequence[bytes], events: Sequence[ev.AnyEvent]) -> None:
+        """Put LINES (the whole log, EVENTS decoded from them) into this empty store, byte for byte."""
+        rows = [(e.seq, e.id, raw[:-1].decode()) for e, raw in zip(events, lines, strict=True)]
+        self._write(rows, 0, [e.id for e in events], copy=True)
+
+    def _write(self, rows: list[tuple[int, str, str]], expected: int, ids: list[str], copy: bool = False) -> None:
+        """Insert ROWS in one transaction if the head is EXPECTED. When the connection fails, the
+        commit may or may not have happened: look for our own ids before trying again."""
+        deadline = time.monotonic() + _retry_s()
+        delay = 0.1
+        while True:
+            connected = False
+            try:
+                conn = self._connection()
+                connected = True
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    head_row = conn.execute(self._q_head).fetchone()
+                    head = int(head_row[0]) if head_row else 0
+                    if head != expected:
+                        raise ExpectedPositionError(f"the log moved: expected head {expected}, found {head}")
+                    if not rows:
+                        return
+                    with conn.cursor() as cur:
+                        if copy:
+                            with cur.copy(self._q_copy) as sink:
+                                for row in rows:
+                                    sink.write_row(row)
+                        else:
+                            cur.executemany(self._q_insert, rows)
+                    conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(rows[-1][0])))
+                break
+            except self._pg.OperationalError as e:
+                self._drop()
+                if rows and connected and self._made(ids, deadline):
+                    break
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {_reason(e)} "
+                                       "(nothing was written)") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except self._pg.errors.UniqueViolation as e:
+                raise ExpectedPositionError(f"the log already holds seq {rows[0][0]} or one of these ids") from e
+            except self._pg.errors.UndefinedTable as e:
+                raise HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first") from e
+            except self._pg.Error as e:
+                raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
+        last = rows[-1][0]
+        self.position = (last, last)
+        self._seen_last = (last, rows[-1][2].encode() + b"\n")
+
+    def _made(self, ids: list[str], deadline: float) -> bool:
+        """Whether the write of IDS committed, asked of the server once it answers again; StorageError
+        when it does not answer by DEADLINE, since the outcome is then unknown."""
+        delay = 0.1
+        while True:
+            try:
+                found = self._connection().execute(self._q_ids, (ids,)).fetchall()
+                break
+            except self._pg.OperationalError as e:
+                self._drop()
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"lost the PostgreSQL store at {self.where} while committing, and could not "
+                                       f"ask whether the write was made: {_reason(e)} (run `evhub log` to see)") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        if found and len(found) != len(ids):
+            raise CorruptLog(f"{self.where}: only part of one write is in the table")
+        return bool(found)
+
+    # -- beyond the interface ---------------------------------------------------------------------
+
+    def blocks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        # Where the last call ended is remembered, so a follower asking from there reads only the new rows.
+        offset, after = self._blocks_end if self._blocks_end[0] <= start else (0, 0)
+        for block, count in self._pages(after):
+            end = offset + len(block)
+            if end > start:
+                yield (offset, block) if offset >= start else (start, block[start - offset:])
+            offset, after = end, after + count
+            self._blocks_end = (offset, after)
+        self.scanned_to = offset
+
+    def dump(self, out: IO[bytes]) -> int:
+        count = 0
+        for block, n in self._pages(0):
+            self._checked(block, n, count)
+            out.write(block)
+            count += n
+        return count
+
+    poll_s = 2.0  # a missed notification (a dropped listener, a row inserted by hand) is found this late at most
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            if self._listener is None or self._listener.closed:
+                from psycopg import sql
+
+                self._listener = self._connect()
+                self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                return True  # what was appended before LISTEN woke nobody: read now
+            return any(True for _ in self._listener.notifies(timeout=timeout, stop_after=1))
+        except self._pg.OperationalError:
+            # The server went away: wake the caller, whose read says so or finds it back.
+            self._listener = None
+            time.sleep(min(timeout, 0.5))
+            return True
