@@ -443,7 +443,11 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
         number = next(n for n, e in enumerate(events, 1) if e.seq != n)
         raise CorruptLog(f"{name}: line {number}: seq {events[number - 1].seq} where {number} was expected")
     if len({e.id for e in events}) != len(events):
-        raise CorruptLog(f"{name}: an event id appears twice (`evhub verify` on that hub names it)")
+        seen: set[str] = set()
+        for number, e in enumerate(events, 1):
+            if e.id in seen:
+                raise CorruptLog(f"{name}: line {number}: id {e.id} appears twice")
+            seen.add(e.id)
     if events[-1].more is True:
         raise CorruptLog(f"{name}: ends in a write that did not finish")
     return lines, events
