@@ -444,10 +444,10 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
         raise CorruptLog(f"{name}: line {number}: seq {events[number - 1].seq} where {number} was expected")
     if len({e.id for e in events}) != len(events):
         seen: set[str] = set()
-        for number, e in enumerate(events, 1):
-            if e.id in seen:
-                raise CorruptLog(f"{name}: line {number}: id {e.id} appears twice")
-            seen.add(e.id)
+        for number, event in enumerate(events, 1):
+            if event.id in seen:
+                raise CorruptLog(f"{name}: line {number}: id {event.id} appears twice")
+            seen.add(event.id)
     if events[-1].more is True:
         raise CorruptLog(f"{name}: ends in a write that did not finish")
     return lines, events
