@@ -104,6 +104,12 @@ class Hub:
             return settings.open()
         return JsonlStore(self.log_path, fsync=_fsync_enabled())
 
+    def _made(self) -> bool:
+        """Whether init already made this hub. An empty log is a crash between creating it and writing
+        its first event: not yet a hub."""
+        return (self.log_path.exists() and self.log_path.stat().st_size > 0) or \
+            (self.events_dir / STORE_FILE).exists()
+
     def exists(self) -> bool:
         return _holds_log(self.root)
 
@@ -126,8 +132,7 @@ class Hub:
         A hand-kept SESSIONS/ is never overwritten: with ADOPT its files are first moved,
         untouched, into SESSIONS/events/legacy-<time>/; without it, init refuses."""
         hub = cls(directory)
-        # An empty log is a crash between creating it and writing its first event: not yet a hub.
-        if (hub.log_path.exists() and hub.log_path.stat().st_size > 0) or (hub.events_dir / STORE_FILE).exists():
+        if hub._made():
             if events is not None:
                 raise Conflict(f"a hub is already at {hub.dir}: import loads into a new hub only")
             return hub, False
@@ -140,6 +145,8 @@ class Hub:
                 raise Conflict(f"schema {store.schema} already holds a hub: import loads into an empty store")
         kept = [p for p in hub.dir.iterdir() if p.name != "events"] if hub.dir.is_dir() else []
         if kept and not adopt:
+            if hub._made() and events is None:
+                return hub, False  # another init here finished first: those are its views
             raise Conflict(
                 f"{hub.dir} exists and was not made by evhub: rerun with --adopt to keep its files "
                 "in SESSIONS/events/legacy-<time>/ and start the hub there"

@@ -81,8 +81,10 @@ class StoreSettings:
     def write(self, events_dir: Path) -> None:
         doc = {"store": "postgresql", "schema": self.schema,
                "dsn_file": str(self.dsn_file) if self.dsn_file else None}
+        tmp = events_dir / f".{STORE_FILE}.{os.getpid()}.tmp"
         try:
-            (events_dir / STORE_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n")
+            tmp.replace(events_dir / STORE_FILE)  # racing inits never show a half-written file
         except OSError as e:
             raise StorageError(f"cannot write {events_dir / STORE_FILE}: {e.strerror}") from e
 

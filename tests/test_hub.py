@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import random
 import shutil
@@ -24,7 +25,8 @@ from typing import Any
 import msgspec
 import pytest
 from conftest import SEED_SHIMS as SHIMS
-from hypothesis import given, settings
+from conftest import HubStore
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evhub import BadInput, Conflict, CorruptLog, EvhubError, Hub, HubBusy, HubNotFound, NotFound, StorageError
@@ -104,16 +106,30 @@ def every_message(hub: Hub) -> list[Any]:
     return fold(list(hub.events())).new_messages
 
 
+def log_of(hub: Hub) -> bytes:
+    """The whole events of HUB's log as `evhub export` writes them, whatever store holds it."""
+    out = io.BytesIO()
+    hub.open_store().dump(out)
+    return out.getvalue()
+
+
+def new_hub(root: Path, store: HubStore | None) -> Hub:
+    """A new hub in ROOT, its log on STORE (the JSONL file for None)."""
+    hub, created = Hub.init(root, store=store.settings() if store else None)
+    assert created
+    return hub
+
+
 def replayed(hub: Hub, out: Path, **kw: Any) -> dict[str, tuple[bytes, int]]:
     """The views a replay from nothing renders into OUT (a fresh folder)."""
     hub.replay(out=out, **kw)
     return views(out)
 
 
-def day(root: Path, set_now: Callable[[float], None]) -> Hub:
+def day(root: Path, set_now: Callable[[float], None], store: HubStore | None = None) -> Hub:
     """Three sessions' day: claims, a milestone, messages, a handshake, a silent session taken over."""
     set_now(0)
-    hub, _ = Hub.init(root)
+    hub = new_hub(root, store)
     set_now(1)
     hub.hello("alice", role="builder", about="the dashboard")
     set_now(2)
@@ -202,12 +218,12 @@ def run_and_compare(hub: Hub, out_base: Path, set_now: Callable[[float], None],
     for i, (action, who, x, delay) in enumerate(script):
         t += delay
         set_now(t)
-        log_before = hub.log_path.read_bytes()
+        log_before = log_of(hub)
         head_before = hub.store.head()
         try:
             act(hub, action, who, x)
         except REFUSED:
-            assert hub.log_path.read_bytes() == log_before, f"a refused command wrote: {script[: i + 1]}"
+            assert log_of(hub) == log_before, f"a refused command wrote: {script[: i + 1]}"
             continue
         now_views = views(hub.dir)
         assert now_views == replayed(hub, out_base / str(i)), f"views differ after {script[: i + 1]}"
@@ -254,8 +270,10 @@ def test_init_makes_missing_folders(tmp_path: Path) -> None:
     assert hub.state().seq == 1
 
 
-def test_init_on_an_existing_hub_changes_nothing(tmp_path: Path, set_now: Callable[[float], None]) -> None:
-    day(tmp_path, set_now)
+def test_init_on_an_existing_hub_changes_nothing(
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
+) -> None:
+    day(tmp_path, set_now, store)
     set_now(500)
     before = everything(tmp_path)
     hub, created = Hub.init(tmp_path, alive_ttl_s=60)
@@ -373,9 +391,9 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_read_model_is_rebuilt_by_the_next_call(
-    tmp_path: Path, set_now: Callable[[float], None], damage: str
+    tmp_path: Path, set_now: Callable[[float], None], damage: str, store: HubStore
 ) -> None:
-    hub = day(tmp_path, set_now)
+    hub = day(tmp_path, set_now, store)
     set_now(420)
     expected = folded(hub)
     DAMAGE[damage](hub.readmodel.path)
@@ -393,9 +411,9 @@ def test_a_damaged_read_model_is_rebuilt_by_the_next_call(
 
 @pytest.mark.parametrize("damage", ["deleted", "garbage", "another-version"])
 def test_a_damaged_read_model_is_rebuilt_by_a_write(
-    tmp_path: Path, set_now: Callable[[float], None], damage: str
+    tmp_path: Path, set_now: Callable[[float], None], damage: str, store: HubStore
 ) -> None:
-    hub = day(tmp_path, set_now)
+    hub = day(tmp_path, set_now, store)
     set_now(420)
     DAMAGE[damage](hub.readmodel.path)
     Hub(tmp_path).note("alice", "written on a broken cache")
@@ -406,9 +424,11 @@ def test_a_damaged_read_model_is_rebuilt_by_a_write(
     assert Hub(tmp_path).verify()["warnings"] == []
 
 
-def test_a_read_model_left_behind_catches_up(tmp_path: Path, set_now: Callable[[float], None]) -> None:
+def test_a_read_model_left_behind_catches_up(
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
+) -> None:
     set_now(0)
-    hub, _ = Hub.init(tmp_path)
+    hub = new_hub(tmp_path, store)
     hub.hello("alice")
     hub.claim("alice", "api")
     old = hub.readmodel.path.read_bytes()
@@ -479,16 +499,16 @@ def test_a_log_replaced_by_a_different_log_rebuilds_the_read_model(
 
 
 def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
-    tmp_path: Path, set_now: Callable[[float], None]
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
 ) -> None:
-    hub = day(tmp_path, set_now)
+    hub = day(tmp_path, set_now, store)
     set_now(420)
     hub.state()
     before = views(hub.dir)
     assert {"HEARTBEATS/alice.json", "PRIORITIES/api.lock", "MILESTONES/dashboard.json",
             "DISCOVERY/carol-HELLO.md", "HANDSHAKES/bob.json"} <= set(before)
     assert "HEARTBEATS/carol.json" not in before, "a silent session keeps no heartbeat file"
-    log = hub.log_path.read_bytes()
+    log = log_of(hub)
 
     for p in hub.dir.iterdir():
         if p.name != "events":
@@ -498,7 +518,7 @@ def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     state = Hub(tmp_path).replay()
     assert views(hub.dir) == before
     assert plain(state) == folded(hub)
-    assert hub.log_path.read_bytes() == log, "replay never writes the log"
+    assert log_of(hub) == log, "replay never writes the log"
     cached = hub.readmodel.load()
     assert cached is not None and plain(cached[0]) == folded(hub)
 
@@ -511,41 +531,43 @@ def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     assert views(hub.dir) == before
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=st.lists(
     st.tuples(st.integers(0, N_ACTIONS - 1), st.integers(0, 2), st.integers(0, 5), st.sampled_from(DELAYS)),
     min_size=1, max_size=25,
 ))
-def test_replay_from_scratch_equals_the_incrementally_kept_views(script: list[tuple[int, int, int, int]]) -> None:
+def test_replay_from_scratch_equals_the_incrementally_kept_views(
+    script: list[tuple[int, int, int, int]], store: HubStore
+) -> None:
     with tempfile.TemporaryDirectory() as d, clock() as set_now:
         set_now(0)
-        hub, _ = Hub.init(Path(d) / "hub")
+        hub = new_hub(Path(d) / "hub", store)
         for sid in SIDS[:2]:
             hub.hello(sid)
         run_and_compare(hub, Path(d) / "out", set_now, script)
 
 
 def test_a_long_random_day_replays_exactly_now_and_at_every_past_moment(
-    tmp_path: Path, set_now: Callable[[float], None]
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
 ) -> None:
     rng = random.Random(2026)
     script = [(rng.randrange(N_ACTIONS), rng.randrange(3), rng.randrange(6), rng.choice(DELAYS))
               for _ in range(250)]
     set_now(0)
-    hub, _ = Hub.init(tmp_path / "hub")
+    hub = new_hub(tmp_path / "hub", store)
     history = run_and_compare(hub, tmp_path / "out", set_now, script)
     assert len(history) > 60, "too few commands succeeded to test anything"
     kinds = collections.Counter(e.type if isinstance(e, ev.UnknownEvent) else e.__struct_config__.tag
                                 for e in hub.events())
     assert len(kinds) >= 12, kinds
     live = views(hub.dir)
-    log = hub.log_path.read_bytes()
+    log = log_of(hub)
     # the past: replay(upto=SEQ) and replay(at=TIME) render what the views were then
     for n, (seq, t, then) in enumerate(history[:: max(1, len(history) // 25)]):
         assert replayed(hub, tmp_path / "upto" / str(n), upto=seq) == then, f"upto {seq}"
         assert replayed(hub, tmp_path / "at" / str(n), at=at(t)) == then, f"at {at(t)}"
     assert views(hub.dir) == live, "replay into another folder touched SESSIONS/"
-    assert hub.log_path.read_bytes() == log
+    assert log_of(hub) == log
 
 
 # -- the lock ---------------------------------------------------------------------------------------
@@ -640,9 +662,9 @@ BUSY_WRITER = textwrap.dedent(
 
 
 def test_a_writer_killed_at_any_moment_never_blocks_and_loses_nothing_acknowledged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: HubStore
 ) -> None:
-    hub, _ = Hub.init(tmp_path / "hub")
+    hub = new_hub(tmp_path / "hub", store)
     hub.hello("alice")
     rng = random.Random(7)
     acked: list[str] = []
@@ -679,11 +701,11 @@ def _is_temp(rel: str) -> bool:
 
 
 def test_a_half_written_view_left_by_a_killed_writer_is_removed(
-    tmp_path: Path, set_now: Callable[[float], None]
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
 ) -> None:
     """A writer killed between creating a view's temporary file and renaming it leaves that file
     (seen with SIGKILL in the test above); the next render must not keep it forever."""
-    hub = day(tmp_path, set_now)
+    hub = day(tmp_path, set_now, store)
     set_now(420)
     hub.state()
     clean = views(hub.dir)
@@ -715,8 +737,10 @@ def test_a_planted_lock_symlink_is_never_followed(tmp_path: Path) -> None:
     assert hub.log_path.read_bytes() == log
 
 
-def test_mail_follows_a_rename_in_the_read_model_but_not_to_a_newcomer_under_the_old_name(tmp_path: Path) -> None:
-    hub, _ = Hub.init(tmp_path)
+def test_mail_follows_a_rename_in_the_read_model_but_not_to_a_newcomer_under_the_old_name(
+    tmp_path: Path, store: HubStore
+) -> None:
+    hub = new_hub(tmp_path, store)
     hub.hello("session-1")
     hub.hello("bob")
     hub.send("bob", "before the rename", to="session-1")
@@ -740,8 +764,10 @@ def test_mail_follows_a_rename_in_the_read_model_but_not_to_a_newcomer_under_the
 # -- publishing the read model and the views ----------------------------------------------------
 
 
-def test_a_burst_of_calls_leaves_the_views_to_flush_but_every_event_is_in_the_log(tmp_path: Path) -> None:
-    Hub.init(tmp_path)
+def test_a_burst_of_calls_leaves_the_views_to_flush_but_every_event_is_in_the_log(
+    tmp_path: Path, store: HubStore
+) -> None:
+    new_hub(tmp_path, store)
     hub = Hub(tmp_path, publish_every=3600)
     hub.hello("alice")  # a Hub's first call refreshes the views at once
     assert (hub.dir / "DISCOVERY" / "alice-HELLO.md").exists()
@@ -755,8 +781,8 @@ def test_a_burst_of_calls_leaves_the_views_to_flush_but_every_event_is_in_the_lo
     assert views(hub.dir) == replayed(hub, tmp_path / "out")
 
 
-def test_a_reading_call_refreshes_the_views_at_once(tmp_path: Path) -> None:
-    Hub.init(tmp_path)
+def test_a_reading_call_refreshes_the_views_at_once(tmp_path: Path, store: HubStore) -> None:
+    new_hub(tmp_path, store)
     hub = Hub(tmp_path, publish_every=3600)
     hub.hello("alice")
     hub.claim("alice", "api")
@@ -764,8 +790,8 @@ def test_a_reading_call_refreshes_the_views_at_once(tmp_path: Path) -> None:
     assert (hub.dir / "PRIORITIES" / "api.lock").exists()
 
 
-def test_the_views_left_for_later_are_refreshed_when_the_process_exits(tmp_path: Path) -> None:
-    Hub.init(tmp_path)
+def test_the_views_left_for_later_are_refreshed_when_the_process_exits(tmp_path: Path, store: HubStore) -> None:
+    new_hub(tmp_path, store)
     script = textwrap.dedent(f"""
         from evhub import Hub
         hub = Hub({str(tmp_path)!r}, publish_every=3600)
@@ -786,8 +812,10 @@ def test_the_views_left_for_later_are_refreshed_when_the_process_exits(tmp_path:
 # -- why and verify --------------------------------------------------------------------------------
 
 
-def test_why_tells_the_history_of_one_priority(tmp_path: Path, set_now: Callable[[float], None]) -> None:
-    hub = day(tmp_path, set_now)
+def test_why_tells_the_history_of_one_priority(
+    tmp_path: Path, set_now: Callable[[float], None], store: HubStore
+) -> None:
+    hub = day(tmp_path, set_now, store)
     rows = hub.why("docs")
     assert [(r["type"], r["session"]) for r in rows] == [
         ("priority_claimed", "carol"),
@@ -814,16 +842,16 @@ def test_why_tells_the_history_of_one_priority(tmp_path: Path, set_now: Callable
         hub.why("Not/AnId")
 
 
-def _small_hub(root: Path) -> tuple[Hub, list[bytes]]:
-    hub, _ = Hub.init(root)
+def _small_hub(root: Path, store: HubStore | None = None) -> tuple[Hub, list[bytes]]:
+    hub = new_hub(root, store)
     hub.hello("alice", role="builder")
     for i in range(4):
         hub.heartbeat("alice", f"beat {i}")
-    return hub, hub.log_path.read_bytes().splitlines(keepends=True)
+    return hub, log_of(hub).splitlines(keepends=True)
 
 
-def test_verify_a_sound_log(tmp_path: Path) -> None:
-    hub, lines = _small_hub(tmp_path)
+def test_verify_a_sound_log(tmp_path: Path, store: HubStore) -> None:
+    hub, lines = _small_hub(tmp_path, store)
     assert hub.verify() == {"events": 6, "warnings": [], "unknown": 0}
 
 
@@ -931,20 +959,27 @@ def test_every_error_is_an_evhub_error() -> None:
 INIT = textwrap.dedent(
     """
     import os, sys, time
+    from pathlib import Path
     from evhub import Hub
+    from evhub._pgstore import StoreSettings
     go = sys.argv[2]
+    store = StoreSettings(sys.argv[3], Path(sys.argv[4])) if len(sys.argv) > 3 else None
     while not os.path.exists(go):
         time.sleep(0.001)
-    hub, created = Hub.init(sys.argv[1])
+    hub, created = Hub.init(sys.argv[1], store=store)
     print("created" if created else "existed")
     """
 )
 
 
-def test_racing_inits_make_one_hub_and_only_one_says_it_made_it(tmp_path: Path) -> None:
-    root, go = tmp_path / "hub", tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", INIT, str(root), str(go)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+def test_racing_inits_make_one_hub_and_only_one_says_it_made_it(tmp_path: Path, store: HubStore) -> None:
+    """Four processes in one folder; on PostgreSQL, also four machines (folders) on one schema."""
+    go = tmp_path / "go"
+    settings = store.settings()
+    on_pg = [settings.schema, str(settings.dsn_file)] if settings else []
+    roots = [tmp_path / "hub"] * 4 + ([tmp_path / f"machine-{n}" for n in range(4)] if settings else [])
+    procs = [subprocess.Popen([sys.executable, "-c", INIT, str(root), str(go), *on_pg], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for root in roots]
     time.sleep(0.3)
     go.touch()
     said = []
@@ -952,8 +987,8 @@ def test_racing_inits_make_one_hub_and_only_one_says_it_made_it(tmp_path: Path) 
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         said.append(out.strip())
-    assert sorted(said) == ["created", "existed", "existed", "existed"]
-    events = list(Hub(root).events())
+    assert sorted(said) == ["created"] + ["existed"] * (len(roots) - 1)
+    events = list(Hub(roots[-1]).events())
     assert [e.type if isinstance(e, ev.UnknownEvent) else e.__struct_config__.tag for e in events] == [
         "hub_created"
     ]
