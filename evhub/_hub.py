@@ -623,6 +623,17 @@ class Hub:
         from ._repair import repair
 
         self._check_exists()
+        if not isinstance(self.store, JsonlStore):
+            # Rows are committed whole and never changed: the only damage is a row some other client
+            # inserted, which an append-only log cannot take out.
+            from ._verify import verify
+
+            try:
+                events = verify(self, label="repair")["events"]
+            except CorruptLog as e:
+                raise CorruptLog(f"{e}; a log on PostgreSQL is append-only, so repair cannot rewrite it: "
+                                 "the database owner must remove that row") from e
+            return {"repaired": False, "events": events, "set_aside": [], "lost": 0, "backup": None}
         with self._lock():
             result = repair(self)
             if result["repaired"]:

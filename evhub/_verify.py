@@ -24,16 +24,16 @@ class _RepeatedId(Exception):
     """A block added an id that was there already: check again line by line to name the line."""
 
 
-def verify(hub: Hub) -> dict[str, Any]:
+def verify(hub: Hub, label: str = "verify") -> dict[str, Any]:
     """Check that every line is an event, seq runs 1..N, ids are unique and the read model
     agrees with a full fold.  Raises CorruptLog at the first problem; returns the warnings."""
     try:
-        return _verify(hub, by_block=True)
+        return _verify(hub, label, by_block=True)
     except _RepeatedId:
-        return _verify(hub, by_block=False)
+        return _verify(hub, label, by_block=False)
 
 
-def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
+def _verify(hub: Hub, label: str, by_block: bool) -> dict[str, Any]:
     store = hub.open_store()
     state = State()
     ids: set[str] = set()
@@ -42,9 +42,10 @@ def _verify(hub: Hub, by_block: bool) -> dict[str, Any]:
     number = 0  # lines checked so far
     pending: list[ev.AnyEvent] = []  # a write of several events whose last one is still to come
     # A JSONL log's marks are bytes, as verify's offsets are; a PostgreSQL log's are seqs.
-    progress = Progress("verify", store.size() if isinstance(store, JsonlStore) else 0)
+    by_bytes = isinstance(store, JsonlStore)
+    progress = Progress(label, store.size())
     for offset, block in store.blocks(0):
-        progress.update(offset, number)
+        progress.update(offset if by_bytes else number, number)
         events = ev.decode_block(block)
         if (by_block and events is not None and not pending and len(events) == block.count(b"\n")
                 and _plain_run(events, state.seq) and ev.is_canonical(events, block) and _add_ids(events, ids)):

@@ -642,6 +642,16 @@ class TestPgStore(StoreConformance):
         with pytest.raises(CorruptLog):
             self.make_store(tmp_path).head() and list(self.make_store(tmp_path).read(3))
 
+    def test_repair_checks_a_sound_log_and_cannot_rewrite_a_damaged_one(self, tmp_path: Path) -> None:
+        hub = self.init_hub(tmp_path)
+        hub.hello("alice")
+        assert Hub(tmp_path).repair() == {"repaired": False, "events": 2, "set_aside": [], "lost": 0, "backup": None}
+        self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (3, 'bad', 'not json')")
+        with pytest.raises(CorruptLog, match="append-only, so repair cannot rewrite it"):
+            Hub(tmp_path).repair()
+        with pytest.raises(CorruptLog, match="the row after seq 2"):
+            Hub(tmp_path).heartbeat("alice")
+
     def test_an_append_wakes_a_waiting_follower(self, tmp_path: Path) -> None:
         writer, follower = self.make_store(tmp_path), self.make_store(tmp_path)
         follower.wait(0)  # starts listening
