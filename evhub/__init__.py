@@ -2,6 +2,7 @@
 
 from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubBusy, HubNotFound, NotFound, StorageError
 from ._hub import Hub
+from ._pgstore import StoreSettings
 
 __all__ = [
     "BadInput",
@@ -13,4 +14,5 @@ __all__ = [
     "HubNotFound",
     "NotFound",
     "StorageError",
+    "StoreSettings",
 ]

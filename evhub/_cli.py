@@ -1,6 +1,7 @@
 """The `evhub` command: a thin layer over evhub.Hub. Errors become one `error: ...` line here."""
 
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -113,6 +114,8 @@ def init(
     settings = _store_settings(store, store_file, schema)
     h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt, store=settings)
     _said_init(h, created, json)
+    if store and not store_file and os.environ.get("EVHUB_STORE") != store and not json:
+        out("the connection string is not kept: set EVHUB_STORE to it for the commands that follow here")
 
 
 def _store_settings(store: str | None, store_file: str | None, schema: str) -> Any:
