@@ -13,7 +13,6 @@ into the log or the views.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -21,6 +20,8 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, ExpectedPositionError, HubNotFound, StorageError
@@ -68,14 +69,14 @@ class StoreSettings:
         """The settings kept in EVENTS_DIR, or None for a hub whose log is the JSONL file."""
         path = events_dir / STORE_FILE
         try:
-            doc = json.loads(path.read_bytes())
+            doc = msgspec.json.decode(path.read_bytes())
             dsn_file = doc.get("dsn_file")
             return cls(str(doc["schema"]), Path(dsn_file) if dsn_file else None)
         except FileNotFoundError:
             return None
         except OSError as e:
             raise StorageError(f"cannot read {path}: {e.strerror}") from e
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (msgspec.DecodeError, KeyError, TypeError, AttributeError) as e:
             raise StorageError(f"{path} is not evhub's store settings: {e}") from e
 
     def write(self, events_dir: Path) -> None:
@@ -83,7 +84,7 @@ class StoreSettings:
                "dsn_file": str(self.dsn_file) if self.dsn_file else None}
         tmp = events_dir / f".{STORE_FILE}.{os.getpid()}.tmp"
         try:
-            tmp.write_text(json.dumps(doc, indent=2) + "\n")
+            tmp.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
             tmp.replace(events_dir / STORE_FILE)  # racing inits never show a half-written file
         except OSError as e:
             raise StorageError(f"cannot write {events_dir / STORE_FILE}: {e.strerror}") from e
