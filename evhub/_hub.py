@@ -177,6 +177,8 @@ class Hub:
                 elif created:
                     hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
             except ExpectedPositionError:
+                if events is not None:
+                    raise Conflict("another init filled the store first: import loads into an empty store") from None
                 created = False  # another machine's init made it first
             hub._publish(hub._catch_up(), now_=True)
         return hub, created

@@ -237,9 +237,6 @@ class PgStore(Store):
                     conn.execute(self._ddl)
         self._retrying(work)
 
-    def exists(self) -> bool:
-        return bool(self._retrying(lambda conn: conn.execute(self._q_exists).fetchone() != (None,)))
-
     # -- the store interface ----------------------------------------------------------------------
 
     def head(self) -> int:
