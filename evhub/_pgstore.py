@@ -365,12 +365,23 @@ class PgStore(Store):
 
     def _made(self, ids: list[str], deadline: float) -> bool:
         """Whether the write of IDS committed, asked of the server once it answers again; StorageError
-        when it does not answer by DEADLINE, since the outcome is then unknown."""
+        when it does not answer by DEADLINE, since the outcome is then unknown.
+
+        The dead connection's transaction may still be alive on the server, its COMMIT in flight:
+        the hub's advisory lock is taken first, so the answer comes after that transaction ended."""
         delay = 0.1
         while True:
             try:
-                found = self._connection().execute(self._q_ids, (ids,)).fetchall()
+                conn = self._connection()
+                with conn.transaction():
+                    wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    found = conn.execute(self._q_ids, (ids,)).fetchall()
                 break
+            except self._pg.errors.LockNotAvailable as e:
+                raise StorageError(f"lost the PostgreSQL store at {self.where} while committing, and the write "
+                                   f"was still unfinished there after the retry time (run `evhub log` to see)") from e
             except self._pg.OperationalError as e:
                 self._drop()
                 if time.monotonic() + delay > deadline:
