@@ -13,7 +13,9 @@ is set (as in CI), where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -22,6 +24,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pgserver import Cluster, bindir
@@ -98,6 +101,66 @@ def together(
         out, err = p.communicate(timeout=60)
         done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
     return done
+
+
+# The installed command's entry point held at a gate after its imports, so that processes started one
+# after another reach the store within a millisecond of each other when released.
+GATED_EVHUB = (
+    "import sys\n"
+    "from evhub._cli import main\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "sys.argv[0] = 'evhub'\n"
+    "sys.exit(main())\n"
+)
+
+
+def gated(script: str, args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """SCRIPT started in CWD and waiting for `go` on stdin once it prints `ready`."""
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=clean_env(env), cwd=cwd,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def at_gate(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """Wait until every one of PROCS is held at its gate."""
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n", p.stderr and p.stderr.read()
+
+
+def open_gates(procs: Sequence[subprocess.Popen[str]]) -> None:
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+
+
+def collected(procs: Sequence[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=90)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
+
+
+def release(procs: Sequence[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
+    """PROCS held until all are ready, released together, and collected in order."""
+    at_gate(procs)
+    open_gates(procs)
+    return collected(procs)
+
+
+@contextlib.contextmanager
+def fixed_now(value: str) -> Iterator[None]:
+    """EVHUB_NOW set to VALUE in this process, for the Python API, and put back afterwards."""
+    old = os.environ.get("EVHUB_NOW")
+    os.environ["EVHUB_NOW"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["EVHUB_NOW"]
+        else:
+            os.environ["EVHUB_NOW"] = old
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -227,6 +290,22 @@ def store(request: pytest.FixtureRequest) -> HubStore:
         return HubStore("jsonl")
     found: HubStore = request.getfixturevalue("pg_store")
     return found
+
+
+def checked_log(root: Path) -> list[dict[str, Any]]:
+    """Every event of the hub in ROOT's log, after checking that each line is one whole event, seq runs
+    1..N without a gap, and no id comes twice."""
+    from evhub import _events as ev
+
+    raw = log_bytes(root)
+    assert raw.endswith(b"\n")
+    docs = []
+    for line in raw.splitlines(keepends=True):
+        ev.decode(line)  # raises CorruptLog on a line that is not a whole event
+        docs.append(json.loads(line))
+    assert [d["seq"] for d in docs] == list(range(1, len(docs) + 1))
+    assert len({d["id"] for d in docs}) == len(docs)
+    return docs
 
 
 def init_hub(root: Path, store: HubStore | None = None) -> Path:

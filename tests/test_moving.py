@@ -4,14 +4,11 @@ the same bytes and the same views."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import HubStore, Runner, at, error_line, init_hub, ok, run
+from conftest import HubStore, Runner, at, error_line, fixed_now, init_hub, ok, run
 from histories import histories
 from hypothesis import HealthCheck, given, settings
 
@@ -25,19 +22,6 @@ def views(root: Path) -> dict[str, bytes]:
     sessions = root / "SESSIONS"
     return {p.relative_to(sessions).as_posix(): p.read_bytes() for p in sorted(sessions.rglob("*"))
             if p.is_file() and p.relative_to(sessions).parts[0] != "events"}
-
-
-@contextlib.contextmanager
-def clock(value: str) -> Iterator[None]:
-    saved = os.environ.get("EVHUB_NOW")
-    os.environ["EVHUB_NOW"] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["EVHUB_NOW"]
-        else:
-            os.environ["EVHUB_NOW"] = saved
 
 
 def spaced(line: bytes) -> bytes:
@@ -54,7 +38,7 @@ def test_a_log_moved_to_postgresql_and_back_is_byte_identical_with_identical_vie
     lines = [ev.encode(e) for e in history]
     lines[1::3] = [spaced(line) for line in lines[1::3]]  # kept byte for byte, whatever their spelling
     data = b"".join(lines)
-    with tempfile.TemporaryDirectory() as d, clock(at(10_000)):
+    with tempfile.TemporaryDirectory() as d, fixed_now(at(10_000)):
         root = Path(d)
         on_pg, _ = Hub.init(root / "pg", store=pg_store.settings(), events=parse_log(data, "exported"))
         with open(root / "from-pg.jsonl", "wb") as f:

@@ -16,19 +16,34 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import EVHUB, HubStore, at, clean_env, error_line, free_port, ok, run
+from conftest import (
+    EVHUB,
+    GATED_EVHUB,
+    HubStore,
+    at,
+    at_gate,
+    checked_log,
+    clean_env,
+    collected,
+    error_line,
+    free_port,
+    gated,
+    ok,
+    open_gates,
+    release,
+    run,
+)
 from pgserver import Cluster
 from psycopg import sql
 
@@ -90,18 +105,6 @@ def exported(root: Path) -> bytes:
     return ok(run("export", cwd=root)).stdout.encode()
 
 
-def events_of(raw: bytes) -> list[dict[str, Any]]:
-    """The exported log's events, after checking each line is a whole event and seq runs 1..N without a gap."""
-    assert raw.endswith(b"\n")
-    docs = []
-    for line in raw.splitlines(keepends=True):
-        ev.decode(line)  # raises CorruptLog on a line that is not a whole event
-        docs.append(json.loads(line))
-    assert [d["seq"] for d in docs] == list(range(1, len(docs) + 1))
-    assert len({d["id"] for d in docs}) == len(docs)
-    return docs
-
-
 def verified(root: Path, events: int) -> None:
     assert ok(run("verify", cwd=root, env={"EVHUB_NOW": at(1000)})).stdout.startswith(f"ok: {events} events")
 
@@ -128,50 +131,6 @@ def heartbeats(docs: list[dict[str, Any]]) -> Counter[str]:
     return Counter(d["status"] for d in docs if d["type"] == "heartbeat")
 
 
-# The installed command's entry point held at a gate after its imports, so that processes started one
-# after another reach the store within a millisecond of each other when released.
-GATED_EVHUB = (
-    "import sys\n"
-    "from evhub._cli import main\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.readline()\n"
-    "sys.argv[0] = 'evhub'\n"
-    "sys.exit(main())\n"
-)
-
-
-def gated(script: str, args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """SCRIPT started in CWD and waiting for `go` on stdin once it prints `ready`."""
-    return subprocess.Popen([sys.executable, "-c", script, *args], env=clean_env(env), cwd=cwd,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def at_gate(procs: Sequence[subprocess.Popen[str]]) -> None:
-    """Wait until every one of PROCS is held at its gate."""
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n", p.stderr and p.stderr.read()
-
-
-def open_gates(procs: Sequence[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-
-
-def collected(procs: Sequence[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=90)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
-
-
-def release(procs: Sequence[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
-    """PROCS held until all are ready, released together, and collected in order."""
-    at_gate(procs)
-    open_gates(procs)
-    return collected(procs)
 
 
 # -- 1. several machines race and converge -----------------------------------------------------------------
@@ -195,7 +154,7 @@ def test_eight_claims_from_four_machines_one_wins_and_every_machine_renders_the_
             assert f"p is held by {winner}" in error_line(p, 3)
     logs = [exported(root) for root in roots]
     assert logs[1:] == logs[:1] * 3  # one log, whichever machine reads it
-    docs = events_of(logs[0])
+    docs = checked_log(roots[0])
     claimed = [d for d in docs if d["type"] == "priority_claimed"]
     assert [(d["session"], d["priority"]) for d in claimed] == [(winner, "p")]
     assert len(docs) == 1 + 8 + 1
@@ -261,7 +220,7 @@ def test_machines_appending_at_once_lose_and_double_nothing(tmp_path: Path, pg_s
 
     assert failures == []
     assert len(acked) == len(roots) * (per_api + per_cli)
-    docs = events_of(exported(roots[0]))
+    docs = checked_log(roots[0])
     assert len(docs) == 1 + 2 * len(roots) + len(acked)  # nothing doubled, nothing extra
     assert heartbeats(docs) == Counter(acked.keys())  # every acknowledged status once, and nothing else
     for status, seq in acked.items():  # each at the seq its writer was told
@@ -371,7 +330,7 @@ def test_writers_ride_out_a_server_restart_and_every_acknowledged_event_is_in_th
     assert any(began < stopped + 0.5 and ended > restarted for began, ended in writers[2].spans), \
         "no command of the patient writer was waiting while the server was down"
 
-    docs = events_of(exported(roots[0]))
+    docs = checked_log(roots[0])
     beats = heartbeats(docs)
     acked = [s for w in writers for s in w.acked]
     assert {s: beats[s] for s in acked} == dict.fromkeys(acked, 1)  # every acknowledged op once, none doubled
@@ -531,7 +490,7 @@ def test_an_append_whose_commit_reply_is_lost_is_found_by_its_id_not_written_twi
     finally:
         hub.store.close()
 
-    docs = events_of(exported(root))
+    docs = checked_log(root)
     assert [(d["type"], d.get("priority"), d.get("status")) for d in docs[2:]] == [
         ("priority_claimed", "p", None), ("heartbeat", None, "cli beat"), ("heartbeat", None, "api beat")
     ]
@@ -629,7 +588,7 @@ def test_a_follower_shows_appends_from_another_machine_even_without_a_notificati
         follow.shows("listened again", within=5)
         assert follow.proc.poll() is None
     assert [d["seq"] for d in follow.seen] == list(range(1, len(follow.seen) + 1))  # every event once, in order
-    docs = events_of(exported(a))
+    docs = checked_log(a)
     assert [d.get("status") for d in docs[2:]] == ["from b", "no notify", "after the kill", "listened again"]
     assert follow.seen == docs
     verified(a, len(docs))
@@ -647,4 +606,4 @@ def test_a_commit_that_lands_after_its_connection_died_is_not_written_twice(
     dropper.armed, dropper.late_s = True, 1.0
     ok(run("heartbeat", "--status", "once", cwd=root, env={"EVHUB_NOW": at(5), "EVHUB_SESSION": "alice"}))
     assert dropper.dropped == 1  # the commit did land, after the client had lost its connection
-    assert heartbeats(events_of(exported(root)))["once"] == 1
+    assert heartbeats(checked_log(root))["once"] == 1

@@ -25,10 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVHUB, HubStore, at, clean_env, error_line, log_bytes, ok, together
+from conftest import (
+    EVHUB,
+    GATED_EVHUB,
+    HubStore,
+    at,
+    checked_log,
+    clean_env,
+    error_line,
+    gated,
+    log_bytes,
+    ok,
+    release,
+    together,
+)
 
 from evhub import Hub
-from evhub import _events as ev
 from evhub._values import MAX_TEXT_BYTES, new_id
 
 Arg = str | bytes | Path
@@ -64,47 +76,9 @@ def call(
     return subprocess.run(argv, env=full, cwd=root, capture_output=True, text=True, timeout=60, **kw)
 
 
-# The installed command's own entry point (what the `evhub` script runs), held at a gate after its
-# imports: released at once, the racers reach the hub within a millisecond of each other, not spread
-# over the ~0.2 s it takes each to start.
-GATED_EVHUB = (
-    "import sys\n"
-    "from evhub._cli import main\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.readline()\n"
-    "sys.argv[0] = 'evhub'\n"
-    "sys.exit(main())\n"
-)
-
-
 def racing(root: Path, argvs: Sequence[Sequence[str]], now: str = at(1)) -> list[subprocess.CompletedProcess[str]]:
     """One `evhub` process for each argv, started, held until all are ready, then released together."""
-    env = clean_env({"EVHUB_NOW": now})
-    procs = [subprocess.Popen([sys.executable, "-c", GATED_EVHUB, *argv], env=env, cwd=root, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in argvs]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
-
-
-def checked_log(root: Path) -> list[dict[str, Any]]:
-    """Every line of the log, after checking that each is one whole event and seq runs 1..N."""
-    raw = log_bytes(root)
-    assert raw.endswith(b"\n")
-    docs = []
-    for line in raw.splitlines(keepends=True):
-        ev.decode(line)  # raises CorruptLog on a line that is not a whole event
-        docs.append(json.loads(line))
-    assert [d["seq"] for d in docs] == list(range(1, len(docs) + 1))
-    return docs
+    return release([gated(GATED_EVHUB, argv, root, {"EVHUB_NOW": now}) for argv in argvs])
 
 
 def verified(root: Path, events: int) -> None:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import re
 import subprocess
@@ -16,14 +15,13 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from conftest import HubStore, free_port
+from conftest import HubStore, fixed_now, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -323,19 +321,6 @@ class StoreConformance:
         report = Hub.find(root).verify()
         assert report["events"] == setup + n * k
         assert report["warnings"] == []
-
-
-@contextlib.contextmanager
-def fixed_now(value: str) -> Iterator[None]:
-    old = os.environ.get("EVHUB_NOW")
-    os.environ["EVHUB_NOW"] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["EVHUB_NOW"]
-        else:
-            os.environ["EVHUB_NOW"] = old
 
 
 def _files(folder: Path) -> dict[str, bytes]:
