@@ -7,6 +7,10 @@ Every figure is a whole process (as an agent pays it) unless it says otherwise, 
 floor.  Prints one markdown table on stdout (figure, evhub's median with min–max, the floor's
 median with min–max, the ratio, the target of issue 4 and whether it is met); progress goes to
 stderr.  The generated hubs live in a temporary folder removed at the end of the run.
+
+The PostgreSQL rows (issue 7) run on a throwaway cluster the run starts and removes
+(tests/pgserver.py, so run this from the repository's root); without a PostgreSQL server
+installed they print as skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from pathlib import Path
 
 from evhub import Hub
 from evhub import _events as ev
+from evhub._pgstore import StoreSettings
 from evhub._progress import Progress
 from evhub._values import format_ts
 
@@ -264,6 +270,83 @@ for line in lines:
 print(json.dumps({"done": len(lines), "start": start, "end": time.time()}))
 """
 
+# The PostgreSQL rows.  One writer through evhub's API on a hub whose log is in PostgreSQL: it
+# connects and catches up (hub.state()) before it says it is ready, as the floor connects first.
+PG_APPEND_EVHUB = """
+import json, os, sys, time
+from evhub import Hub, HubBusy
+root, sid, go, limit_s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+hub = Hub(root)
+hub.state()
+open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+deadline = start + limit_s
+done = 0
+while time.time() < deadline:
+    try:
+        hub.heartbeat(sid, status=f"{sid}-{done}")
+    except HubBusy:
+        continue
+    done += 1
+hub.flush()
+print(json.dumps({"done": done, "start": start, "end": time.time()}))
+"""
+
+# evhub's store alone: PgStore.append of one heartbeat per call, with no local lock, catch-up or read
+# model (the caller numbers the events).  For the README's account of where the time goes.
+PG_APPEND_STORE = """
+import json, os, sys, time
+from evhub import _events as ev
+from evhub._pgstore import PgStore
+from evhub._values import new_id, now
+dsn, schema, sid, go, limit_s = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+store = PgStore(dsn, schema)
+head = store.head()
+open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+deadline = start + limit_s
+done = 0
+while time.time() < deadline:
+    store.append([ev.Heartbeat(seq=head + 1, id=new_id(), ts=now(), session=sid, status=f"{sid}-{done}")], head)
+    head += 1
+    done += 1
+print(json.dumps({"done": done, "start": start, "end": time.time()}))
+"""
+
+# The floor: one connection inserting the very rows (seq, id, line) evhub wrote, each in its own
+# transaction (autocommit off only inside `transaction()`, as evhub's own connection does).
+PG_APPEND_FLOOR = """
+import json, os, sys, time
+import psycopg
+dsn, table, rows_file, go, sid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+with open(rows_file) as f:
+    rows = json.load(f)
+conn = psycopg.connect(dsn, autocommit=True)
+query = "INSERT INTO " + table + " (seq, id, line) VALUES (%s, %s, %s)"
+conn.execute("SELECT 1")
+open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+for row in rows:
+    with conn.transaction():
+        conn.execute(query, row)
+print(json.dumps({"done": len(rows), "start": start, "end": time.time()}))
+"""
+
+PG_SCHEMA = "evhub_bench"
+PG_FLOOR_TABLE = f"{PG_SCHEMA}.floor_table"
+PG_WRITERS = 8
+PG_ONE = "1 process, `hub.heartbeat` (Python API) on a PostgreSQL hub"
+PG_MANY = f"{PG_WRITERS} processes at once, `hub.heartbeat` (Python API) on one PostgreSQL hub, each its own session"
+PG_FLOOR = "1 connection: BEGIN; INSERT of the same row (seq, id, line); COMMIT, same cluster, synchronous_commit on"
+PG_MANY_FLOOR = "the same 1-connection INSERT floor"
+
+
 # Runs one command in a fresh child and prints its peak RSS in KiB.
 PEAK_RSS = """
 import resource, subprocess, sys
@@ -295,6 +378,7 @@ class Row:
     floor: Figure
     unit: str  # "s", "events/s" or "KiB"
     target: str  # "≤ 2.0×", "≥ 0.8×" or "reported"
+    skipped: str = ""  # why the row could not be measured here (no PostgreSQL server), when so
 
     @property
     def ratio(self) -> float:
@@ -426,6 +510,121 @@ class Bench:
         return done / elapsed, done
 
 
+# -- PostgreSQL --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
+    """The two PostgreSQL rows, on a throwaway cluster this run starts and removes: one process
+    appending through the Hub API, then PG_WRITERS at once, each against one connection's bare INSERT
+    of the same rows; both skipped when no PostgreSQL server (or psycopg) is installed."""
+    rates = "events/s"
+
+    def skipped(why: str) -> list[Row]:
+        return [Row(PG_ONE, Figure([]), PG_FLOOR, Figure([]), rates, "≥ 0.5×", f"skipped: {why}"),
+                Row(PG_MANY, Figure([]), PG_MANY_FLOOR, Figure([]), rates, "≥ 0.5×", f"skipped: {why}")]
+    try:
+        import psycopg
+
+        from tests.pgserver import Cluster, bindir
+    except ImportError as e:
+        return skipped(f"{e.name or 'psycopg'} is not installed")
+    if bindir() is None:
+        return skipped("no PostgreSQL server")
+    progress("PostgreSQL: starting a throwaway cluster")
+    try:
+        cluster = Cluster.temporary(free_port())
+    except RuntimeError as e:
+        progress(f"PostgreSQL: {e}")
+        return skipped("the PostgreSQL server did not start")
+    try:
+        dsn_file = bench.tmp / "pg-dsn"
+        dsn_file.write_text(cluster.dsn + "\n")
+        root = bench.tmp / "pg-hub"
+        hub, _ = Hub.init(root, store=StoreSettings(PG_SCHEMA, dsn_file))
+        writers = [f"writer-{n}" for n in range(1, PG_WRITERS + 1)]
+        for sid in writers:
+            hub.hello(sid)
+        hub.flush()
+        hub.store.close()
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            # The events table's own columns and constraints (its triggers fire on UPDATE and DELETE only).
+            conn.execute(f"CREATE TABLE {PG_FLOOR_TABLE} (seq bigint PRIMARY KEY CHECK (seq > 0), "
+                         "id text NOT NULL UNIQUE, line text NOT NULL)")
+            settings = conn.execute("SELECT current_setting('synchronous_commit'), current_setting('fsync')"
+                                    ).fetchone()
+            assert settings == ("on", "on"), settings
+
+            def head() -> int:
+                row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {PG_SCHEMA}.events").fetchone()
+                return int(row[0]) if row else 0
+
+            def evhub_round(sids: list[str]) -> tuple[float, dict[str, list[tuple[int, str, str]]]]:
+                """Events/s of SIDS appending at once for ROUND_S, and the rows each one wrote."""
+                before = head()
+                worker = bench.script("pg_append_evhub.py", PG_APPEND_EVHUB)
+                rate, done = bench._race([[sys.executable, str(worker), str(root), sid, "{go}", str(round_s)]
+                                          for sid in sids], bench.env)
+                written: dict[str, list[tuple[int, str, str]]] = {sid: [] for sid in sids}
+                for seq, eid, line in conn.execute(f"SELECT seq, id, line FROM {PG_SCHEMA}.events WHERE seq > %s "
+                                                   "ORDER BY seq", (before,)):
+                    event = ev.decode(line.encode() + b"\n")
+                    if isinstance(event, ev.Heartbeat) and event.session in written:
+                        written[event.session].append((seq, eid, line))
+                assert sum(map(len, written.values())) == done, (done, {k: len(v) for k, v in written.items()})
+                return rate, written
+
+            def floor_round(written: dict[str, list[tuple[int, str, str]]]) -> float:
+                """Events/s of one connection a writer inserting the rows that writer wrote, at once."""
+                commands = []
+                for sid, rows in written.items():
+                    path = bench.tmp / f"pg-rows-{sid}.json"
+                    path.write_text(json.dumps(rows))
+                    commands.append([sys.executable, str(bench.script("pg_append_floor.py", PG_APPEND_FLOOR)),
+                                     cluster.dsn, PG_FLOOR_TABLE, str(path), "{go}", sid])
+                return bench._race(commands, bench.env)[0]
+
+            def store_round() -> float:
+                worker = bench.script("pg_append_store.py", PG_APPEND_STORE)
+                return bench._race([[sys.executable, str(worker), cluster.dsn, PG_SCHEMA, "writer-1", "{go}",
+                                     str(round_s)]], bench.env)[0]
+
+            one, floor, store = Figure([]), Figure([]), Figure([])
+            progress(f"PostgreSQL: {rounds} rounds of {round_s:g} s: 1 process through the API, its INSERT floor, "
+                     "PgStore.append alone")
+            for _ in range(rounds):  # interleaved, so a noisy moment hits every figure alike
+                rate, written = evhub_round(writers[:1])
+                one.values.append(rate)
+                floor.values.append(floor_round(written))
+                store.values.append(store_round())
+            progress(f"PostgreSQL: {rounds} rounds of {round_s:g} s: {PG_WRITERS} processes through the API, and "
+                     f"{PG_WRITERS} connections inserting the same rows")
+            many, many_floor = Figure([]), Figure([])
+            for _ in range(rounds):
+                rate, written = evhub_round(writers)
+                many.values.append(rate)
+                many_floor.values.append(floor_round(written))
+        progress(f"PostgreSQL medians, events/s: API 1 process {one.median:,.0f}, PgStore.append alone "
+                 f"{store.median:,.0f}, INSERT floor {floor.median:,.0f}; API {PG_WRITERS} processes "
+                 f"{many.median:,.0f}, {PG_WRITERS} connections inserting {many_floor.median:,.0f}")
+
+        def paired(a: Figure, b: Figure) -> str:  # each round against the floor measured beside it
+            return ", ".join(f"{x / y:.2f}" for x, y in zip(a.values, b.values, strict=True))
+        progress(f"PostgreSQL, each round ÷ its own floor: API 1 process {paired(one, floor)}; PgStore.append "
+                 f"alone {paired(store, floor)}; API {PG_WRITERS} processes ÷ {PG_WRITERS} connections "
+                 f"{paired(many, many_floor)}")
+    finally:
+        cluster.remove()
+    how = f"{rounds} rounds of {round_s:g} s"
+    return [Row(f"{PG_ONE}, {how}", one, PG_FLOOR, floor, rates, "≥ 0.5×"),
+            Row(f"{PG_MANY}, {how}", many, PG_MANY_FLOOR, floor, rates, "≥ 0.5×")]
+
+
 # -- the table ---------------------------------------------------------------------------------------
 
 
@@ -452,6 +651,9 @@ def table(rows: list[Row]) -> str:
     out = ["| figure | evhub median (min–max) | floor | floor median (min–max) | ratio | target |",
            "|---|---|---|---|---|---|"]
     for r in rows:
+        if r.skipped:
+            out.append(f"| {r.figure} | {r.skipped} | {r.floor_name} | {r.skipped} | – | {r.target}: {r.skipped} |")
+            continue
         out.append(f"| {r.figure} | {cell(r.evhub, r.unit)} | {r.floor_name} | {cell(r.floor, r.unit)} | "
                    f"{ratio(r.ratio)} | {r.verdict()} |")
     return "\n".join(out)
@@ -463,8 +665,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
+        pg_rounds, pg_round_s = 3, 1.0
     else:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
+        pg_rounds, pg_round_s = 5, 4.0
     began = time.perf_counter()
     # Timed as installed: `pip install .` byte-compiles evhub, while an editable install run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) compiles every module again at each start.
@@ -530,6 +734,7 @@ def main() -> None:
         rows.append(Row(f"`evhub status` just after deleting the read model, {B}",
                         bench.time(bench.evhub(hubs[big], "status"), before=lambda: read_model.unlink(missing_ok=True)),
                         "the replay row", replay, "s", "≤ 1.2×"))
+        rows += pg_rows(bench, pg_rounds, pg_round_s)
     progress(f"done in {time.perf_counter() - began:.0f} s")
     print(table(rows))
 

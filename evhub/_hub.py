@@ -339,7 +339,7 @@ class Hub:
 
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
-        with self._lock():
+        with self._lock(), self.store.locked():
             for attempt in range(RETRIES):
                 try:
                     state = self._catch_up()

@@ -18,13 +18,15 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, ExpectedPositionError, HubNotFound, StorageError
+from ._errors import BadInput, CorruptLog, ExpectedPositionError, HubBusy, HubNotFound, StorageError
+from ._lock import lock_timeout
 from ._store import Store, check_numbering, run_of
 
 if TYPE_CHECKING:
@@ -161,7 +163,9 @@ class PgStore(Store):
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
         self._q_insert = sql.SQL("INSERT INTO {} (seq, id, line) VALUES (%s, %s, %s)").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
-        self._q_exists = sql.SQL("SELECT to_regclass({})").format(sql.Literal(f"{schema}.events"))
+        # A query of the catalog, not to_regclass: that reads a cache a racing init's commit may not have reached.
+        self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = {} "
+                                 "AND tablename = 'events')").format(sql.Literal(schema))
         self._ddl = sql.SQL("""
             CREATE SCHEMA IF NOT EXISTS {schema};
             CREATE TABLE {table} (
@@ -186,9 +190,29 @@ class PgStore(Store):
         """The connection, kept between calls; a new one after a failure or in a forked child."""
         if self._conn is None or self._conn.closed or self._conn_pid != os.getpid():
             self._conn = None
-            self._conn = self._connect()
-            self._conn_pid = os.getpid()
+            conn = self._connect()
+            # Every wait for the hub's lock is bounded, as the file lock's is (HubBusy past it); and the
+            # server probes a silent client, so a machine that vanished holding the lock loses it in ~16s.
+            conn.execute("SELECT set_config('lock_timeout', %s, false), set_config('tcp_keepalives_idle', '10', false),"
+                         " set_config('tcp_keepalives_interval', '2', false),"
+                         " set_config('tcp_keepalives_count', '3', false)", (f"{int(lock_timeout() * 1000)}ms",))
+            self._conn, self._conn_pid = conn, os.getpid()
         return self._conn
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        # A session lock, so machines take turns to catch up, decide and append, rather than decide
+        # on a head that another is moving and decide again (under load, again and again). Each
+        # append still checks its expected head under the transaction's lock: this only saves work.
+        conn = self._retrying(lambda c: c.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,)).connection)
+        try:
+            yield
+        finally:
+            if conn is self._conn and not conn.closed:  # else the server let go of the dead session's locks
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
+                except self._pg.Error:
+                    self._drop()
 
     def _drop(self) -> None:
         if self._conn is not None and self._conn_pid == os.getpid():
@@ -212,6 +236,8 @@ class PgStore(Store):
         while True:
             try:
                 return work(self._connection())
+            except self._pg.errors.LockNotAvailable as e:
+                raise self._busy() from e
             except self._pg.OperationalError as e:
                 self._drop()
                 if time.monotonic() + delay > deadline:
@@ -223,17 +249,21 @@ class PgStore(Store):
             except self._pg.Error as e:
                 raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
 
+    def _busy(self) -> HubBusy:
+        return HubBusy(f"the hub's lock in {self.where} stayed held by another machine for {lock_timeout():g}s "
+                       "(raise EVHUB_LOCK_TIMEOUT to wait longer)")
+
     # -- setting up -------------------------------------------------------------------------------
 
     def create(self) -> None:
         """Make the hub's schema, table and append-only triggers unless they exist (then only
         SELECT and INSERT are needed, so a restricted role can join an existing hub)."""
         def work(conn: psycopg.Connection[Any]) -> None:
-            if conn.execute(self._q_exists).fetchone() != (None,):
+            if conn.execute(self._q_exists).fetchone() == (True,):
                 return
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                if conn.execute(self._q_exists).fetchone() == (None,):  # another init may have won
+                if conn.execute(self._q_exists).fetchone() == (False,):  # another init may have won
                     conn.execute(self._ddl)
         self._retrying(work)
 
@@ -353,6 +383,8 @@ class PgStore(Store):
                                        "(nothing was written)") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except self._pg.errors.LockNotAvailable as e:
+                raise self._busy() from e
             except self._pg.errors.UniqueViolation as e:
                 raise ExpectedPositionError(f"the log already holds seq {rows[0][0]} or one of these ids") from e
             except self._pg.errors.UndefinedTable as e:

@@ -8,6 +8,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -85,6 +86,11 @@ class Store(ABC):
     @abstractmethod
     def wait(self, timeout: float) -> bool:
         """Wait until the store may have grown (True) or TIMEOUT seconds pass (False)."""
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Held while a command catches up, decides and appends: a store shared beyond this machine's
+        file lock serializes writers here (a file needs nothing more)."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None:

@@ -231,6 +231,24 @@ def test_machines_appending_at_once_lose_and_double_nothing(tmp_path: Path, pg_s
     verified(roots[2], len(docs))
 
 
+def test_eight_machines_appending_flat_out_take_turns_and_none_gives_up(tmp_path: Path, pg_store: HubStore) -> None:
+    """Writers on separate machines with no pause between calls: each command holds the hub's lock from
+    catch-up to append, so none keeps losing the race to the head until it gives up (Conflict)."""
+    roots = shared_machines(tmp_path, pg_store, 8)
+    per_writer = 40
+    for m, root in enumerate(roots):
+        register(root, f"w{m}")
+    writer = API_WRITER.replace("time.sleep(0.01)", "pass")
+    procs = [gated(writer, [f"w{m}", str(per_writer)], root, {"EVHUB_NOW": at(2), "EVHUB_FSYNC": "0"})
+             for m, root in enumerate(roots)]
+    for done in release(procs):
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.split()) == per_writer
+    docs = checked_log(roots[0])
+    assert len(docs) == 1 + len(roots) + len(roots) * per_writer
+    assert heartbeats(docs) == Counter(f"w{m} {n}" for m in range(len(roots)) for n in range(per_writer))
+
+
 # -- 2. the server restarted under running writers ---------------------------------------------------------
 
 STORE_MESSAGE = re.compile(
