@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 STORE_FILE = "store.json"  # in SESSIONS/events/: which PostgreSQL schema holds this hub's log
 PAGE = 20_000  # events fetched per round trip when reading
+MOVED = "EV001"  # the SQLSTATE of an append whose expected head is not the log's head
 SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 T = TypeVar("T")
 
@@ -159,9 +160,14 @@ class PgStore(Store):
         self._q_page = sql.SQL(
             "SELECT convert_to(string_agg(line || E'\\n', '' ORDER BY seq), 'UTF8'), count(*), max(seq) "
             "FROM (SELECT seq, line FROM {} WHERE seq > %s ORDER BY seq LIMIT %s) page").format(table)
-        self._q_line = sql.SQL("SELECT line FROM {} WHERE seq = %s").format(table)
+        # The line a checkpoint names, and the first page after it, in one round trip: a catch-up
+        # checks its kept state (last_line) and then reads on from it (read_blocks).
+        self._q_line_and_page = sql.SQL(
+            "SELECT (SELECT line FROM {table} WHERE seq = %s), convert_to(string_agg(line || E'\\n', '' ORDER BY seq),"
+            " 'UTF8'), count(*), max(seq) FROM (SELECT seq, line FROM {table} WHERE seq > %s ORDER BY seq LIMIT %s)"
+            " page").format(table=table)
+        self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
-        self._q_insert = sql.SQL("INSERT INTO {} (seq, id, line) VALUES (%s, %s, %s)").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
         # A query of the catalog, not to_regclass: that reads a cache a racing init's commit may not have reached.
         self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = {} "
@@ -179,7 +185,23 @@ class PgStore(Store):
                 FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
             CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {table}
                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
-        """).format(schema=sql.Identifier(schema), table=table)
+            -- One append in one statement, so one round trip (its own transaction in autocommit).
+            CREATE FUNCTION {schema}.append(expected bigint, seqs bigint[], ids text[], lines text[])
+            RETURNS void LANGUAGE plpgsql AS $$
+            DECLARE head bigint;
+            BEGIN
+                PERFORM pg_advisory_xact_lock({key});
+                SELECT coalesce(max(seq), 0) INTO head FROM {table};
+                IF head <> expected THEN
+                    RAISE EXCEPTION 'the log moved: expected head %, found %', expected, head
+                        USING ERRCODE = '{moved}';
+                END IF;
+                INSERT INTO {table} (seq, id, line) SELECT * FROM unnest(seqs, ids, lines);
+                PERFORM pg_notify({channel}, seqs[array_upper(seqs, 1)]::text);
+            END $$;
+        """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
+                    channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
+        self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s)").format(sql.Identifier(schema))
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -284,7 +306,11 @@ class PgStore(Store):
         def page(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
             return conn.execute(self._q_page, (last, PAGE)).fetchone()
         while True:
-            row = self._retrying(page)  # noqa: B023 (called at once, in this round)
+            prefetched, self._prefetched = self._prefetched, None
+            if prefetched is not None and prefetched[0] == last:
+                row: tuple[Any, ...] | None = prefetched[1]  # read just now by last_line
+            else:
+                row = self._retrying(page)  # noqa: B023 (called at once, in this round)
             if row is None or not row[1]:
                 return
             block, count, last = bytes(row[0]), int(row[1]), int(row[2])
@@ -324,8 +350,10 @@ class PgStore(Store):
     def last_line(self, mark: int) -> bytes:
         if mark <= 0:
             return b""
-        row = self._retrying(lambda conn: conn.execute(self._q_line, (mark,)).fetchone())
-        return b"" if row is None else str(row[0]).encode() + b"\n"
+        row = self._retrying(lambda conn: conn.execute(self._q_line_and_page, (mark, mark, PAGE)).fetchone())
+        assert row is not None
+        self._prefetched = (mark, row[1:])
+        return b"" if row[0] is None else str(row[0]).encode() + b"\n"
 
     def seen_line(self, mark: int) -> bytes:
         seq, line = self._seen_last
@@ -350,6 +378,10 @@ class PgStore(Store):
     def _write(self, rows: list[tuple[int, str, str]], expected: int, ids: list[str], copy: bool = False) -> None:
         """Insert ROWS in one transaction if the head is EXPECTED. When the connection fails, the
         commit may or may not have happened: look for our own ids before trying again."""
+        if not rows:
+            if self.head() != expected:
+                raise ExpectedPositionError(f"the log moved: expected head {expected}, found {self.head()}")
+            return
         deadline = time.monotonic() + _retry_s()
         delay = 0.1
         while True:
@@ -357,43 +389,45 @@ class PgStore(Store):
             try:
                 conn = self._connection()
                 connected = True
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                    head_row = conn.execute(self._q_head).fetchone()
-                    head = int(head_row[0]) if head_row else 0
-                    if head != expected:
-                        raise ExpectedPositionError(f"the log moved: expected head {expected}, found {head}")
-                    if not rows:
-                        return
-                    with conn.cursor() as cur:
-                        if copy:
-                            with cur.copy(self._q_copy) as sink:
-                                for row in rows:
-                                    sink.write_row(row)
-                        else:
-                            cur.executemany(self._q_insert, rows)
-                    conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(rows[-1][0])))
+                if copy:
+                    self._copy(conn, rows, expected)
+                else:
+                    conn.execute(self._q_append, (expected, *map(list, zip(*rows, strict=True))))
                 break
+            except self._pg.errors.LockNotAvailable as e:
+                raise self._busy() from e
             except self._pg.OperationalError as e:
                 self._drop()
-                if rows and connected and self._made(ids, deadline):
+                if connected and self._made(ids, deadline):
                     break
                 if time.monotonic() + delay > deadline:
                     raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {_reason(e)} "
                                        "(nothing was written)") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            except self._pg.errors.LockNotAvailable as e:
-                raise self._busy() from e
             except self._pg.errors.UniqueViolation as e:
                 raise ExpectedPositionError(f"the log already holds seq {rows[0][0]} or one of these ids") from e
-            except self._pg.errors.UndefinedTable as e:
+            except (self._pg.errors.UndefinedTable, self._pg.errors.UndefinedFunction) as e:
                 raise HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first") from e
             except self._pg.Error as e:
+                if e.sqlstate == MOVED:
+                    raise ExpectedPositionError(e.diag.message_primary or "the log moved") from e
                 raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
         last = rows[-1][0]
         self.position = (last, last)
         self._seen_last = (last, rows[-1][2].encode() + b"\n")
+
+    def _copy(self, conn: psycopg.Connection[Any], rows: list[tuple[int, str, str]], expected: int) -> None:
+        """ROWS copied in (fast for a whole imported log), under the same lock and head check as append."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            head_row = conn.execute(self._q_head).fetchone()
+            if head_row is None or int(head_row[0]) != expected:
+                raise ExpectedPositionError(f"the log moved: expected head {expected}")
+            with conn.cursor() as cur, cur.copy(self._q_copy) as sink:
+                for row in rows:
+                    sink.write_row(row)
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(rows[-1][0])))
 
     def _made(self, ids: list[str], deadline: float) -> bool:
         """Whether the write of IDS committed, asked of the server once it answers again; StorageError

@@ -375,13 +375,26 @@ def hang_up(s: socket.socket) -> None:
     s.close()
 
 
+COMMITTED = b"C\x00\x00\x00\x0bCOMMIT\x00"  # CommandComplete of a COMMIT
+APPENDED = b"C\x00\x00\x00\x0dSELECT 1\x00"  # CommandComplete of the append function's call
+
+
+def commits(message: bytes) -> bool:
+    """Whether a client's MESSAGE ends a transaction that writes: COMMIT, or the append function."""
+    if message[:1] == b"Q":
+        return message[5:].rstrip(b"\0").strip().upper() == b"COMMIT"
+    return message[:1] == b"P" and b".append(" in message
+
+
 class CommitDropper:
     """A TCP proxy in front of a PostgreSQL server. It forwards bytes both ways; when armed, the next
-    COMMIT a client sends (a simple-query 'Q' message) goes through to the server, whose reply is read
-    and thrown away, and the client's connection is closed instead: the commit happened, the client
-    cannot know.  Then it disarms, passing every later connection untouched.  With LATE_S, it hangs up
-    on the client first and hands the COMMIT to the server LATE_S seconds later (a slow link, a stalled
-    disk: the client sees its connection die while its commit is still on the way)."""
+    commit a client asks for goes through to the server, whose reply is read and thrown away, and the
+    client's connection is closed instead: the commit happened, the client cannot know.  A commit is
+    a COMMIT (a simple-query 'Q' message) or a call of the hub's append function (a 'P' message, in
+    autocommit its own transaction).  Then it disarms, passing every later connection untouched.
+    With LATE_S, it hangs up on the client first and hands the commit to the server LATE_S seconds
+    later (a slow link, a stalled disk: the client sees its connection die while its commit is still
+    on the way)."""
 
     def __init__(self, server_port: int) -> None:
         self.server_port = server_port
@@ -434,7 +447,7 @@ class CommitDropper:
                             break
                         size = 1 + int.from_bytes(buf[1:5], "big")
                     message, buf = buf[:size], buf[size:]
-                    if typed and message[:1] == b"Q" and message[5:].rstrip(b"\0").strip().upper() == b"COMMIT":
+                    if typed and commits(message):
                         with self._lock:
                             self.commits += 1
                             if self.armed:
@@ -458,9 +471,9 @@ class CommitDropper:
                 if not swallow.is_set():
                     client.sendall(data)
                     continue
-                kept += data  # the client sent COMMIT and waits: all of this is the reply to it
+                kept += data  # the client asked for a commit and waits: all of this is the reply to it
                 if READY_FOR_QUERY in kept:
-                    if b"C\x00\x00\x00\x0bCOMMIT\x00" in kept:  # CommandComplete: the server did commit
+                    if COMMITTED in kept or APPENDED in kept:  # CommandComplete: the server did commit
                         with self._lock:
                             self.dropped += 1
                     break
