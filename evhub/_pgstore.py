@@ -152,6 +152,7 @@ class PgStore(Store):
         self._conn: psycopg.Connection[Any] | None = None
         self._conn_pid = 0
         self._listener: psycopg.Connection[Any] | None = None
+        self._holding: psycopg.Connection[Any] | None = None  # the connection holding the session lock (locked())
         self.channel = f"evhub.{schema}"
         self._lock_key = zlib.crc32(f"evhub:{schema}".encode())  # one advisory lock per hub
         table = sql.Identifier(schema, "events")
@@ -186,8 +187,8 @@ class PgStore(Store):
             CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {table}
                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
             -- One append in one statement, so one round trip (its own transaction in autocommit).
-            CREATE FUNCTION {schema}.append(expected bigint, seqs bigint[], ids text[], lines text[])
-            RETURNS void LANGUAGE plpgsql AS $$
+            CREATE FUNCTION {schema}.append(expected bigint, seqs bigint[], ids text[], lines text[],
+                                            unlock boolean) RETURNS void LANGUAGE plpgsql AS $$
             DECLARE head bigint;
             BEGIN
                 PERFORM pg_advisory_xact_lock({key});
@@ -198,10 +199,13 @@ class PgStore(Store):
                 END IF;
                 INSERT INTO {table} (seq, id, line) SELECT * FROM unnest(seqs, ids, lines);
                 PERFORM pg_notify({channel}, seqs[array_upper(seqs, 1)]::text);
+                IF unlock THEN  -- the session lock of the caller's command: the transaction's lock holds on
+                    PERFORM pg_advisory_unlock({key});
+                END IF;
             END $$;
         """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
                     channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
-        self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s)").format(sql.Identifier(schema))
+        self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s, %s)").format(sql.Identifier(schema))
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -227,14 +231,18 @@ class PgStore(Store):
         # on a head that another is moving and decide again (under load, again and again). Each
         # append still checks its expected head under the transaction's lock: this only saves work.
         conn = self._retrying(lambda c: c.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,)).connection)
+        self._holding = conn
         try:
             yield
         finally:
-            if conn is self._conn and not conn.closed:  # else the server let go of the dead session's locks
+            # An append lets go of it in its own statement; a command that appended nothing, here. A
+            # dead session's locks the server let go of already.
+            if self._holding is conn and conn is self._conn and not conn.closed:
                 try:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
                 except self._pg.Error:
                     self._drop()
+            self._holding = None
 
     def _drop(self) -> None:
         if self._conn is not None and self._conn_pid == os.getpid():
@@ -243,6 +251,7 @@ class PgStore(Store):
             except Exception:  # closing a broken connection can itself fail; it is gone either way
                 pass
         self._conn = None
+        self._holding = None  # the session lock went with the session
 
     def close(self) -> None:
         self._drop()
@@ -392,7 +401,10 @@ class PgStore(Store):
                 if copy:
                     self._copy(conn, rows, expected)
                 else:
-                    conn.execute(self._q_append, (expected, *map(list, zip(*rows, strict=True))))
+                    unlock = self._holding is conn
+                    conn.execute(self._q_append, (expected, *map(list, zip(*rows, strict=True)), unlock))
+                    if unlock:
+                        self._holding = None
                 break
             except self._pg.errors.LockNotAvailable as e:
                 raise self._busy() from e
