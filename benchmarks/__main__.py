@@ -345,6 +345,8 @@ PG_ONE = "1 process, `hub.heartbeat` (Python API) on a PostgreSQL hub"
 PG_MANY = f"{PG_WRITERS} processes at once, `hub.heartbeat` (Python API) on one PostgreSQL hub, each its own session"
 PG_FLOOR = "1 connection: BEGIN; INSERT of the same row (seq, id, line); COMMIT, same cluster, synchronous_commit on"
 PG_MANY_FLOOR = "the same 1-connection INSERT floor"
+PG_MACHINES = (f"{PG_WRITERS} machines ({PG_WRITERS} hub folders on one schema), `hub.heartbeat` (Python API) at once, "
+               "each its own session")
 
 
 # Runs one command in a fresh child and prints its peak RSS in KiB.
@@ -520,14 +522,15 @@ def free_port() -> int:
 
 
 def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
-    """The two PostgreSQL rows, on a throwaway cluster this run starts and removes: one process
-    appending through the Hub API, then PG_WRITERS at once, each against one connection's bare INSERT
-    of the same rows; both skipped when no PostgreSQL server (or psycopg) is installed."""
+    """The three PostgreSQL rows, on a throwaway cluster this run starts and removes: one process
+    appending through the Hub API, then PG_WRITERS at once in one hub folder, then PG_WRITERS
+    "machines" at once, each in its own hub folder on the same schema; each against one connection's
+    bare INSERT of the same rows; all skipped when no PostgreSQL server (or psycopg) is installed."""
     rates = "events/s"
 
     def skipped(why: str) -> list[Row]:
-        return [Row(PG_ONE, Figure([]), PG_FLOOR, Figure([]), rates, "≥ 0.5×", f"skipped: {why}"),
-                Row(PG_MANY, Figure([]), PG_MANY_FLOOR, Figure([]), rates, "≥ 0.5×", f"skipped: {why}")]
+        return [Row(name, Figure([]), floor_name, Figure([]), rates, "≥ 0.5×", f"skipped: {why}")
+                for name, floor_name in ((PG_ONE, PG_FLOOR), (PG_MANY, PG_MANY_FLOOR), (PG_MACHINES, PG_MANY_FLOOR))]
     try:
         import psycopg
 
@@ -552,6 +555,17 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
             hub.hello(sid)
         hub.flush()
         hub.store.close()
+        # The machines: each its own folder, joined to the same schema by a second init, and its own
+        # session registered from there.
+        machines: list[tuple[Path, str]] = []
+        for n in range(1, PG_WRITERS + 1):
+            folder, sid = bench.tmp / f"pg-machine-{n}", f"machine-{n}"
+            joined, made = Hub.init(folder, store=StoreSettings(PG_SCHEMA, dsn_file))
+            assert not made, folder  # joined the hub the first init made
+            joined.hello(sid)
+            joined.flush()
+            joined.store.close()
+            machines.append((folder, sid))
         with psycopg.connect(cluster.dsn, autocommit=True) as conn:
             # The events table's own columns and constraints (its triggers fire on UPDATE and DELETE only).
             conn.execute(f"CREATE TABLE {PG_FLOOR_TABLE} (seq bigint PRIMARY KEY CHECK (seq > 0), "
@@ -564,13 +578,14 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
                 row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {PG_SCHEMA}.events").fetchone()
                 return int(row[0]) if row else 0
 
-            def evhub_round(sids: list[str]) -> tuple[float, dict[str, list[tuple[int, str, str]]]]:
-                """Events/s of SIDS appending at once for ROUND_S, and the rows each one wrote."""
+            def evhub_round(writers: list[tuple[Path, str]]) -> tuple[float, dict[str, list[tuple[int, str, str]]]]:
+                """Events/s of WRITERS (hub folder, session) appending at once for ROUND_S, and the rows
+                each one wrote."""
                 before = head()
                 worker = bench.script("pg_append_evhub.py", PG_APPEND_EVHUB)
-                rate, done = bench._race([[sys.executable, str(worker), str(root), sid, "{go}", str(round_s)]
-                                          for sid in sids], bench.env)
-                written: dict[str, list[tuple[int, str, str]]] = {sid: [] for sid in sids}
+                rate, done = bench._race([[sys.executable, str(worker), str(folder), sid, "{go}", str(round_s)]
+                                          for folder, sid in writers], bench.env)
+                written: dict[str, list[tuple[int, str, str]]] = {sid: [] for _, sid in writers}
                 for seq, eid, line in conn.execute(f"SELECT seq, id, line FROM {PG_SCHEMA}.events WHERE seq > %s "
                                                    "ORDER BY seq", (before,)):
                     event = ev.decode(line.encode() + b"\n")
@@ -598,7 +613,7 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
             progress(f"PostgreSQL: {rounds} rounds of {round_s:g} s: 1 process through the API, its INSERT floor, "
                      "PgStore.append alone")
             for _ in range(rounds):  # interleaved, so a noisy moment hits every figure alike
-                rate, written = evhub_round(writers[:1])
+                rate, written = evhub_round([(root, writers[0])])
                 one.values.append(rate)
                 floor.values.append(floor_round(written))
                 store.values.append(store_round())
@@ -606,23 +621,39 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
                      f"{PG_WRITERS} connections inserting the same rows")
             many, many_floor = Figure([]), Figure([])
             for _ in range(rounds):
-                rate, written = evhub_round(writers)
+                rate, written = evhub_round([(root, sid) for sid in writers])
                 many.values.append(rate)
                 many_floor.values.append(floor_round(written))
+            progress(f"PostgreSQL: {rounds} rounds of {round_s:g} s: {PG_WRITERS} machines (a folder each) through "
+                     f"the API, and {PG_WRITERS} connections inserting the same rows")
+            spread, spread_floor = Figure([]), Figure([])
+            for _ in range(rounds):
+                rate, written = evhub_round(machines)
+                assert all(written.values()), {k: len(v) for k, v in written.items()}  # every machine had turns
+                spread.values.append(rate)
+                spread_floor.values.append(floor_round(written))
+            # The whole log, at the end: seq 1..N without a gap, no id twice.
+            tally = conn.execute(f"SELECT count(*), min(seq), max(seq), count(DISTINCT id) FROM {PG_SCHEMA}.events"
+                                 ).fetchone()
+            assert tally is not None and tally[0] == tally[2] == tally[3] and tally[1] == 1, tally
         progress(f"PostgreSQL medians, events/s: API 1 process {one.median:,.0f}, PgStore.append alone "
                  f"{store.median:,.0f}, INSERT floor {floor.median:,.0f}; API {PG_WRITERS} processes "
-                 f"{many.median:,.0f}, {PG_WRITERS} connections inserting {many_floor.median:,.0f}")
+                 f"{many.median:,.0f}, {PG_WRITERS} connections inserting {many_floor.median:,.0f}; API "
+                 f"{PG_WRITERS} machines {spread.median:,.0f}, {PG_WRITERS} connections inserting "
+                 f"{spread_floor.median:,.0f}")
 
         def paired(a: Figure, b: Figure) -> str:  # each round against the floor measured beside it
             return ", ".join(f"{x / y:.2f}" for x, y in zip(a.values, b.values, strict=True))
         progress(f"PostgreSQL, each round ÷ its own floor: API 1 process {paired(one, floor)}; PgStore.append "
                  f"alone {paired(store, floor)}; API {PG_WRITERS} processes ÷ {PG_WRITERS} connections "
-                 f"{paired(many, many_floor)}")
+                 f"{paired(many, many_floor)}; API {PG_WRITERS} machines ÷ {PG_WRITERS} connections "
+                 f"{paired(spread, spread_floor)}")
     finally:
         cluster.remove()
     how = f"{rounds} rounds of {round_s:g} s"
     return [Row(f"{PG_ONE}, {how}", one, PG_FLOOR, floor, rates, "≥ 0.5×"),
-            Row(f"{PG_MANY}, {how}", many, PG_MANY_FLOOR, floor, rates, "≥ 0.5×")]
+            Row(f"{PG_MANY}, {how}", many, PG_MANY_FLOOR, floor, rates, "≥ 0.5×"),
+            Row(f"{PG_MACHINES}, {how}", spread, PG_MANY_FLOOR, floor, rates, "≥ 0.5×")]
 
 
 # -- the table ---------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ ROWS = [
     (r"`evhub status` just after deleting the read model", r"the replay row"),
     (r"1 process, `hub.heartbeat` \(Python API\) on a PostgreSQL hub", r"BEGIN; INSERT of the same row"),
     (r"8 processes at once, `hub.heartbeat` \(Python API\) on one PostgreSQL hub", r"the same 1-connection INSERT"),
+    (r"8 machines \(8 hub folders on one schema\), `hub.heartbeat` \(Python API\) at once",
+     r"the same 1-connection INSERT"),
 ]
 FIGURE = re.compile(r"^[\d,.]+ (ms|s|MiB|events/s) \(")
 
