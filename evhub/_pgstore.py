@@ -1,11 +1,13 @@
 """The log store on PostgreSQL, for a hub shared by several machines.
 
 One table per hub, `<schema>.events (seq, id, line)`, holds each event's log line exactly as the
-JSONL store would write it, so a hub moves between the two byte for byte.  An append takes a
-transaction-scoped advisory lock, checks the expected head and inserts: commits happen in seq
-order, so positions stay gap-free and a reader never sees seq N+1 before N.  The unique event id
-makes an append whose reply was lost safe to check and retry.  A NOTIFY per append wakes followers;
-they read the table itself, so a missed notification only delays them.
+JSONL store would write it, so a hub moves between the two byte for byte.  An append is one call of
+the schema's `append` function: it takes a transaction-scoped advisory lock, checks the expected
+head and inserts, so commits happen in seq order, positions stay gap-free and a reader never sees
+seq N+1 before N.  A command also holds the same lock at session level from its catch-up to its
+append (`locked`), so machines take turns instead of deciding on a head another is moving.  The
+unique event id makes an append whose reply was lost safe to check and retry.  A NOTIFY per append
+wakes followers; they read the table itself, so a missed notification only delays them.
 
 The connection string comes from EVHUB_STORE or from a file the user names; it is never written
 into the log or the views.
