@@ -155,6 +155,7 @@ class PgStore(Store):
         self._conn_pid = 0
         self._listener: psycopg.Connection[Any] | None = None
         self._holding: psycopg.Connection[Any] | None = None  # the connection holding the session lock (locked())
+        self._want_turn = False  # inside locked(), before the lock is taken
         self.channel = f"evhub.{schema}"
         self._lock_key = zlib.crc32(f"evhub:{schema}".encode())  # one advisory lock per hub
         table = sql.Identifier(schema, "events")
@@ -205,9 +206,20 @@ class PgStore(Store):
                     PERFORM pg_advisory_unlock({key});
                 END IF;
             END $$;
+            -- A command's turn: the session lock, then the line its kept state ends at and the page after
+            -- it, in one round trip. The query is a statement of its own, so it sees the last holder's append.
+            CREATE FUNCTION {schema}.turn(mark bigint, lim integer)
+            RETURNS TABLE (kept text, block bytea, n bigint, last bigint) LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_advisory_lock({key});
+                RETURN QUERY SELECT (SELECT e.line FROM {table} e WHERE e.seq = mark),
+                    convert_to(string_agg(p.line || E'\\n', '' ORDER BY p.seq), 'UTF8'), count(*), max(p.seq)
+                    FROM (SELECT e.seq, e.line FROM {table} e WHERE e.seq > mark ORDER BY e.seq LIMIT lim) p;
+            END $$;
         """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
                     channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
         self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s, %s)").format(sql.Identifier(schema))
+        self._q_turn = sql.SQL("SELECT kept, block, n, last FROM {}.turn(%s, %s)").format(sql.Identifier(schema))
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -232,19 +244,26 @@ class PgStore(Store):
         # A session lock, so machines take turns to catch up, decide and append, rather than decide
         # on a head that another is moving and decide again (under load, again and again). Each
         # append still checks its expected head under the transaction's lock: this only saves work.
-        conn = self._retrying(lambda c: c.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,)).connection)
-        self._holding = conn
+        # The lock is taken by the block's first query, the catch-up (turn), saving a round trip.
+        self._want_turn = True
         try:
             yield
         finally:
             # An append lets go of it in its own statement; a command that appended nothing, here. A
             # dead session's locks the server let go of already.
-            if self._holding is conn and conn is self._conn and not conn.closed:
+            conn, self._want_turn, self._holding = self._holding, False, None
+            if conn is not None and conn is self._conn and not conn.closed:
                 try:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
                 except self._pg.Error:
                     self._drop()
-            self._holding = None
+
+    def _take_turn(self) -> None:
+        """Take the session lock a locked() block asked for, when its first query is not a catch-up."""
+        if self._want_turn:
+            self._want_turn = False
+            self._holding = self._retrying(
+                lambda c: c.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,)).connection)
 
     def _drop(self) -> None:
         if self._conn is not None and self._conn_pid == os.getpid():
@@ -303,6 +322,7 @@ class PgStore(Store):
     # -- the store interface ----------------------------------------------------------------------
 
     def head(self) -> int:
+        self._take_turn()
         row = self._retrying(lambda conn: conn.execute(self._q_head).fetchone())
         assert row is not None
         return int(row[0])
@@ -312,6 +332,7 @@ class PgStore(Store):
 
     def _pages(self, after: int) -> Iterator[tuple[bytes, int]]:
         """(block of lines, how many) for the events after seq AFTER, a page at a time."""
+        self._take_turn()
         last = after
 
         def page(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
@@ -361,7 +382,11 @@ class PgStore(Store):
     def last_line(self, mark: int) -> bytes:
         if mark <= 0:
             return b""
-        row = self._retrying(lambda conn: conn.execute(self._q_line_and_page, (mark, mark, PAGE)).fetchone())
+        if self._want_turn:
+            self._want_turn = False
+            row, self._holding = self._retrying(lambda c: (c.execute(self._q_turn, (mark, PAGE)).fetchone(), c))
+        else:
+            row = self._retrying(lambda c: c.execute(self._q_line_and_page, (mark, mark, PAGE)).fetchone())
         assert row is not None
         self._prefetched = (mark, row[1:])
         return b"" if row[0] is None else str(row[0]).encode() + b"\n"
@@ -393,6 +418,7 @@ class PgStore(Store):
             if self.head() != expected:
                 raise ExpectedPositionError(f"the log moved: expected head {expected}, found {self.head()}")
             return
+        self._take_turn()
         deadline = time.monotonic() + _retry_s()
         delay = 0.1
         while True:
