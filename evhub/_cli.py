@@ -13,6 +13,7 @@ import typer
 from . import _decide as cmd
 from ._errors import BadInput, EvhubError, StorageError
 from ._hub import Hub
+from ._pgstore import StoreSettings  # already imported by _hub
 from ._values import parse_duration
 
 app = typer.Typer(
@@ -118,12 +119,10 @@ def init(
         out("the connection string is not kept: set EVHUB_STORE to it for the commands that follow here")
 
 
-def _store_settings(store: str | None, store_file: str | None, schema: str) -> Any:
+def _store_settings(store: str | None, store_file: str | None, schema: str) -> StoreSettings | None:
     """The PostgreSQL settings the options name, or None for a hub whose log is a JSONL file."""
     if store is None and store_file is None:
         return None
-    from ._pgstore import StoreSettings
-
     return StoreSettings(schema, Path(store_file).absolute() if store_file else None, store)
 
 

@@ -350,10 +350,6 @@ class PgStore(Store):
             if count < PAGE:
                 return
 
-    def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
-        for events in self.read_blocks(after):
-            yield from events
-
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
         last = after
         for block, count in self._pages(after):

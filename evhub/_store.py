@@ -33,9 +33,10 @@ class Store(ABC):
     def head(self) -> int:
         """The seq of the last event (0 for an empty store)."""
 
-    @abstractmethod
     def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
         """Every event with seq > AFTER, in order."""
+        for events in self.read_blocks(after):
+            yield from events
 
     @abstractmethod
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
@@ -234,10 +235,6 @@ class JsonlStore(Store):
         for _ in self.read(self.position[0]):
             pass
         return self.position[0]
-
-    def read(self, after: int = 0) -> Iterator[ev.AnyEvent]:
-        for events in self.read_blocks(after):
-            yield from events
 
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
         """The events with seq > AFTER, a list per block of the file (replay folds whole lists)."""
