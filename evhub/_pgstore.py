@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, ExpectedPositionError, HubBusy, HubNotFound, StorageError
+from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
 from ._lock import lock_timeout
 from ._store import Store, check_numbering, run_of
 
@@ -160,16 +160,6 @@ class PgStore(Store):
         self._lock_key = zlib.crc32(f"evhub:{schema}".encode())  # one advisory lock per hub
         table = sql.Identifier(schema, "events")
         self._q_head = sql.SQL("SELECT coalesce(max(seq), 0) FROM {}").format(table)
-        # One aggregated value per page: far fewer Python objects than a row per event.
-        self._q_page = sql.SQL(
-            "SELECT convert_to(string_agg(line || E'\\n', '' ORDER BY seq), 'UTF8'), count(*), max(seq) "
-            "FROM (SELECT seq, line FROM {} WHERE seq > %s ORDER BY seq LIMIT %s) page").format(table)
-        # The line a checkpoint names, and the first page after it, in one round trip: a catch-up
-        # checks its kept state (last_line) and then reads on from it (read_blocks).
-        self._q_line_and_page = sql.SQL(
-            "SELECT (SELECT line FROM {table} WHERE seq = %s), convert_to(string_agg(line || E'\\n', '' ORDER BY seq),"
-            " 'UTF8'), count(*), max(seq) FROM (SELECT seq, line FROM {table} WHERE seq > %s ORDER BY seq LIMIT %s)"
-            " page").format(table=table)
         self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
@@ -206,20 +196,25 @@ class PgStore(Store):
                     PERFORM pg_advisory_unlock({key});
                 END IF;
             END $$;
-            -- A command's turn: the session lock, then the line its kept state ends at and the page after
-            -- it, in one round trip. The query is a statement of its own, so it sees the last holder's append.
-            CREATE FUNCTION {schema}.turn(mark bigint, lim integer)
+            -- Every read: the line of seq AFTER (a catch-up checks its kept state against it) and a page of
+            -- the events after it as one value (far fewer Python objects than a row each), one round trip.
+            -- With TAKE_LOCK it is a command's turn: the session lock first, and the query a statement of
+            -- its own, so it sees the last holder's append.
+            CREATE FUNCTION {schema}.read_after(after bigint, lim integer, take_lock boolean)
             RETURNS TABLE (kept text, block bytea, n bigint, last bigint) LANGUAGE plpgsql AS $$
             BEGIN
-                PERFORM pg_advisory_lock({key});
-                RETURN QUERY SELECT (SELECT e.line FROM {table} e WHERE e.seq = mark),
+                IF take_lock THEN
+                    PERFORM pg_advisory_lock({key});
+                END IF;
+                RETURN QUERY SELECT (SELECT e.line FROM {table} e WHERE e.seq = after),
                     convert_to(string_agg(p.line || E'\\n', '' ORDER BY p.seq), 'UTF8'), count(*), max(p.seq)
-                    FROM (SELECT e.seq, e.line FROM {table} e WHERE e.seq > mark ORDER BY e.seq LIMIT lim) p;
+                    FROM (SELECT e.seq, e.line FROM {table} e WHERE e.seq > after ORDER BY e.seq LIMIT lim) p;
             END $$;
         """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
                     channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
         self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s, %s)").format(sql.Identifier(schema))
-        self._q_turn = sql.SQL("SELECT kept, block, n, last FROM {}.turn(%s, %s)").format(sql.Identifier(schema))
+        self._q_read = sql.SQL("SELECT kept, block, n, last FROM {}.read_after(%s, %s, %s)").format(
+            sql.Identifier(schema))
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -280,30 +275,41 @@ class PgStore(Store):
             self._listener.close()
             self._listener = None
 
-    def _retrying(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _retrying(self, work: Callable[[psycopg.Connection[Any]], T], deadline: float | None = None,
+                  failed: str | None = None) -> T:
         """WORK on the connection, tried again on a new one while the server cannot be reached (for
-        work that is safe to repeat); other database errors are translated once, here."""
-        deadline = time.monotonic() + _retry_s()
+        work that is safe to repeat) until DEADLINE, then StorageError saying FAILED; what the server
+        refuses is translated by _refused."""
+        deadline = time.monotonic() + _retry_s() if deadline is None else deadline
         delay = 0.1
         while True:
             try:
                 return work(self._connection())
             except self._pg.errors.LockNotAvailable as e:
-                raise self._busy() from e
+                raise self._refused(e) from e
             except self._pg.OperationalError as e:
                 self._drop()
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"cannot reach the PostgreSQL store at {self.where}: {_reason(e)}") from e
+                    raise StorageError(f"{failed or f'cannot reach the PostgreSQL store at {self.where}'}: "
+                                       f"{_reason(e)}") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            except self._pg.errors.UndefinedTable as e:
-                raise HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first") from e
             except self._pg.Error as e:
-                raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
+                raise self._refused(e) from e
 
-    def _busy(self) -> HubBusy:
-        return HubBusy(f"the hub's lock in {self.where} stayed held by another machine for {lock_timeout():g}s "
-                       "(raise EVHUB_LOCK_TIMEOUT to wait longer)")
+    def _refused(self, e: psycopg.Error) -> EvhubError:
+        """The evhub error for what the server refused (a lost connection is retried instead)."""
+        errors = self._pg.errors
+        if isinstance(e, errors.LockNotAvailable):
+            return HubBusy(f"the hub's lock in {self.where} stayed held by another machine for {lock_timeout():g}s "
+                           "(raise EVHUB_LOCK_TIMEOUT to wait longer)")
+        if isinstance(e, (errors.UndefinedTable, errors.UndefinedFunction)):
+            return HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first")
+        if e.sqlstate == MOVED:
+            return ExpectedPositionError(e.diag.message_primary or "the log moved")
+        if isinstance(e, errors.UniqueViolation):
+            return ExpectedPositionError("the log already holds one of these seqs or ids")
+        return StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}")
 
     # -- setting up -------------------------------------------------------------------------------
 
@@ -336,16 +342,16 @@ class PgStore(Store):
         last = after
 
         def page(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-            return conn.execute(self._q_page, (last, PAGE)).fetchone()
+            return conn.execute(self._q_read, (last, PAGE, False)).fetchone()
         while True:
             prefetched, self._prefetched = self._prefetched, None
             if prefetched is not None and prefetched[0] == last:
                 row: tuple[Any, ...] | None = prefetched[1]  # read just now by last_line
             else:
                 row = self._retrying(page)  # noqa: B023 (called at once, in this round)
-            if row is None or not row[1]:
+            if row is None or not row[2]:
                 return
-            block, count, last = bytes(row[0]), int(row[1]), int(row[2])
+            block, count, last = bytes(row[1]), int(row[2]), int(row[3])
             yield block, count
             if count < PAGE:
                 return
@@ -378,13 +384,12 @@ class PgStore(Store):
     def last_line(self, mark: int) -> bytes:
         if mark <= 0:
             return b""
-        if self._want_turn:
-            self._want_turn = False
-            row, self._holding = self._retrying(lambda c: (c.execute(self._q_turn, (mark, PAGE)).fetchone(), c))
-        else:
-            row = self._retrying(lambda c: c.execute(self._q_line_and_page, (mark, mark, PAGE)).fetchone())
+        take, self._want_turn = self._want_turn, False
+        row, conn = self._retrying(lambda c: (c.execute(self._q_read, (mark, PAGE, take)).fetchone(), c))
+        if take:
+            self._holding = conn
         assert row is not None
-        self._prefetched = (mark, row[1:])
+        self._prefetched = (mark, row)
         return b"" if row[0] is None else str(row[0]).encode() + b"\n"
 
     def seen_line(self, mark: int) -> bytes:
@@ -431,7 +436,7 @@ class PgStore(Store):
                         self._holding = None
                 break
             except self._pg.errors.LockNotAvailable as e:
-                raise self._busy() from e
+                raise self._refused(e) from e
             except self._pg.OperationalError as e:
                 self._drop()
                 if connected and self._made(ids, deadline):
@@ -441,14 +446,8 @@ class PgStore(Store):
                                        "(nothing was written)") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            except self._pg.errors.UniqueViolation as e:
-                raise ExpectedPositionError(f"the log already holds seq {rows[0][0]} or one of these ids") from e
-            except (self._pg.errors.UndefinedTable, self._pg.errors.UndefinedFunction) as e:
-                raise HubNotFound(f"no evhub log in {self.where}: run `evhub init --store ...` first") from e
             except self._pg.Error as e:
-                if e.sqlstate == MOVED:
-                    raise ExpectedPositionError(e.diag.message_primary or "the log moved") from e
-                raise StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}") from e
+                raise self._refused(e) from e
         last = rows[-1][0]
         self.position = (last, last)
         self._seen_last = (last, rows[-1][2].encode() + b"\n")
@@ -471,26 +470,18 @@ class PgStore(Store):
 
         The dead connection's transaction may still be alive on the server, its COMMIT in flight:
         the hub's advisory lock is taken first, so the answer comes after that transaction ended."""
-        delay = 0.1
-        while True:
+        def ask(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             try:
-                conn = self._connection()
                 with conn.transaction():
                     wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
                     conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                    found = conn.execute(self._q_ids, (ids,)).fetchall()
-                break
+                    return conn.execute(self._q_ids, (ids,)).fetchall()
             except self._pg.errors.LockNotAvailable as e:
-                raise StorageError(f"lost the PostgreSQL store at {self.where} while committing, and the write "
-                                   f"was still unfinished there after the retry time (run `evhub log` to see)") from e
-            except self._pg.OperationalError as e:
-                self._drop()
-                if time.monotonic() + delay > deadline:
-                    raise StorageError(f"lost the PostgreSQL store at {self.where} while committing, and could not "
-                                       f"ask whether the write was made: {_reason(e)} (run `evhub log` to see)") from e
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                raise StorageError(f"lost the PostgreSQL store at {self.where} while committing, and the write was "
+                                   "still unfinished there after the retry time (run `evhub log` to see)") from e
+        found = self._retrying(ask, deadline, f"lost the PostgreSQL store at {self.where} while committing, and "
+                                              "could not ask whether the write was made (run `evhub log` to see)")
         if found and len(found) != len(ids):
             raise CorruptLog(f"{self.where}: only part of one write is in the table")
         return bool(found)
