@@ -228,18 +228,24 @@ fcntl.flock(fd, fcntl.LOCK_UN)
 os.close(fd)
 """
 
-# One of four concurrent writers.  Both sides wait for a `go` file after their imports, stop at the
-# deadline, and print how many events they wrote and when they started and finished.
+# Every worker says it is ready (a file named after it), waits for the go file, then starts its clock:
+# all the workers of a race, evhub's and the floor's, start together.
+GATE = """open(go + "." + sid, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+start = time.time()
+"""
+
+# One of the concurrent writers (on a JSONL hub, or on PostgreSQL).  Both sides wait for a `go` file
+# after their imports, stop at COUNT events or the deadline, and print how many events they wrote and
+# when they started and finished.
 APPEND_EVHUB = """
 import json, os, sys, time
 from evhub import Hub, HubBusy
 root, sid, count, go, limit_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 hub = Hub(root)
-open(go + "." + sid, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.001)
-start = time.time()
-deadline = start + limit_s
+hub.state()  # opened and caught up before the clock starts, as the floors open their files or connect first
+""" + GATE + """deadline = start + limit_s
 done = 0
 while done < count and time.time() < deadline:
     try:
@@ -257,41 +263,13 @@ log, lines_file, go, sid, sync = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv
 with open(lines_file, "rb") as f:
     lines = f.read().splitlines(keepends=True)
 fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-open(go + "." + sid, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.001)
-start = time.time()
-for line in lines:
+""" + GATE + """for line in lines:
     fcntl.flock(fd, fcntl.LOCK_EX)
     os.write(fd, line)
     if sync:
         os.fsync(fd)
     fcntl.flock(fd, fcntl.LOCK_UN)
 print(json.dumps({"done": len(lines), "start": start, "end": time.time()}))
-"""
-
-# The PostgreSQL rows.  One writer through evhub's API on a hub whose log is in PostgreSQL: it
-# connects and catches up (hub.state()) before it says it is ready, as the floor connects first.
-PG_APPEND_EVHUB = """
-import json, os, sys, time
-from evhub import Hub, HubBusy
-root, sid, go, limit_s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-hub = Hub(root)
-hub.state()
-open(go + "." + sid, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.001)
-start = time.time()
-deadline = start + limit_s
-done = 0
-while time.time() < deadline:
-    try:
-        hub.heartbeat(sid, status=f"{sid}-{done}")
-    except HubBusy:
-        continue
-    done += 1
-hub.flush()
-print(json.dumps({"done": done, "start": start, "end": time.time()}))
 """
 
 # evhub's store alone: PgStore.append of one heartbeat per call, with no local lock, catch-up or read
@@ -304,11 +282,7 @@ from evhub._values import new_id, now
 dsn, schema, sid, go, limit_s = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 store = PgStore(dsn, schema)
 head = store.head()
-open(go + "." + sid, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.001)
-start = time.time()
-deadline = start + limit_s
+""" + GATE + """deadline = start + limit_s
 done = 0
 while time.time() < deadline:
     store.append([ev.Heartbeat(seq=head + 1, id=new_id(), ts=now(), session=sid, status=f"{sid}-{done}")], head)
@@ -328,16 +302,13 @@ with open(rows_file) as f:
 conn = psycopg.connect(dsn, autocommit=True)
 query = "INSERT INTO " + table + " (seq, id, line) VALUES (%s, %s, %s)"
 conn.execute("SELECT 1")
-open(go + "." + sid, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.001)
-start = time.time()
-for row in rows:
+""" + GATE + """for row in rows:
     with conn.transaction():
         conn.execute(query, row)
 print(json.dumps({"done": len(rows), "start": start, "end": time.time()}))
 """
 
+UNCOUNTED = 10**12  # a writer's event count that only the deadline ends
 PG_SCHEMA = "evhub_bench"
 PG_FLOOR_TABLE = f"{PG_SCHEMA}.floor_table"
 PG_WRITERS = 8
@@ -582,9 +553,9 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
                 """Events/s of WRITERS (hub folder, session) appending at once for ROUND_S, and the rows
                 each one wrote."""
                 before = head()
-                worker = bench.script("pg_append_evhub.py", PG_APPEND_EVHUB)
-                rate, done = bench._race([[sys.executable, str(worker), str(folder), sid, "{go}", str(round_s)]
-                                          for folder, sid in writers], bench.env)
+                worker = bench.script("append_evhub.py", APPEND_EVHUB)  # the JSONL row's writer, no count
+                rate, done = bench._race([[sys.executable, str(worker), str(folder), sid, str(UNCOUNTED), "{go}",
+                                           str(round_s)] for folder, sid in writers], bench.env)
                 written: dict[str, list[tuple[int, str, str]]] = {sid: [] for _, sid in writers}
                 for seq, eid, line in conn.execute(f"SELECT seq, id, line FROM {PG_SCHEMA}.events WHERE seq > %s "
                                                    "ORDER BY seq", (before,)):
