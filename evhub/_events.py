@@ -1,7 +1,7 @@
 """The event types: the public log format, one JSON object a line, `type` first."""
 
 
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import msgspec
 
@@ -205,8 +205,8 @@ def decode(line: bytes) -> AnyEvent:
 def decode_block(lines: bytes) -> list[AnyEvent] | None:
     """Every event in a block of whole lines, or None when a line needs a closer look."""
     try:
-        events: list[AnyEvent] = _decoder.decode_lines(lines)
-        return events
+        # The decoder knows only the known types; AnyEvent also admits UnknownEvent.
+        return cast(list[AnyEvent], _decoder.decode_lines(lines))
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
 
