@@ -430,10 +430,12 @@ def why(priority: str, json: JsonOpt = False) -> None:
         details = {
             "took over": f" from {r.get('took_over_from')}",
             "dropped": " (its session started again without --resume)",
+            "renamed": f" (renamed from {r.get('renamed_from')})",
         }.get(r["action"], "")
         ttl = f" (ttl {r['ttl_s']}s)" if r.get("ttl_s") else ""
         note_text = f": {r['note']}" if r.get("note") else ""
-        verb = "took it over" if r["action"] == "took over" else f"{r['action']} it"
+        verb = {"took over": "took it over", "renamed": "holds it under its new id",
+                "left": "left, which released it"}.get(r["action"], f"{r['action']} it")
         out(f"#{r['seq']} {r['ts']} {r['session']} {verb}{details}{ttl}{note_text}")
 
 
@@ -485,7 +487,7 @@ def timeline(
 
     h = hub()
     clock = now()
-    data = history(h.events(), 300, None if since is None else parse_when(since, clock),
+    data = history(h.events(), None if since is None else parse_when(since, clock),
                    None if until is None else parse_when(until, clock))
     target = Path(out_file)
     write(target, data, f"evhub timeline of {h.root.name}")

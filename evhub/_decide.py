@@ -210,11 +210,7 @@ def _heartbeat(cmd: Heartbeat, st: State, now: str) -> list[ev.Event]:
 
 def _bye(cmd: Bye, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
-    out = [
-        _new(ev.PriorityReleased, session=sid, priority=p, note="bye")
-        for p, c in st.claims.items()
-        if c.session == sid
-    ]
+    out = [_new(ev.PriorityReleased, session=sid, priority=c.priority, note="bye") for c in st.claims_of(sid)]
     return out + [_new(ev.SessionLeft, session=sid)]
 
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _events as ev
-from ._errors import BadInput, CorruptLog
-from ._store import JsonlStore, LogLine, Store
+from ._errors import BadInput, CorruptLog, NotFound
+from ._state import State, claim_history
+from ._store import LogLine, Store
 from ._values import check_id, parse_when
 
 if TYPE_CHECKING:  # only for annotations, so _hub may import this module
@@ -159,63 +160,19 @@ def follow_lines(hub: Hub, flt: LogFilter, offset: int) -> Iterator[LogLine]:
         offset = store.scanned_to
 
 
-def priority_events(store: Store, priority: str) -> list[ev.AnyEvent]:
-    """The events Hub.why looks at, in log order: PRIORITY's claims and releases and every hello.
-
-    A drop-in for the whole-log read in `why`: only lines holding the quoted PRIORITY, the quoted
-    type session_registered or a \\u escape are decoded.  As in JsonlStore.read, the events of a
-    write that did not finish (a last run of lines with `more`) are left out, and a damaged line
-    raises CorruptLog naming it, unless it is the very end of the file (a torn write).  Lines that
-    cannot concern PRIORITY are not decoded, so only `evhub verify` finds damage in those."""
+def why(store: Store, priority: str) -> list[dict[str, Any]]:
+    """The history of PRIORITY's claims, oldest first: each claim, refresh, takeover, rename and
+    end, as the fold decided it (claim_history), with the event that made it."""
     priority = check_id(priority, "priority")
-    found: list[tuple[int, ev.AnyEvent]] = []
-    last = 0
-    needles = (_quoted(priority), _quoted("session_registered"))
-    for offset, block in store.blocks(0):
-        for begin, end in _spans(block, needles):
-            try:
-                e = ev.decode(block[begin:end])
-            except CorruptLog as err:
-                if not isinstance(store, JsonlStore):
-                    raise
-                if offset + end == store.size():
-                    break  # the last line, nothing after it: a torn write, never an event
-                damaged = CorruptLog(f"{store.path}: line {store._line_number(offset + begin)} "
-                                     f"(byte {offset + begin}): {err}")
-                raise damaged from err
-            if e.seq <= last:
-                where = store.path if isinstance(store, JsonlStore) else "the log"
-                raise CorruptLog(f"{where}: seq {e.seq} follows seq {last}: a gap or a repeat "
-                                 "(`evhub verify` names the line)")
-            last = e.seq
-            if isinstance(e, ev.SessionRegistered) or (
-                isinstance(e, (ev.PriorityClaimed, ev.PriorityReleased)) and e.priority == priority
-            ):
-                found.append((offset + begin, e))
-    # A PostgreSQL write is one transaction: whole or absent, never unfinished.
-    torn_from = _unfinished_write(store, store.scanned_to) if isinstance(store, JsonlStore) else store.scanned_to
-    return [e for at, e in found if at < torn_from]
-
-
-def _unfinished_write(store: JsonlStore, end: int) -> int:
-    """Where the last run of lines with `more` before END starts (END when the last event has none):
-    a write cut short there, whose events are none of them events."""
-    pos, last_line = end, True
-    while pos:
-        line = store.last_line(pos)
-        if not line:
-            break
-        try:
-            more = ev.decode(line).more is True
-        except CorruptLog:
-            if not last_line:
-                break
-            more = True  # a damaged last line is a torn write: look at the lines before it
-        if not more:
-            break
-        pos -= len(line)
-        last_line = False
-    return pos
+    rows: list[dict[str, Any]] = []
+    for change in claim_history(store.read(0), State(), priority):
+        row = {"action": change.action, **ev.to_dict(change.event)}
+        if change.action == "renamed":  # the event is the vote that agreed it: name the holder
+            row.update(session=change.session, priority=priority, renamed_from=change.renamed_from)
+        rows.append(row)
+    if not rows:
+        raise NotFound(f"{priority} has never been claimed")
+    return rows
 
 
 def query_readmodel(hub: Hub, query: str) -> list[dict[str, Any]]:

@@ -28,7 +28,6 @@ from ._errors import (
     EvhubError,
     ExpectedPositionError,
     HubNotFound,
-    NotFound,
     StorageError,
 )
 from ._lock import HubLock
@@ -36,7 +35,7 @@ from ._pgstore import STORE_FILE, StoreSettings
 from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
 from ._state import Message, State, evolve, fold, is_unread
 from ._store import JsonlStore, Store
-from ._values import check_id, file_stamp, new_id, now, parse_when
+from ._values import file_stamp, new_id, now, parse_when
 
 SESSIONS = "SESSIONS"
 GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
@@ -509,12 +508,12 @@ class Hub:
             raise BadInput(f"unknown save mode {mode!r}: use auto, quick, milestone or full")
         state = self.state()
         sid = cmd.acting_session(state, session)
-        owned = [m for m in state.milestones.values() if m.owner == sid and m.completed is None]
+        owned = state.milestones_of(sid)
         if mode == "auto":
             mode = "milestone" if owned else "quick"
         commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status="saved")]
         if mode in ("milestone", "full") and owned:
-            progress = ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in sorted(owned, key=lambda m: m.id))
+            progress = ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in owned)
             commands.append(cmd.AddNote(session=sid, text=f"saved progress: {progress}"))
         if note:
             commands.append(cmd.AddNote(session=sid, text=note))
@@ -588,31 +587,9 @@ class Hub:
 
     def why(self, priority: str) -> list[dict[str, Any]]:
         """The history of PRIORITY's claims and releases, oldest first."""
-        from ._history import priority_events
+        from ._history import why
 
-        priority = check_id(priority, "priority")
-        rows: list[dict[str, Any]] = []
-        holder: str | None = None
-        # Only the lines that can concern PRIORITY are decoded (damage elsewhere is verify's to find).
-        for e in priority_events(self.open_store(), priority):
-            if isinstance(e, ev.PriorityClaimed) and e.priority == priority:
-                if e.took_over_from:
-                    action = "took over"
-                else:
-                    action = "refreshed" if holder == e.session else "claimed"
-                holder = e.session
-            elif isinstance(e, ev.PriorityReleased) and e.priority == priority:
-                action = "force-released" if e.forced else ("finished" if e.done else "released")
-                holder = None
-            elif isinstance(e, ev.SessionRegistered) and e.session == holder and not e.resume:
-                action = "dropped"  # a new incarnation of the holder never revives its claim
-                holder = None
-            else:
-                continue
-            rows.append({"action": action, **ev.to_dict(e)})
-        if not rows:
-            raise NotFound(f"{priority} has never been claimed")
-        return rows
+        return why(self.open_store(), priority)
 
     def verify(self) -> dict[str, Any]:
         """Check the whole log; raises CorruptLog naming the first damaged line."""

@@ -75,12 +75,6 @@ def _ttl(claim: Claim) -> str:
     return "held while alive" if claim.ttl_s is None else f"ttl {format_duration(claim.ttl_s)}"
 
 
-def _stale_reason(state: State, claim: Claim, now: str) -> str:
-    if state.claim_holds(claim, now):
-        return ""
-    return "holder not alive" if not state.is_alive(claim.session, now) else "ttl expired"
-
-
 def _current_state(state: State, now: str) -> list[str]:
     as_of = f"event #{state.seq} ({state.last_ts})" if state.last_ts else "event #0 (no events yet)"
     out = [
@@ -109,13 +103,10 @@ def _current_state(state: State, now: str) -> list[str]:
         role = f" ({_one_line(s.role)})" if s.role.strip() else ""
         status = f"status: {_one_line(s.status)}; " if s.status.strip() else ""
         out.append(f"- **{sid}**{role}: {status}last seen {s.last_seen}")
-        for p in sorted(p for p, c in state.claims.items() if c.session == sid):
-            c = state.claims[p]
-            out.append(f"  - holds `{p}` (token {c.token}, since {c.since})")
-        for mid in sorted(state.milestones):
-            m = state.milestones[mid]
-            if m.owner == sid and m.completed is None:
-                out.append(f"  - owns milestone `{mid}` ({m.done_count}/{len(m.steps)})")
+        for c in state.claims_of(sid):
+            out.append(f"  - holds `{c.priority}` (token {c.token}, since {c.since})")
+        for m in state.milestones_of(sid):
+            out.append(f"  - owns milestone `{m.id}` ({m.done_count}/{len(m.steps)})")
 
     others = sorted(sid for sid in state.sessions if sid not in live)
     if others:
@@ -131,7 +122,7 @@ def _current_state(state: State, now: str) -> list[str]:
     for p in sorted(state.claims):
         c = state.claims[p]
         took = f", took over from {c.took_over_from}" if c.took_over_from else ""
-        reason = _stale_reason(state, c, now)
+        reason = state.stale_reason(c, now)
         flag = f"; **stale**: {reason}" if reason else ""
         out.append(f"- `{p}`: {c.session}, token {c.token}, since {c.since}, {_ttl(c)}{took}{flag}")
 

@@ -86,7 +86,7 @@ def status(st: State, now: str) -> dict[str, Any]:
         "focus": None if st.focus is None else {"text": st.focus.text, "session": st.focus.session,
                                                   "ts": st.focus.ts},
         "sessions": [
-            {**r, "holds": sorted(p for p, c in st.claims.items() if c.session == r["id"])}
+            {**r, "holds": [c.priority for c in st.claims_of(r["id"])]}
             for r in sessions(st, now)
         ],
         "claims": claims(st, now),
@@ -168,14 +168,11 @@ def status_markdown(st: State, now: str) -> str:
 def recall(st: State, sid: str, now: str, recent: list[dict[str, Any]], unread: list[Message]) -> dict[str, Any]:
     """What session SID needs after a context loss; RECENT is its latest events, newest last."""
     s = st.sessions[sid]
-    mine = [m for m in st.milestones.values() if m.owner == sid and m.completed is None]
     return {
         "session": session_dict(st, s, now),
         "about": s.about,
-        "claims": [claim_dict(st, c, now) for p, c in sorted(st.claims.items()) if c.session == sid],
-        "milestones": [
-            {**milestone_dict(m), "next_step": m.next_step} for m in sorted(mine, key=lambda m: m.id)
-        ],
+        "claims": [claim_dict(st, c, now) for c in st.claims_of(sid)],
+        "milestones": [{**milestone_dict(m), "next_step": m.next_step} for m in st.milestones_of(sid)],
         "unread": message_dicts(unread),
         "notes": [{"seq": n.seq, "ts": n.ts, "text": n.text} for n in s.notes],
         "recent_events": recent,

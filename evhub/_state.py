@@ -11,8 +11,8 @@ saves a small snapshot on day 300 as on day 1.
 """
 
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -171,8 +171,23 @@ class State(msgspec.Struct):
             return False
         return claim.ttl_s is None or seconds_between(claim.refreshed, now) <= claim.ttl_s
 
+    def stale_reason(self, claim: Claim, now: str) -> str:
+        """Why CLAIM no longer excludes others; empty while it does."""
+        if self.claim_holds(claim, now):
+            return ""
+        return "holder not alive" if not self.is_alive(claim.session, now) else "ttl expired"
+
     def live_sessions(self, now: str) -> list[str]:
         return [sid for sid in self.sessions if self.is_alive(sid, now)]
+
+    def claims_of(self, session_id: str) -> list[Claim]:
+        """The claims SESSION_ID holds, stale or not, by priority."""
+        return [self.claims[p] for p in sorted(self.claims) if self.claims[p].session == session_id]
+
+    def milestones_of(self, session_id: str) -> list[Milestone]:
+        """The unfinished milestones SESSION_ID owns, by id."""
+        return [self.milestones[m] for m in sorted(self.milestones)
+                if self.milestones[m].owner == session_id and self.milestones[m].completed is None]
 
     def resolve(self, session_id: str) -> str:
         """The current id of a session, following agreed renames."""
@@ -267,8 +282,8 @@ def _registered(st: State, e: ev.SessionRegistered) -> None:
         return
     if not e.resume:
         # A new incarnation never revives the claims its predecessor left behind.
-        for p in [p for p, c in st.claims.items() if c.session == e.session]:
-            del st.claims[p]
+        for c in st.claims_of(e.session):
+            del st.claims[c.priority]
         old.incarnation = e.seq
         old.first_seen = e.ts
         old.role, old.specialization, old.about = e.role, e.specialization, e.about
@@ -285,8 +300,8 @@ def _left(st: State, e: ev.SessionLeft) -> None:
     if s is not None:
         s.left = True
         s.status = "left"
-    for p in [p for p, c in st.claims.items() if c.session == e.session]:
-        del st.claims[p]
+    for c in st.claims_of(e.session):
+        del st.claims[c.priority]
 
 
 def _proposed(st: State, e: ev.IdProposed) -> None:
@@ -488,3 +503,75 @@ _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.AgentAttached: _touching(_agent_attached),
     ev.EventLost: _lost,
 }
+
+
+# -- claim history: what each event did to the claims, as the fold decided it --------------------
+
+
+class ClaimChange(NamedTuple):
+    """What one event did to one priority's claim."""
+
+    action: str  # claimed, refreshed, took over, released, finished, force-released, dropped, left, renamed
+    priority: str
+    session: str  # the holder by its id after the event (once released: the last holder)
+    token: int
+    event: ev.AnyEvent
+    renamed_from: str | None = None  # for "renamed": the holder's id before
+
+
+RUN_FOLDED = 4096  # events folded at once between two that can move a claim (bounds the memory held)
+# The only events that can change who holds what; every other event is folded in runs, unwatched.
+_MOVES_CLAIMS = frozenset({ev.PriorityClaimed, ev.PriorityReleased, ev.SessionRegistered, ev.SessionLeft,
+                           ev.IdProposed, ev.IdAccepted})
+
+
+def claim_history(events: Iterable[ev.AnyEvent], state: State, priority: str | None = None,
+                  ) -> Iterator[ClaimChange]:
+    """Fold EVENTS into STATE and yield, in order, each change they made to the claims (to
+    PRIORITY's only, when given).  The fold alone decides who holds what (renames, new
+    incarnations and takeovers included); this only compares the claims before and after."""
+    run: list[ev.AnyEvent] = []
+    for e in events:
+        if e.__class__ not in _MOVES_CLAIMS:
+            run.append(e)
+            if len(run) == RUN_FOLDED:
+                fold(run, state)
+                run = []
+            continue
+        if run:
+            fold(run, state)
+            run = []
+        yield from _changes(state, e, priority)
+    if run:
+        fold(run, state)
+
+
+def _changes(st: State, e: ev.AnyEvent, priority: str | None) -> list[ClaimChange]:
+    claims = st.claims
+    watched = [priority] if priority is not None else list(claims)
+    before = {p: (claims[p].session, claims[p].token) for p in watched if p in claims}
+    fold((e,), st)
+    if priority is None and isinstance(e, ev.PriorityClaimed) and e.priority not in before:
+        watched.append(e.priority)
+    out: list[ClaimChange] = []
+    for p in watched:
+        old, c = before.get(p), claims.get(p)
+        if c is None:
+            if old is not None:
+                out.append(ClaimChange(_ending(e), p, old[0], old[1], e))
+        elif old is None or c.token != old[1]:
+            out.append(ClaimChange("took over" if c.took_over_from else "claimed", p, c.session, c.token, e))
+        elif c.session != old[0]:
+            out.append(ClaimChange("renamed", p, c.session, c.token, e, renamed_from=old[0]))
+        elif isinstance(e, ev.PriorityClaimed) and e.priority == p:
+            out.append(ClaimChange("refreshed", p, c.session, c.token, e))
+    return out
+
+
+def _ending(e: ev.AnyEvent) -> str:
+    """How event E ended the claim it took away."""
+    if isinstance(e, ev.PriorityReleased):
+        return "force-released" if e.forced else ("finished" if e.done else "released")
+    if isinstance(e, ev.SessionRegistered):
+        return "dropped"  # a new incarnation of the holder never revives its claim
+    return "left"

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _events as ev
 from ._errors import StorageError
+from ._state import ClaimChange, State, claim_history
 from ._values import parse_ts
 
 PAGE = Path(__file__).with_name("timeline.html")  # the page: styles and script, __TITLE__ and __DATA__ filled in
@@ -25,24 +26,21 @@ def seconds(ts: str) -> float:
     return parse_ts(ts).timestamp()
 
 
-def history(events: Iterable[ev.AnyEvent], alive_ttl_s: int, since: str | None = None,
-            until: str | None = None) -> dict[str, Any]:
-    """The timeline's data: session and priority lanes of spans, step and message points."""
+def history(events: Iterable[ev.AnyEvent], since: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """The timeline's data: session and priority lanes of spans, step and message points.  The
+    priority lanes draw the claim history as the fold decided it (renames and new incarnations
+    included), so they always agree with `evhub claims` and `evhub why`."""
+    state = State()
     sessions: dict[str, dict[str, Any]] = {}
     priorities: dict[str, dict[str, Any]] = {}
     held: dict[str, list[Any]] = {}  # priority -> its open span
     steps: list[list[Any]] = []
     messages: list[list[Any]] = []
     first = last = None
-    ttl = alive_ttl_s
-
-    def close(priority: str, t: float, seq: int, how: str) -> None:
-        span = held.pop(priority)
-        span[1], span[5], span[6] = t, seq, how
 
     for e in events:
-        if isinstance(e, ev.HubCreated):
-            ttl = e.alive_ttl_s
+        changes = list(claim_history((e,), state))
+        ttl = state.alive_ttl_s
         if (since is not None and e.ts < since) or (until is not None and e.ts > until):
             continue
         t = seconds(e.ts)
@@ -64,33 +62,16 @@ def history(events: Iterable[ev.AnyEvent], alive_ttl_s: int, since: str | None =
                 span[6] = e.status[:TEXT_KEPT]
             elif isinstance(e, ev.SessionRegistered):
                 lane["marks"].append([t, "resumed" if e.resume else "hello", e.seq])
-                if not e.resume:
-                    for p in [p for p, s in held.items() if s[2] == sid]:
-                        close(p, t, e.seq, "dropped (new incarnation)")
             elif isinstance(e, ev.SessionLeft):
                 lane["marks"].append([t, "bye", e.seq])
                 span[1] = t
-                for p in [p for p, s in held.items() if s[2] == sid]:
-                    close(p, t, e.seq, "bye")
-        if isinstance(e, ev.PriorityClaimed):
-            lane = priorities.setdefault(e.priority, {"spans": [], "marks": []})
-            open_span = held.get(e.priority)
-            if open_span is not None and open_span[2] == e.session and e.took_over_from is None:
-                continue  # a refresh by the holder
-            if open_span is not None:
-                close(e.priority, t, e.seq, f"taken over by {e.session}")
-            if e.took_over_from:
-                lane["marks"].append([t, f"{e.session} took over from {e.took_over_from}", e.seq])
-            span = [t, None, e.session, e.seq, e.seq, None, "held"]
-            lane["spans"].append(span)
-            held[e.priority] = span
-        elif isinstance(e, ev.PriorityReleased) and e.priority in held:
-            how = "force-released" if e.forced else ("finished" if e.done else "released")
-            close(e.priority, t, e.seq, how + (f": {e.note[:TEXT_KEPT]}" if e.note else ""))
-        elif isinstance(e, ev.StepUpdated):
+        for change in changes:
+            _draw_claim(change, t, priorities, held)
+        if isinstance(e, ev.StepUpdated):
             steps.append([t, e.milestone, e.step, e.status, e.session, e.seq, e.note[:TEXT_KEPT]])
         elif isinstance(e, ev.MessagePosted):
             messages.append([t, e.session, e.to, e.text[:TEXT_KEPT], e.seq])
+    ttl = state.alive_ttl_s
     end = last if last is not None else 0.0
     for lane in sessions.values():
         if lane["spans"] and lane["spans"][-1][1] is None:
@@ -106,6 +87,39 @@ def history(events: Iterable[ev.AnyEvent], alive_ttl_s: int, since: str | None =
         "messages": messages[-MESSAGES_DRAWN:],
         "messages_not_drawn": max(0, len(messages) - MESSAGES_DRAWN),
     }
+
+
+# How a span ends, by the change that ended it.
+_ENDED = {"dropped": "dropped (new incarnation)", "left": "bye"}
+
+
+def _draw_claim(change: ClaimChange, t: float, priorities: dict[str, dict[str, Any]],
+                held: dict[str, list[Any]]) -> None:
+    """Draw one change of the claim history on its priority's lane at time T."""
+    e, p = change.event, change.priority
+    span = held.get(p)
+    if change.action in ("claimed", "took over"):
+        lane = priorities.setdefault(p, {"spans": [], "marks": []})
+        if span is not None:
+            _close(held, p, t, e.seq, f"taken over by {change.session}")
+        if change.action == "took over" and isinstance(e, ev.PriorityClaimed):
+            lane["marks"].append([t, f"{change.session} took over from {e.took_over_from}", e.seq])
+        held[p] = [t, None, change.session, e.seq, e.seq, None, "held"]
+        lane["spans"].append(held[p])
+    elif span is None:
+        return  # a claim made before the range drawn
+    elif change.action == "renamed":
+        span[2] = change.session
+        priorities[p]["marks"].append([t, f"{change.renamed_from} is now {change.session}", e.seq])
+    elif change.action != "refreshed":
+        note = e.note if isinstance(e, ev.PriorityReleased) else ""
+        how = _ENDED.get(change.action, change.action)
+        _close(held, p, t, e.seq, how + (f": {note[:TEXT_KEPT]}" if note else ""))
+
+
+def _close(held: dict[str, list[Any]], priority: str, t: float, seq: int, how: str) -> None:
+    span = held.pop(priority)
+    span[1], span[5], span[6] = t, seq, how
 
 
 def write(path: Path, data: dict[str, Any], title: str) -> None:

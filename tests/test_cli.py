@@ -443,6 +443,38 @@ def test_handshake_agreed_renames_with_claims_and_a_rejection_rejects(evhub: Run
     assert "taken" in error_line(evhub("handshake", "propose", "carol", session="bob", now=at(23)), 3)
 
 
+def test_why_timeline_and_claims_agree_on_a_renamed_holder(evhub: Runner) -> None:
+    """alice renames herself alicia while holding api; later a new session says hello as alice.
+    The claim never left alicia: why, the timeline and claims all say so, by her current id."""
+    from evhub import Hub
+    from evhub._timeline import history
+
+    hello(evhub, "alice", "bob")
+    assert "token 4" in evhub.ok("claim", "api", session="alice", now=at(1)).stdout
+    evhub.ok("handshake", "propose", "alicia", session="alice", now=at(2))
+    evhub.ok("handshake", "accept", "alicia", session="bob", now=at(3))
+
+    def agree(at_s: int) -> None:
+        [c] = js(evhub("claims", "--json", now=at(at_s)))
+        assert (c["priority"], c["session"], c["token"]) == ("api", "alicia", 4)
+        rows = js(evhub("why", "api", "--json", now=at(at_s)))
+        assert [(r["action"], r["session"]) for r in rows] == [("claimed", "alice"), ("renamed", "alicia")]
+        assert rows[-1]["renamed_from"] == "alice" and rows[-1]["priority"] == "api"
+        text = evhub.ok("why", "api", now=at(at_s)).stdout.splitlines()
+        assert len(text) == 2 and "alice claimed it" in text[0]
+        assert "alicia holds it under its new id (renamed from alice)" in text[1]
+        assert "dropped" not in " ".join(text)
+        [span] = history(Hub(evhub.root).events())["priorities"]["api"]["spans"]
+        assert (span[2], span[6]) == ("alicia", "held")
+
+    agree(4)
+    # A newcomer takes the free old id: that is not alicia starting again, so nothing is dropped.
+    evhub.ok("hello", "alice", now=at(5))
+    agree(6)
+    evhub.ok("heartbeat", session="alicia", now=at(7))
+    assert "alicia" in error_line(evhub("claim", "api", session="alice", now=at(8)), 3)
+
+
 # -- status, save ---------------------------------------------------------------------------------
 
 

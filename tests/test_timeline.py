@@ -30,7 +30,7 @@ def day(evhub: Runner) -> None:
 
 def test_lanes_fold_heartbeats_into_spans_and_show_who_held_what_when(evhub: Runner) -> None:
     day(evhub)
-    data = history(Hub(evhub.root).events(), 300)
+    data = history(Hub(evhub.root).events())
     t0 = seconds(at(0))
     alice = [(s[0] - t0, s[1] - t0, s[5]) for s in data["sessions"]["alice"]["spans"]]
     assert alice == [(0, 1200, 16)], "one span: her heartbeats were never 300 s apart; bye ends it"
@@ -43,7 +43,7 @@ def test_lanes_fold_heartbeats_into_spans_and_show_who_held_what_when(evhub: Run
     assert [m[1] for m in deploy["marks"]] == ["alice took over from bob"]
     assert [(p[1], p[2], p[3]) for p in data["steps"]] == [("ship", 1, "done")]
     assert [m[3] for m in data["messages"]] == ["</script><b>not markup</b>"]
-    since = history(Hub(evhub.root).events(), 300, since=at(900))
+    since = history(Hub(evhub.root).events(), since=at(900))
     assert since["messages"] == [] and since["start"] == seconds(at(900))
 
 
@@ -60,7 +60,7 @@ def test_the_file_is_self_contained_and_holds_what_the_log_says(evhub: Runner, t
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), "nothing is fetched from the network"
     assert text.count("</script>") == 2, "no text from the log closes a script element"
     data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S)[1])
-    assert data == json.loads(json.dumps(history(Hub(evhub.root).events(), 300)))
+    assert data == json.loads(json.dumps(history(Hub(evhub.root).events())))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
