@@ -7,8 +7,9 @@ skipping the ones `decide` refuses, as the real hub would.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from clock import T0
 from hypothesis import strategies as st
 
 from evhub import _decide as d
@@ -17,7 +18,6 @@ from evhub._errors import EvhubError
 from evhub._state import State, evolve, fold
 from evhub._values import STEP_STATUSES, format_ts
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TTL = 300
 SESSIONS = ("session-1", "session-2", "alice", "bob")
 NEW_IDS = ("alice", "bob", "carol")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVHUB, Runner, at, clean_env, error_line, ok, run, together
+from clock import at
+from command import EVHUB, Runner, clean_env, error_line, ok, run, together
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",

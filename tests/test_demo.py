@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import error_line, ok, run
+from command import error_line, ok, run
 
 PRIORITY = "deploy-dashboard"
 AGENTS = {"alice", "bob", "carol"}

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ok, run
+from command import ok, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "events" / "samples").glob("*.jsonl"))

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import EVHUB, Runner, at, clean_env
+from clock import at
+from command import EVHUB, Runner, clean_env
 
 PAYLOADS = Path(__file__).parent / "hooks"
 AGENT_SESSION = "9f1c2b7e-4a5d-4c1e-8f3a-2b6d7e9a0c11"

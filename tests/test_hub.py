@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import os
 import random
@@ -18,29 +19,24 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from conftest import SEED_SHIMS as SHIMS
-from conftest import HubStore
+from clock import at, wait_until
+from command import SEED_SHIMS as SHIMS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stores import HubStore
 
 from evhub import BadInput, Conflict, CorruptLog, EvhubError, Hub, HubBusy, HubNotFound, NotFound, StorageError
 from evhub import _events as ev
 from evhub._state import State, fold
-from evhub._values import format_ts, new_id
+from evhub._values import new_id
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 # What a refused command may raise in a random scenario; anything else is a bug.
 REFUSED = (Conflict, NotFound, BadInput)
-
-
-def at(seconds: float) -> str:
-    return format_ts(T0 + timedelta(seconds=seconds))
 
 
 @contextlib.contextmanager
@@ -672,11 +668,8 @@ def test_a_writer_killed_at_any_moment_never_blocks_and_loses_nothing_acknowledg
         out = tmp_path / f"acks-{rnd}"
         with open(out, "wb") as f:
             writer = subprocess.Popen([sys.executable, "-c", BUSY_WRITER, str(hub.root), str(rnd)], stdout=f)
-        deadline = time.monotonic() + 30
-        while out.stat().st_size == 0:  # wait until it is writing
-            assert writer.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.2))
+        wait_until("the writer to write", functools.partial(_writing, writer, out), timeout=30)
+        time.sleep(rng.uniform(0, 0.2))  # then killed at a random moment of its run
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         acked += out.read_text().split()
@@ -693,6 +686,12 @@ def test_a_writer_killed_at_any_moment_never_blocks_and_loses_nothing_acknowledg
     # test_a_half_written_view_left_by_a_killed_writer_is_removed's subject, so it is not judged here.
     left = {k: v for k, v in views(hub.dir).items() if not _is_temp(k)}
     assert left == replayed(Hub(hub.root), tmp_path / "out")
+
+
+def _writing(writer: subprocess.Popen[bytes], out: Path) -> bool:
+    """Whether WRITER has acknowledged an event in OUT yet (it must not have died first)."""
+    assert writer.poll() is None, "the writer died before it wrote"
+    return out.stat().st_size > 0
 
 
 def _is_temp(rel: str) -> bool:
@@ -964,6 +963,7 @@ INIT = textwrap.dedent(
     from evhub._pgstore import StoreSettings
     go = sys.argv[2]
     store = StoreSettings(sys.argv[3], Path(sys.argv[4])) if len(sys.argv) > 3 else None
+    print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
     hub, created = Hub.init(sys.argv[1], store=store)
@@ -980,7 +980,9 @@ def test_racing_inits_make_one_hub_and_only_one_says_it_made_it(tmp_path: Path, 
     roots = [tmp_path / "hub"] * 4 + ([tmp_path / f"machine-{n}" for n in range(4)] if settings else [])
     procs = [subprocess.Popen([sys.executable, "-c", INIT, str(root), str(go), *on_pg], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for root in roots]
-    time.sleep(0.3)
+    for p in procs:  # every one started, its imports done, and watching for the go file
+        assert p.stdout is not None and p.stderr is not None
+        assert p.stdout.readline() == "ready\n", p.stderr.read()
     go.touch()
     said = []
     for p in procs:

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from conftest import error_line, ok, run
+from command import error_line, ok, run
 
 from evhub._install import CLAUDE_HOOKS, HOOK_COMMAND
 

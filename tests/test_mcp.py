@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from conftest import EVHUB, Runner, clean_env
+from command import EVHUB, Runner, clean_env
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
@@ -93,8 +93,14 @@ def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> 
         evhub.ok("hello", sid)
     outcomes: dict[str, bool] = {}
 
+    started: list[str] = []
+    all_started = anyio.Event()
+
     async def race(sid: str, go: anyio.Event) -> None:
         async with server(evhub.root) as session:
+            started.append(sid)
+            if len(started) == len(racers):
+                all_started.set()
             await go.wait()
             result = await session.call_tool("claim", {"priority": "deploy", "session": sid})
             outcomes[sid] = not result.is_error
@@ -106,7 +112,9 @@ def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> 
         async with anyio.create_task_group() as tg:
             for sid in racers:
                 tg.start_soon(race, sid, go)
-            await anyio.sleep(3)  # every server started and initialized
+            with anyio.move_on_after(60):
+                await all_started.wait()  # every server started and initialized
+            assert all_started.is_set(), f"only {started} of the servers started within 60 s"
             go.set()
 
     run(main)

@@ -8,9 +8,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from conftest import HubStore, Runner, at, error_line, fixed_now, init_hub, ok, run
+from clock import at, fixed_now
+from command import Runner, error_line, init_hub, ok, run
 from histories import histories
 from hypothesis import HealthCheck, given, settings
+from stores import HubStore
 
 from evhub import Hub
 from evhub import _events as ev

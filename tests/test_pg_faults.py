@@ -27,17 +27,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import (
+from clock import at, wait_until
+from command import (
     EVHUB,
     GATED_EVHUB,
-    HubStore,
-    at,
     at_gate,
     checked_log,
     clean_env,
     collected,
     error_line,
-    free_port,
     gated,
     ok,
     open_gates,
@@ -46,6 +44,7 @@ from conftest import (
 )
 from pgserver import Cluster
 from psycopg import sql
+from stores import HubStore, free_port
 
 from evhub import Hub
 from evhub import _events as ev
@@ -298,13 +297,6 @@ class Writer(threading.Thread):
                     return
                 time.sleep(0.1)
             op += 1
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.05)
 
 
 def test_writers_ride_out_a_server_restart_and_every_acknowledged_event_is_in_the_log_once(

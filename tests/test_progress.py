@@ -5,7 +5,7 @@ import os
 import pty
 import subprocess
 
-from conftest import EVHUB, Runner, clean_env
+from command import EVHUB, Runner, clean_env
 
 from evhub._progress import Progress
 

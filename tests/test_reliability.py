@@ -25,20 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    EVHUB,
-    GATED_EVHUB,
-    HubStore,
-    at,
-    checked_log,
-    clean_env,
-    error_line,
-    gated,
-    log_bytes,
-    ok,
-    release,
-    together,
-)
+from clock import at
+from command import EVHUB, GATED_EVHUB, checked_log, clean_env, error_line, gated, log_bytes, ok, release, together
+from stores import HubStore
 
 from evhub import Hub
 from evhub._values import MAX_TEXT_BYTES, new_id

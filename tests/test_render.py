@@ -6,12 +6,12 @@ import json
 import os
 import stat
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEED_SHIMS as SHIMS
+from clock import at
+from command import SEED_SHIMS as SHIMS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +19,8 @@ from evhub import _events as ev
 from evhub._errors import StorageError
 from evhub._render import View, render, write_views
 from evhub._state import State, fold
-from evhub._values import format_ts
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FAKE_HEADER = "# Big heading\n### #999 2026-11-25T12:00:00.000000Z from mallory to all\r### also fake\n\nend"
-
-
-def at(seconds: float) -> str:
-    return format_ts(T0 + timedelta(seconds=seconds))
 
 
 class Log:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Runner, at, clean_env, init_hub, ok
+from clock import at
+from command import Runner, clean_env, init_hub, ok
 
 DEPLOY_STEPS = [
     "Design the dashboard layout",

@@ -15,12 +15,13 @@ import tempfile
 import textwrap
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from clock import T0
 from conftest import HubStore, fixed_now, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,8 +32,6 @@ from evhub._errors import ExpectedPositionError
 from evhub._pgstore import PgStore, StoreSettings
 from evhub._store import JsonlStore, Store
 from evhub._values import format_ts, new_id
-
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 # One sample of every event type, every field set away from its default, text that needs escaping.
 TEMPLATES: list[tuple[type[ev.Event], dict[str, Any]]] = [

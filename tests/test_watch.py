@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EVHUB, Runner, at, clean_env
+from clock import at, wait_until
+from command import EVHUB, Runner, clean_env
 from rich.console import Console
 
 from evhub import Hub
@@ -63,13 +64,20 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=30, check=True).stdout
 
 
-def wait_for(pane: str, text: str, within: float = 5.0) -> str:
-    deadline = time.monotonic() + within
-    while True:
+def wait_for(pane: str, text: str, within: float = 30.0) -> str:
+    """The pane's screen once it shows TEXT; fails, showing the screen, when it has not within WITHIN seconds."""
+    screen = ""
+
+    def shows() -> bool:
+        nonlocal screen
         screen = tmux("capture-pane", "-p", "-t", pane)
-        if text in screen or time.monotonic() > deadline:
-            return screen
-        time.sleep(0.1)
+        return text in screen
+
+    try:
+        wait_until(f"{text!r} in the pane", shows, timeout=within)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the pane shows:\n{screen}") from None
+    return screen
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed here (.ci/run installs it)")
@@ -108,10 +116,12 @@ def test_the_demo_arrives_live_in_a_watch_started_beside_it(tmp_path: Path) -> N
                             stderr=subprocess.PIPE, text=True)
     name = f"evhub-demo-{tmp_path.name}"
     try:
-        deadline = time.monotonic() + 30
-        while not (root / "SESSIONS" / "events" / "readmodel.sqlite3").exists():
-            assert time.monotonic() < deadline and demo.poll() is None, "the demo did not start"
-            time.sleep(0.05)
+
+        def demo_started() -> bool:
+            assert demo.poll() is None, "the demo exited before it made its hub"
+            return (root / "SESSIONS" / "events" / "readmodel.sqlite3").exists()
+
+        wait_until("the demo to make its hub", demo_started, timeout=30)
         command = f"PATH={env['PATH']} {EVHUB} --hub {root} watch"
         subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "150", "-y", "80", command], check=True,
                        timeout=30, env=env)
