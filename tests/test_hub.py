@@ -566,82 +566,7 @@ def test_a_long_random_day_replays_exactly_now_and_at_every_past_moment(
     assert log_of(hub) == log
 
 
-# -- the lock ---------------------------------------------------------------------------------------
-
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from evhub._lock import HubLock
-    with HubLock(Path(sys.argv[1]), timeout=5):
-        print("locked", flush=True)
-        time.sleep(120)
-    """
-)
-
-
-def test_a_held_lock_gives_hub_busy_naming_the_holder_and_a_killed_holder_never_blocks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    hub, _ = Hub.init(tmp_path)
-    hub.hello("alice")
-    lock = hub.events_dir / "lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "locked\n"
-        monkeypatch.setenv("EVHUB_LOCK_TIMEOUT", "0.5")
-        log = hub.log_path.read_bytes()
-        started = time.monotonic()
-        with pytest.raises(HubBusy) as info:
-            hub.heartbeat("alice", "blocked")
-        waited = time.monotonic() - started
-        assert 0.5 <= waited < 3, waited
-        assert f"pid {holder.pid}" in str(info.value)
-        assert hub.log_path.read_bytes() == log
-        with pytest.raises(HubBusy):
-            Hub(tmp_path).claim("alice", "api")
-    finally:
-        holder.kill()
-        holder.wait()
-    assert str(holder.pid) in lock.read_text(), "the dead holder's pid is still in the lock file"
-    started = time.monotonic()
-    Hub(tmp_path).heartbeat("alice", "free again")
-    assert time.monotonic() - started < 0.5
-    assert Hub(tmp_path).state().sessions["alice"].status == "free again"
-
-
-def test_a_hub_that_kept_its_lock_file_open_still_waits_when_the_file_was_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    hub, _ = Hub.init(tmp_path)
-    hub.hello("alice")  # the Hub now keeps SESSIONS/events/lock open
-    lock = hub.events_dir / "lock"
-    lock.unlink()  # a hand deletes it; the next writer makes a new one and holds it
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "locked\n"
-        monkeypatch.setenv("EVHUB_LOCK_TIMEOUT", "0.5")
-        with pytest.raises(HubBusy):
-            hub.heartbeat("alice", "would have written beside the holder")
-    finally:
-        holder.kill()
-        holder.wait()
-    hub.heartbeat("alice", "after the holder")
-    assert Hub(tmp_path).state().sessions["alice"].status == "after the holder"
-
-
-@pytest.mark.parametrize("value", ["soon", "-1", "nan", "99999"])
-def test_a_bad_lock_timeout_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    hub, _ = Hub.init(tmp_path)
-    hub.hello("alice")
-    log = hub.log_path.read_bytes()
-    monkeypatch.setenv("EVHUB_LOCK_TIMEOUT", value)
-    with pytest.raises(BadInput):
-        hub.heartbeat("alice")
-    assert hub.log_path.read_bytes() == log
-
+# -- a writer killed while it holds the lock (the lock itself: test_lock.py) ------------------------
 
 BUSY_WRITER = textwrap.dedent(
     """
@@ -719,21 +644,6 @@ def test_a_half_written_view_left_by_a_killed_writer_is_removed(
     Hub(tmp_path).replay()
     assert not [rel for rel in views(hub.dir) if _is_temp(rel)]
     assert set(views(hub.dir)) == set(clean)
-
-
-def test_a_planted_lock_symlink_is_never_followed(tmp_path: Path) -> None:
-    hub, _ = Hub.init(tmp_path / "hub")
-    hub.hello("alice")
-    victim = tmp_path / "victim"
-    victim.write_text("precious\n")
-    lock = hub.events_dir / "lock"
-    lock.unlink()
-    lock.symlink_to(victim)
-    log = hub.log_path.read_bytes()
-    with pytest.raises(StorageError):
-        hub.heartbeat("alice")
-    assert victim.read_text() == "precious\n"
-    assert hub.log_path.read_bytes() == log
 
 
 def test_mail_follows_a_rename_in_the_read_model_but_not_to_a_newcomer_under_the_old_name(
