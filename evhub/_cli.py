@@ -10,7 +10,6 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from . import _decide as cmd
 from ._errors import BadInput, EvhubError, StorageError
 from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
@@ -215,8 +214,7 @@ def heartbeat(
     json: JsonOpt = False,
 ) -> None:
     """Prove you are alive (refresh every 30 seconds while active)."""
-    h = hub()
-    events = h.execute(cmd.Heartbeat(session=need_session(session), status=status))
+    events = hub().heartbeat(need_session(session), status)
     _done(json, events, "heartbeat recorded")
 
 
@@ -233,7 +231,7 @@ def sessions(
     json: JsonOpt = False,
 ) -> None:
     """Who is alive (or, with --all, every session ever registered)."""
-    from ._report import sessions as rows
+    from ._documents import sessions as rows
 
     h = hub()
     state = h.state()
@@ -276,18 +274,14 @@ def release(
     json: JsonOpt = False,
 ) -> None:
     """Release a claimed priority."""
-    events = hub().execute(
-        cmd.ReleasePriority(
-            session=need_session(session), priority=priority, done=done, note=note, force=force, token=token
-        )
-    )
+    events = hub().release(need_session(session), priority, done=done, note=note, force=force, token=token)
     _done(json, events, f"released {priority}")
 
 
 @app.command()
 def claims(json: JsonOpt = False) -> None:
     """Every claim, with holder, token and whether it is stale."""
-    from ._report import claims as rows
+    from ._documents import claims as rows
 
     h = hub()
     docs = rows(h.state(), _now())
@@ -304,21 +298,21 @@ def claims(json: JsonOpt = False) -> None:
 @app.command()
 def focus(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
     """Set the hub's current priority (CURRENT_STATE.md)."""
-    events = hub().execute(cmd.SetFocus(session=need_session(session), text=text))
+    events = hub().focus(need_session(session), text)
     _done(json, events, "focus set")
 
 
 @app.command()
 def note(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
     """Add a note to your session (shown by recall)."""
-    events = hub().execute(cmd.AddNote(session=need_session(session), text=text))
+    events = hub().note(need_session(session), text)
     _done(json, events, "note added")
 
 
 @app.command()
 def status(json: JsonOpt = False) -> None:
     """The seed's quick-status: focus, sessions, claims, milestones, completed, messages."""
-    from ._report import status as doc
+    from ._documents import status as doc
     from ._report import status_markdown
 
     h = hub()
@@ -337,19 +331,14 @@ def recall(
     json: JsonOpt = False,
 ) -> None:
     """What a session needs after a context loss (unread messages stay unread)."""
-    from ._events import to_dict
-    from ._report import recall as doc
+    from ._documents import recall as doc
     from ._report import recall_markdown
 
-    h = hub()
-    sid, unread = h.unread(need_session(session_id or session))
-    state = h.state()
-    recent = [to_dict(e) for e in h.recent_events(sid)]
+    found = hub().recall(need_session(session_id or session))
     if json:
-        out_json(doc(state, sid, _now(), recent, unread))
+        out_json(doc(found))
     else:
-        markdown = recall_markdown(state, sid, _now(), recent, unread)
-        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", markdown))
+        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(found)))
 
 
 @app.command()
@@ -362,12 +351,12 @@ def save(
     json: JsonOpt = False,
 ) -> None:
     """The seed's save-progress: record where you are (full also commits SESSIONS/ to git)."""
-    result = hub().save(need_session(session), mode, note_text)
+    saved = hub().save(need_session(session), mode, note_text)
     if json:
-        out_json(result)
+        out_json(saved._asdict())
         return
-    commit = f"; committed SESSIONS/ as {result['git_commit'][:12]}" if result["git_commit"] else ""
-    out(f"saved ({result['mode']}){commit}")
+    commit = f"; committed SESSIONS/ as {saved.git_commit[:12]}" if saved.git_commit else ""
+    out(f"saved ({saved.mode}){commit}")
 
 
 @app.command()
@@ -615,12 +604,7 @@ def milestone_step(
     json: JsonOpt = False,
 ) -> None:
     """Set the status of step N of a milestone."""
-    events = hub().execute(
-        cmd.UpdateStep(
-            session=need_session(session), milestone=milestone_id, step=n, status=status_, note=note_text,
-            token=token,
-        )
-    )
+    events = hub().update_step(need_session(session), milestone_id, n, status_, note=note_text, token=token)
     _done(json, events, f"step {n} of {milestone_id} is {status_}")
 
 
@@ -630,7 +614,7 @@ def milestone_list(
     json: JsonOpt = False,
 ) -> None:
     """Milestones with progress."""
-    from ._report import milestones, progress_bar
+    from ._documents import milestones, progress_bar
 
     h = hub()
     docs = milestones(h.state(), include_complete=all_)
@@ -648,10 +632,10 @@ def milestone_list(
 @milestone_app.command("show")
 def milestone_show(milestone_id: Annotated[str, typer.Argument(metavar="ID")], json: JsonOpt = False) -> None:
     """One milestone, step by step."""
-    from ._report import milestone_dict
+    from ._documents import milestone_dict
 
     h = hub()
-    m = milestone_dict(cmd.find_milestone(h.state(), milestone_id))
+    m = milestone_dict(h.milestone(milestone_id))
     if json:
         out_json(m)
         return
@@ -698,7 +682,9 @@ def msg_inbox(
     json: JsonOpt = False,
 ) -> None:
     """Unread messages to you or to all; then marks them read (unless --peek)."""
-    _print_messages(hub().inbox(need_session(session), peek=peek), json, "no unread messages")
+    from ._documents import message_dicts
+
+    _print_messages(message_dicts(hub().inbox(need_session(session), peek=peek)), json, "no unread messages")
 
 
 @msg_app.command("list")
@@ -707,7 +693,7 @@ def msg_list(
     json: JsonOpt = False,
 ) -> None:
     """The last messages on the board."""
-    from ._report import message_dicts
+    from ._documents import message_dicts
 
     _print_messages(message_dicts(hub().last_messages(limit)), json, "no messages")
 
@@ -723,7 +709,7 @@ def handshake_propose(
     json: JsonOpt = False,
 ) -> None:
     """Ask to be known as ID; every other live session answers."""
-    events = hub().execute(cmd.ProposeId(session=need_session(session), proposed=proposed, reason=reason))
+    events = hub().propose_id(need_session(session), proposed, reason)
     _done(json, events, f"proposed {proposed}")
 
 
@@ -734,7 +720,7 @@ def handshake_accept(
     json: JsonOpt = False,
 ) -> None:
     """Accept another session's proposed ID."""
-    events = hub().execute(cmd.AcceptId(session=need_session(session), proposed=proposed))
+    events = hub().accept_id(need_session(session), proposed)
     _done(json, events, f"accepted {proposed}")
 
 
@@ -746,7 +732,7 @@ def handshake_reject(
     json: JsonOpt = False,
 ) -> None:
     """Reject another session's proposed ID."""
-    events = hub().execute(cmd.RejectId(session=need_session(session), proposed=proposed, reason=reason))
+    events = hub().reject_id(need_session(session), proposed, reason)
     _done(json, events, f"rejected {proposed}")
 
 

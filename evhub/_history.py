@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, NotFound
 from ._state import State, claim_history
-from ._store import LogLine, Store
+from ._store import JsonlStore, LogLine, Store
 from ._values import check_id, parse_when
 
 if TYPE_CHECKING:  # only for annotations, so _hub may import this module
@@ -158,6 +158,27 @@ def follow_lines(hub: Hub, flt: LogFilter, offset: int) -> Iterator[LogLine]:
         if store.scanned_to == offset:
             store.wait(store.poll_s)
         offset = store.scanned_to
+
+
+def recent_events(store: Store, session: str | None, limit: int, window: int) -> list[ev.AnyEvent]:
+    """The latest LIMIT events of SESSION (of anyone when None), from the last WINDOW bytes of the
+    log (of a PostgreSQL log, the last WINDOW // 128 events)."""
+    if not isinstance(store, JsonlStore):
+        newest = list(store.read(max(0, store.head() - window // 128)))
+        return [e for e in newest if session is None or getattr(e, "session", None) == session][-limit:]
+    start = max(0, store.size() - window)
+    found: list[ev.AnyEvent] = []
+    lines = store.lines(start)
+    if start:
+        next(lines, None)  # the first line may be cut
+    for line in lines:
+        try:
+            e = ev.decode(line.raw)
+        except CorruptLog:
+            continue
+        if session is None or getattr(e, "session", None) == session:
+            found.append(e)
+    return found[-limit:]
 
 
 def why(store: Store, priority: str) -> list[dict[str, Any]]:

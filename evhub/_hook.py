@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-from . import _decide as cmd
 from ._errors import EvhubError
 from ._hub import Hub
 from ._values import now, seconds_between
@@ -64,11 +63,10 @@ def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
                 f.write(f"export EVHUB_SESSION={shlex.quote(sid)}\nexport EVHUB_HUB={shlex.quote(str(hub.root))}\n")
         except OSError as e:
             hub.warnings.append(f"cannot write {env_file}: {e.strerror}")
-    sid, unread = hub.unread(sid)
-    state = hub.state()
-    card = recall_markdown(state, sid, now(), [], unread)
-    if unread:
-        hub.execute(cmd.MarkRead(session=sid, upto=unread[-1].seq))  # shown in the card: pushed, so read
+    found = hub.recall(sid, recent=0)
+    card = recall_markdown(found)
+    if found.unread:
+        hub.mark_read(found.session, found.unread[-1].seq)  # shown in the card: pushed, so read
     lead = (f"evhub: you are session {sid} on the coordination hub at {hub.root} "
             f"(EVHUB_SESSION is set for your shell commands). Claim a priority before you start work "
             f"(`evhub claim P`), post with `evhub msg send TEXT [--to ID]`, and run `evhub recall` after "
@@ -91,7 +89,7 @@ def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str]], str]:
         if not messages:
             return ""
         lines = [f"evhub: {len(messages)} new message(s) for {sid} (now marked read):"]
-        lines += [f"- #{m['seq']} from {m['from']} to {m['to']}: {m['text']}" for m in messages]
+        lines += [f"- #{m.seq} from {m.sender} to {m.to}: {m.text}" for m in messages]
         return "\n".join(lines)
 
     return beat_and_push

@@ -1,9 +1,12 @@
-"""The Hub: the imperative shell around the pure core.
+"""The Hub: the imperative shell around the pure core, and the use cases every front end calls.
 
-Every mutating call runs: take the hub lock -> catch up on the log -> decide against that
-state -> append all of its events in one write (fsync) -> update the read model -> render
-the views -> release.  Reading calls catch up the same way, so the read model and the views
-mend themselves after any damage, and answer from that state.
+Every mutating call runs the one loop: take the hub lock -> catch up on the log -> decide against
+that state -> append all of its events in one write (fsync) -> publish (the read model and the
+views) -> release.  Reading calls catch up the same way, so the read model and the views mend
+themselves after any damage, and answer from that state.
+
+Finding and creating hubs is in _place, loading the state in _cache, history queries in _history,
+verify and repair in their own modules: the Hub calls them and keeps only the loop.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import subprocess
 import sys
 import time
 import weakref
@@ -21,29 +23,20 @@ from typing import Any
 
 from . import _decide as cmd
 from . import _events as ev
-from ._errors import (
-    BadInput,
-    Conflict,
-    CorruptLog,
-    EvhubError,
-    ExpectedPositionError,
-    HubNotFound,
-    StorageError,
-)
+from . import _place
+from ._cache import StateCache
+from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubNotFound, StorageError
 from ._lock import HubLock
-from ._pgstore import STORE_FILE, StoreSettings
-from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
-from ._state import Message, State, evolve, fold, is_unread
-from ._store import JsonlStore, Store
-from ._values import file_stamp, new_id, now, parse_when
+from ._pgstore import StoreSettings
+from ._readmodel import ReadModel
+from ._results import Recall, Saved
+from ._state import Message, Milestone, State, evolve, is_unread
+from ._store import Store
+from ._values import new_id, now, parse_when
 
-SESSIONS = "SESSIONS"
-GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
-
-
-def _fsync_enabled() -> bool:
-    return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
-
+SESSIONS = _place.SESSIONS
+RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
+RECENT_EVENTS = 10  # a recall's latest events of the session
 
 # Hubs holding events that their read model and views do not show yet; flushed at exit.
 _unpublished: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -58,59 +51,44 @@ def _flush_all() -> None:
             print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
 
 
-RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
-
-
-def _holds_log(folder: Path) -> bool:
-    """Whether FOLDER holds a hub: SESSIONS/events/log.jsonl, or the settings of a log kept on
-    PostgreSQL; a folder we may not look into is an error."""
-    events = folder / SESSIONS / "events"
-    try:
-        return (events / "log.jsonl").is_file() or (events / STORE_FILE).is_file()
-    except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
-        raise StorageError(f"cannot look for a hub at {events}: {e.strerror}") from e
-
-
 class Hub:
-    """A hub: the folder holding SESSIONS/, whose SESSIONS/events/log.jsonl is the truth.
+    """A hub: the folder holding SESSIONS/, whose event log (SESSIONS/events/log.jsonl, or the
+    PostgreSQL table its settings name) is the truth.
 
     Every call appends its events durably before it returns. The read model and the views follow:
     a Hub refreshes them at once when it last did so PUBLISH_EVERY seconds ago or more (so a
     one-off call, and every CLI command, refreshes them before it returns), else it leaves them
     for its next call, flush(), or the end of the process: a burst of calls pays for one refresh
-    a second, not one a call."""
+    a second, not one a call.
+
+    `warnings` collects what a call noticed and mended without failing (a read model rebuilt, a
+    view that could not be written, a read-only hub answered from the log): each line is for a
+    person; the CLI prints them on stderr and clears the list.  A Hub is for one thread at a time."""
 
     def __init__(self, root: Path | str, *, publish_every: float = 1.0) -> None:
         self.root = Path(root).absolute()
         self.dir = self.root / SESSIONS
-        self.events_dir = self.dir / "events"
+        self.events_dir = _place.events_dir(self.root)
         self.log_path = self.events_dir / "log.jsonl"
-        self.store = self.open_store()
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.publish_every = publish_every
+        self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
-        self._state: State | None = None  # the state this Hub folded last, kept for its next call
-        self._kept: Checkpoint | None = None  # where in the log that state stands
-        self._base = 0  # the read model's seq that the kept state's new messages follow
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
 
+    @property
+    def store(self) -> Store:
+        """This Hub's own handle on its log (commands append through it)."""
+        return self._cache.store
+
     def open_store(self) -> Store:
         """A new handle on this hub's log: the JSONL file, or the PostgreSQL table its settings name."""
-        settings = StoreSettings.read(self.events_dir)
-        if settings is not None:
-            return settings.open()
-        return JsonlStore(self.log_path, fsync=_fsync_enabled())
-
-    def _made(self) -> bool:
-        """Whether init already made this hub. An empty log is a crash between creating it and writing
-        its first event: not yet a hub."""
-        return (self.log_path.exists() and self.log_path.stat().st_size > 0) or \
-            (self.events_dir / STORE_FILE).exists()
+        return _place.open_store(self.root)
 
     def exists(self) -> bool:
-        return _holds_log(self.root)
+        return _place.holds_log(self.root)
 
     def _check_exists(self) -> None:
         if not self.exists():
@@ -122,137 +100,25 @@ class Hub:
     def init(cls, directory: Path | str = ".", alive_ttl_s: int = 300, adopt: bool = False,
              store: StoreSettings | None = None, events: tuple[list[bytes], list[ev.AnyEvent]] | None = None,
              ) -> tuple[Hub, bool]:
-        """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged.
-
-        With STORE its log is the PostgreSQL table those settings name; when that already holds a
-        hub (another machine made it), this folder joins it: (hub, False).  With EVENTS (the lines
-        of an exported log and their events) the new log is those lines, byte for byte.
-
-        A hand-kept SESSIONS/ is never overwritten: with ADOPT its files are first moved,
-        untouched, into SESSIONS/events/legacy-<time>/; without it, init refuses."""
-        hub = cls(directory)
-        if hub._made():
-            if events is not None:
-                raise Conflict(f"a hub is already at {hub.dir}: import loads into a new hub only")
-            return hub, False
-        if not 1 <= alive_ttl_s <= 30 * 86400:
-            raise BadInput("the alive ttl must be between 1s and 30d")
-        if store is not None:
-            hub.store = store.open()
-            hub.store.create()  # before any file is made here, so a bad address leaves nothing behind
-            if events is not None and hub.store.head() != 0:
-                raise Conflict(f"schema {store.schema} already holds a hub: import loads into an empty store")
-        kept = [p for p in hub.dir.iterdir() if p.name != "events"] if hub.dir.is_dir() else []
-        if kept and not adopt:
-            if hub._made() and events is None:
-                return hub, False  # another init here finished first: those are its views
-            raise Conflict(
-                f"{hub.dir} exists and was not made by evhub: rerun with --adopt to keep its files "
-                "in SESSIONS/events/legacy-<time>/ and start the hub there"
-            )
-        try:
-            hub.events_dir.mkdir(parents=True, exist_ok=True)
-            if kept:
-                legacy = hub.events_dir / f"legacy-{file_stamp()}"
-                legacy.mkdir()
-                for path in kept:
-                    path.rename(legacy / path.name)
-            gitignore = hub.events_dir / ".gitignore"
-            if gitignore.is_symlink():
-                gitignore.unlink()  # a planted link is replaced, never written through
-            if not gitignore.exists():
-                gitignore.write_text(GITIGNORE)
-        except OSError as e:
-            raise StorageError(f"cannot create {hub.events_dir}: {e.strerror}") from e
-        if store is not None:
-            store.write(hub.events_dir)
-        with HubLock(hub.events_dir / "lock"):
-            # Decided under the lock (and the store's own check of the head): of several racing inits,
-            # only the one that wrote says it made the hub.
-            created = hub.store.head() == 0
-            try:
-                if created and events is not None:
-                    hub.store.load(*events)
-                elif created:
-                    hub.store.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
-            except ExpectedPositionError:
-                if events is not None:
-                    raise Conflict("another init filled the store first: import loads into an empty store") from None
-                created = False  # another machine's init made it first
-            hub._publish(hub._catch_up(), now_=True)
-        return hub, created
+        """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged, or another
+        init (here, or another machine's on the same PostgreSQL schema) made it first.  See
+        _place.create for STORE, EVENTS and ADOPT."""
+        root = Path(directory).absolute()
+        created = _place.create(root, alive_ttl_s, adopt, store, events)
+        hub = cls(root)
+        if created is not None:
+            hub.flush(force=True)
+        return hub, bool(created)
 
     @classmethod
     def find(cls, hub: Path | str | None = None, start: Path | str | None = None) -> Hub:
         """The hub at HUB, else at $EVHUB_HUB, else the nearest one above START (the current directory)."""
-        given = hub if hub is not None else os.environ.get("EVHUB_HUB") or None
-        if given is not None:
-            path = Path(given).absolute()
-            for candidate in (path, path.parent):
-                if _holds_log(candidate):
-                    if candidate == path.parent and path.name != SESSIONS:
-                        continue
-                    return cls(candidate)
-            raise HubNotFound(f"no hub at {given}: run `evhub init {given}`")
-        here = Path(start).absolute() if start is not None else Path.cwd()
-        for candidate in (here, *here.parents):
-            if _holds_log(candidate):
-                return cls(candidate)
-        raise HubNotFound("no hub here or above: run `evhub init` or pass --hub DIR")
+        return cls(_place.find(hub, start))
 
-    # -- the locked cycle ---------------------------------------------------------------------
+    # -- the loop -----------------------------------------------------------------------------
 
     def _lock(self) -> HubLock:
         return self._hub_lock
-
-    def _catch_up(self) -> State:
-        """The state at the head of the log. Caller holds the lock.
-
-        It starts from the state this Hub folded last time when the log still holds what it was
-        folded from, else from the read model's checkpoint when that holds, else from nothing;
-        then folds the tail. Any failure forgets the kept state, so no half-folded state is reused."""
-        try:
-            state = self._state if self._state is not None and self._kept_holds() else self._load()
-            self._state = None
-            if state.seq == 0:
-                state = self._fold_into_new_readmodel("building the read model")
-            for events in self.store.read_blocks(state.seq):
-                fold(events, state)
-        except BaseException:
-            self._state = None
-            raise
-        self._state = state
-        return state
-
-    def _kept_holds(self) -> bool:
-        return self._kept is not None and self.store.position == (self._kept.seq, self._kept.offset) and \
-            self._kept.matches(self.store.last_line(self._kept.offset))
-
-    def _load(self) -> State:
-        """The read model's state, positioned at its checkpoint; an empty state when it is unusable."""
-        cached = self.readmodel.load()
-        if cached is not None:
-            state, checkpoint = cached
-            if self._checkpoint_holds(checkpoint):
-                self.store.seek(checkpoint.seq, checkpoint.offset)
-                self._base = checkpoint.seq
-                return state
-            self.warnings.append("the read model did not match the log; rebuilt it from the log")
-            self.readmodel.discard()
-        self.store.seek(0, 0)
-        self._base = 0
-        return State()
-
-    def _checkpoint_holds(self, cp: Checkpoint) -> bool:
-        if cp.offset == 0:
-            return cp.seq == 0
-        return cp.matches(self.store.last_line(cp.offset))
-
-    def _remember(self, state: State) -> None:
-        """Keep STATE for the next call, with where it stands in the log."""
-        seq, offset = self.store.position
-        self._kept = Checkpoint.after(seq, offset, self.store.seen_line(offset))
-        self._state = state
 
     def _publish(self, state: State, now_: bool = False) -> None:
         """Save the read model and render the views, now when NOW_ or PUBLISH_EVERY seconds have passed
@@ -260,71 +126,29 @@ class Hub:
 
         Both are caches of the log, so failing to write them is a warning: the log already holds
         every acknowledged event."""
-        self._remember(state)
+        self._cache.remember(state)
         if not now_ and time.monotonic() - self._published_at < self.publish_every:
             _unpublished.add(self)
             return
         try:
-            if state.seq != self._base or state.new_messages or state.new_renames:
-                self._save(state)
+            self._cache.save(state)
             self.render(state)
         except StorageError as e:
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
         self._published_at = time.monotonic()
         _unpublished.discard(self)
 
-    def _save(self, state: State) -> None:
-        assert self._kept is not None
-        try:
-            self.readmodel.save(state, self._kept, self._base)
-        except ReadModelBehind:
-            # Deleted or swapped under us: fold again from what it holds, and store that.
-            self._state = None
-            state = self._catch_up()
-            self._remember(state)
-            self.readmodel.save(state, self._kept, self._base)
-        self._base = state.seq
+    def flush(self, force: bool = False) -> None:
+        """Save the read model and render the views now, if any call left them for later (or FORCE)."""
+        if force or self in _unpublished:
+            with self._lock():
+                self._publish(self._cache.catch_up(), now_=True)
 
     def _rebuild(self) -> State:
         """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
-        state = self._fold_into_new_readmodel("replay")
+        state = self._cache.rebuild("replay")
         self._publish(state, now_=True)
         return state
-
-    def _fold_into_new_readmodel(self, label: str) -> State:
-        """Fold the whole log into a new read model a block at a time, so memory stays flat however
-        many messages the log holds, with a progress bar LABEL on a terminal. Caller holds the lock."""
-        from ._progress import Progress
-
-        self._state = None
-        state = State()
-        try:
-            self.readmodel.discard()
-            self.store.seek(0, 0)
-            progress = Progress(label, self.store.size())
-            with self.readmodel.writing(0) as writer:
-                for events in self.store.read_blocks(0):
-                    fold(events, state)
-                    writer.take(state)
-                    progress.update(self.store.position[1], state.seq)
-                progress.done()
-                self._remember(state)
-                assert self._kept is not None
-                writer.finish(state, self._kept)
-            self._base = state.seq
-        except StorageError as e:
-            # The messages handed to the failed transaction are gone from STATE: fold again, in memory.
-            self.warnings.append(f"{e} (the log is intact; the next command retries)")
-            self.store.seek(0, 0)
-            state = fold(self.store.read(0))
-            self._base = 0
-        return state
-
-    def flush(self) -> None:
-        """Save the read model and render the views now, if any call left them for later."""
-        if self in _unpublished:
-            with self._lock():
-                self._publish(self._catch_up(), now_=True)
 
     def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
         """Render every view of STATE (as seen at AT) into OUT, or into SESSIONS/."""
@@ -341,7 +165,7 @@ class Hub:
         with self._lock(), self.store.locked():
             for attempt in range(RETRIES):
                 try:
-                    state = self._catch_up()
+                    state = self._cache.catch_up()
                 except CorruptLog as e:
                     raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
                 head = state.seq
@@ -358,12 +182,12 @@ class Hub:
                         self.store.append(events, head)
                 except ExpectedPositionError:
                     # Another machine appended first (a shared store): decide again on what it wrote.
-                    self._state = None
+                    self._cache.forget()
                     if attempt == RETRIES - 1:
                         raise
                     continue
                 except BaseException:
-                    self._state = None  # folded events that were never appended
+                    self._cache.forget()  # folded events that were never appended
                     raise
                 break
             self._publish(state)
@@ -378,7 +202,7 @@ class Hub:
             return self._fold_readable()
         with self._lock():
             try:
-                state = self._catch_up()
+                state = self._cache.catch_up()
             except CorruptLog as e:
                 self.warnings.append(f"{e}; answering from the events before it (run `evhub verify`)")
                 self._cacheless = True
@@ -390,11 +214,13 @@ class Hub:
         """Fold every event that can be read, stopping at the first damaged line."""
         state = State()
         try:
-            for e in self.open_store().read(0):
+            for e in self.events():
                 evolve(state, e)
         except CorruptLog:
             pass
         return state
+
+    # -- reading ------------------------------------------------------------------------------
 
     def _messages(self, state: State, after: int = 0, to: str | None = None,
                   last: int | None = None) -> list[Message]:
@@ -405,18 +231,33 @@ class Hub:
         found = [m for m in state.new_messages if m.seq > after and (to is None or m.to in ("all", to))]
         return found if last is None else found[-last:]
 
+    def _unread(self, state: State, sid: str) -> list[Message]:
+        upto = state.sessions[sid].read_upto
+        return [m for m in self._messages(state, upto, to=sid) if is_unread(m, sid, upto)]
+
     def unread(self, session: str) -> tuple[str, list[Message]]:
         """SESSION's current id and its unread messages, oldest first."""
         state = self.state()
         sid = cmd.acting_session(state, session)
-        upto = state.sessions[sid].read_upto
-        return sid, [m for m in self._messages(state, upto, to=sid) if is_unread(m, sid, upto)]
+        return sid, self._unread(state, sid)
 
     def last_messages(self, limit: int) -> list[Message]:
         """The last LIMIT messages on the board, oldest first."""
         return self._messages(self.state(), last=limit)
 
-    # -- the Python API: one method a command ---------------------------------------------------
+    def milestone(self, milestone: str) -> Milestone:
+        """The milestone MILESTONE (NotFound, with a suggestion, when there is none)."""
+        return cmd.find_milestone(self.state(), milestone)
+
+    def recall(self, session: str, *, recent: int = RECENT_EVENTS) -> Recall:
+        """What SESSION needs after a context loss: the state, its unread messages (left unread) and
+        its RECENT latest events."""
+        state = self.state()
+        sid = cmd.acting_session(state, session)
+        latest = self.recent_events(sid, recent) if recent else []
+        return Recall(session=sid, state=state, unread=self._unread(state, sid), recent=latest, at=now())
+
+    # -- the commands -----------------------------------------------------------------------
 
     def hello(self, session: str | None = None, *, role: str = "", specialization: str = "",
               about: str = "", resume: bool = False) -> str:
@@ -426,8 +267,8 @@ class Hub:
         assert isinstance(e, ev.SessionEvent)
         return e.session
 
-    def heartbeat(self, session: str, status: str = "") -> None:
-        self.execute(cmd.Heartbeat(session=session, status=status))
+    def heartbeat(self, session: str, status: str = "") -> list[ev.Event]:
+        return self.execute(cmd.Heartbeat(session=session, status=status))
 
     def bye(self, session: str) -> list[ev.Event]:
         return self.execute(cmd.Bye(session=session))
@@ -438,15 +279,15 @@ class Hub:
         return state.claims[priority].token
 
     def release(self, session: str, priority: str, *, done: bool = False, note: str = "",
-                force: bool = False, token: int | None = None) -> None:
-        self.execute(cmd.ReleasePriority(session=session, priority=priority, done=done, note=note,
-                                         force=force, token=token))
+                force: bool = False, token: int | None = None) -> list[ev.Event]:
+        return self.execute(cmd.ReleasePriority(session=session, priority=priority, done=done, note=note,
+                                                force=force, token=token))
 
-    def focus(self, session: str, text: str) -> None:
-        self.execute(cmd.SetFocus(session=session, text=text))
+    def focus(self, session: str, text: str) -> list[ev.Event]:
+        return self.execute(cmd.SetFocus(session=session, text=text))
 
-    def note(self, session: str, text: str) -> None:
-        self.execute(cmd.AddNote(session=session, text=text))
+    def note(self, session: str, text: str) -> list[ev.Event]:
+        return self.execute(cmd.AddNote(session=session, text=text))
 
     def create_milestone(self, session: str, title: str, *, milestone: str | None = None,
                          priority: str | None = None, steps: Sequence[str] = ()) -> str:
@@ -464,28 +305,29 @@ class Hub:
         return state.claims[claimed.priority].token
 
     def update_step(self, session: str, milestone: str, step: int, status: str, *, note: str = "",
-                    token: int | None = None) -> None:
-        self.execute(cmd.UpdateStep(session=session, milestone=milestone, step=step, status=status,
-                                    note=note, token=token))
+                    token: int | None = None) -> list[ev.Event]:
+        return self.execute(cmd.UpdateStep(session=session, milestone=milestone, step=step, status=status,
+                                           note=note, token=token))
 
     def send(self, session: str, text: str, to: str = "all") -> int:
         """Post a message; returns its seq."""
         [e] = self.execute(cmd.SendMessage(session=session, text=text, to=to))
         return e.seq
 
-    def inbox(self, session: str, *, peek: bool = False) -> list[dict[str, Any]]:
-        """Unread messages for SESSION; unless PEEK, they are then marked read."""
-        from ._report import message_dicts
-
+    def inbox(self, session: str, *, peek: bool = False) -> list[Message]:
+        """Unread messages for SESSION, oldest first; unless PEEK, they are then marked read."""
         sid, unread = self.unread(session)
-        messages = message_dicts(unread)
-        if messages and not peek:
-            self.execute(cmd.MarkRead(session=sid, upto=messages[-1]["seq"]))
-        return messages
+        if unread and not peek:
+            self.mark_read(sid, unread[-1].seq)
+        return unread
 
-    def attach_agent(self, session: str, agent: str, agent_session: str) -> None:
+    def mark_read(self, session: str, upto: int) -> list[ev.Event]:
+        """SESSION has read every message up to seq UPTO."""
+        return self.execute(cmd.MarkRead(session=session, upto=upto))
+
+    def attach_agent(self, session: str, agent: str, agent_session: str) -> list[ev.Event]:
         """Remember that AGENT's own session AGENT_SESSION is SESSION here."""
-        self.execute(cmd.AttachAgent(session=session, agent=agent, agent_session=agent_session))
+        return self.execute(cmd.AttachAgent(session=session, agent=agent, agent_session=agent_session))
 
     def join_agent(self, agent: str, agent_session: str, *, role: str = "", about: str = "") -> str:
         """The session attached to AGENT's session AGENT_SESSION, resumed; else a new one attached to it."""
@@ -493,17 +335,19 @@ class Hub:
         assert isinstance(events[0], ev.SessionEvent)
         return events[0].session
 
-    def propose_id(self, session: str, proposed: str, reason: str = "") -> None:
-        self.execute(cmd.ProposeId(session=session, proposed=proposed, reason=reason))
+    def propose_id(self, session: str, proposed: str, reason: str = "") -> list[ev.Event]:
+        return self.execute(cmd.ProposeId(session=session, proposed=proposed, reason=reason))
 
-    def accept_id(self, session: str, proposed: str) -> None:
-        self.execute(cmd.AcceptId(session=session, proposed=proposed))
+    def accept_id(self, session: str, proposed: str) -> list[ev.Event]:
+        return self.execute(cmd.AcceptId(session=session, proposed=proposed))
 
-    def reject_id(self, session: str, proposed: str, reason: str = "") -> None:
-        self.execute(cmd.RejectId(session=session, proposed=proposed, reason=reason))
+    def reject_id(self, session: str, proposed: str, reason: str = "") -> list[ev.Event]:
+        return self.execute(cmd.RejectId(session=session, proposed=proposed, reason=reason))
 
-    def save(self, session: str, mode: str = "auto", note: str = "") -> dict[str, Any]:
+    def save(self, session: str, mode: str = "auto", note: str = "") -> Saved:
         """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit)."""
+        from ._git import commit
+
         if mode not in ("auto", "quick", "milestone", "full"):
             raise BadInput(f"unknown save mode {mode!r}: use auto, quick, milestone or full")
         state = self.state()
@@ -518,24 +362,8 @@ class Hub:
         if note:
             commands.append(cmd.AddNote(session=sid, text=note))
         events = self.execute(*commands)
-        committed = self._git_commit(f"evhub save by {sid}") if mode == "full" else None
-        return {"mode": mode, "events": [e.seq for e in events], "git_commit": committed}
-
-    def _git_commit(self, message: str) -> str | None:
-        """Commit SESSIONS/ when the hub is inside a git work tree; the new commit's id, or None."""
-        def git(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True)
-
-        try:
-            if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
-                return None
-            git("add", "-A", "--", SESSIONS)
-            done = git("commit", "-q", "-m", message, "--", SESSIONS)
-        except OSError:
-            return None
-        if done.returncode != 0:
-            return None
-        return git("rev-parse", "HEAD").stdout.strip() or None
+        committed = commit(self.root, SESSIONS, f"evhub save by {sid}") if mode == "full" else None
+        return Saved(mode=mode, events=[e.seq for e in events], git_commit=committed)
 
     # -- history ------------------------------------------------------------------------------
 
@@ -543,26 +371,12 @@ class Hub:
         """Every event after seq AFTER, from the log itself."""
         return self.open_store().read(after)
 
-    def recent_events(self, session: str | None, limit: int = 10, window: int = 256 * 1024) -> list[ev.AnyEvent]:
-        """The latest events of SESSION (of anyone when None), from the last WINDOW bytes of the log
-        (of a PostgreSQL log, the last WINDOW // 128 events)."""
-        store = self.open_store()
-        if not isinstance(store, JsonlStore):
-            newest = list(store.read(max(0, store.head() - window // 128)))
-            return [e for e in newest if session is None or getattr(e, "session", None) == session][-limit:]
-        start = max(0, store.size() - window)
-        found: list[ev.AnyEvent] = []
-        lines = store.lines(start)
-        if start:
-            next(lines, None)  # the first line may be cut
-        for line in lines:
-            try:
-                e = ev.decode(line.raw)
-            except CorruptLog:
-                continue
-            if session is None or getattr(e, "session", None) == session:
-                found.append(e)
-        return found[-limit:]
+    def recent_events(self, session: str | None, limit: int = RECENT_EVENTS,
+                      window: int = 256 * 1024) -> list[ev.AnyEvent]:
+        """The latest events of SESSION (of anyone when None), among the log's last WINDOW bytes."""
+        from ._history import recent_events
+
+        return recent_events(self.open_store(), session, limit, window)
 
     def replay(self, at: str | None = None, upto: int | None = None, out: Path | None = None) -> State:
         """Rebuild the views from nothing, as the hub stood at time AT or seq UPTO, in place or into OUT."""
@@ -586,7 +400,7 @@ class Hub:
         return state
 
     def why(self, priority: str) -> list[dict[str, Any]]:
-        """The history of PRIORITY's claims and releases, oldest first."""
+        """The history of PRIORITY's claims and releases, oldest first (the rows of `evhub why --json`)."""
         from ._history import why
 
         return why(self.open_store(), priority)
@@ -595,11 +409,12 @@ class Hub:
         """Check the whole log; raises CorruptLog naming the first damaged line."""
         from ._verify import verify
 
-        return verify(self)
+        return verify(self.open_store(), self.readmodel)
 
     def repair(self) -> dict[str, Any]:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""
         from ._repair import repair
+        from ._store import JsonlStore
 
         self._check_exists()
         if not isinstance(self.store, JsonlStore):
@@ -608,15 +423,13 @@ class Hub:
             from ._verify import verify
 
             try:
-                events = verify(self, label="repair")["events"]
+                events = verify(self.open_store(), self.readmodel, label="repair")["events"]
             except CorruptLog as e:
                 raise CorruptLog(f"{e}; a log on PostgreSQL is append-only, so repair cannot rewrite it: "
                                  "the database owner must remove that row") from e
             return {"repaired": False, "events": events, "set_aside": [], "lost": 0, "backup": None}
         with self._lock():
-            result = repair(self)
+            result = repair(self.log_path)
             if result["repaired"]:
                 self._rebuild()
         return result
-
-

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from . import _decide as cmd
+from ._documents import message_dicts
 from ._errors import BadInput, EvhubError
 from ._hub import Hub
 from ._values import now
@@ -60,7 +60,7 @@ def build(hub: Hub) -> MCPServer:
     @server.tool()
     def heartbeat(session: str | None = None, status: str = "") -> dict[str, Any]:
         """Tell the hub you are alive (and what you are doing)."""
-        events = call(lambda: hub.execute(cmd.Heartbeat(session=who(session), status=status)))
+        events = call(lambda: hub.heartbeat(who(session), status))
         return {"seq": events[-1].seq}
 
     @server.tool()
@@ -100,9 +100,9 @@ def build(hub: Hub) -> MCPServer:
     @server.tool()
     def milestone_show(milestone: str) -> dict[str, Any]:
         """One milestone, step by step."""
-        from ._report import milestone_dict
+        from ._documents import milestone_dict
 
-        return call(lambda: milestone_dict(cmd.find_milestone(hub.state(), milestone)))
+        return call(lambda: milestone_dict(hub.milestone(milestone)))
 
     @server.tool()
     def msg_send(text: str, session: str | None = None, to: str = "all") -> dict[str, Any]:
@@ -113,7 +113,7 @@ def build(hub: Hub) -> MCPServer:
     @server.tool()
     def inbox(session: str | None = None, peek: bool = False) -> dict[str, Any]:
         """Your unread messages (to you or to all); they are then marked read unless peek=true."""
-        return {"messages": call(lambda: hub.inbox(who(session), peek=peek))}
+        return {"messages": call(lambda: message_dicts(hub.inbox(who(session), peek=peek)))}
 
     @server.tool()
     def wait_for_messages(session: str | None = None, timeout_s: float = 60) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def build(hub: Hub) -> MCPServer:
         listener = hub.open_store()  # its own handle, so waiting never holds up the other tools
         try:
             while True:
-                messages = call(lambda: hub.inbox(who(session)))
+                messages = call(lambda: message_dicts(hub.inbox(who(session))))
                 left = deadline - time.monotonic()
                 if messages or left <= 0:
                     return {"messages": messages}
@@ -136,22 +136,16 @@ def build(hub: Hub) -> MCPServer:
     @server.tool()
     def status() -> dict[str, Any]:
         """The hub at a glance: focus, live sessions, claims, milestones, recent messages."""
-        from ._report import status as status_doc
+        from ._documents import status as status_doc
 
         return call(lambda: status_doc(hub.state(), now()))
 
     @server.tool()
     def recall(session: str | None = None) -> dict[str, Any]:
         """What you need after a context loss: your claims, milestones, unread messages (left unread), notes."""
-        from ._events import to_dict
-        from ._report import recall as recall_doc
+        from ._documents import recall as recall_doc
 
-        def doc() -> dict[str, Any]:
-            sid, unread = hub.unread(who(session))
-            recent = [to_dict(e) for e in hub.recent_events(sid)]
-            return recall_doc(hub.state(), sid, now(), recent, unread)
-
-        return call(doc)
+        return call(lambda: recall_doc(hub.recall(who(session))))
 
     @server.tool()
     def log(session: str | None = None, type: str | None = None, since: str | None = None,

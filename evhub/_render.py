@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from ._documents import claim_dict, milestone_dict, one_line
 from ._errors import StorageError
-from ._report import claim_dict, milestone_dict
 from ._state import MESSAGES_KEPT, Claim, Session, State
 from ._values import format_duration
 
@@ -66,11 +66,6 @@ def _json(obj: Any) -> View:
     return View(msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
 
 
-def _one_line(text: str) -> str:
-    """Free text folded onto one line, so it can never start a heading or a fake line of its own."""
-    return " ".join(text.split())
-
-
 def _ttl(claim: Claim) -> str:
     return "held while alive" if claim.ttl_s is None else f"ttl {format_duration(claim.ttl_s)}"
 
@@ -91,7 +86,7 @@ def _current_state(state: State, now: str) -> list[str]:
     if state.focus is None:
         out.append("**Priority:** (none set; `evhub focus TEXT` sets it)")
     else:
-        out.append(f"**Priority:** {_one_line(state.focus.text)}")
+        out.append(f"**Priority:** {one_line(state.focus.text)}")
         out.append(f"Set by {state.focus.session} at {state.focus.ts}.")
 
     live = sorted(state.live_sessions(now))
@@ -100,8 +95,8 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("- none: nobody is alive right now (`evhub hello` registers you)")
     for sid in live:
         s = state.sessions[sid]
-        role = f" ({_one_line(s.role)})" if s.role.strip() else ""
-        status = f"status: {_one_line(s.status)}; " if s.status.strip() else ""
+        role = f" ({one_line(s.role)})" if s.role.strip() else ""
+        status = f"status: {one_line(s.status)}; " if s.status.strip() else ""
         out.append(f"- **{sid}**{role}: {status}last seen {s.last_seen}")
         for c in state.claims_of(sid):
             out.append(f"  - holds `{c.priority}` (token {c.token}, since {c.since})")
@@ -135,9 +130,9 @@ def _current_state(state: State, now: str) -> list[str]:
     for m in active:
         owner = m.owner or "unclaimed"
         n = m.next_step
-        nxt = f", next: step {n} {_one_line(m.steps[n - 1].text)}" if n is not None else ""
+        nxt = f", next: step {n} {one_line(m.steps[n - 1].text)}" if n is not None else ""
         out.append(
-            f"- `{m.id}` {_one_line(m.title)}: {m.done_count}/{len(m.steps)}, owner {owner}, "
+            f"- `{m.id}` {one_line(m.title)}: {m.done_count}/{len(m.steps)}, owner {owner}, "
             f"priority `{m.priority}`{nxt}"
         )
 
@@ -145,7 +140,7 @@ def _current_state(state: State, now: str) -> list[str]:
     if not state.completed:
         out.append("- nothing yet")
     for item in reversed(state.completed):
-        note = f": {_one_line(item.note)}" if item.note.strip() else ""
+        note = f": {one_line(item.note)}" if item.note.strip() else ""
         out.append(f"- {item.ts} {item.kind} `{item.name}` by {item.session}{note}")
 
     out += ["", f"Messages: {state.message_count} (see MESSAGES.md, or `evhub msg inbox` for yours)."]
@@ -199,8 +194,8 @@ def _hello(s: Session) -> list[str]:
     work = s.about.strip() or s.specialization.strip()
     out = [
         f"# Hello, I'm {s.id}",
-        f"My role: {_one_line(s.role) or '(not given)'}",
-        f"My work: {_one_line(work) or '(not given)'}",
+        f"My role: {one_line(s.role) or '(not given)'}",
+        f"My work: {one_line(work) or '(not given)'}",
         f"First seen: {s.first_seen}",
     ]
     if s.aka:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from . import _events as ev
 from ._errors import CorruptLog, StorageError
@@ -18,18 +19,16 @@ from ._progress import Progress
 from ._store import JsonlStore, LogLine, set_aside
 from ._values import file_stamp, new_id
 
-if TYPE_CHECKING:
-    from ._hub import Hub
 
-
-def repair(hub: Hub) -> dict[str, Any]:
-    """Rewrite HUB's log as its readable events. The caller holds the hub lock."""
-    store = JsonlStore(hub.log_path)
+def repair(log_path: Path) -> dict[str, Any]:
+    """Rewrite the log at LOG_PATH as its readable events. The caller holds the hub lock."""
+    store = JsonlStore(log_path)
+    folder = log_path.parent
     stamp = file_stamp()
-    quarantine = hub.events_dir / "quarantine"
+    quarantine = folder / "quarantine"
     # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
     base, n = stamp, 1
-    while (hub.events_dir / f"log.jsonl.before-repair-{stamp}").exists():
+    while (folder / f"{log_path.name}.before-repair-{stamp}").exists():
         n += 1
         stamp = f"{base}-{n}"
     kept: list[bytes] = []
@@ -41,7 +40,7 @@ def repair(hub: Hub) -> dict[str, Any]:
     unfinished: list[tuple[int, LogLine]] = []
 
     def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
-        note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {hub.log_path.name}, "
+        note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {log_path.name}, "
                 f"set aside by evhub repair: {why}")
         moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
@@ -76,15 +75,15 @@ def repair(hub: Hub) -> dict[str, Any]:
         put_aside(store.torn_tail, lines + 1, store.scanned_to, "an unfinished write")
     if not moved and not lost:
         return {"repaired": False, "events": expected - 1, "set_aside": [], "lost": 0, "backup": None}
-    backup = hub.events_dir / f"log.jsonl.before-repair-{stamp}"
-    fresh = hub.events_dir / f".log.jsonl.repair-{stamp}"
+    backup = folder / f"{log_path.name}.before-repair-{stamp}"
+    fresh = folder / f".{log_path.name}.repair-{stamp}"
     try:
-        shutil.copyfile(hub.log_path, backup, follow_symlinks=False)
+        shutil.copyfile(log_path, backup, follow_symlinks=False)
         with open(fresh, "wb") as f:
             f.write(b"".join(kept))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(fresh, hub.log_path)
+        os.replace(fresh, log_path)
     except OSError as e:
         raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
     return {"repaired": True, "events": expected - 1, "set_aside": moved, "lost": lost,

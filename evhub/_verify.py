@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from . import _events as ev
+from ._cache import SnapshotStale, load_snapshot
 from ._errors import CorruptLog
 from ._progress import Progress
+from ._readmodel import ReadModel
 from ._state import State, fold
 from ._store import JsonlStore, Store, _plain_run, lines_of
-
-if TYPE_CHECKING:
-    from ._hub import Hub
 
 WARNINGS_SHOWN = 20
 _ID = attrgetter("id")
@@ -24,17 +23,16 @@ class _RepeatedId(Exception):
     """A block added an id that was there already: check again line by line to name the line."""
 
 
-def verify(hub: Hub, label: str = "verify") -> dict[str, Any]:
-    """Check that every line is an event, seq runs 1..N, ids are unique and the read model
+def verify(store: Store, readmodel: ReadModel, label: str = "verify") -> dict[str, Any]:
+    """Check that every line of STORE is an event, seq runs 1..N, ids are unique and READMODEL
     agrees with a full fold.  Raises CorruptLog at the first problem; returns the warnings."""
     try:
-        return _verify(hub, label, by_block=True)
+        return _verify(store, readmodel, label, by_block=True)
     except _RepeatedId:
-        return _verify(hub, label, by_block=False)
+        return _verify(store, readmodel, label, by_block=False)
 
 
-def _verify(hub: Hub, label: str, by_block: bool) -> dict[str, Any]:
-    store = hub.open_store()
+def _verify(store: Store, readmodel: ReadModel, label: str, by_block: bool) -> dict[str, Any]:
     state = State()
     ids: set[str] = set()
     warnings: list[str] = []
@@ -92,7 +90,7 @@ def _verify(hub: Hub, label: str, by_block: bool) -> dict[str, Any]:
             f"{len(store.torn_tail)} bytes after the last event are an unfinished write; "
             "the next write sets them aside"
         )
-    _check_read_model(hub, store, state, warnings)
+    _check_read_model(readmodel, store, state, warnings)
     return {"events": state.seq + len(pending), "warnings": warnings, "unknown": unknown}
 
 
@@ -105,18 +103,21 @@ def _add_ids(events: list[ev.AnyEvent], ids: set[str]) -> bool:
     return True
 
 
-def _check_read_model(hub: Hub, store: Store, state: State, warnings: list[str]) -> None:
+def _check_read_model(readmodel: ReadModel, store: Store, state: State, warnings: list[str]) -> None:
     """The read model, caught up on the log, must equal the full fold, and hold every message."""
-    cached = hub.readmodel.load()
-    if cached is None:
+    try:
+        loaded = load_snapshot(readmodel, store)
+    except SnapshotStale:
+        loaded = None
+        warnings.append("the read model is behind a rewritten log; the next command rebuilds it")
+    if loaded is None:
         return
-    cached_state, checkpoint = cached
-    if checkpoint.seq > state.seq or not hub._checkpoint_holds(checkpoint):
+    cached_state, checkpoint = loaded
+    if checkpoint.seq > state.seq:
         warnings.append("the read model is behind a rewritten log; the next command rebuilds it")
         return
-    store.seek(checkpoint.seq, checkpoint.offset)
     fold(store.read(checkpoint.seq), cached_state)
-    held = hub.readmodel.message_count() + len(cached_state.new_messages)
+    held = readmodel.message_count() + len(cached_state.new_messages)
     cached_state.stored()
     if held != state.message_count or msgspec.msgpack.encode(cached_state) != msgspec.msgpack.encode(state):
         raise CorruptLog("the read model disagrees with a full fold of the log: run `evhub replay`")

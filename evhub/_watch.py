@@ -23,8 +23,9 @@ from rich.table import Table
 from rich.text import Text
 
 from . import _events as ev
+from ._cache import SnapshotStale, load_snapshot
+from ._documents import progress_bar
 from ._hub import Hub
-from ._report import progress_bar
 from ._state import State, fold
 from ._values import format_duration, now, seconds_between
 
@@ -107,12 +108,11 @@ class Follower:
 
     def __init__(self, hub: Hub) -> None:
         self.store = hub.open_store()
-        cached = hub.readmodel.load()
-        if cached is not None and hub._checkpoint_holds(cached[1]):
-            self.state, checkpoint = cached
-            self.store.seek(checkpoint.seq, checkpoint.offset)
-        else:
-            self.state = State()
+        try:
+            loaded = load_snapshot(hub.readmodel, self.store)
+        except SnapshotStale:
+            loaded = None  # a rewritten log: fold it from the start
+        self.state = State() if loaded is None else loaded[0]
         # Seeded with the newest events, so the feed does not start empty.
         self.read_at = -math.inf
         self.feed: deque[ev.AnyEvent] = deque(hub.recent_events(None, FEED_KEPT, 64 * 1024), maxlen=FEED_KEPT)

@@ -151,7 +151,7 @@ def day(root: Path, set_now: Callable[[float], None], store: HubStore | None = N
     set_now(18)
     hub.note("carol", "docs half done")
     set_now(20)
-    assert [m["text"] for m in hub.inbox("bob")] == ["psst"]
+    assert [m.text for m in hub.inbox("bob")] == ["psst"]
     set_now(21)
     hub.propose_id("bob", "robert", reason="nicer")
     set_now(200)

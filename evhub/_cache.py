@@ -1,0 +1,148 @@
+"""The state at the head of the log, loaded the one way evhub loads it: the read model's snapshot
+when its checkpoint still matches the log, then the log's tail folded on top.
+
+`load_snapshot` is that rule; `StateCache` keeps the folded state between a Hub's calls (so a call
+folds only what was appended since), saves it to the read model and rebuilds the read model from
+the whole log.  The Hub, `evhub watch` and `evhub verify` all load through here.
+"""
+
+from __future__ import annotations
+
+from ._errors import StorageError
+from ._progress import Progress
+from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
+from ._state import State, fold
+from ._store import Store
+
+
+def snapshot_holds(store: Store, cp: Checkpoint) -> bool:
+    """Whether STORE still holds the log that checkpoint CP was taken of."""
+    if cp.offset == 0:
+        return cp.seq == 0
+    return cp.matches(store.last_line(cp.offset))
+
+
+def load_snapshot(readmodel: ReadModel, store: Store) -> tuple[State, Checkpoint] | None:
+    """The read model's state and checkpoint when it still matches STORE, which is then positioned
+    to read the events after it; None when there is no read model.  A read model that does not
+    match raises SnapshotStale."""
+    cached = readmodel.load()
+    if cached is None:
+        return None
+    state, checkpoint = cached
+    if not snapshot_holds(store, checkpoint):
+        raise SnapshotStale(checkpoint)
+    store.seek(checkpoint.seq, checkpoint.offset)
+    return state, checkpoint
+
+
+class SnapshotStale(Exception):
+    """The read model's checkpoint is not in the log (the log was rewritten or replaced)."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"the read model stands at seq {checkpoint.seq}, which the log does not hold")
+        self.checkpoint = checkpoint
+
+
+class StateCache:
+    """The folded state of one store, kept between calls, and the read model that caches it.
+    Every method is called under the hub lock; WARNINGS collects what the caller should be told."""
+
+    def __init__(self, store: Store, readmodel: ReadModel, warnings: list[str]) -> None:
+        self.store = store
+        self.readmodel = readmodel
+        self.warnings = warnings
+        self._state: State | None = None  # the state folded last, kept for the next call
+        self._kept: Checkpoint | None = None  # where in the log that state stands
+        self._base = 0  # the read model's seq that the kept state's new messages follow
+
+    def catch_up(self) -> State:
+        """The state at the head of the log.
+
+        It starts from the state kept from last time when the log still holds what it was folded
+        from, else from the read model's snapshot when that holds, else from nothing; then folds the
+        tail. Any failure forgets the kept state, so no half-folded state is reused."""
+        try:
+            state = self._state if self._state is not None and self._kept_holds() else self._load()
+            self._state = None
+            if state.seq == 0:
+                state = self.rebuild("building the read model")
+            for events in self.store.read_blocks(state.seq):
+                fold(events, state)
+        except BaseException:
+            self._state = None
+            raise
+        self._state = state
+        return state
+
+    def forget(self) -> None:
+        """Drop the kept state (it holds events that were never appended)."""
+        self._state = None
+
+    def _kept_holds(self) -> bool:
+        return self._kept is not None and self.store.position == (self._kept.seq, self._kept.offset) and \
+            self._kept.matches(self.store.last_line(self._kept.offset))
+
+    def _load(self) -> State:
+        """The read model's state, positioned at its checkpoint; an empty state when it is unusable."""
+        try:
+            loaded = load_snapshot(self.readmodel, self.store)
+        except SnapshotStale:
+            self.warnings.append("the read model did not match the log; rebuilt it from the log")
+            self.readmodel.discard()
+            loaded = None
+        if loaded is not None:
+            state, checkpoint = loaded
+            self._base = checkpoint.seq
+            return state
+        self.store.seek(0, 0)
+        self._base = 0
+        return State()
+
+    def remember(self, state: State) -> None:
+        """Keep STATE for the next call, with where it stands in the log."""
+        seq, offset = self.store.position
+        self._kept = Checkpoint.after(seq, offset, self.store.seen_line(offset))
+        self._state = state
+
+    def save(self, state: State) -> None:
+        """Store STATE (remembered) in the read model, when it holds anything the read model lacks."""
+        if state.seq == self._base and not state.new_messages and not state.new_renames:
+            return
+        assert self._kept is not None
+        try:
+            self.readmodel.save(state, self._kept, self._base)
+        except ReadModelBehind:
+            # Deleted or swapped under us: fold again from what it holds, and store that.
+            self._state = None
+            state = self.catch_up()
+            self.remember(state)
+            self.readmodel.save(state, self._kept, self._base)
+        self._base = state.seq
+
+    def rebuild(self, label: str) -> State:
+        """Fold the whole log into a new read model a block at a time, so memory stays flat however
+        many messages the log holds, with a progress bar LABEL on a terminal."""
+        self._state = None
+        state = State()
+        try:
+            self.readmodel.discard()
+            self.store.seek(0, 0)
+            progress = Progress(label, self.store.size())
+            with self.readmodel.writing(0) as writer:
+                for events in self.store.read_blocks(0):
+                    fold(events, state)
+                    writer.take(state)
+                    progress.update(self.store.position[1], state.seq)
+                progress.done()
+                self.remember(state)
+                assert self._kept is not None
+                writer.finish(state, self._kept)
+            self._base = state.seq
+        except StorageError as e:
+            # The messages handed to the failed transaction are gone from STATE: fold again, in memory.
+            self.warnings.append(f"{e} (the log is intact; the next command retries)")
+            self.store.seek(0, 0)
+            state = fold(self.store.read(0))
+            self._base = 0
+        return state

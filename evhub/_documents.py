@@ -1,0 +1,142 @@
+"""Documents: pure functions from the state (and the clock) to the dicts every front end shows.
+
+The CLI's `--json`, the MCP tools, the JSON views in SESSIONS/ and the markdown reports are all
+these documents, formatted.  The dict shapes are public; keys are snake_case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _events as ev
+from ._results import Recall
+from ._state import Claim, Message, Milestone, Session, State
+
+RECENT_MESSAGES = 5
+
+
+def session_dict(st: State, s: Session, now: str) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "role": s.role,
+        "specialization": s.specialization,
+        "alive": st.is_alive(s.id, now),
+        "last_seen": s.last_seen,
+        "status": s.status,
+        "left": s.left,
+        "agreement": s.agreement,
+        "aka": list(s.aka),
+    }
+
+
+def sessions(st: State, now: str, include_all: bool = False) -> list[dict[str, Any]]:
+    """Live sessions (or every registered one), by id."""
+    rows = [session_dict(st, st.sessions[sid], now) for sid in sorted(st.sessions)]
+    return rows if include_all else [r for r in rows if r["alive"]]
+
+
+def claim_dict(st: State, c: Claim, now: str) -> dict[str, Any]:
+    return {
+        "priority": c.priority,
+        "session": c.session,
+        "token": c.token,
+        "since": c.since,
+        "alive": st.is_alive(c.session, now),
+        "stale": not st.claim_holds(c, now),
+        "refreshed": c.refreshed,
+        "ttl_s": c.ttl_s,
+        "took_over_from": c.took_over_from,
+    }
+
+
+def claims(st: State, now: str) -> list[dict[str, Any]]:
+    return [claim_dict(st, st.claims[p], now) for p in sorted(st.claims)]
+
+
+def milestone_dict(m: Milestone) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "title": m.title,
+        "priority": m.priority,
+        "owner": m.owner,
+        "created": m.created,
+        "created_by": m.created_by,
+        "completed": m.completed,
+        "steps": [
+            {"n": n, "text": s.text, "status": s.status, "note": s.note, "updated": s.updated, "by": s.by}
+            for n, s in enumerate(m.steps, 1)
+        ],
+        "progress": {"done": m.done_count, "total": len(m.steps)},
+    }
+
+
+def milestones(st: State, include_complete: bool = True) -> list[dict[str, Any]]:
+    return [
+        milestone_dict(st.milestones[mid])
+        for mid in sorted(st.milestones)
+        if include_complete or st.milestones[mid].completed is None
+    ]
+
+
+def message_dicts(messages: list[Message]) -> list[dict[str, Any]]:
+    return [{"seq": m.seq, "ts": m.ts, "from": m.sender, "to": m.to, "text": m.text} for m in messages]
+
+
+def status(st: State, now: str) -> dict[str, Any]:
+    """The seed's quick-status as one document."""
+    return {
+        "focus": None if st.focus is None else {"text": st.focus.text, "session": st.focus.session,
+                                                  "ts": st.focus.ts},
+        "sessions": [
+            {**r, "holds": [c.priority for c in st.claims_of(r["id"])]}
+            for r in sessions(st, now)
+        ],
+        "claims": claims(st, now),
+        "milestones": milestones(st, include_complete=False),
+        "completed": [
+            {"ts": c.ts, "kind": c.kind, "name": c.name, "session": c.session, "note": c.note}
+            for c in reversed(st.completed)
+        ],
+        "messages": message_dicts(st.messages[-RECENT_MESSAGES:]),
+        "events": st.seq,
+        "now": now,
+    }
+
+
+def recall(r: Recall) -> dict[str, Any]:
+    """What a session needs after a context loss, as one document."""
+    st, sid, now = r.state, r.session, r.at
+    s = st.sessions[sid]
+    return {
+        "session": session_dict(st, s, now),
+        "about": s.about,
+        "claims": [claim_dict(st, c, now) for c in st.claims_of(sid)],
+        "milestones": [{**milestone_dict(m), "next_step": m.next_step} for m in st.milestones_of(sid)],
+        "unread": message_dicts(r.unread),
+        "notes": [{"seq": n.seq, "ts": n.ts, "text": n.text} for n in s.notes],
+        "recent_events": [ev.to_dict(e) for e in r.recent],
+        "focus": None if st.focus is None else st.focus.text,
+        "others": [r for r in sessions(st, now) if r["id"] != sid],
+    }
+
+
+def progress_bar(done: int, total: int, width: int = 10) -> str:
+    filled = round(width * done / total) if total else 0
+    return "█" * filled + "░" * (width - filled)
+
+
+def one_line(text: str) -> str:
+    """Free text folded onto one line, so it can never start a heading or a fake line of its own."""
+    return " ".join(text.split())
+
+
+def folded(doc: Any) -> Any:
+    """DOC with every string folded onto one line, so free text (a message, a status, a role) can
+    never start a heading or a fake line of its own in the markdown reports."""
+    if isinstance(doc, str):
+        return one_line(doc)
+    if isinstance(doc, dict):
+        return {k: folded(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [folded(v) for v in doc]
+    return doc

@@ -1,0 +1,26 @@
+"""What the Hub's use cases return, beside the state's own types: typed, importable from `evhub`."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import _events as ev
+from ._state import Message, State
+
+
+class Recall(NamedTuple):
+    """What a session needs after a context loss, as `Hub.recall` found it."""
+
+    session: str  # the session's current id
+    state: State  # the hub when it was asked
+    unread: list[Message]  # its unread messages, oldest first (left unread)
+    recent: list[ev.AnyEvent]  # its latest events, oldest first
+    at: str  # the time it was asked (liveness and ages are judged at it)
+
+
+class Saved(NamedTuple):
+    """What `Hub.save` recorded."""
+
+    mode: str  # quick, milestone or full (auto resolved)
+    events: list[int]  # the seqs of the events it appended
+    git_commit: str | None  # with mode full in a git work tree: the commit of SESSIONS/
