@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from ._errors import StorageError
 from ._progress import Progress
-from ._readmodel import Checkpoint, ReadModel, ReadModelBehind
+from ._readmodel import ReadModel, ReadModelBehind
 from ._state import State, fold
-from ._store import Store
-
-
-def snapshot_holds(store: Store, cp: Checkpoint) -> bool:
-    """Whether STORE still holds the log that checkpoint CP was taken of."""
-    if cp.offset == 0:
-        return cp.seq == 0
-    return cp.matches(store.last_line(cp.offset))
+from ._store import Checkpoint, Store
 
 
 def load_snapshot(readmodel: ReadModel, store: Store) -> tuple[State, Checkpoint] | None:
@@ -30,9 +23,8 @@ def load_snapshot(readmodel: ReadModel, store: Store) -> tuple[State, Checkpoint
     if cached is None:
         return None
     state, checkpoint = cached
-    if not snapshot_holds(store, checkpoint):
+    if not store.resume(checkpoint):
         raise SnapshotStale(checkpoint)
-    store.seek(checkpoint.seq, checkpoint.offset)
     return state, checkpoint
 
 
@@ -80,8 +72,7 @@ class StateCache:
         self._state = None
 
     def _kept_holds(self) -> bool:
-        return self._kept is not None and self.store.position == (self._kept.seq, self._kept.offset) and \
-            self._kept.matches(self.store.last_line(self._kept.offset))
+        return self._kept is not None and self.store.resume(self._kept)
 
     def _load(self) -> State:
         """The read model's state, positioned at its checkpoint; an empty state when it is unusable."""
@@ -95,14 +86,12 @@ class StateCache:
             state, checkpoint = loaded
             self._base = checkpoint.seq
             return state
-        self.store.seek(0, 0)
         self._base = 0
         return State()
 
     def remember(self, state: State) -> None:
         """Keep STATE for the next call, with where it stands in the log."""
-        seq, offset = self.store.position
-        self._kept = Checkpoint.after(seq, offset, self.store.seen_line(offset))
+        self._kept = self.store.checkpoint()
         self._state = state
 
     def save(self, state: State) -> None:
@@ -127,13 +116,12 @@ class StateCache:
         state = State()
         try:
             self.readmodel.discard()
-            self.store.seek(0, 0)
             progress = Progress(label, self.store.size())
             with self.readmodel.writing(0) as writer:
                 for events in self.store.read_blocks(0):
                     fold(events, state)
                     writer.take(state)
-                    progress.update(self.store.position[1], state.seq)
+                    progress.update(self.store.reached, state.seq)
                 progress.done()
                 self.remember(state)
                 assert self._kept is not None
@@ -142,7 +130,6 @@ class StateCache:
         except StorageError as e:
             # The messages handed to the failed transaction are gone from STATE: fold again, in memory.
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
-            self.store.seek(0, 0)
             state = fold(self.store.read(0))
             self._base = 0
         return state

@@ -376,13 +376,13 @@ def log(
 
     h = hub()
     flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=_now())
-    shown, offset = matching_lines(h, flt, limit)
+    shown, offset = matching_lines(h.open_store(), flt, limit, h.warnings)
     for line in shown:
         out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
     warn(h)
     if follow:
         try:
-            for line in follow_lines(h, flt, offset):
+            for line in follow_lines(h.open_store(), flt, offset, h.warnings):
                 out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
                 sys.stdout.flush()
         except KeyboardInterrupt:
@@ -533,7 +533,7 @@ def sql(query: str, json: JsonOpt = False) -> None:
 
     h = hub()
     h.state()  # bring the read model up to date first
-    rows = query_readmodel(h, query)
+    rows = query_readmodel(h.readmodel.path, query)
     if json:
         out_json(rows)
         return

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, NotFound
+from ._integrity import LogLine
 from ._state import State, claim_history
-from ._store import JsonlStore, LogLine, Store
+from ._store import Store
 from ._values import check_id, parse_when
-
-if TYPE_CHECKING:  # only for annotations, so _hub may import this module
-    from ._hub import Hub
 
 TYPE_ALIASES = {
     "hello": "session_registered",
@@ -33,10 +32,6 @@ TYPE_ALIASES = {
     "accept": "id_accepted",
     "reject": "id_rejected",
 }
-# A log line may spell a string with \u escapes; types and ids (letters, digits, . _ -) need no other
-# escape, so a line holding no \u writes every value it holds as the plain bytes of the value.
-ESCAPE = b"\\u"
-REPICK_BLOCKS = 64  # every 4 MiB, look again which needle is the rarest
 
 
 class LogFilter(NamedTuple):
@@ -99,86 +94,39 @@ def _quoted(value: str) -> bytes:
     return b'"' + value.encode() + b'"'
 
 
-def _spans(block: bytes, needles: Sequence[bytes]) -> list[tuple[int, int]]:
-    """(start, end) of each line of BLOCK (whole lines) that holds one of NEEDLES or a \\u escape,
-    in order.  C-speed searches: a block without any of them costs no Python step per line."""
-    found: list[tuple[int, int]] = []
-    kinds = 0
-    for needle in (*needles, ESCAPE) if b"\\" in block else needles:
-        at = block.find(needle)
-        kinds += at >= 0
-        while at >= 0:
-            start = block.rfind(b"\n", 0, at) + 1
-            end = block.index(b"\n", at) + 1
-            found.append((start, end))
-            at = block.find(needle, end)
-    return sorted(set(found)) if kinds > 1 else found
-
-
-def candidate_lines(store: Store, start: int, needles: Sequence[bytes]) -> Iterator[LogLine]:
-    """The whole lines from byte START that hold every one of NEEDLES or a \\u escape (a superset
-    of those that can match; every line when there is no needle)."""
-    if not needles:
-        yield from store.lines(start)
-        return
-    key = needles[0]
-    for n, (offset, block) in enumerate(store.blocks(start)):
-        if n % REPICK_BLOCKS == 0 and len(needles) > 1:
-            key = min(needles, key=block.count)  # the rarest needle leaves the fewest lines to look at
-        for begin, end in _spans(block, (key,)):
-            raw = block[begin:end]
-            if all(needle in raw for needle in needles) or ESCAPE in raw:
-                yield LogLine(offset + begin, raw)
-
-
-def _select(hub: Hub, flt: LogFilter, lines: Iterator[LogLine]) -> Iterator[LogLine]:
+def _select(flt: LogFilter, lines: Iterator[LogLine], warnings: list[str]) -> Iterator[LogLine]:
     """The LINES that match FLT, judged on the decoded event; a damaged line ends them with a warning."""
     for line in lines:
         try:
             e = ev.decode(line.raw)
         except CorruptLog as err:
-            hub.warnings.append(f"the log is damaged at byte {line.offset} ({err}); events after it not shown")
+            warnings.append(f"the log is damaged at byte {line.offset} ({err}); events after it not shown")
             return
         if flt.matches(e):
             yield line
 
 
-def matching_lines(hub: Hub, flt: LogFilter, limit: int | None) -> tuple[list[LogLine], int]:
+def matching_lines(store: Store, flt: LogFilter, limit: int | None, warnings: list[str],
+                   ) -> tuple[list[LogLine], int]:
     """The matching lines (only the last LIMIT when given) and the offset where the log ended."""
-    store = hub.open_store()
-    shown = deque(_select(hub, flt, candidate_lines(store, 0, flt.needles())), maxlen=limit)
+    shown = deque(_select(flt, store.search(flt.needles()), warnings), maxlen=limit)
     return list(shown), store.scanned_to
 
 
-def follow_lines(hub: Hub, flt: LogFilter, offset: int) -> Iterator[LogLine]:
+def follow_lines(store: Store, flt: LogFilter, offset: int, warnings: list[str]) -> Iterator[LogLine]:
     """Matching lines appended after OFFSET, as they arrive, until interrupted."""
-    store = hub.open_store()
     while True:
-        yield from _select(hub, flt, candidate_lines(store, offset, flt.needles()))
+        yield from _select(flt, store.search(flt.needles(), offset), warnings)
         if store.scanned_to == offset:
             store.wait(store.poll_s)
         offset = store.scanned_to
 
 
 def recent_events(store: Store, session: str | None, limit: int, window: int) -> list[ev.AnyEvent]:
-    """The latest LIMIT events of SESSION (of anyone when None), from the last WINDOW bytes of the
-    log (of a PostgreSQL log, the last WINDOW // 128 events)."""
-    if not isinstance(store, JsonlStore):
-        newest = list(store.read(max(0, store.head() - window // 128)))
-        return [e for e in newest if session is None or getattr(e, "session", None) == session][-limit:]
-    start = max(0, store.size() - window)
-    found: list[ev.AnyEvent] = []
-    lines = store.lines(start)
-    if start:
-        next(lines, None)  # the first line may be cut
-    for line in lines:
-        try:
-            e = ev.decode(line.raw)
-        except CorruptLog:
-            continue
-        if session is None or getattr(e, "session", None) == session:
-            found.append(e)
-    return found[-limit:]
+    """The latest LIMIT events of SESSION (of anyone when None), among about the last WINDOW // 128
+    events of the log."""
+    newest = store.newest(window // 128)
+    return [e for e in newest if session is None or getattr(e, "session", None) == session][-limit:]
 
 
 def why(store: Store, priority: str) -> list[dict[str, Any]]:
@@ -196,11 +144,11 @@ def why(store: Store, priority: str) -> list[dict[str, Any]]:
     return rows
 
 
-def query_readmodel(hub: Hub, query: str) -> list[dict[str, Any]]:
+def query_readmodel(path: Path, query: str) -> list[dict[str, Any]]:
     """Rows of a read-only QUERY against the read model."""
     import sqlite_utils
 
-    uri = hub.readmodel.path.as_uri() + "?mode=ro"
+    uri = path.as_uri() + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:

@@ -413,23 +413,9 @@ class Hub:
 
     def repair(self) -> dict[str, Any]:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""
-        from ._repair import repair
-        from ._store import JsonlStore
-
         self._check_exists()
-        if not isinstance(self.store, JsonlStore):
-            # Rows are committed whole and never changed: the only damage is a row some other client
-            # inserted, which an append-only log cannot take out.
-            from ._verify import verify
-
-            try:
-                events = verify(self.open_store(), self.readmodel, label="repair")["events"]
-            except CorruptLog as e:
-                raise CorruptLog(f"{e}; a log on PostgreSQL is append-only, so repair cannot rewrite it: "
-                                 "the database owner must remove that row") from e
-            return {"repaired": False, "events": events, "set_aside": [], "lost": 0, "backup": None}
         with self._lock():
-            result = repair(self.log_path)
+            result = self.store.repair()
             if result["repaired"]:
                 self._rebuild()
         return result

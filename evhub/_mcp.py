@@ -160,7 +160,7 @@ def build(hub: Hub) -> MCPServer:
             from ._events import decode, to_dict
 
             flt = LogFilter.make(session=session, type_=type, since=since, until=until, now=now())
-            return [to_dict(decode(line.raw)) for line in matching_lines(hub, flt, limit)[0]]
+            return [to_dict(decode(line.raw)) for line in matching_lines(hub.open_store(), flt, limit, hub.warnings)[0]]
 
         return {"events": call(events)}
 

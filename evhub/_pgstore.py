@@ -28,8 +28,10 @@ import msgspec
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
+from ._integrity import LogCheck
 from ._lock import lock_timeout
-from ._store import Store, check_numbering, run_of
+from ._progress import Progress
+from ._store import Store, check_numbering
 
 if TYPE_CHECKING:
     import psycopg
@@ -149,6 +151,7 @@ class PgStore(Store):
         self.position = (0, 0)  # (seq, seq): a PostgreSQL log's marks are seqs
         self.torn_tail = b""  # a transaction is whole or absent: never a torn write
         self.scanned_to = 0  # the byte, in the exported file, after the last line blocks() gave
+        self.reached = 0  # the seq the last read got to
         self._blocks_end = (0, 0)  # (byte, seq) where the last blocks() call ended
         self._seen_last: tuple[int, bytes] = (0, b"")
         self._conn: psycopg.Connection[Any] | None = None
@@ -333,9 +336,6 @@ class PgStore(Store):
         assert row is not None
         return int(row[0])
 
-    def seek(self, seq: int, mark: int) -> None:
-        self.position = (seq, seq)
-
     def _pages(self, after: int) -> Iterator[tuple[bytes, int]]:
         """(block of lines, how many) for the events after seq AFTER, a page at a time."""
         self._take_turn()
@@ -352,36 +352,40 @@ class PgStore(Store):
             if row is None or not row[2]:
                 return
             block, count, last = bytes(row[1]), int(row[2]), int(row[3])
+            self.reached = last
             yield block, count
             if count < PAGE:
                 return
 
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
-        last = after
-        for block, count in self._pages(after):
-            events = self._checked(block, count, last)
-            last = events[-1].seq
-            self.position = (last, last)
-            self._seen_last = (last, block[block.rfind(b"\n", 0, -1) + 1:])
-            yield events
+        check = LogCheck(after, None)
+        for block, _ in self._pages(after):
+            events = self._checked(check, block)
+            if events:
+                last = events[-1].seq
+                self.position = (last, last)
+                # The line of the last event counted: the page's last, unless a write runs on past it.
+                self._seen_last = (0, b"") if check.pending else (last, block[block.rfind(b"\n", 0, -1) + 1:])
+                yield events
+        # A transaction commits whole: a write's rows are all there, whatever `more` they carry.
+        if check.pending:
+            self.position = (check.last, check.last)
+            self._seen_last = (0, b"")
+            yield check.pending
 
-    def _checked(self, block: bytes, count: int, last: int) -> list[ev.AnyEvent]:
-        """The COUNT events of BLOCK, which must follow seq LAST without a gap; else CorruptLog naming
-        the row that is not a whole event, or the gap."""
-        events = ev.decode_block(block)
-        if events is None or len(events) != count:
-            events = []
-            for raw in block.split(b"\n")[:-1]:
-                try:
-                    events.append(ev.decode(raw + b"\n"))
-                except CorruptLog as e:
-                    after = events[-1].seq if events else last
-                    raise CorruptLog(f"{self.where}: the row after seq {after} is not a whole event: {e}") from e
-        if not run_of(events, last):
-            raise CorruptLog(f"{self.where}: seq {events[0].seq} follows seq {last}: a gap or a repeat in the table")
+    def _checked(self, check: LogCheck, block: bytes) -> list[ev.AnyEvent]:
+        """The events of BLOCK (a page of rows) that count, else CorruptLog naming the row that is not a
+        whole event, or the gap."""
+        events, damage = check.block(0, block)
+        if damage is not None:
+            after = check.last
+            if damage.event is None:
+                raise CorruptLog(f"{self.where}: the row after seq {after} is not a whole event: {damage.reason}")
+            raise CorruptLog(f"{self.where}: the row after seq {after}: {damage.reason} "
+                             "(a gap or a repeat in the table)")
         return events
 
-    def last_line(self, mark: int) -> bytes:
+    def _last_line(self, mark: int) -> bytes:
         if mark <= 0:
             return b""
         take, self._want_turn = self._want_turn, False
@@ -391,10 +395,6 @@ class PgStore(Store):
         assert row is not None
         self._prefetched = (mark, row)
         return b"" if row[0] is None else str(row[0]).encode() + b"\n"
-
-    def seen_line(self, mark: int) -> bytes:
-        seq, line = self._seen_last
-        return line if seq == mark else self.last_line(mark)
 
     def size(self) -> int:
         """The number of events (the unit of a PostgreSQL log's marks)."""
@@ -501,11 +501,30 @@ class PgStore(Store):
 
     def dump(self, out: IO[bytes]) -> int:
         count = 0
+        check = LogCheck()
         for block, n in self._pages(0):
-            self._checked(block, n, count)
+            self._checked(check, block)
             out.write(block)
             count += n
         return count
+
+    def newest(self, count: int) -> list[ev.AnyEvent]:
+        return list(self.read(max(0, self.head() - count)))
+
+    def repair(self) -> dict[str, Any]:
+        """Rows are committed whole and never changed: the only damage is a row some other client
+        inserted, which an append-only log cannot take out.  So repair checks, and names such a row."""
+        check = LogCheck()
+        progress = Progress("repair", self.size())
+        try:
+            for block, _ in self._pages(0):
+                self._checked(check, block)
+                progress.update(self.reached, check.last)
+            progress.done()
+        except CorruptLog as e:
+            raise CorruptLog(f"{e}; a log on PostgreSQL is append-only, so repair cannot rewrite it: "
+                             "the database owner must remove that row") from e
+        return {"repaired": False, "events": check.last, "set_aside": [], "lost": 0, "backup": None}
 
     poll_s = 2.0  # a missed notification (a dropped listener, a row inserted by hand) is found this late at most
 

@@ -8,16 +8,16 @@ It uses the rollback journal, not WAL, so SQLite 3.40's WAL-reset bug cannot bit
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from ._errors import StorageError
 from ._state import Message, State
+from ._store import Checkpoint
 
 SCHEMA_VERSION = "2"  # 2: the state keeps the last messages only; the table keeps them all
 
@@ -42,23 +42,6 @@ CREATE TABLE steps (
 );
 CREATE TABLE messages (seq INTEGER PRIMARY KEY, ts TEXT, sender TEXT, "to" TEXT, text TEXT);
 """
-
-
-class Checkpoint(NamedTuple):
-    """Where in the log the cached state stands: seq, the byte offset after it, and a
-    fingerprint of the line before that offset, so a rewritten log is noticed."""
-
-    seq: int
-    offset: int
-    line_len: int
-    line_crc: int
-
-    @classmethod
-    def after(cls, seq: int, offset: int, last_line: bytes) -> Checkpoint:
-        return cls(seq, offset, len(last_line), zlib.crc32(last_line))
-
-    def matches(self, last_line: bytes) -> bool:
-        return len(last_line) == self.line_len and zlib.crc32(last_line) == self.line_crc
 
 
 class ReadModelBehind(Exception):

@@ -1,33 +1,58 @@
-"""The log store: a small interface (head, read after a position, append at an expected
-position) and its JSONL implementation, the hub's only source of truth."""
+"""The log store: a small interface in seqs (head, read after a seq, append at an expected seq,
+wait for news, the store's lock) and its JSONL implementation, the hub's only source of truth.
+
+Which lines count is _integrity's rule; how a JSONL file is scanned, cut and mended stays in
+JsonlStore.  Outside the store modules no code knows which store it has.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from . import _events as ev
 from ._errors import CorruptLog, ExpectedPositionError, StorageError
-from ._values import file_stamp
+from ._integrity import Damage, LogCheck, LogLine, lines_of, whole_lines
+from ._progress import Progress
+from ._values import file_stamp, new_id
 
 CHUNK = 64 * 1024
+REPICK_BLOCKS = 64  # every 4 MiB, a search looks again which needle is the rarest
+ESCAPE = b"\\u"  # a line may spell any string with \u escapes, and then holds no needle's plain bytes
+
+
+class Checkpoint(NamedTuple):
+    """Where in a store a read or write stood: the seq, the store's own mark for it (a byte offset
+    of a JSONL file, a seq in PostgreSQL), and a fingerprint of the line of that event, so a state
+    kept from there is noticed when the log was rewritten."""
+
+    seq: int
+    offset: int
+    line_len: int
+    line_crc: int
+
+    @classmethod
+    def after(cls, seq: int, offset: int, last_line: bytes) -> Checkpoint:
+        return cls(seq, offset, len(last_line), zlib.crc32(last_line))
+
+    def matches(self, last_line: bytes) -> bool:
+        return len(last_line) == self.line_len and zlib.crc32(last_line) == self.line_crc
 
 
 class Store(ABC):
     """An append-only sequence of events numbered 1, 2, 3 ... without gaps.
 
-    A store also has marks: where in it an event ends, in its own unit (a byte offset of the JSONL
-    file, a seq in PostgreSQL). `position` is the (seq, mark) its last read or write reached, and
-    `last_line(mark)` the line of the event ending there, so a cached state can be checked against
-    the store before it is trusted."""
-
-    position: tuple[int, int]
+    Callers speak in seqs. A read remembers where it got to (`checkpoint`), and `resume` takes a
+    checkpoint back after checking that the store still holds what it was taken of, so a cached
+    state reads only the tail."""
 
     @abstractmethod
     def head(self) -> int:
@@ -40,27 +65,45 @@ class Store(ABC):
 
     @abstractmethod
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
-        """The events with seq > AFTER, a list at a time (folds take whole lists); sets position."""
+        """The events with seq > AFTER, a list at a time (folds take whole lists); after a `resume`
+        at seq AFTER, from where the checkpoint stands."""
 
     @abstractmethod
     def append(self, events: Sequence[ev.Event], expected: int) -> None:
         """Append EVENTS (numbered expected+1, ...) if the head is EXPECTED, else ExpectedPositionError."""
 
-    @abstractmethod
-    def seek(self, seq: int, mark: int) -> None:
-        """Start the next read after SEQ at MARK (a checkpoint the caller has checked)."""
+    position: tuple[int, int]  # (seq, the store's mark after it) that the last read or append reached
+
+    def checkpoint(self) -> Checkpoint:
+        """Where the last read or append got to."""
+        seq, mark = self.position
+        return Checkpoint.after(seq, mark, self._seen_line(mark))
+
+    def resume(self, cp: Checkpoint) -> bool:
+        """Whether the store still holds the log checkpoint CP was taken of; if so, reads after
+        cp.seq start from it."""
+        holds = cp.seq == 0 if cp.offset == 0 else cp.matches(self._last_line(cp.offset))
+        if holds:
+            self.position = (cp.seq, cp.offset)
+        return holds
 
     @abstractmethod
-    def last_line(self, mark: int) -> bytes:
-        """The log line of the event that ends at MARK (empty when there is none)."""
+    def _last_line(self, mark: int) -> bytes:
+        """The line of the event that ends at MARK (empty when there is none)."""
 
-    @abstractmethod
-    def seen_line(self, mark: int) -> bytes:
-        """last_line(MARK), from memory when this store just read or wrote it."""
+    def _seen_line(self, mark: int) -> bytes:
+        """_last_line(MARK), from memory when this store just read or wrote it (no check that the store
+        still holds it: resume makes that check)."""
+        end, line = self._seen_last
+        return line if end == mark else self._last_line(mark)
+
+    _seen_last: tuple[int, bytes]  # the mark and line of the last event this store read or wrote
 
     @abstractmethod
     def size(self) -> int:
-        """How far the store reaches, in marks (for progress bars)."""
+        """How far the store reaches, for progress bars (bytes of a file, events of a table)."""
+
+    reached: int  # how far the last read got, in size()'s unit
 
     @abstractmethod
     def blocks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -72,7 +115,26 @@ class Store(ABC):
             yield from lines_of(offset, block)
 
     torn_tail: bytes  # what the last blocks() found after the last whole line: a write that did not finish
-    scanned_to: int  # the byte after the last whole line the last blocks() gave
+    scanned_to: int  # the byte after the last whole line the last blocks() or search() reached
+
+    def search(self, needles: Sequence[bytes], start: int = 0) -> Iterator[LogLine]:
+        """The whole lines from byte START that hold every one of NEEDLES or a \\u escape: a superset
+        of the lines whose events hold those values (types and ids are written without escapes)."""
+        if not needles:
+            yield from self.lines(start)
+            return
+        key = needles[0]
+        for n, (offset, block) in enumerate(self.blocks(start)):
+            if n % REPICK_BLOCKS == 0 and len(needles) > 1:
+                key = min(needles, key=block.count)  # the rarest needle leaves the fewest lines to look at
+            for begin, end in _spans(block, key):
+                raw = block[begin:end]
+                if all(needle in raw for needle in needles) or ESCAPE in raw:
+                    yield LogLine(offset + begin, raw)
+
+    @abstractmethod
+    def newest(self, count: int) -> list[ev.AnyEvent]:
+        """About the last COUNT events that can be read, oldest first (damaged lines left out)."""
 
     @abstractmethod
     def dump(self, out: IO[bytes]) -> int:
@@ -81,6 +143,11 @@ class Store(ABC):
     @abstractmethod
     def load(self, lines: Sequence[bytes], events: Sequence[ev.AnyEvent]) -> None:
         """Put LINES (a whole log, EVENTS decoded from them) into this empty store, byte for byte."""
+
+    @abstractmethod
+    def repair(self) -> dict[str, Any]:
+        """Set aside what cannot be read so the log verifies again, deleting nothing; the report
+        `evhub repair --json` prints. The caller holds the hub lock."""
 
     poll_s: float  # how often a follower reads the store when nothing woke it
 
@@ -98,50 +165,27 @@ class Store(ABC):
         """Let go of files and connections (the store reopens them when used again)."""
 
 
+def _spans(block: bytes, needle: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each line of BLOCK (whole lines) that holds NEEDLE or a \\u escape, in order.
+    C-speed searches: a block without either costs no Python step per line."""
+    found: list[tuple[int, int]] = []
+    kinds = 0
+    for one in (needle, ESCAPE) if b"\\" in block else (needle,):
+        at = block.find(one)
+        kinds += at >= 0
+        while at >= 0:
+            start = block.rfind(b"\n", 0, at) + 1
+            end = block.index(b"\n", at) + 1
+            found.append((start, end))
+            at = block.find(one, end)
+    return sorted(set(found)) if kinds > 1 else found
+
+
 def check_numbering(events: Sequence[ev.Event], expected: int) -> None:
     """ExpectedPositionError unless EVENTS are numbered expected+1, expected+2, ..."""
     for n, e in enumerate(events, expected + 1):
         if e.seq != n:
             raise ExpectedPositionError(f"event seq {e.seq} does not follow {n - 1}")
-
-
-def run_of(events: Sequence[ev.AnyEvent], last: int) -> bool:
-    """Whether EVENTS number last+1, last+2 ... without a gap."""
-    return [e.seq for e in events] == list(range(last + 1, last + 1 + len(events)))
-
-
-class LogLine(NamedTuple):
-    """One whole line of the log and the byte it starts at."""
-
-    offset: int
-    raw: bytes
-
-
-def _whole_lines(block: bytes) -> list[bytes]:
-    """The lines of BLOCK, each with its newline. Only a newline ends a line of the log:
-    bytes.splitlines would also cut at a stray carriage return and misplace every offset after it."""
-    return [line + b"\n" for line in block.split(b"\n")[:-1]]
-
-
-def lines_of(offset: int, block: bytes) -> Iterator[LogLine]:
-    """The lines of BLOCK, which starts at byte OFFSET of the log."""
-    pos = offset
-    for raw in _whole_lines(block):
-        yield LogLine(pos, raw)
-        pos += len(raw)
-
-
-def _line_start(block: bytes, index: int) -> int:
-    """The offset in BLOCK of its line number INDEX (from 0)."""
-    pos = 0
-    for _ in range(index):
-        pos = block.index(b"\n", pos) + 1
-    return pos
-
-
-def _plain_run(events: list[ev.AnyEvent], last: int) -> bool:
-    """Whether EVENTS number last+1, last+2 ... and none of them has `more` (one pass over the list)."""
-    return [e.seq for e in events if e.more is not True] == list(range(last + 1, last + 1 + len(events)))
 
 
 class JsonlStore(Store):
@@ -158,6 +202,7 @@ class JsonlStore(Store):
         self.position = (0, 0)  # (seq, byte offset just past that event's line)
         self.torn_tail = b""  # bytes past the last whole event, as the last read found them
         self.scanned_to = 0  # the offset after the last whole line the last full scan saw
+        self.reached = 0
         self._fd: int | None = None  # the log, kept open between calls
         self._fd_key: tuple[int, int, int] | None = None  # (our pid, device, inode) it was opened as
         self._seen_last: tuple[int, bytes] = (0, b"")  # the last line this store read or wrote, and its end
@@ -169,9 +214,6 @@ class JsonlStore(Store):
 
     def __del__(self) -> None:
         self.close()
-
-    def seek(self, seq: int, mark: int) -> None:
-        self.position = (seq, mark)
 
     def _file(self, create: bool = False, check: bool = False) -> int | None:
         """The log's file descriptor (None when there is no log and not CREATE). It is kept open
@@ -226,10 +268,11 @@ class JsonlStore(Store):
             if cut:
                 block = data[:cut]
                 self._seen_last = (offset + cut, block[block.rfind(b"\n", 0, -1) + 1:])
+                self.reached = offset
                 yield offset, block
                 offset += cut
         self.torn_tail = rest
-        self.scanned_to = offset
+        self.scanned_to = self.reached = offset
 
     def head(self) -> int:
         for _ in self.read(self.position[0]):
@@ -237,81 +280,49 @@ class JsonlStore(Store):
         return self.position[0]
 
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
-        """The events with seq > AFTER, a list per block of the file (replay folds whole lists)."""
+        """The events with seq > AFTER, a list per block of the file (replay folds whole lines)."""
         if not 0 < self.position[0] <= after:
             self.position = (0, 0)
         last, start = self.position
+        check = LogCheck(last, 0 if start == 0 else None)
         torn = b""
-        batch: list[ev.AnyEvent] = []  # a multi-event write whose last event has not been read yet
-        batch_start = start
         for offset, block in self.blocks(start):
-            events = ev.decode_block(block)
-            end = offset + len(block)
-            damaged = None
-            if events is not None and len(events) != block.count(b"\n"):
-                events = None  # a blank line, or two values on one line: not one event a line
-            if events is None:
-                events, torn, damaged = self._decode_located(offset, block)
-                # A last line that is not a whole event is a torn write, never an event.
-                end -= len(torn)
-            if not batch and _plain_run(events, last):
-                # The common block: seq runs on without a gap and no write spans lines.
-                if events:
-                    last = events[-1].seq
-                    yield events if events[0].seq > after else [e for e in events if e.seq > after]
-            else:
-                done: list[ev.AnyEvent] = []
-                for i, e in enumerate(events):
-                    if e.seq != last + 1:
-                        raise CorruptLog(f"{self.path}: seq {e.seq} follows seq {last}: a gap or a repeat "
-                                         "(`evhub verify` names the line)")
-                    last = e.seq
-                    if e.more is True:
-                        if not batch:
-                            batch_start = offset + _line_start(block, i)
-                        batch.append(e)
-                        continue
-                    done += (f for f in (*batch, e) if f.seq > after)
-                    batch = []
-                if done:
-                    yield done
-            if damaged is not None:
-                raise damaged  # after the whole events before it, so readers can answer from them
-            if batch:
-                self.position = (batch[0].seq - 1, batch_start)
+            events, damage = check.block(offset, block)
+            if events:
+                yield events if events[0].seq > after else [e for e in events if e.seq > after]
+            if check.pending:
+                self.position = (check.counted, check.pending_from)
             elif events:
-                self.position = (events[-1].seq, end)
-        if batch:
+                self.position = (events[-1].seq, offset + len(block) if damage is None else damage.offset)
+            if damage is not None:
+                if damage.event is None and damage.offset + len(damage.raw) == self.size():
+                    torn = damage.raw  # the last line, and not a whole event: a write that did not finish
+                else:
+                    raise self._corrupt(damage)  # after the events before it, so readers can answer from them
+        if check.pending:
             # A write of several events that did not finish: none of it is an event.
-            torn = self._read_range(batch_start, self.scanned_to)
+            torn = self._read_range(check.pending_from, self.scanned_to)
         self.torn_tail = torn + self.torn_tail
 
-    def _decode_located(
-        self, offset: int, block: bytes
-    ) -> tuple[list[ev.AnyEvent], bytes, CorruptLog | None]:
-        """Decode line by line: the events before a bad line, and the bad line as torn bytes when it
-        ends the file, else as a CorruptLog naming its place."""
-        out: list[ev.AnyEvent] = []
-        pos = 0
-        for raw in _whole_lines(block):
+    def _corrupt(self, damage: Damage) -> CorruptLog:
+        number = damage.number if damage.number is not None else self._line_number(damage.offset)
+        return CorruptLog(f"{self.path}: line {number} (byte {damage.offset}): {damage.reason}")
+
+    def newest(self, count: int) -> list[ev.AnyEvent]:
+        """The events in the last COUNT * 128 bytes of the file."""
+        start = max(0, self.size() - count * 128)
+        found: list[ev.AnyEvent] = []
+        lines = self.lines(start)
+        if start:
+            next(lines, None)  # the first line may be cut
+        for line in lines:
             try:
-                out.append(ev.decode(raw))
-            except CorruptLog as e:
-                if pos + len(raw) == len(block) and self.size() == offset + len(block):
-                    return out, raw, None
-                number = self._line_number(offset + pos)
-                damaged = CorruptLog(f"{self.path}: line {number} (byte {offset + pos}): {e}")
-                damaged.__cause__ = e
-                return out, b"", damaged
-            pos += len(raw)
-        return out, b"", None
+                found.append(ev.decode(line.raw))
+            except CorruptLog:
+                continue
+        return found
 
-    def seen_line(self, offset: int) -> bytes:
-        # No check that the file still holds it: last_line is that check.
-        end, line = self._seen_last
-        return line if end == offset else self.last_line(offset)
-
-    def last_line(self, offset: int) -> bytes:
+    def _last_line(self, offset: int) -> bytes:
         # Empty at 0, or when OFFSET is past the end.
         size = 4096
         while offset:
@@ -390,6 +401,75 @@ class JsonlStore(Store):
         self._write_at(fd, 0, data)
         self.position = (events[-1].seq if events else 0, len(data))
 
+    def repair(self) -> dict[str, Any]:
+        """Rewrite the log as the lines that count, after copying it aside. Lines that do not count
+        (not events, repeats, a write that did not finish) move to quarantine/ beside the log with a
+        note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
+        later event keeps its seq (and so its fencing token). The new log replaces the old one by an
+        atomic rename."""
+        folder = self.path.parent
+        stamp = file_stamp()
+        # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
+        base, n = stamp, 1
+        while (folder / f"{self.path.name}.before-repair-{stamp}").exists():
+            n += 1
+            stamp = f"{base}-{n}"
+        quarantine = folder / "quarantine"
+        kept: list[bytes] = []
+        moved: list[str] = []
+        lost = 0
+
+        def put_aside(raw: bytes, number: int | None, offset: int, why: str) -> None:
+            note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {self.path.name}, "
+                    f"set aside by evhub repair: {why}")
+            moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
+
+        check = LogCheck(ids=set())
+        taken: list[tuple[int | None, LogLine]] = []  # the lines kept since the last event that counts
+        progress = Progress("repair", self.size())
+        for line in self.lines(0):
+            progress.update(line.offset, check.number or 0)
+            verdict = check.line(line)
+            if isinstance(verdict, Damage) and verdict.event is not None and verdict.event.seq > check.last + 1 \
+                    and check.ids is not None and verdict.event.id not in check.ids:
+                for seq in range(check.last + 1, verdict.event.seq):  # a gap: placeholders keep every later seq
+                    placeholder = ev.EventLost(seq=seq, id=new_id(), ts=verdict.event.ts,
+                                               reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
+                    kept.append(ev.encode(placeholder))
+                    lost += 1
+                check.last = verdict.event.seq - 1
+                verdict = check.line(line)
+            if isinstance(verdict, Damage):
+                why = "not an event" if verdict.event is None else "seen before"
+                put_aside(line.raw, verdict.number, line.offset, f"{why} ({verdict.reason})")
+                check.skip(verdict)
+                continue
+            kept.append(line.raw)
+            taken = [] if verdict else [*taken, (check.number, line)]
+        progress.done()
+        # The events of a write that did not finish (its last line has `more`) are one torn write.
+        for number, line in taken:
+            kept.pop()
+            put_aside(line.raw, number, line.offset, "part of a write of several events that did not finish")
+        if self.torn_tail:
+            put_aside(self.torn_tail, (check.number or 0) + 1, self.scanned_to, "an unfinished write")
+        if not moved and not lost:
+            return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None}
+        backup = folder / f"{self.path.name}.before-repair-{stamp}"
+        fresh = folder / f".{self.path.name}.repair-{stamp}"
+        try:
+            shutil.copyfile(self.path, backup, follow_symlinks=False)
+            with open(fresh, "wb") as f:
+                f.write(b"".join(kept))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(fresh, self.path)
+        except OSError as e:
+            raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
+        self.position = (0, 0)
+        return {"repaired": True, "events": check.counted, "set_aside": moved, "lost": lost,
+                "backup": backup.name}
+
     poll_s = 0.2
 
     def wait(self, timeout: float) -> bool:
@@ -427,33 +507,19 @@ class JsonlStore(Store):
 
 
 def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
-    """The lines of a whole exported log and their events; CorruptLog naming the first line that is
-    not an event, or breaks the seq run, repeats an id, or does not start a hub."""
+    """The lines of a whole exported log and their events; CorruptLog naming the first line that
+    does not count (_integrity's rule, ids unique across the log), or when it does not start a hub."""
     if data and not data.endswith(b"\n"):
         raise CorruptLog(f"{name}: the last line has no newline: not a whole log")
-    lines = _whole_lines(data)
-    events = ev.decode_block(data) if data else []
-    if events is None or len(events) != len(lines):
-        events = []
-        for number, raw in enumerate(lines, 1):
-            try:
-                events.append(ev.decode(raw))
-            except CorruptLog as e:
-                raise CorruptLog(f"{name}: line {number}: {e}") from e
+    check = LogCheck(ids=set())
+    events, damage = check.block(0, data)
+    if damage is not None:
+        raise CorruptLog(f"{name}: line {damage.number}: {damage.reason}")
+    if check.pending:
+        raise CorruptLog(f"{name}: ends in a write that did not finish")
     if not events or not isinstance(events[0], ev.HubCreated):
         raise CorruptLog(f"{name}: a log starts with a hub_created event")
-    if not run_of(events, 0):
-        number = next(n for n, e in enumerate(events, 1) if e.seq != n)
-        raise CorruptLog(f"{name}: line {number}: seq {events[number - 1].seq} where {number} was expected")
-    if len({e.id for e in events}) != len(events):
-        seen: set[str] = set()
-        for number, event in enumerate(events, 1):
-            if event.id in seen:
-                raise CorruptLog(f"{name}: line {number}: id {event.id} appears twice")
-            seen.add(event.id)
-    if events[-1].more is True:
-        raise CorruptLog(f"{name}: ends in a write that did not finish")
-    return lines, events
+    return whole_lines(data), events
 
 
 def set_aside(folder: Path, name: str, data: bytes, note: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -88,15 +88,6 @@ def _write_log(root: Path, rows: list[tuple[str, str, str, str, bool, str]]) -> 
     return log
 
 
-class _Hub:
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.warnings: list[str] = []
-
-    def open_store(self) -> JsonlStore:
-        return JsonlStore(self.log_path)
-
-
 def _naive(log: Path, flt: LogFilter) -> list[LogLine]:
     out, pos = [], 0
     for raw in (line + b"\n" for line in log.read_bytes().split(b"\n")[:-1]):
@@ -125,11 +116,11 @@ def test_log_scan_is_the_naive_filter(
 ) -> None:
     log = _write_log(tmp_path_factory.mktemp("hub"), rows)
     flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=NOW)
-    hub = _Hub(log)
-    shown, end = matching_lines(cast(Hub, hub), flt, None)
+    warnings: list[str] = []
+    shown, end = matching_lines(JsonlStore(log), flt, None, warnings)
     assert shown == _naive(log, flt)
-    assert end == log.stat().st_size and hub.warnings == []
-    assert matching_lines(cast(Hub, hub), flt, 2)[0] == shown[-2:]
+    assert end == log.stat().st_size and warnings == []
+    assert matching_lines(JsonlStore(log), flt, 2, warnings)[0] == shown[-2:]
 
 
 def test_spelled_lines_are_found(tmp_path: Path) -> None:
@@ -141,7 +132,7 @@ def test_spelled_lines_are_found(tmp_path: Path) -> None:
         log.write_bytes(log.read_bytes() + line.replace(b'"seq": 2', f'"seq": {seq}'.encode()))
     assert b'{"type": "priority_claimed"' in lines[0] and b"\\u0070\\u0072" in lines[1]
     flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
-    shown, _ = matching_lines(cast(Hub, _Hub(log)), flt, None)
+    shown, _ = matching_lines(JsonlStore(log), flt, None, [])
     assert [line.raw for line in shown] == [line.replace(b'"seq": 2', f'"seq": {seq}'.encode())
                                             for seq, line in enumerate(lines, 2)]
 
@@ -152,22 +143,21 @@ def test_a_damaged_candidate_line_ends_the_list_with_a_warning(tmp_path: Path) -
     damaged = b'{"type":"priority_claimed","session":"s1",\n'
     log.write_bytes(b"".join([*data[:2], damaged, b'{"type":"heartbeat" not json\n', *data[2:]]))
     flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
-    hub = _Hub(log)
-    shown, _ = matching_lines(cast(Hub, hub), flt, None)
+    warnings: list[str] = []
+    shown, _ = matching_lines(JsonlStore(log), flt, None, warnings)
     assert [line.raw for line in shown] == [data[1]]
     at = len(data[0]) + len(data[1])
-    assert len(hub.warnings) == 1 and hub.warnings[0].startswith(f"the log is damaged at byte {at} (")
+    assert len(warnings) == 1 and warnings[0].startswith(f"the log is damaged at byte {at} (")
 
 
 def test_follow_sees_lines_appended_later(tmp_path: Path) -> None:
     log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")])
     flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
-    hub = _Hub(log)
-    _, end = matching_lines(cast(Hub, hub), flt, None)
+    _, end = matching_lines(JsonlStore(log), flt, None, [])
     later = _spell(_event(3, "claim", "s1", "p10", "", False), "spaced")
     with log.open("ab") as f:
         f.write(ev.encode(_event(2, "beat", "s1", "p1", "", False)) + later + b'{"type":"priority_cl')
-    follow: Iterator[LogLine] = follow_lines(cast(Hub, hub), flt, end)
+    follow: Iterator[LogLine] = follow_lines(JsonlStore(log), flt, end, [])
     assert next(follow) == LogLine(end + len(ev.encode(_event(2, "beat", "s1", "p1", "", False))), later)
 
 

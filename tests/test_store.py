@@ -626,7 +626,7 @@ class TestPgStore(StoreConformance):
             list(self.make_store(tmp_path).read(0))
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (5, 'gap', %s)",
                  ev.encode(make_event(5))[:-1].decode())
-        with pytest.raises(CorruptLog, match="seq 5 follows seq 3: a gap"):
+        with pytest.raises(CorruptLog, match="the row after seq 3: seq 5 where 4 was expected"):
             list(self.make_store(tmp_path).read(3))
 
     def test_repair_checks_a_sound_log_and_cannot_rewrite_a_damaged_one(self, tmp_path: Path) -> None:
