@@ -17,14 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clock import at, fixed_now
 from command import Runner, init_hub
 from pgserver import Cluster, bindir
 from stores import HubStore, free_port
-
-# test_store.py and test_timeline.py, which the package's refactoring rewrites, still import these
-# names from here; every other module imports them from the module that defines them.
-__all__ = ["HubStore", "Runner", "at", "fixed_now", "free_port"]
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from clock import T0
-from conftest import HubStore, fixed_now, free_port
+from clock import T0, fixed_now
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stores import HubStore, free_port
 
 from evhub import CorruptLog, Hub, StorageError
 from evhub import _events as ev

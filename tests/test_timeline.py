@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Runner, at
+from clock import at
+from command import Runner
 
 from evhub import Hub
 from evhub._timeline import history, seconds
