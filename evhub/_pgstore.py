@@ -28,10 +28,10 @@ import msgspec
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
-from ._integrity import LogCheck
+from ._integrity import LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
-from ._store import Store, check_numbering
+from ._store import ESCAPE, Store, check_numbering
 
 if TYPE_CHECKING:
     import psycopg
@@ -216,6 +216,17 @@ class PgStore(Store):
         """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
                     channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
         self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s, %s)").format(sql.Identifier(schema))
+        # A search: the rows after a seq that hold every term or a \u escape, with where each starts in
+        # the export (summed on the server, so only those rows cross the network), then where it ends.
+        self._q_search = sql.SQL("""
+            SELECT line, at FROM (
+                SELECT line, sum(octet_length(line) + 1) OVER (ORDER BY seq) - octet_length(line) - 1 AS at
+                FROM {table} WHERE seq > %(after)s) r
+            WHERE strpos(line, %(escape)s) > 0
+               OR NOT EXISTS (SELECT 1 FROM unnest(%(terms)s::text[]) t WHERE strpos(r.line, t) = 0)
+            ORDER BY at""").format(table=table)
+        self._q_end = sql.SQL("SELECT coalesce(max(seq), %s), coalesce(sum(octet_length(line) + 1), 0) "
+                              "FROM {} WHERE seq > %s").format(table)
         self._q_read = sql.SQL("SELECT kept, block, n, last FROM {}.read_after(%s, %s, %s)").format(
             sql.Identifier(schema))
 
@@ -498,6 +509,26 @@ class PgStore(Store):
             offset, after = end, after + count
             self._blocks_end = (offset, after)
         self.scanned_to = offset
+
+    def search(self, needles: Sequence[bytes], start: int = 0) -> Iterator[LogLine]:
+        """Answered in SQL, from the start or from where the last search or blocks() ended (elsewhere, by
+        scanning the rows)."""
+        if not needles or (start and start != self._blocks_end[0]):
+            yield from super().search(needles, start)
+            return
+        base, after = self._blocks_end if start else (0, 0)
+        terms = [n.decode() for n in needles]
+
+        def ask(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+            found = conn.execute(self._q_search, {"after": after, "escape": ESCAPE.decode(), "terms": terms})
+            return found.fetchall(), conn.execute(self._q_end, (after, after)).fetchone()
+        rows, end = self._retrying(ask)
+        assert end is not None
+        last, size = int(end[0]), int(end[1])
+        self._blocks_end = (base + size, last)
+        self.scanned_to = self.reached = base + size
+        for line, at in rows:
+            yield LogLine(base + int(at), line.encode() + b"\n")
 
     def dump(self, out: IO[bytes]) -> int:
         count = 0

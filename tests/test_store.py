@@ -618,6 +618,24 @@ class TestPgStore(StoreConformance):
                     conn.execute(query)
         assert Hub(owner).verify()["events"] == 4
 
+    def test_a_search_answered_in_sql_finds_what_the_scan_of_every_row_finds(self, tmp_path: Path) -> None:
+        """Only candidate rows cross the network, at the offsets the export gives them, from the start and
+        then from where the last search ended (as `log --follow` asks)."""
+        store = self.make_store(tmp_path)
+        store.append(make_events(1, 2 * len(TEMPLATES)), 0)
+        needle_sets = [[b'"heartbeat"'], [b'"priority_claimed"', b'"alice"'], [b'"alice"'], [b'"nobody"']]
+        for needles in needle_sets:
+            scanned = list(Store.search(self.make_store(tmp_path), needles))
+            found = list(store.search(needles))
+            assert found == scanned and found, needles  # every set matches something, if only an escaped line
+            assert store.scanned_to == sum(len(ev.encode(e)) for e in store.read(0))
+        assert any(b"\\u" in line.raw for line in found), "the escape rule was exercised"
+        head, end = store.head(), store.scanned_to
+        store.append(make_events(head + 1, 5), head)
+        later = list(store.search([b'"alice"'], end))
+        assert later == [line for line in Store.search(self.make_store(tmp_path), [b'"alice"']) if line.offset >= end]
+        assert later and all(ev.decode(line.raw).seq > head for line in later)
+
     def test_a_row_a_careless_client_left_is_named_not_skipped(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path)
         store.append(make_events(1, 2), 0)
