@@ -6,7 +6,8 @@ views) -> release.  Reading calls catch up the same way, so the read model and t
 themselves after any damage, and answer from that state.
 
 Finding and creating hubs is in _place, loading the state in _cache, history queries in _history,
-verify and repair in their own modules: the Hub calls them and keeps only the loop.
+verify in _verify, repair in the store (only it knows how its log is kept): the Hub calls them and
+keeps only the loop.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from evhub import _decide as d
 from evhub import _events as ev
-from evhub._state import State, fold
+from evhub._state import State, claim_history, fold
 
 SETTINGS = settings(max_examples=120, deadline=None)
 
@@ -170,3 +170,45 @@ def test_resume_keeps_claims_nobody_took_over() -> None:
     assert sim.state.claims["p1"].session == "a" and sim.state.claims["p1"].token == before
     assert sim.state.claims["p2"].session == "b"
     assert sim.state.claims["p2"].took_over_from == "a"
+
+
+ENDINGS = {"released", "finished", "force-released", "dropped", "left"}
+
+
+@SETTINGS
+@given(histories())
+def test_the_claim_history_ends_where_the_fold_ends(events: list[ev.AnyEvent]) -> None:
+    """Replaying the changes claim_history reports gives the fold's claims, holder and token, and
+    folding through it is the plain fold."""
+    state = State()
+    held: dict[str, tuple[str, int]] = {}
+    for change in claim_history(events, state):
+        if change.action in ENDINGS:
+            assert held.pop(change.priority)[1] == change.token
+            continue
+        if change.action in ("refreshed", "renamed"):
+            assert held[change.priority][1] == change.token  # the same claim: its token stays
+        held[change.priority] = (change.session, change.token)
+    assert packed(state) == packed(fold(events))
+    assert held == {p: (c.session, c.token) for p, c in state.claims.items()}
+
+
+def test_a_renamed_holder_keeps_its_claim_and_a_newcomer_under_the_old_id_takes_nothing() -> None:
+    def event(cls: type, seq: int, **fields: object) -> ev.AnyEvent:
+        return cls(seq=seq, id=f"{seq:026d}", ts=f"2026-11-25T12:00:{seq:02d}.000000Z", **fields)  # type: ignore[no-any-return]
+
+    events = [
+        event(ev.HubCreated, 1),
+        event(ev.SessionRegistered, 2, session="alice"),
+        event(ev.SessionRegistered, 3, session="bob"),
+        event(ev.PriorityClaimed, 4, session="alice", priority="api"),
+        event(ev.IdProposed, 5, session="alice", proposed="alicia"),
+        event(ev.IdAccepted, 6, session="bob", proposed="alicia"),
+        event(ev.SessionRegistered, 7, session="alice"),  # a newcomer takes the free old id
+        event(ev.PriorityClaimed, 8, session="alicia", priority="api"),
+    ]
+    changes = list(claim_history(events, State()))
+    assert [(c.action, c.session, c.token, c.event.seq) for c in changes] == [
+        ("claimed", "alice", 4, 4), ("renamed", "alicia", 4, 6), ("refreshed", "alicia", 4, 8)]
+    assert changes[1].renamed_from == "alice"
+    assert [c.event.seq for c in claim_history(events, State(), priority="other")] == []
