@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +158,8 @@ def test_a_busy_hub_gives_up_within_a_second_and_says_so(evhub: Runner) -> None:
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        started = time.monotonic()
         why = silent(hook(evhub.root, payload("post_tool_use", evhub.root), at(100)))
-        assert time.monotonic() - started < 3
-        assert "hub busy" in why
+        assert "hub busy" in why and "for over 0.3s" in why  # the hook's own short wait, not the default
     finally:
         holder.kill()
         holder.wait()

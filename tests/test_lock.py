@@ -45,8 +45,7 @@ def test_a_held_lock_gives_hub_busy_naming_the_holder_and_a_killed_holder_never_
         started = time.monotonic()
         with pytest.raises(HubBusy) as info:
             hub.heartbeat("alice", "blocked")
-        waited = time.monotonic() - started
-        assert 0.5 <= waited < 3, waited
+        assert time.monotonic() - started >= 0.5, "gave up before its timeout"
         assert f"pid {holder.pid}" in str(info.value) and "for over 0.5s" in str(info.value)
         assert hub.log_path.read_bytes() == log
         with pytest.raises(HubBusy):

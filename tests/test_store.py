@@ -660,13 +660,9 @@ class TestPgStore(StoreConformance):
     def test_an_append_wakes_a_waiting_follower(self, tmp_path: Path) -> None:
         writer, follower = self.make_store(tmp_path), self.make_store(tmp_path)
         follower.wait(0)  # starts listening
-        started = time.monotonic()
-        follower.wait(0.3)
-        assert time.monotonic() - started >= 0.25, "woke with nothing appended"
+        assert follower.wait(0.3) is False, "woke with nothing appended"
         threading.Timer(0.2, lambda: writer.append(make_events(1, 1), 0)).start()
-        started = time.monotonic()
-        follower.wait(10)
-        assert time.monotonic() - started < 5, "the append did not wake the follower"
+        assert follower.wait(60) is True, "the append did not wake the follower"
         assert follower.head() == 1
 
     def test_two_schemas_are_two_hubs(self, tmp_path: Path) -> None:
