@@ -53,10 +53,10 @@ class Import(NamedTuple):
 Graph = dict[str, dict[str, list[Import]]]
 
 
-class Violation(NamedTuple):
-    path: str
-    line: int
-    text: str
+class Violation(Import):
+    """A forbidden test of which store the code has: where it is and what it says."""
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.text}"
