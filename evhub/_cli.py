@@ -185,6 +185,37 @@ def import_(
 
 
 @app.command()
+def migrate() -> None:
+    """Move a hub an earlier evhub kept in the work tree (SESSIONS/events/) out of git's reach."""
+    from ._place import migrate as move
+
+    root = Hub.find(_hub_dir).root
+    moved = move(root)
+    if moved is None:
+        out(f"nothing to migrate: the hub's log is at {Hub(root).log_path}")
+        return
+    source, target, untracked = moved
+    Hub(root).flush(force=True)  # the views, now in every worktree and ignored by git
+    out(f"moved the hub's log from {source} to {target}")
+    if untracked:
+        out("git no longer tracks SESSIONS/ (staged: commit it; history keeps every old version)")
+
+
+@app.command()
+def where(json: JsonOpt = False) -> None:
+    """Where the hub is: its root, its log, its read model and the SESSIONS/ folders it keeps live."""
+    found = hub().where()
+    if json:
+        out_json(found._asdict())
+        return
+    out(f"root: {found.root}")
+    out(f"log: {found.log}")
+    out(f"read model: {found.read_model}")
+    for folder in found.views:
+        out(f"views: {folder}")
+
+
+@app.command()
 def hello(
     session_id: Annotated[
         str | None, typer.Argument(metavar="[ID]", help="Id (default: first free session-N).")
@@ -355,8 +386,12 @@ def save(
     if json:
         out_json(saved._asdict())
         return
-    commit = f"; committed SESSIONS/ as {saved.git_commit[:12]}" if saved.git_commit else ""
-    out(f"saved ({saved.mode}){commit}")
+    if saved.git_commit:
+        out(f"saved ({saved.mode}); committed SESSIONS/ as {saved.git_commit[:12]}")
+    elif saved.mode == "full":
+        out("saved (full); nothing to commit: SESSIONS/ holds no change git tracks")
+    else:
+        out(f"saved ({saved.mode})")
 
 
 @app.command()

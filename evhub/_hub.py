@@ -30,7 +30,7 @@ from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, Hu
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
-from ._results import Recall, Saved
+from ._results import Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
 from ._values import new_id, now, parse_when
@@ -78,6 +78,9 @@ class Hub:
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
+        if _place.in_work_tree(self.root):
+            self.warnings.append(f"this hub's log is in the work tree ({self.events_dir}), where git commands can "
+                                 "rewind it: run `evhub migrate` to move it out of git's reach")
 
     @property
     def store(self) -> Store:
@@ -151,11 +154,27 @@ class Hub:
         self._publish(state, now_=True)
         return state
 
-    def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
-        """Render every view of STATE (as seen at AT) into OUT, or into SESSIONS/."""
-        from ._render import render, write_views
+    def where(self) -> Location:
+        """Where this hub keeps its log, its read model and its views."""
+        log = getattr(self.store, "where", None) or str(self.log_path)
+        return Location(root=str(self.root), log=log, read_model=str(self.readmodel.path),
+                        views=[str(folder) for folder in self.views_dirs()])
 
-        return write_views(out or self.dir, render(state, at or now()))
+    def views_dirs(self) -> list[Path]:
+        """The SESSIONS/ folders kept live: this hub's, and in a git repository every worktree's."""
+        return _place.views_dirs(self.root)
+
+    def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
+        """Render every view of STATE (as seen at AT) into OUT, or into every folder of views_dirs()."""
+        from ._render import View, render, write_views
+
+        views = render(state, at or now())
+        if out is not None:
+            return write_views(out, views)
+        repo = _place.repository(self.root)
+        if repo is not None and self.events_dir == repo.hub_dir and not repo.tracks_views():
+            views[".gitignore"] = View(b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n")
+        return sum(write_views(folder, views) for folder in self.views_dirs())
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
@@ -363,7 +382,10 @@ class Hub:
         if note:
             commands.append(cmd.AddNote(session=sid, text=note))
         events = self.execute(*commands)
-        committed = commit(self.root, SESSIONS, f"evhub save by {sid}") if mode == "full" else None
+        committed = None
+        if mode == "full":
+            self.flush(force=True)  # the views committed agree with the log, and nothing is left to render
+            committed = commit(self.root, SESSIONS, f"evhub save by {sid}")
         return Saved(mode=mode, events=[e.seq for e in events], git_commit=committed)
 
     # -- history ------------------------------------------------------------------------------

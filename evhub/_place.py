@@ -1,10 +1,20 @@
 """Where hubs are: finding the hub a command works on, opening its store, and making a new hub
-(or adopting a hand-kept SESSIONS/ folder).  No state and no views: the Hub does those."""
+(or adopting a hand-kept SESSIONS/ folder).  No state and no views: the Hub does those.
+
+In a git repository the hub is the repository's: its log, lock, read model and store settings live
+in `<common git dir>/evhub/`, which every worktree of the repository shares and no checkout, stash,
+reset, clean, pull or rebase touches; each worktree gets the views in its own SESSIONS/.  The
+repository is read from the `.git` files themselves (no git process on a command's start-up).
+Outside a repository a hub is the folder holding SESSIONS/events/, as it always was; so is a hub an
+earlier evhub made inside a repository, until `evhub migrate` moves it.
+"""
 
 from __future__ import annotations
 
+import configparser
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from . import _events as ev
 from ._errors import BadInput, Conflict, ExpectedPositionError, HubNotFound, StorageError
@@ -17,26 +27,129 @@ SESSIONS = "SESSIONS"
 GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
 
 
-def events_dir(root: Path) -> Path:
-    """The folder of a hub's log, read model and lock."""
+class Repo(NamedTuple):
+    """The git work tree a folder is in, and its repository's common git directory."""
+
+    top: Path
+    common: Path
+
+    @property
+    def hub_dir(self) -> Path:
+        """Where the repository's hub keeps its log, lock, read model and settings."""
+        return self.common / "evhub"
+
+    @property
+    def root(self) -> Path:
+        """The hub's root: the main worktree's top (else, in a bare repository, this worktree's)."""
+        main = self.common.parent
+        return main if self.common.name == ".git" and (main / ".git").is_dir() else self.top
+
+    def worktrees(self) -> list[Path]:
+        """The repository's work trees, as `git worktree list` shows them: the main one first."""
+        found = [self.root]
+        try:
+            admin = sorted((self.common / "worktrees").iterdir())
+        except OSError:
+            admin = []
+        for entry in admin:
+            try:
+                top = Path((entry / "gitdir").read_text().strip()).parent
+            except OSError:
+                continue
+            if top.is_dir() and top not in found:
+                found.append(top)
+        return found
+
+    def tracks_views(self) -> bool:
+        """Whether `git config evhub.trackViews true` asks git to track the views."""
+        config = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            config.read(self.common / "config")
+            return config.getboolean("evhub", "trackviews", fallback=False)
+        except (configparser.Error, ValueError):
+            return False
+
+
+def repository(start: Path) -> Repo | None:
+    """The git work tree holding START and its common git directory, read from the `.git` folder or
+    file (a linked worktree's names its git dir, which names the common one); None outside git."""
+    for folder in (start, *start.parents):
+        dotgit = folder / ".git"
+        try:
+            if dotgit.is_dir():
+                return Repo(folder, dotgit)
+            if not dotgit.is_file():
+                continue
+            text = dotgit.read_text().strip()
+            if not text.startswith("gitdir:"):
+                continue
+            gitdir = (folder / text.removeprefix("gitdir:").strip()).resolve()
+            common = gitdir / "commondir"
+            return Repo(folder, (gitdir / common.read_text().strip()).resolve() if common.is_file() else gitdir)
+        except OSError:
+            continue
+    return None
+
+
+def _in_tree(root: Path) -> Path:
+    """The folder of a hub kept in the work tree at ROOT: as evhub made every hub before it moved into
+    git's common dir, and as it still makes them outside a repository."""
     return root / SESSIONS / "events"
 
 
-def holds_log(folder: Path) -> bool:
-    """Whether FOLDER holds a hub: SESSIONS/events/log.jsonl, or the settings of a log kept on
-    PostgreSQL; a folder we may not look into is an error."""
-    events = events_dir(folder)
+def _has_log(events: Path) -> bool:
     try:
         return (events / "log.jsonl").is_file() or (events / STORE_FILE).is_file()
     except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
         raise StorageError(f"cannot look for a hub at {events}: {e.strerror}") from e
 
 
+def in_work_tree(root: Path) -> bool:
+    """Whether the hub at ROOT keeps its log in the work tree while ROOT is in a git repository: a hub
+    an earlier evhub made, which git can rewind until `evhub migrate` moves it."""
+    return _has_log(_in_tree(root)) and repository(root) is not None
+
+
+def events_dir(root: Path) -> Path:
+    """The folder of the log, read model and lock of the hub at ROOT (or of the one to make there)."""
+    in_tree = _in_tree(root)
+    if _has_log(in_tree):
+        return in_tree
+    repo = repository(root)
+    return repo.hub_dir if repo is not None else in_tree
+
+
+def holds_log(folder: Path) -> bool:
+    """Whether FOLDER is a hub's root, or a worktree's top whose repository has a hub; a folder we
+    may not look into is an error."""
+    if _has_log(_in_tree(folder)):
+        return True
+    repo = repository(folder) if (folder / ".git").exists() else None
+    return repo is not None and _has_log(repo.hub_dir)
+
+
+def hub_root(folder: Path) -> Path:
+    """The root of the hub FOLDER holds (holds_log): itself, or its repository's main worktree."""
+    if _has_log(_in_tree(folder)):
+        return folder
+    repo = repository(folder)
+    return repo.root if repo is not None else folder
+
+
+def views_dirs(root: Path) -> list[Path]:
+    """The SESSIONS/ folders that show the hub at ROOT: one in every worktree of its repository."""
+    repo = repository(root)
+    if repo is None or _has_log(_in_tree(root)):
+        return [root / SESSIONS]
+    return [top / SESSIONS for top in repo.worktrees()]
+
+
 def made(root: Path) -> bool:
     """Whether init already made the hub at ROOT. An empty log is a crash between creating it and
     writing its first event: not yet a hub."""
-    log = events_dir(root) / "log.jsonl"
-    return (log.exists() and log.stat().st_size > 0) or (events_dir(root) / STORE_FILE).exists()
+    events = events_dir(root)
+    log = events / "log.jsonl"
+    return (log.exists() and log.stat().st_size > 0) or (events / STORE_FILE).exists()
 
 
 def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path:
@@ -46,14 +159,14 @@ def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path
     if given is not None:
         path = Path(given).absolute()
         if holds_log(path):
-            return path
+            return hub_root(path)
         if path.name == SESSIONS and holds_log(path.parent):
-            return path.parent
+            return hub_root(path.parent)
         raise HubNotFound(f"no hub at {given}: run `evhub init {given}`")
     here = Path(start).absolute() if start is not None else Path.cwd()
     for candidate in (here, *here.parents):
         if holds_log(candidate):
-            return candidate
+            return hub_root(candidate)
     raise HubNotFound("no hub here or above: run `evhub init` or pass --hub DIR")
 
 
@@ -80,6 +193,12 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
     exported log and their events) the new log is those lines, byte for byte.  A hand-kept
     SESSIONS/ is never overwritten: with ADOPT its files are first moved, untouched, into
     SESSIONS/events/legacy-<time>/; without it, create refuses."""
+    repo = repository(root)
+    if repo is not None and not _has_log(_in_tree(root)):
+        if root != repo.root and made(repo.root):
+            raise Conflict(f"this repository already has a hub, at {repo.root}: run evhub anywhere in "
+                           "the repository (or any of its worktrees) without init")
+        root = repo.root
     folder, events_folder = root / SESSIONS, events_dir(root)
     if made(root):
         if events is not None:
@@ -143,3 +262,33 @@ def _make_folder(events_folder: Path, kept: list[Path]) -> None:
             gitignore.write_text(GITIGNORE)
     except OSError as e:
         raise StorageError(f"cannot create {events_folder}: {e.strerror}") from e
+
+
+def migrate(root: Path) -> tuple[Path, Path, bool] | None:
+    """Move the hub an earlier evhub made in the work tree at ROOT into its repository's common git
+    dir, under its lock, and stop git tracking SESSIONS/ (staged, never committed: history keeps every
+    old version).  (from, to, whether git tracked SESSIONS/); None when there is nothing to move."""
+    from ._git import untrack
+
+    source, repo = _in_tree(root), repository(root)
+    if repo is None or not _has_log(source):
+        return None
+    target = repo.hub_dir
+    if _has_log(target):
+        raise Conflict(f"this repository already has a hub in {target}: the one in {source} cannot move there; "
+                       "`evhub export` it and merge by hand")
+    with HubLock(source / "lock"):
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted(source.iterdir()):
+                if path.name not in ("lock", ".gitignore"):
+                    os.replace(path, target / path.name)
+        except OSError as e:
+            raise StorageError(f"cannot move {source} to {target}: {e.strerror}; run `evhub migrate` again") from e
+    for leftover in ("lock", ".gitignore"):
+        (source / leftover).unlink(missing_ok=True)
+    try:
+        source.rmdir()
+    except OSError:
+        pass  # something of the user's is left there: keep it
+    return source, target, untrack(root, SESSIONS)

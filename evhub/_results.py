@@ -18,6 +18,15 @@ class Recall(NamedTuple):
     at: str  # the time it was asked (liveness and ages are judged at it)
 
 
+class Location(NamedTuple):
+    """Where a hub keeps what: `Hub.where`, `evhub where`."""
+
+    root: str  # the hub's root: its main worktree in a git repository
+    log: str  # the log file, or the PostgreSQL server and schema that hold it
+    read_model: str
+    views: list[str]  # the SESSIONS/ folders kept live
+
+
 class Saved(NamedTuple):
     """What `Hub.save` recorded."""
 
