@@ -8,7 +8,8 @@ the whole log.  The Hub, `evhub watch` and `evhub verify` all load through here.
 
 from __future__ import annotations
 
-from ._errors import StorageError
+from . import _events as ev
+from ._errors import CorruptLog, LogRewound, StorageError
 from ._progress import Progress
 from ._readmodel import ReadModel, ReadModelBehind
 from ._state import State, fold
@@ -29,11 +30,37 @@ def load_snapshot(readmodel: ReadModel, store: Store) -> tuple[State, Checkpoint
 
 
 class SnapshotStale(Exception):
-    """The read model's checkpoint is not in the log (the log was rewritten or replaced)."""
+    """The read model's checkpoint is not in the log (the log was rewound or replaced)."""
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         super().__init__(f"the read model stands at seq {checkpoint.seq}, which the log does not hold")
         self.checkpoint = checkpoint
+
+
+def still_holds(store: Store, cp: Checkpoint) -> bool:
+    """Whether STORE holds the event checkpoint CP stands after, wherever in it: a checkpoint whose mark
+    alone is wrong (a damaged read model) is no rewound log.  The whole log is read: this is asked only
+    when the checkpoint did not hold where it said."""
+    if cp.seq == 0:
+        return True
+    for line in store.lines(0):
+        try:
+            seq = ev.decode(line.raw).seq
+        except CorruptLog:
+            continue
+        if seq == cp.seq:
+            return cp.matches(line.raw)
+    return False
+
+
+def rewound(store: Store, stale: SnapshotStale) -> LogRewound:
+    """The error that says the log under STORE went back behind what the hub had seen (STALE)."""
+    try:
+        now_holds = f"it now ends at seq {sum(1 for _ in store.read(0))}"
+    except CorruptLog:
+        now_holds = "what it holds now is damaged too"
+    return LogRewound(f"the log was rewound or replaced: the hub had seen {stale.checkpoint.seq} events and "
+                      f"the log no longer holds them ({now_holds})")
 
 
 class StateCache:
@@ -67,6 +94,13 @@ class StateCache:
         self._state = state
         return state
 
+    def lost(self) -> Checkpoint | None:
+        """The read model's checkpoint when the log no longer holds it (it was rewound or replaced)."""
+        cached = self.readmodel.load()
+        if cached is None or self.store.resume(cached[1]) or still_holds(self.store, cached[1]):
+            return None
+        return cached[1]
+
     def forget(self) -> None:
         """Drop the kept state (it holds events that were never appended)."""
         self._state = None
@@ -78,7 +112,9 @@ class StateCache:
         """The read model's state, positioned at its checkpoint; an empty state when it is unusable."""
         try:
             loaded = load_snapshot(self.readmodel, self.store)
-        except SnapshotStale:
+        except SnapshotStale as stale:
+            if not still_holds(self.store, stale.checkpoint):
+                raise rewound(self.store, stale) from None
             self.warnings.append("the read model did not match the log; rebuilt it from the log")
             self.readmodel.discard()
             loaded = None

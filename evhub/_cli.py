@@ -478,14 +478,16 @@ def verify(json: JsonOpt = False) -> None:
 @app.command()
 def repair(json: JsonOpt = False) -> None:
     """Copy the log aside, quarantine what cannot be read, leave a log that verifies."""
-    result = hub().repair()
+    h = hub()
+    result = h.repair()
     if json:
         out_json(result)
     elif not result["repaired"]:
         out(f"nothing to repair: {result['events']} events")
     else:
-        out(f"repaired: {len(result['set_aside'])} lines set aside in SESSIONS/events/quarantine/, "
-            f"{result['lost']} seq marked event_lost; the old log is SESSIONS/events/{result['backup']}")
+        restored = "put back every event the hub had seen; " if result["restored"] else ""
+        out(f"repaired: {restored}{len(result['set_aside'])} lines set aside in {h.events_dir / 'quarantine'}/, "
+            f"{result['lost']} seq marked event_lost; the old log is {h.events_dir / result['backup']}")
 
 
 @app.command()

@@ -43,3 +43,7 @@ class CorruptLog(EvhubError):
     """The log holds a line that is not a whole event; run `evhub verify` and `evhub repair`."""
 
     exit_code = 4
+
+
+class LogRewound(CorruptLog):
+    """The log no longer holds what the hub has seen: it was rewound or replaced; `evhub repair` restores it."""

@@ -26,7 +26,15 @@ from . import _decide as cmd
 from . import _events as ev
 from . import _place
 from ._cache import StateCache
-from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubNotFound, StorageError
+from ._errors import (
+    BadInput,
+    CorruptLog,
+    EvhubError,
+    ExpectedPositionError,
+    HubNotFound,
+    LogRewound,
+    StorageError,
+)
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
@@ -38,6 +46,7 @@ from ._values import new_id, now, parse_when
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
 RECENT_EVENTS = 10  # a recall's latest events of the session
+IGNORE_VIEWS = b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n"
 
 # Hubs holding events that their read model and views do not show yet; flushed at exit.
 _unpublished: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -172,9 +181,20 @@ class Hub:
         if out is not None:
             return write_views(out, views)
         repo = _place.repository(self.root)
-        if repo is not None and self.events_dir == repo.hub_dir and not repo.tracks_views():
-            views[".gitignore"] = View(b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n")
-        return sum(write_views(folder, views) for folder in self.views_dirs())
+        tracked = repo is None or self.events_dir != repo.hub_dir or repo.tracks_views()
+        if not tracked:
+            views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
+        written = 0
+        for folder in self.views_dirs():
+            written += write_views(folder, views)
+            ours = folder / ".gitignore"
+            try:
+                if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
+                    ours.unlink()  # git was asked to track the views since
+                    written += 1
+            except OSError as e:
+                raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+        return written
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
@@ -187,7 +207,7 @@ class Hub:
                 try:
                     state = self._cache.catch_up()
                 except CorruptLog as e:
-                    raise CorruptLog(f"{e}; writing is refused until `evhub repair`") from e
+                    raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
                 head = state.seq
                 clock = now()
                 events: list[ev.Event] = []
@@ -223,6 +243,10 @@ class Hub:
         with self._lock():
             try:
                 state = self._cache.catch_up()
+            except LogRewound as e:
+                self.warnings.append(f"{e}; answering from what the hub had seen (run `evhub repair`)")
+                seen = self.readmodel.load()
+                return seen[0] if seen is not None else self._fold_readable()
             except CorruptLog as e:
                 self.warnings.append(f"{e}; answering from the events before it (run `evhub verify`)")
                 self._cacheless = True
@@ -438,7 +462,7 @@ class Hub:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""
         self._check_exists()
         with self._lock():
-            result = self.store.repair()
+            result = self.store.repair(self._cache.lost())
             if result["repaired"]:
                 self._rebuild()
         return result

@@ -31,7 +31,7 @@ from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, Hu
 from ._integrity import LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
-from ._store import ESCAPE, Store, check_numbering
+from ._store import ESCAPE, Checkpoint, Store, check_numbering
 
 if TYPE_CHECKING:
     import psycopg
@@ -542,7 +542,7 @@ class PgStore(Store):
     def newest(self, count: int) -> list[ev.AnyEvent]:
         return list(self.read(max(0, self.head() - count)))
 
-    def repair(self) -> dict[str, Any]:
+    def repair(self, seen: Checkpoint | None = None) -> dict[str, Any]:
         """Rows are committed whole and never changed: the only damage is a row some other client
         inserted, which an append-only log cannot take out.  So repair checks, and names such a row."""
         check = LogCheck()
@@ -555,7 +555,8 @@ class PgStore(Store):
         except CorruptLog as e:
             raise CorruptLog(f"{e}; a log on PostgreSQL is append-only, so repair cannot rewrite it: "
                              "the database owner must remove that row") from e
-        return {"repaired": False, "events": check.last, "set_aside": [], "lost": 0, "backup": None}
+        return {"repaired": False, "events": check.last, "set_aside": [], "lost": 0, "backup": None,
+                "restored": False}
 
     poll_s = 2.0  # a missed notification (a dropped listener, a row inserted by hand) is found this late at most
 

@@ -46,9 +46,9 @@ class Repo(NamedTuple):
 
     def worktrees(self) -> list[Path]:
         """The repository's work trees, as `git worktree list` shows them: the main one first."""
-        found = [self.root]
+        linked: list[Path] = []
         try:
-            admin = sorted((self.common / "worktrees").iterdir())
+            admin = list((self.common / "worktrees").iterdir())
         except OSError:
             admin = []
         for entry in admin:
@@ -56,9 +56,9 @@ class Repo(NamedTuple):
                 top = Path((entry / "gitdir").read_text().strip()).parent
             except OSError:
                 continue
-            if top.is_dir() and top not in found:
-                found.append(top)
-        return found
+            if top.is_dir() and top != self.root:
+                linked.append(top)
+        return [self.root, *sorted(linked)]
 
     def tracks_views(self) -> bool:
         """Whether `git config evhub.trackViews true` asks git to track the views."""

@@ -14,7 +14,7 @@ import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -145,9 +145,11 @@ class Store(ABC):
         """Put LINES (a whole log, EVENTS decoded from them) into this empty store, byte for byte."""
 
     @abstractmethod
-    def repair(self) -> dict[str, Any]:
+    def repair(self, seen: Checkpoint | None = None) -> dict[str, Any]:
         """Set aside what cannot be read so the log verifies again, deleting nothing; the report
-        `evhub repair --json` prints. The caller holds the hub lock."""
+        `evhub repair --json` prints. With SEEN (a checkpoint the hub reached that the log no longer
+        holds: it was rewound or replaced), first put back every event the hub had seen. The caller
+        holds the hub lock."""
 
     poll_s: float  # how often a follower reads the store when nothing woke it
 
@@ -378,6 +380,7 @@ class JsonlStore(Store):
         fd = self._file(create=True)
         assert fd is not None
         self._write_at(fd, end, data)
+        self._keep_copy(end, data)
         self._seen_last = (end + len(data), ev.encode(events[-1]))
         self.torn_tail = b""
         self.position = (events[-1].seq, end + len(data))
@@ -399,14 +402,16 @@ class JsonlStore(Store):
         fd = self._file(create=True)
         assert fd is not None
         self._write_at(fd, 0, data)
+        self._keep_copy(0, data)
         self.position = (events[-1].seq if events else 0, len(data))
 
-    def repair(self) -> dict[str, Any]:
+    def repair(self, seen: Checkpoint | None = None) -> dict[str, Any]:
         """Rewrite the log as the lines that count, after copying it aside. Lines that do not count
         (not events, repeats, a write that did not finish) move to quarantine/ beside the log with a
         note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
         later event keeps its seq (and so its fencing token). The new log replaces the old one by an
-        atomic rename."""
+        atomic rename.  With SEEN, the log is first put back from the copy of every line appended
+        (seen.jsonl, beside it), which must hold SEEN."""
         folder = self.path.parent
         stamp = file_stamp()
         # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
@@ -414,6 +419,23 @@ class JsonlStore(Store):
         while (folder / f"{self.path.name}.before-repair-{stamp}").exists():
             n += 1
             stamp = f"{base}-{n}"
+        backup = folder / f"{self.path.name}.before-repair-{stamp}"
+        if seen is not None:
+            copy = JsonlStore(self._copy_path, fsync=False)
+            if not copy.resume(seen):
+                raise CorruptLog(f"the log was rewound or replaced, and {self._copy_path.name} does not hold the "
+                                 f"{seen.seq} events the hub had seen either: nothing to restore them from (to "
+                                 "take the log as it is, delete the read model)")
+            try:
+                shutil.copyfile(self.path, backup, follow_symlinks=False)
+                fresh = folder / f".{self.path.name}.restore-{stamp}"
+                shutil.copyfile(self._copy_path, fresh, follow_symlinks=False)
+                os.replace(fresh, self.path)
+            except OSError as e:
+                raise StorageError(f"cannot restore the log: {e.strerror}; the log is unchanged") from e
+            self.position = (0, 0)
+            result = self.repair()
+            return {**result, "repaired": True, "restored": True, "backup": backup.name}
         quarantine = folder / "quarantine"
         kept: list[bytes] = []
         moved: list[str] = []
@@ -454,8 +476,8 @@ class JsonlStore(Store):
         if self.torn_tail:
             put_aside(self.torn_tail, (check.number or 0) + 1, self.scanned_to, "an unfinished write")
         if not moved and not lost:
-            return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None}
-        backup = folder / f"{self.path.name}.before-repair-{stamp}"
+            return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None,
+                    "restored": False}
         fresh = folder / f".{self.path.name}.repair-{stamp}"
         try:
             shutil.copyfile(self.path, backup, follow_symlinks=False)
@@ -468,13 +490,36 @@ class JsonlStore(Store):
             raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
         self.position = (0, 0)
         return {"repaired": True, "events": check.counted, "set_aside": moved, "lost": lost,
-                "backup": backup.name}
+                "backup": backup.name, "restored": False}
 
     poll_s = 0.2
 
     def wait(self, timeout: float) -> bool:
         time.sleep(timeout)  # a file gives no wake-up worth its cost: followers poll it, cheaply
         return True
+
+    @property
+    def _copy_path(self) -> Path:
+        return self.path.with_name("seen.jsonl")
+
+    def _keep_copy(self, end: int, data: bytes) -> None:
+        """Add DATA, just written at END of the log, to seen.jsonl: a copy of every line the hub appended,
+        so a log rewound or replaced by hand loses nothing (`evhub repair` puts it back). A copy that
+        does not end where the log did is made again from the log. Not synced: the log is the commit."""
+        try:
+            fd = os.open(self._copy_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size == end:
+                    os.pwrite(fd, data, end)
+            finally:
+                os.close(fd)
+            if size != end:
+                shutil.copyfile(self.path, self._copy_path, follow_symlinks=False)  # the log ends with DATA now
+        except OSError:
+            # Best effort, after the log's own write: without a copy, the next append makes it again.
+            with suppress(OSError):
+                self._copy_path.unlink(missing_ok=True)
 
     def _write_at(self, fd: int, end: int, data: bytes) -> None:
         """Write DATA at END, cutting off what followed; on failure leave the log as it was."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from ._cache import SnapshotStale, load_snapshot
+from ._cache import SnapshotStale, load_snapshot, rewound, still_holds
 from ._errors import CorruptLog
 from ._integrity import LogCheck
 from ._progress import Progress
@@ -54,9 +54,11 @@ def _check_read_model(readmodel: ReadModel, store: Store, state: State, warnings
     """The read model, caught up on the log, must equal the full fold, and hold every message."""
     try:
         loaded = load_snapshot(readmodel, store)
-    except SnapshotStale:
+    except SnapshotStale as stale:
+        if not still_holds(store, stale.checkpoint):
+            raise rewound(store, stale) from None  # the lines are whole, but some the hub had seen are gone
         loaded = None
-        warnings.append("the read model is behind a rewritten log; the next command rebuilds it")
+        warnings.append("the read model's checkpoint is damaged; the next command rebuilds it")
     if loaded is None:
         return
     cached_state, checkpoint = loaded

@@ -32,6 +32,7 @@ from stores import HubStore
 
 from evhub import BadInput, Conflict, CorruptLog, EvhubError, Hub, HubBusy, HubNotFound, NotFound, StorageError
 from evhub import _events as ev
+from evhub._errors import LogRewound
 from evhub._state import State, fold
 from evhub._values import new_id
 
@@ -461,13 +462,13 @@ def _forked_log(tmp_path: Path, set_now: Callable[[float], None], log: bytes, ke
 
 
 @pytest.mark.parametrize("replacement", ["another-hub", "forked", "shorter", "same-line-lengths"])
-def test_a_log_replaced_by_a_different_log_rebuilds_the_read_model(
+def test_a_log_replaced_by_a_different_log_is_refused_until_repair_puts_back_what_the_hub_had_seen(
     tmp_path: Path, set_now: Callable[[float], None], replacement: str
 ) -> None:
     root = tmp_path / "hub"
     hub = day(root, set_now)
     set_now(420)
-    hub.state()  # the read model is at the head of the first log
+    seen = plain(hub.state())  # the read model is at the head of the first log
     log = hub.log_path.read_bytes()
     lines = log.splitlines(keepends=True)
     if replacement == "another-hub":
@@ -482,13 +483,20 @@ def test_a_log_replaced_by_a_different_log_rebuilds_the_read_model(
         assert len(new) == len(log) and new != log
     hub.log_path.write_bytes(new)
     set_now(420)
+    with pytest.raises(LogRewound, match=f"rewound or replaced: the hub had seen {len(lines)} events"):
+        Hub(root).heartbeat("alice", "on a replaced log")
+    assert hub.log_path.read_bytes() == new, "nothing is appended to a log that went behind the hub"
+    reader = Hub(root)
+    assert plain(reader.state()) == seen, "reads answer from what the hub had seen"
+    assert any("rewound or replaced" in w for w in reader.warnings)
+    repaired = Hub(root).repair()
+    assert repaired["repaired"] and repaired["restored"]
+    assert hub.log_path.read_bytes() == log, "every event the hub had seen is back"
+    assert (hub.events_dir / repaired["backup"]).read_bytes() == new, "and the replacement is kept aside"
     fresh = Hub(root)
-    assert plain(fresh.state()) == folded(fresh) != plain(fold(ev.decode(x) for x in lines))
-    assert fresh.state().seq == len(new.splitlines())
-    cached = fresh.readmodel.load()
-    assert cached is not None and plain(cached[0]) == folded(fresh)
+    assert plain(fresh.state()) == seen and fresh.verify()["warnings"] == []
     assert views(fresh.dir) == replayed(fresh, tmp_path / "out")
-    assert fresh.verify()["warnings"] == []
+    assert Hub(root).heartbeat("alice", "after repair")[0].seq == len(lines) + 1
 
 
 # -- replay -------------------------------------------------------------------------------------------

@@ -650,7 +650,8 @@ class TestPgStore(StoreConformance):
     def test_repair_checks_a_sound_log_and_cannot_rewrite_a_damaged_one(self, tmp_path: Path) -> None:
         hub = self.init_hub(tmp_path)
         hub.hello("alice")
-        assert Hub(tmp_path).repair() == {"repaired": False, "events": 2, "set_aside": [], "lost": 0, "backup": None}
+        assert Hub(tmp_path).repair() == {"repaired": False, "events": 2, "set_aside": [], "lost": 0, "backup": None,
+                                         "restored": False}
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (3, 'bad', 'not json')")
         with pytest.raises(CorruptLog, match="append-only, so repair cannot rewrite it"):
             Hub(tmp_path).repair()
