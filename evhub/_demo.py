@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BadInput, EvhubError, StorageError
+from ._place import repository
 from ._values import now, ts_minus
 
 PRIORITY = "deploy-dashboard"
@@ -163,6 +164,9 @@ def _prepare(directory: Path | None) -> Path:
         raise BadInput(f"{root} is a hub's SESSIONS/ folder: give the demo a new folder")
     if root.exists() and not root.is_dir():
         raise BadInput(f"{root} is not a folder")
+    if repository(root) is not None:
+        raise BadInput(f"{root} is in a git repository, whose own hub the demo would become: "
+                       "give the demo a folder outside any repository")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -11,7 +11,6 @@ earlier evhub made inside a repository, until `evhub migrate` moves it.
 
 from __future__ import annotations
 
-import configparser
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -62,6 +61,8 @@ class Repo(NamedTuple):
 
     def tracks_views(self) -> bool:
         """Whether `git config evhub.trackViews true` asks git to track the views."""
+        import configparser  # only when rendering views in a repository: off every command's start-up
+
         config = configparser.ConfigParser(strict=False, interpolation=None)
         try:
             config.read(self.common / "config")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import time
 import zlib
 from abc import ABC, abstractmethod
@@ -412,6 +411,8 @@ class JsonlStore(Store):
         later event keeps its seq (and so its fencing token). The new log replaces the old one by an
         atomic rename.  With SEEN, the log is first put back from the copy of every line appended
         (seen.jsonl, beside it), which must hold SEEN."""
+        import shutil  # off the start-up path: only repair and a copy made again need it
+
         folder = self.path.parent
         stamp = file_stamp()
         # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
@@ -515,6 +516,8 @@ class JsonlStore(Store):
             finally:
                 os.close(fd)
             if size != end:
+                import shutil
+
                 shutil.copyfile(self.path, self._copy_path, follow_symlinks=False)  # the log ends with DATA now
         except OSError:
             # Best effort, after the log's own write: without a copy, the next append makes it again.
