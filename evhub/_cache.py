@@ -82,11 +82,12 @@ class StateCache:
         from, else from the read model's snapshot when that holds, else from nothing; then folds the
         tail. Any failure forgets the kept state, so no half-folded state is reused."""
         try:
-            if self._state is not None and not self._kept_holds() and self._kept is not None \
+            kept = self._state is not None and self._kept_holds()
+            if self._state is not None and not kept and self._kept is not None \
                     and not still_holds(self.store, self._kept):
                 # What this Hub folded last is gone from the log: rewound, even if the read model is older.
                 raise rewound(self.store, SnapshotStale(self._kept))
-            state = self._state if self._state is not None and self._kept_holds() else self._load()
+            state = self._state if kept and self._state is not None else self._load()
             self._state = None
             if state.seq == 0:
                 state = self.rebuild("building the read model")

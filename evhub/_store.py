@@ -207,11 +207,14 @@ class JsonlStore(Store):
         self._fd: int | None = None  # the log, kept open between calls
         self._fd_key: tuple[int, int, int] | None = None  # (our pid, device, inode) it was opened as
         self._seen_last: tuple[int, bytes] = (0, b"")  # the last line this store read or wrote, and its end
+        self._copy_fd: int | None = None  # seen.jsonl, kept open between appends
+        self._copy_key: tuple[int, int, int] | None = None
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._close_copy()
 
     def __del__(self) -> None:
         self.close()
@@ -508,21 +511,41 @@ class JsonlStore(Store):
         so a log rewound or replaced by hand loses nothing (`evhub repair` puts it back). A copy that
         does not end where the log did is made again from the log. Not synced: the log is the commit."""
         try:
-            fd = os.open(self._copy_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                size = os.fstat(fd).st_size
-                if size == end:
-                    os.pwrite(fd, data, end)
-            finally:
-                os.close(fd)
-            if size != end:
+            fd = self._copy_file()
+            size = os.fstat(fd).st_size
+            if size == end:
+                os.pwrite(fd, data, end)
+            else:
                 import shutil
 
                 shutil.copyfile(self.path, self._copy_path, follow_symlinks=False)  # the log ends with DATA now
         except OSError:
             # Best effort, after the log's own write: without a copy, the next append makes it again.
+            self._close_copy()
             with suppress(OSError):
                 self._copy_path.unlink(missing_ok=True)
+
+    def _copy_file(self) -> int:
+        """seen.jsonl, kept open between appends (opened again when the path names another file, or in a
+        forked child)."""
+        try:
+            st = os.stat(self._copy_path, follow_symlinks=False)
+            key: tuple[int, int, int] | None = (os.getpid(), st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            key = None
+        if self._copy_fd is not None and key == self._copy_key:
+            return self._copy_fd
+        self._close_copy()
+        fd = os.open(self._copy_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._copy_fd, self._copy_key = fd, (os.getpid(), st.st_dev, st.st_ino)
+        return fd
+
+    def _close_copy(self) -> None:
+        if self._copy_fd is not None:
+            with suppress(OSError):
+                os.close(self._copy_fd)
+            self._copy_fd = None
 
     def _write_at(self, fd: int, end: int, data: bytes) -> None:
         """Write DATA at END, cutting off what followed; on failure leave the log as it was."""
