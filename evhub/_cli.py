@@ -127,13 +127,15 @@ def _store_settings(store: str | None, store_file: str | None, schema: str) -> S
 
 def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -> None:
     where = getattr(h.store, "where", None)
+    # A log out of the views' folder (a git repository's hub keeps it in the common git dir) is named too.
+    log_elsewhere = None if where or h.log_path.is_relative_to(h.dir) else h.log_path
     if json:
         out_json({"hub": str(h.dir), "created": created, "store": "postgresql" if where else "jsonl",
                   **({} if imported is None else {"events": imported})})
     elif imported is not None:
         out(f"imported {imported} events into a new hub at {h.dir}" + (f", its log in {where}" if where else ""))
     elif created:
-        out(f"created a hub at {h.dir}" + (f", its log in {where}" if where else ""))
+        out(f"created a hub at {h.dir}" + (f", its log in {where or log_elsewhere}" if where or log_elsewhere else ""))
     elif where:
         out(f"{h.dir} follows the hub in {where}")
     else:
