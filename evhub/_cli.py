@@ -148,15 +148,14 @@ def export_(
 ) -> None:
     """Write the hub's log as standard JSONL, whatever store holds it."""
     h = hub()
-    store = h.open_store()
     if out_file is None:
-        store.dump(sys.stdout.buffer)
+        h.export(sys.stdout.buffer)
         return
     target = Path(out_file)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         with open(tmp, "wb") as f:
-            count = store.dump(f)
+            count = h.export(f)
         tmp.replace(target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -409,17 +408,17 @@ def log(
     json: Annotated[bool, typer.Option("--json", help="Print the stored lines.")] = False,
 ) -> None:
     """The history, one line an event."""
-    from ._history import LogFilter, follow_lines, matching_lines
+    from ._history import LogFilter
 
     h = hub()
     flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=_now())
-    shown, offset = matching_lines(h.open_store(), flt, limit, h.warnings)
+    shown, offset = h.log(flt, limit)
     for line in shown:
         out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
     warn(h)
     if follow:
         try:
-            for line in follow_lines(h.open_store(), flt, offset, h.warnings):
+            for line in h.follow(flt, offset):
                 out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
                 sys.stdout.flush()
         except KeyboardInterrupt:

@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import _decide as cmd
 from . import _events as ev
@@ -42,6 +42,10 @@ from ._results import Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
 from ._values import new_id, now, parse_when
+
+if TYPE_CHECKING:
+    from ._history import LogFilter
+    from ._integrity import LogLine
 
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
@@ -258,7 +262,7 @@ class Hub:
         """Fold every event that can be read, stopping at the first damaged line."""
         state = State()
         try:
-            for e in self.events():
+            for e in self.open_store().read(0):
                 evolve(state, e)
         except CorruptLog:
             pass
@@ -416,7 +420,27 @@ class Hub:
 
     def events(self, after: int = 0) -> Iterator[ev.AnyEvent]:
         """Every event after seq AFTER, from the log itself."""
+        self.state()  # history read from a log that went behind the hub comes with that warning
         return self.open_store().read(after)
+
+    def log(self, flt: LogFilter, limit: int | None = None) -> tuple[list[LogLine], int]:
+        """The log lines that FLT matches (only the last LIMIT when given), and where the log ended
+        (for `follow`)."""
+        from ._history import matching_lines
+
+        self.state()
+        return matching_lines(self.open_store(), flt, limit, self.warnings)
+
+    def follow(self, flt: LogFilter, offset: int) -> Iterator[LogLine]:
+        """The lines FLT matches appended after OFFSET, as they arrive, until interrupted."""
+        from ._history import follow_lines
+
+        return follow_lines(self.open_store(), flt, offset, self.warnings)
+
+    def export(self, out: IO[bytes]) -> int:
+        """Write every event's line as stored to OUT; how many."""
+        self.state()
+        return self.open_store().dump(out)
 
     def recent_events(self, session: str | None, limit: int = RECENT_EVENTS,
                       window: int = 256 * 1024) -> list[ev.AnyEvent]:
@@ -450,6 +474,7 @@ class Hub:
         """The history of PRIORITY's claims and releases, oldest first (the rows of `evhub why --json`)."""
         from ._history import why
 
+        self.state()
         return why(self.open_store(), priority)
 
     def verify(self) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def build(hub: Hub) -> MCPServer:
     def log(session: str | None = None, type: str | None = None, since: str | None = None,
             until: str | None = None, limit: int = 50) -> dict[str, Any]:
         """The latest events (oldest first), filtered by session, type, and time (30m ago, or RFC 3339)."""
-        from ._history import LogFilter, matching_lines
+        from ._history import LogFilter
 
         if not 1 <= limit <= LOG_LIMIT_MAX:
             raise ToolError(str(BadInput(f"limit must be between 1 and {LOG_LIMIT_MAX}")))
@@ -160,7 +160,7 @@ def build(hub: Hub) -> MCPServer:
             from ._events import decode, to_dict
 
             flt = LogFilter.make(session=session, type_=type, since=since, until=until, now=now())
-            return [to_dict(decode(line.raw)) for line in matching_lines(hub.open_store(), flt, limit, hub.warnings)[0]]
+            return [to_dict(decode(line.raw)) for line in hub.log(flt, limit)[0]]
 
         return {"events": call(events)}
 

@@ -489,6 +489,9 @@ def test_a_log_replaced_by_a_different_log_is_refused_until_repair_puts_back_wha
     reader = Hub(root)
     assert plain(reader.state()) == seen, "reads answer from what the hub had seen"
     assert any("rewound or replaced" in w for w in reader.warnings)
+    historian = Hub(root)
+    assert [e.seq for e in historian.events()] == [ev.decode(line).seq for line in new.splitlines()]
+    assert any("rewound or replaced" in w for w in historian.warnings), "history from such a log says so"
     repaired = Hub(root).repair()
     assert repaired["repaired"] and repaired["restored"]
     assert hub.log_path.read_bytes() == log, "every event the hub had seen is back"
