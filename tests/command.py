@@ -214,3 +214,19 @@ def init_hub(root: Path, store: HubStore | None = None) -> Path:
     root.mkdir()
     ok(run("init", root, *(store.init_args() if store else []), env={"EVHUB_NOW": at(0)}))
     return root
+
+
+# A git identity and no system config, for the tests that drive real git.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def js(proc: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON document a command that succeeded printed."""
+    return json.loads(ok(proc).stdout)
+

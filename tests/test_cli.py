@@ -18,19 +18,7 @@ from typing import Any
 
 import pytest
 from clock import at
-from command import EVHUB, Runner, clean_env, error_line, ok, run, together
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def js(proc: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(proc).stdout)
+from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, js, ok, run, together
 
 
 def hello(evhub: Runner, *ids: str, now: str | None = None) -> None:

@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clock import at
-from command import Runner, clean_env, init_hub, ok
+from command import Runner, clean_env, init_hub, js, ok
 
 DEPLOY_STEPS = [
     "Design the dashboard layout",
@@ -60,9 +59,6 @@ def shims(spaced_hub: Path, tmp_path: Path) -> Shims:
 def hub(spaced_hub: Path) -> Runner:
     return Runner(spaced_hub)
 
-
-def js(proc: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(proc).stdout)
 
 
 def test_register_claim_and_the_milestone_flow_through_the_shims(shims: Shims, hub: Runner) -> None:

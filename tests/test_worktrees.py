@@ -22,22 +22,10 @@ from typing import Any
 
 import pytest
 from clock import at
-from command import GATED_EVHUB, clean_env, error_line, gated, ok, release, run
+from command import GATED_EVHUB, GIT_ENV, clean_env, error_line, gated, js, ok, release, run
 from stores import HubStore
 
 from evhub._pgstore import STORE_FILE
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "T",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "T",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def js(proc: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(proc).stdout)
 
 
 def lines_of(raw: bytes) -> list[dict[str, Any]]:
@@ -52,7 +40,7 @@ class Repo:
         tmp = tmp.resolve()
         home = tmp / "home"
         home.mkdir(exist_ok=True)
-        self.env = {**IDENTITY, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+        self.env = {**GIT_ENV, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                     "GIT_CEILING_DIRECTORIES": str(tmp)}
         self.tmp = tmp
         self.top = tmp / name
