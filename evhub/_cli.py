@@ -126,11 +126,11 @@ def _store_settings(store: str | None, store_file: str | None, schema: str) -> S
 
 
 def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -> None:
-    where = getattr(h.store, "where", None)
+    where = h.store.where
     # A log out of the views' folder (a git repository's hub keeps it in the common git dir) is named too.
     log_elsewhere = None if where or h.log_path.is_relative_to(h.dir) else h.log_path
     if json:
-        out_json({"hub": str(h.dir), "created": created, "store": "postgresql" if where else "jsonl",
+        out_json({"hub": str(h.dir), "created": created, "store": h.store.name,
                   **({} if imported is None else {"events": imported})})
     elif imported is not None:
         out(f"imported {imported} events into a new hub at {h.dir}" + (f", its log in {where}" if where else ""))

@@ -169,7 +169,7 @@ class Hub:
 
     def where(self) -> Location:
         """Where this hub keeps its log, its read model and its views."""
-        log = getattr(self.store, "where", None) or str(self.log_path)
+        log = self.store.where or str(self.log_path)
         return Location(root=str(self.root), log=log, read_model=str(self.readmodel.path),
                         views=[str(folder) for folder in self.views_dirs()])
 

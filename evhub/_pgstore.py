@@ -140,6 +140,8 @@ def _reason(e: BaseException) -> str:
 class PgStore(Store):
     """The log as rows of `<schema>.events`; several processes and machines append at once."""
 
+    name = "postgresql"
+
     def __init__(self, dsn: str, schema: str) -> None:
         import psycopg
         from psycopg import sql

@@ -53,6 +53,9 @@ class Store(ABC):
     checkpoint back after checking that the store still holds what it was taken of, so a cached
     state reads only the tail."""
 
+    name: str  # what keeps the log, for people and --json: "jsonl" or "postgresql"
+    where: str | None = None  # where a log kept beyond this machine's files is (server and schema)
+
     @abstractmethod
     def head(self) -> int:
         """The seq of the last event (0 for an empty store)."""
@@ -196,6 +199,8 @@ class JsonlStore(Store):
     checkpoint never scans the whole file.  Bytes after the last whole event (a write that
     did not finish) are never taken as an event; the next append sets them aside.
     """
+
+    name = "jsonl"
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
