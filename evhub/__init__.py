@@ -5,7 +5,7 @@ from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubBusy, HubNot
 from ._events import AnyEvent, Event
 from ._hub import Hub
 from ._pgstore import StoreSettings
-from ._results import Recall, Saved
+from ._results import Location, Recall, Saved
 from ._state import Claim, ClaimChange, Message, Milestone, Note, Session, State, Step
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Hub",
     "HubBusy",
     "HubNotFound",
+    "Location",
     "Message",
     "Milestone",
     "NotFound",
