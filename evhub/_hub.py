@@ -150,7 +150,8 @@ class Hub:
         try:
             self._cache.save(state)
             self.render(state)
-        except StorageError as e:
+        except EvhubError as e:
+            # The events are appended: that is the command's result, whatever a cache of them says.
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
         self._published_at = time.monotonic()
         _unpublished.discard(self)

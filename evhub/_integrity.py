@@ -9,6 +9,7 @@ checker: both stores' reads, `import`, `verify` and `repair`. Each decides what 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from operator import attrgetter
 from typing import NamedTuple
@@ -17,6 +18,8 @@ from . import _events as ev
 from ._errors import CorruptLog
 
 _ID = attrgetter("id")
+# A time as evhub writes it (a four-digit year, fixed width, so that strings sort as times do).
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 class LogLine(NamedTuple):
@@ -56,7 +59,8 @@ def lines_of(offset: int, block: bytes) -> Iterator[LogLine]:
 class LogCheck:
     """Checks a log's lines in order, from just after seq LAST (line NUMBER, or an unknown line when
     None). With IDS, an id seen before is damage too (a whole-log check); with STRICT, a block is taken
-    whole only when its bytes are evhub's own (so `unknown` lists every line a newer evhub wrote)."""
+    whole only when its bytes are evhub's own (so `unknown` lists every line a newer evhub wrote), and a
+    time not written as evhub writes times is damage."""
 
     def __init__(self, last: int = 0, number: int | None = 0, *, ids: set[str] | None = None,
                  strict: bool = False) -> None:
@@ -82,7 +86,7 @@ class LogCheck:
         first = self.last + 1
         if (events is not None and not self.pending and len(events) == block.count(b"\n")
                 and [e.seq for e in events if e.more is not True] == list(range(first, first + len(events)))
-                and self._new_ids(events) and (not self.strict or ev.is_canonical(events, block))):
+                and self._new_ids(events) and (not self.strict or self._evhubs_own(events, block))):
             # The common block: seq runs on without a gap and no write spans lines.
             self.last += len(events)
             if self.number is not None:
@@ -109,6 +113,8 @@ class LogCheck:
         expected = self.last + 1
         if e.seq != expected:
             return Damage(number, line.offset, line.raw, f"seq {e.seq} where {expected} was expected", e)
+        if self.strict and not _TIME.fullmatch(e.ts):
+            return Damage(number, line.offset, line.raw, f"time {e.ts!r} is not one evhub writes", e)
         if self.ids is not None:
             if e.id in self.ids:
                 return Damage(number, line.offset, line.raw, f"id {e.id} appears twice", e)
@@ -131,6 +137,11 @@ class LogCheck:
         """Go on past a damaged line, as if it were not there (repair sets it aside)."""
         if self.number is not None:
             self.number += 1
+
+    @staticmethod
+    def _evhubs_own(events: list[ev.AnyEvent], block: bytes) -> bool:
+        """Whether BLOCK is exactly what this evhub writes for EVENTS, times included."""
+        return ev.is_canonical(events, block) and all(_TIME.fullmatch(e.ts) for e in events)
 
     def _new_ids(self, events: list[ev.AnyEvent]) -> bool:
         if self.ids is None:

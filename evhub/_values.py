@@ -72,8 +72,11 @@ def format_duration(seconds: float) -> str:
 
 
 def format_ts(dt: datetime) -> str:
-    """UTC RFC 3339 with microseconds and Z: fixed width, so strings sort as times do."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC RFC 3339 with microseconds and Z: fixed width (a four-digit year, which strftime does not
+    pad), so strings sort as times do."""
+    d = dt.astimezone(UTC)
+    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+            f".{d.microsecond:06d}Z")
 
 
 def parse_ts(value: str) -> datetime:
@@ -81,11 +84,11 @@ def parse_ts(value: str) -> datetime:
     text = value.strip()
     try:
         dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError as e:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    except (ValueError, OverflowError) as e:  # OverflowError: an offset that leaves years 1..9999
         raise BadInput(f"invalid time {value!r}: use RFC 3339, such as 2026-11-25T14:02:00Z") from e
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
 
 
 def normalize_ts(value: str) -> str:

@@ -532,6 +532,35 @@ def test_save_modes_and_full_commits_sessions_in_a_git_work_tree(evhub: Runner) 
     assert "committed" in evhub.ok("save", "--mode", "full", session="alice", now=at(9), env=GIT_ENV).stdout
 
 
+# -- clocks ---------------------------------------------------------------------------------------
+
+
+def test_a_clock_in_the_year_999_does_no_lasting_damage(evhub: Runner) -> None:
+    """A three-digit year was written unpadded ("999-..."), so it sorted after "2026-...": the command
+    appended its event and then failed, and so did every later one (issue 14, item 1)."""
+    evhub.ok("hello", "alice", now=at(0))
+    evhub.ok("heartbeat", "--status", "from the past", session="alice", now="0999-01-01T00:00:00Z")
+    evhub.ok("heartbeat", "--status", "back", session="alice", now=at(10))
+    events = log_events(evhub)
+    times = [e["ts"] for e in events]
+    assert times == sorted(times) and all(len(t) == len(at(0)) for t in times)
+    # The past never goes behind the log's last time: the old clock's event is stamped with it.
+    assert (events[-2]["status"], events[-2]["ts"]) == ("from the past", at(0))
+    assert events[-1]["ts"] == at(10) and len(events) == 4
+    evhub.ok("verify")
+    evhub.ok("replay")
+
+
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # damages the file itself
+def test_verify_names_a_time_evhub_does_not_write(evhub: Runner) -> None:
+    evhub.ok("hello", "alice", now=at(0))
+    lines = evhub.log_path.read_bytes().splitlines(keepends=True)
+    lines[-1] = lines[-1].replace(at(0).encode(), b"999-01-01T00:00:00.000000Z")
+    evhub.log_path.write_bytes(b"".join(lines))
+    said = error_line(evhub("verify"), 4)
+    assert f"line {len(lines)} (byte" in said and "time '999-01-01T00:00:00.000000Z'" in said
+
+
 # -- history --------------------------------------------------------------------------------------
 
 
