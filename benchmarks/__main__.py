@@ -21,7 +21,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -486,12 +485,6 @@ class Bench:
 # -- PostgreSQL --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
     """The three PostgreSQL rows, on a throwaway cluster this run starts and removes: one process
     appending through the Hub API, then PG_WRITERS at once in one hub folder, then PG_WRITERS
@@ -512,7 +505,7 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
         return skipped("no PostgreSQL server")
     progress("PostgreSQL: starting a throwaway cluster")
     try:
-        cluster = Cluster.temporary(free_port())
+        cluster = Cluster.temporary()
     except RuntimeError as e:
         progress(f"PostgreSQL: {e}")
         return skipped("the PostgreSQL server did not start")

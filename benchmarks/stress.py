@@ -1,7 +1,7 @@
 """evhub stress: the reliability checks of issue 3 at scale, in one table.
 
-    python -m benchmarks.stress            # 200 race rounds, 4 x 25,000 appends, 100 SIGKILLs (~10 min)
-    python -m benchmarks.stress --quick    # 20 race rounds, 4 x 1,000 appends, 15 SIGKILLs (under a minute)
+    python -m benchmarks.stress            # 200 race rounds, 4 x 25,000 appends, 100 SIGKILLs, 40 clock skews (~10 min)
+    python -m benchmarks.stress --quick    # 20 race rounds, 4 x 1,000 appends, 15 SIGKILLs, 4 clock skews (~1 min)
 
 Prints one markdown table (check | scale | result | expected) on stdout, progress on stderr, and
 exits 1 when any check fails.  Every hub lives in a temporary folder that is removed afterwards.
@@ -23,13 +23,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from evhub import Hub
 from evhub import _events as ev
 from evhub._errors import Conflict, CorruptLog, EvhubError, HubBusy
+from evhub._pgstore import StoreSettings
 from evhub._store import JsonlStore
+from evhub._values import format_ts
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "events" / "samples" / "three-sessions-day.jsonl"
@@ -529,6 +532,97 @@ def check_bad_input(tmp: Path, evhub: str) -> Row:
     )
 
 
+# -- clock skew -----------------------------------------------------------------------------------
+
+SKEW_MINUTES = 20  # clocks up to this far apart: four times the alive ttl
+
+
+def real_plus(minutes: int) -> str:
+    return format_ts(datetime.now(UTC) + timedelta(minutes=minutes))
+
+
+def check_clock_skew(tmp: Path, evhub: str, rounds: int, rng: random.Random) -> list[Row]:
+    """Two writers whose clocks differ by up to SKEW_MINUTES: each round one claims a fresh priority and
+    heartbeats, then the other tries to take it. On JSONL the clocks are EVHUB_NOW (a stray one); on
+    PostgreSQL they are the machines' own clocks (faketime), and the server's clock decides."""
+    rows = [skew_row(tmp / "jsonl", evhub, rounds, rng, None)]
+    try:
+        from tests.pgserver import Cluster, bindir
+    except ImportError:
+        return rows
+    data, port = os.environ.get("EVHUB_TEST_PGDATA"), os.environ.get("EVHUB_TEST_PGPORT")
+    if data and port:
+        rows.append(skew_row(tmp / "postgresql", evhub, rounds, rng, Cluster(Path(data), int(port))))
+    elif bindir() is not None:
+        cluster = Cluster.temporary()
+        try:
+            rows.append(skew_row(tmp / "postgresql", evhub, rounds, rng, cluster))
+        finally:
+            cluster.remove()
+    return rows
+
+
+def skew_row(root: Path, evhub: str, rounds: int, rng: random.Random, cluster: Any) -> Row:
+    settings = None
+    if cluster is not None:
+        dsn_file = root.parent / "pg-dsn"
+        dsn_file.write_text(cluster.dsn + "\n")
+        settings = StoreSettings(f"skew_{os.getpid()}", dsn_file)
+    hub, _ = Hub.init(root, store=settings)
+    hub.hello("alice")
+    hub.hello("bob")
+    hub.store.close()
+    machines = cluster is not None and shutil.which("faketime") is not None
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("EVHUB_")}
+
+    def on(minutes: int, sid: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**base_env, "EVHUB_SESSION": sid}
+        argv = [evhub, "--hub", str(root), *args]
+        if machines:
+            argv = ["faketime", "-f", f"{minutes:+d}m", *argv]
+        else:
+            env["EVHUB_NOW"] = real_plus(minutes)
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    wrong = named = ahead = errors = 0
+    for r in range(rounds):
+        holder, taker = ("alice", "bob") if r % 2 == 0 else ("bob", "alice")
+        # A holder's clock that EVHUB_NOW sets ahead is refused before it claims: it holds nothing to take.
+        mine = rng.randint(-SKEW_MINUTES, SKEW_MINUTES if machines else 0)
+        theirs = rng.choice([m for m in range(-SKEW_MINUTES, SKEW_MINUTES + 1) if m != mine])
+        for step in (("claim", f"p-{r}"), ("heartbeat",)):
+            if on(mine, holder, *step).returncode != 0:
+                errors += 1
+        took = on(theirs, taker, "claim", f"p-{r}")
+        if took.returncode == 0:
+            wrong += 1
+        elif took.returncode == 3 and f"held by {holder}" in took.stderr:
+            named += 1
+        elif took.returncode == 1 and "ahead of the real clock" in took.stderr:
+            ahead += 1
+        else:
+            errors += 1
+            progress(f"clock skew: {took.stderr.strip()}")
+    times = [e.ts for e in Hub(root).events()]
+    in_order = times == sorted(times)
+    try:
+        Hub(root).verify()
+        verified = "verify ok"
+    except EvhubError as e:
+        verified = f"verify failed: {e}"
+    kind = "postgresql" if cluster is not None else "jsonl"
+    clocks = ("the machines' clocks (faketime) up to ±{m} min apart, the server's clock deciding" if machines
+              else "EVHUB_NOW up to {m} min behind (holder) or ±{m} min (taker)").format(m=SKEW_MINUTES)
+    return Row(
+        f"clock skew ({kind})",
+        f"{rounds} rounds × 2 writers, {clocks}: one claims and heartbeats, the other claims the same priority",
+        f"wrong takeovers {wrong}; refused naming the holder {named}, refused as ahead of the real clock {ahead}; "
+        f"other errors {errors}; log times in order: {'yes' if in_order else 'NO'}; {verified}",
+        "wrong takeovers 0; other errors 0; log times in order; verify ok",
+        wrong == 0 and errors == 0 and in_order and verified == "verify ok",
+    )
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 
@@ -550,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, events and kills (under a minute)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the kill moments (default: random)")
     args = parser.parse_args(argv)
-    rounds, appends, kills = (20, 1_000, 15) if args.quick else (200, 25_000, 100)
+    rounds, appends, kills, skews = (20, 1_000, 15, 4) if args.quick else (200, 25_000, 100, 40)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     evhub = find_evhub()
@@ -562,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"SIGKILLs (seed {seed})", lambda tmp: check_sigkills(tmp, kills, rng)),
         ("torn tail", check_torn_tail),
         ("bad-input catalogue", lambda tmp: check_bad_input(tmp, evhub)),
+        ("clock skew", lambda tmp: check_clock_skew(tmp, evhub, skews, rng)),
     ]
     with tempfile.TemporaryDirectory(prefix="evhub-stress-") as tmp:
         for name, step in steps:

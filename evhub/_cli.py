@@ -13,6 +13,7 @@ import typer
 from ._errors import BadInput, EvhubError, StorageError
 from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
+from ._state import State  # already imported by _hub
 from ._values import parse_duration
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(msg_app, name="msg")
 app.add_typer(handshake_app, name="handshake")
 
 _hub_dir: str | None = None
+_on_behalf = False
 
 SessionOpt = Annotated[
     str | None,
@@ -73,6 +75,9 @@ def warn(hub: Hub) -> None:
 def hub() -> Hub:
     """The hub this command works on; its warnings are printed when the command ends."""
     h = Hub.find(_hub_dir)
+    # EVHUB_SESSION is the shell's own session (the hook sets it for each agent): --session naming
+    # another one acts for it, which needs --on-behalf.
+    h.caller, h.on_behalf = os.environ.get("EVHUB_SESSION") or None, _on_behalf
     _opened.append(h)
     return h
 
@@ -93,9 +98,14 @@ def _root(
         str | None,
         typer.Option("--hub", help="The folder holding SESSIONS/ (else $EVHUB_HUB, else found upward)."),
     ] = None,
+    on_behalf: Annotated[
+        bool,
+        typer.Option("--on-behalf", help="Let --session name a session other than yours ($EVHUB_SESSION): "
+                     "its events record you as `by`."),
+    ] = False,
 ) -> None:
-    global _hub_dir
-    _hub_dir = hub_dir
+    global _hub_dir, _on_behalf
+    _hub_dir, _on_behalf = hub_dir, on_behalf
 
 
 @app.command()
@@ -267,7 +277,7 @@ def sessions(
 
     h = hub()
     state = h.state()
-    docs = rows(state, _now(), include_all=all_)
+    docs = rows(state, _read_time(state), include_all=all_)
     if json:
         out_json(docs)
         return
@@ -315,8 +325,8 @@ def claims(json: JsonOpt = False) -> None:
     """Every claim, with holder, token and whether it is stale."""
     from ._documents import claims as rows
 
-    h = hub()
-    docs = rows(h.state(), _now())
+    state = hub().state()
+    docs = rows(state, _read_time(state))
     if json:
         out_json(docs)
         return
@@ -347,9 +357,8 @@ def status(json: JsonOpt = False) -> None:
     from ._documents import status as doc
     from ._report import status_markdown
 
-    h = hub()
-    state = h.state()
-    now = _now()
+    state = hub().state()
+    now = _read_time(state)
     if json:
         out_json(doc(state, now))
     else:
@@ -797,6 +806,12 @@ def _now() -> str:
     from ._values import now
 
     return now()
+
+
+def _read_time(state: State) -> str:
+    from ._values import read_time
+
+    return read_time(state.last_ts)
 
 
 def _done(json: bool, events: list[Any], message: str) -> None:

@@ -12,7 +12,7 @@ from typing import Union
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, Conflict, NotFound
+from ._errors import BadInput, Conflict, NotFound, NotYours
 from ._state import Claim, Milestone, State
 from ._values import STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
 
@@ -132,14 +132,32 @@ Command = Union[
 ]
 
 
-def decide(cmd: Command, state: State, now: str) -> list[ev.Event]:
-    """The events COMMAND produces against STATE at time NOW (none when it changes nothing)."""
-    events = _DECIDERS[type(cmd)](cmd, state, now)
-    # Times never run backwards in the log, even when EVHUB_NOW names an earlier moment.
+def decide(cmd: Command, state: State, now: str, *, caller: str | None = None,
+           on_behalf: bool = False) -> list[ev.Event]:
+    """The events COMMAND produces against STATE at time NOW (none when it changes nothing).
+
+    CALLER is the session the caller itself is, when known: a command for another registered session
+    is refused unless ON_BEHALF says it is meant, and then its events record the caller (`by`)."""
+    other = _other_session(cmd, state, caller)
+    if other is not None and not on_behalf:
+        raise NotYours(f"you are session {caller}: acting for {other} needs --on-behalf (and is recorded)")
+    by = caller if other is not None and caller is not None else msgspec.UNSET
+    # Times never run backwards in the log, even when a writer's clock is behind the last writer's: the
+    # command is decided at the time it is stamped with, so a slow clock cannot see a live holder as dead.
     ts = max(now, state.last_ts)
+    events = _DECIDERS[type(cmd)](cmd, state, ts)
     for n, e in enumerate(events, state.seq + 1):
-        e.seq, e.ts = n, ts
+        e.seq, e.ts, e.by = n, ts, by
     return events
+
+
+def _other_session(cmd: Command, state: State, caller: str | None) -> str | None:
+    """The registered session COMMAND acts for, when CALLER is known and that is not CALLER itself."""
+    session = getattr(cmd, "session", None)
+    if caller is None or session is None:
+        return None
+    sid = state.resolve(session)
+    return sid if sid in state.sessions and sid != state.resolve(caller) else None
 
 
 def _new(cls: type, **fields: object) -> ev.Event:

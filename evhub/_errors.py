@@ -13,6 +13,10 @@ class BadInput(EvhubError):
     """An argument, identifier, duration, time or text is not acceptable."""
 
 
+class ClockAhead(BadInput):
+    """A time further ahead of the real clock than evhub allows would be written."""
+
+
 class NotFound(EvhubError):
     """The session, priority, milestone or proposal named does not exist."""
 
@@ -33,6 +37,10 @@ class Conflict(EvhubError):
     """The action collides with another session: held claim, taken id, stale token, existing thing."""
 
     exit_code = 3
+
+
+class NotYours(Conflict):
+    """The command acts for a session other than the caller's own without saying it means to."""
 
 
 class ExpectedPositionError(Conflict):

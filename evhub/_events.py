@@ -21,6 +21,7 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     id: str
     ts: str
     more: bool | msgspec.UnsetType = msgspec.UNSET
+    by: str | msgspec.UnsetType = msgspec.UNSET  # the caller, when it acted for another session
 
 
 class SessionEvent(Event, kw_only=True, gc=False):

@@ -41,7 +41,7 @@ from ._readmodel import ReadModel
 from ._results import Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
-from ._values import new_id, now, parse_when
+from ._values import new_id, now, parse_when, read_time, write_time
 
 if TYPE_CHECKING:
     from ._history import LogFilter
@@ -87,6 +87,10 @@ class Hub:
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.publish_every = publish_every
+        # Who the caller is, when known (the CLI's EVHUB_SESSION): acting for another session is then
+        # refused unless on_behalf says it is meant, and recorded (decide's rule).
+        self.caller: str | None = None
+        self.on_behalf = False
         self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._published_at = -math.inf
@@ -182,7 +186,7 @@ class Hub:
         """Render every view of STATE (as seen at AT) into OUT, or into every folder of views_dirs()."""
         from ._render import View, render, write_views
 
-        views = render(state, at or now())
+        views = render(state, at or read_time(state.last_ts))
         if out is not None:
             return write_views(out, views)
         repo = _place.repository(self.root)
@@ -214,11 +218,11 @@ class Hub:
                 except CorruptLog as e:
                     raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
                 head = state.seq
-                clock = now()
+                clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
                 try:
                     for c in commands:
-                        decided = cmd.decide(c, state, clock)
+                        decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
                         for event in decided:
                             event.id = new_id()
                             evolve(state, event)
@@ -304,7 +308,8 @@ class Hub:
         state = self.state()
         sid = cmd.acting_session(state, session)
         latest = self.recent_events(sid, recent) if recent else []
-        return Recall(session=sid, state=state, unread=self._unread(state, sid), recent=latest, at=now())
+        return Recall(session=sid, state=state, unread=self._unread(state, sid), recent=latest,
+                      at=read_time(state.last_ts))
 
     # -- the commands -----------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from ._documents import message_dicts
 from ._errors import BadInput, EvhubError
 from ._hub import Hub
-from ._values import now
+from ._values import now, read_time
 
 T = TypeVar("T")
 LOG_LIMIT_MAX = 1000
@@ -138,7 +138,10 @@ def build(hub: Hub) -> MCPServer:
         """The hub at a glance: focus, live sessions, claims, milestones, recent messages."""
         from ._documents import status as status_doc
 
-        return call(lambda: status_doc(hub.state(), now()))
+        def doc() -> dict[str, Any]:
+            state = hub.state()
+            return status_doc(state, read_time(state.last_ts))
+        return call(doc)
 
     @server.tool()
     def recall(session: str | None = None) -> dict[str, Any]:

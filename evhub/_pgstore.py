@@ -21,6 +21,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +33,7 @@ from ._integrity import LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
 from ._store import ESCAPE, Checkpoint, Store, check_numbering
+from ._values import format_ts
 
 if TYPE_CHECKING:
     import psycopg
@@ -161,6 +163,7 @@ class PgStore(Store):
         self._listener: psycopg.Connection[Any] | None = None
         self._holding: psycopg.Connection[Any] | None = None  # the connection holding the session lock (locked())
         self._want_turn = False  # inside locked(), before the lock is taken
+        self._server_time: datetime | None = None  # the server's clock, as of the last read
         self.channel = f"evhub.{schema}"
         self._lock_key = zlib.crc32(f"evhub:{schema}".encode())  # one advisory lock per hub
         table = sql.Identifier(schema, "events")
@@ -229,7 +232,8 @@ class PgStore(Store):
             ORDER BY at""").format(table=table)
         self._q_end = sql.SQL("SELECT coalesce(max(seq), %s), coalesce(sum(octet_length(line) + 1), 0) "
                               "FROM {} WHERE seq > %s").format(table)
-        self._q_read = sql.SQL("SELECT kept, block, n, last FROM {}.read_after(%s, %s, %s)").format(
+        # The server's clock decides every write's time: read with the catch-up, after the lock, for free.
+        self._q_read = sql.SQL("SELECT kept, block, n, last, clock_timestamp() FROM {}.read_after(%s, %s, %s)").format(
             sql.Identifier(schema))
 
     # -- connections ------------------------------------------------------------------------------
@@ -363,8 +367,10 @@ class PgStore(Store):
             else:
                 row = self._retrying(page)  # noqa: B023 (called at once, in this round)
             if row is None or not row[2]:
+                if row is not None:
+                    self._server_time = row[4]
                 return
-            block, count, last = bytes(row[1]), int(row[2]), int(row[3])
+            block, count, last, self._server_time = bytes(row[1]), int(row[2]), int(row[3]), row[4]
             self.reached = last
             yield block, count
             if count < PAGE:
@@ -407,7 +413,18 @@ class PgStore(Store):
             self._holding = conn
         assert row is not None
         self._prefetched = (mark, row)
+        self._server_time = row[4]
         return b"" if row[0] is None else str(row[0]).encode() + b"\n"
+
+    def clock(self) -> str:
+        """The server's time, as the catch-up just read it, else asked for."""
+        taken, self._server_time = self._server_time, None
+        if taken is None:
+            self._take_turn()
+            row = self._retrying(lambda conn: conn.execute("SELECT clock_timestamp()").fetchone())
+            assert row is not None
+            taken = row[0]
+        return format_ts(taken)
 
     def size(self) -> int:
         """The number of events (the unit of a PostgreSQL log's marks)."""

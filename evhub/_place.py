@@ -20,7 +20,7 @@ from ._errors import BadInput, Conflict, ExpectedPositionError, HubNotFound, Sto
 from ._lock import HubLock
 from ._pgstore import STORE_FILE, StoreSettings
 from ._store import JsonlStore, Store
-from ._values import file_stamp, new_id, now
+from ._values import file_stamp, new_id, write_time
 
 SESSIONS = "SESSIONS"
 GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
@@ -207,6 +207,7 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
         return None
     if not 1 <= alive_ttl_s <= 30 * 86400:
         raise BadInput("the alive ttl must be between 1s and 30d")
+    write_time("")  # a clock too far ahead is refused before anything is made
     if store is not None:
         shared = store.open()
         log: Store = shared
@@ -237,7 +238,8 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 if events is not None:
                     log.load(*events)
                 else:
-                    log.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
+                    created = ev.HubCreated(seq=1, id=new_id(), ts=write_time("", log.clock()), alive_ttl_s=alive_ttl_s)
+                    log.append([created], 0)
             except ExpectedPositionError:
                 if events is not None:
                     raise Conflict("another init filled the store first: import loads into an empty store") from None

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from . import _events as ev
-from ._values import seconds_between
+from ._values import FUTURE_BOUND_S, seconds_between
 
 NOTES_KEPT = 10
 MESSAGES_KEPT = 100
@@ -156,13 +156,14 @@ class State(msgspec.Struct):
     focus: Focus | None = None
     unknown_events: int = 0
 
-    # Liveness is computed from the clock, never stored.
+    # Liveness is computed from the clock, never stored; a sign of life from further in the future
+    # than a clock may run ahead is no sign of life (it would last until the future came).
     def is_alive(self, session_id: str, now: str) -> bool:
         s = self.sessions.get(session_id)
         return (
             s is not None
             and not s.left
-            and seconds_between(s.last_seen, now) <= self.alive_ttl_s
+            and -FUTURE_BOUND_S <= seconds_between(s.last_seen, now) <= self.alive_ttl_s
         )
 
     def claim_holds(self, claim: Claim, now: str) -> bool:

@@ -89,6 +89,11 @@ class Store(ABC):
             self.position = (cp.seq, cp.offset)
         return holds
 
+    def clock(self) -> str | None:
+        """The time by the clock that decides this store's writes, when it is not this machine's
+        (None): with several machines writing, one clock must decide."""
+        return None
+
     @abstractmethod
     def _last_line(self, mark: int) -> bytes:
         """The line of the event that ends at MARK (empty when there is none)."""

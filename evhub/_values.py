@@ -8,7 +8,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from ._errors import BadInput
+from ._errors import BadInput, ClockAhead
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _DURATION_RE = re.compile(r"(\d{1,9})([smhd]?)")
@@ -106,15 +106,54 @@ def ts_minus(ts: str, seconds: float) -> str:
     return format_ts(parse_ts(ts) - timedelta(seconds=seconds))
 
 
+# How far ahead of the real clock a written time may be: a clock a little ahead does no harm (a
+# session seems alive for at most this much longer); one further ahead is refused, never written.
+FUTURE_BOUND_S = 60
+
+
+def _fixed_now() -> str | None:
+    fixed = os.environ.get("EVHUB_NOW")
+    if not fixed:
+        return None
+    try:
+        return normalize_ts(fixed)
+    except BadInput as e:
+        raise BadInput(f"EVHUB_NOW: {e}") from None
+
+
 def now() -> str:
     """The current time: EVHUB_NOW when set (tests, reproducing a past moment), else the wall clock."""
-    fixed = os.environ.get("EVHUB_NOW")
-    if fixed:
-        try:
-            return normalize_ts(fixed)
-        except BadInput as e:
-            raise BadInput(f"EVHUB_NOW: {e}") from None
-    return format_ts(datetime.now(UTC))
+    return _fixed_now() or format_ts(datetime.now(UTC))
+
+
+def read_time(last_ts: str) -> str:
+    """The time a read is answered at: the clock, but never behind LAST_TS, the log's last time (a clock
+    that runs behind sees the hub as its last writer left it), nor more than FUTURE_BOUND_S ahead of
+    the real clock (a log from the future keeps no one alive)."""
+    ahead = format_ts(datetime.now(UTC) + timedelta(seconds=FUTURE_BOUND_S))
+    return max(now(), min(last_ts, ahead))
+
+
+def write_time(last_ts: str, real: str | None = None) -> str:
+    """The time a write is decided and stamped at, by the hub's time rule: the clock (EVHUB_NOW, else
+    REAL, the store's own clock, else this machine's), never behind LAST_TS, the log's last time; a
+    time more than FUTURE_BOUND_S ahead of the real clock is ClockAhead, unless EVHUB_ALLOW_FUTURE=1."""
+    real = real or format_ts(datetime.now(UTC))
+    clock = _fixed_now() or real
+    ts = max(clock, last_ts)
+    ahead = seconds_between(real, ts)
+    if ahead <= FUTURE_BOUND_S or os.environ.get("EVHUB_ALLOW_FUTURE") == "1":
+        return ts
+    if ts == clock:
+        raise ClockAhead(
+            f"EVHUB_NOW {clock} is {format_duration(ahead)} ahead of the real clock ({real}): evhub writes no time "
+            f"more than {FUTURE_BOUND_S}s ahead (EVHUB_ALLOW_FUTURE=1 allows it, for tests)"
+        )
+    raise ClockAhead(
+        f"the log's last event is stamped {last_ts}, {format_duration(ahead)} ahead of the real clock ({real}), "
+        "and evhub never writes a time behind the log's last one: `evhub repair` sets the events from the "
+        "future aside"
+    )
 
 
 def file_stamp() -> str:

@@ -27,7 +27,7 @@ from ._cache import SnapshotStale, load_snapshot
 from ._documents import progress_bar
 from ._hub import Hub
 from ._state import State, fold
-from ._values import format_duration, now, seconds_between
+from ._values import format_duration, read_time, seconds_between
 
 FEED_KEPT = 12
 MESSAGES_SHOWN = 5
@@ -151,14 +151,17 @@ def watch(hub: Hub, at: str | None, console: Console | None = None) -> None:
         console.print(dashboard(snapshot(hub, at), [], at))
         return
     follower = Follower(hub)
-    with _keys() as pressed, Live(dashboard(follower.state, list(follower.feed), now()), console=console,
+
+    def shown() -> RenderableType:
+        return dashboard(follower.state, list(follower.feed), read_time(follower.state.last_ts))
+    with _keys() as pressed, Live(shown(), console=console,
                                   auto_refresh=False, screen=False) as live:
         shown_at = time.monotonic()
         try:
             while "q" not in pressed(TICK_S):
                 # Redraw on news, and each second anyway: ages and liveness move with the clock.
                 if follower.poll() or time.monotonic() - shown_at >= 1:
-                    live.update(dashboard(follower.state, list(follower.feed), now()), refresh=True)
+                    live.update(shown(), refresh=True)
                     shown_at = time.monotonic()
         except KeyboardInterrupt:
             pass

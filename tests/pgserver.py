@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,12 @@ def bindir() -> Path | None:
         return Path(versions[-1]).parent
     found = shutil.which("initdb")
     return Path(os.path.realpath(found)).parent if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Cluster:
@@ -78,12 +85,12 @@ class Cluster:
             time.sleep(0.1)
 
     @classmethod
-    def temporary(cls, port: int) -> Cluster:
+    def temporary(cls, port: int | None = None) -> Cluster:
         """A new cluster in a new folder under the system's temp folder, which the server's user can
-        reach (pytest's own temp folders are private to us)."""
+        reach (pytest's own temp folders are private to us), on PORT or a free one."""
         folder = Path(tempfile.mkdtemp(prefix="evhub-pg-"))
         folder.chmod(0o755)
-        return cls.make(folder / "data", port)
+        return cls.make(folder / "data", port or free_port())
 
     def remove(self) -> None:
         """Stop the server and delete its folder (made by temporary())."""

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 from pathlib import Path
 
-from pgserver import Cluster
+from pgserver import Cluster, free_port
 
 from evhub._pgstore import StoreSettings
+
+__all__ = ["HubStore", "free_port"]
 
 _schemas = itertools.count(1)
 
@@ -39,9 +40,3 @@ class HubStore:
         if settings is None:
             return []
         return ["--store-file", str(self.dsn_file), "--schema", settings.schema]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -13,12 +13,15 @@ import signal
 import stat
 import subprocess
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clock import at
 from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, js, ok, run, together
+
+from evhub._values import FUTURE_BOUND_S, format_ts, parse_ts
 
 
 def hello(evhub: Runner, *ids: str, now: str | None = None) -> None:
@@ -559,6 +562,115 @@ def test_verify_names_a_time_evhub_does_not_write(evhub: Runner) -> None:
     evhub.log_path.write_bytes(b"".join(lines))
     said = error_line(evhub("verify"), 4)
     assert f"line {len(lines)} (byte" in said and "time '999-01-01T00:00:00.000000Z'" in said
+
+
+def real(minutes: float = 0) -> str:
+    """The real clock's time MINUTES from now, as EVHUB_NOW takes it."""
+    return format_ts(datetime.now(UTC) + timedelta(minutes=minutes))
+
+
+REAL_CLOCK = {"EVHUB_NOW": ""}  # the Runner's fixed T0 cleared: the machine's (or server's) clock decides
+
+
+def test_a_clock_ahead_takes_no_claim_and_writes_nothing(evhub: Runner) -> None:
+    """With clocks ten minutes apart, bob's saw alice dead and took her claim (issue 14, item 2)."""
+    evhub.ok("hello", "alice", env=REAL_CLOCK)
+    evhub.ok("claim", "api", session="alice", env=REAL_CLOCK)
+    evhub.ok("hello", "bob", env=REAL_CLOCK)
+    before = evhub.log_bytes()
+    said = error_line(evhub("claim", "api", session="bob", now=real(10)), 1)
+    assert "ahead of the real clock" in said and "EVHUB_ALLOW_FUTURE=1" in said
+    assert evhub.log_bytes() == before
+    assert js(evhub.ok("claims", "--json", env=REAL_CLOCK))[0]["session"] == "alice"
+    # A clock a little ahead is no clock trouble: within the bound, it writes.
+    evhub.ok("heartbeat", session="bob", now=real(FUTURE_BOUND_S / 60 / 2))
+
+
+def test_the_switch_allows_a_future_time_where_a_test_needs_one(evhub: Runner) -> None:
+    evhub.ok("hello", "alice", now=real(60 * 24), env={"EVHUB_ALLOW_FUTURE": "1"})
+    assert log_events(evhub)[-1]["ts"][:10] == real(60 * 24)[:10]
+
+
+def test_a_command_is_decided_at_the_logs_time_when_its_clock_is_behind(evhub: Runner) -> None:
+    """A slow clock decided at its own time: alice, silent for 15 minutes of the log's time, still held
+    api for bob, whose clock said only a minute and a half had passed."""
+    evhub.ok("hello", "alice", now=at(0))
+    evhub.ok("claim", "api", session="alice", now=at(0))
+    evhub.ok("hello", "carol", now=at(900))
+    evhub.ok("hello", "bob", now=at(90))
+    evhub.ok("claim", "api", session="bob", now=at(90))
+    claim = log_events(evhub)[-1]
+    assert (claim["type"], claim["session"], claim["took_over_from"], claim["ts"]) == (
+        "priority_claimed", "bob", "alice", at(900))
+
+
+def test_a_time_from_the_future_in_the_log_keeps_no_one_alive(evhub: Runner) -> None:
+    """An event stamped 2099 made alice alive forever: a week later bob was refused "held by alice"."""
+    future = {"EVHUB_ALLOW_FUTURE": "1"}
+    evhub.ok("hello", "alice", now="2099-01-01T00:00:00Z", env=future)
+    evhub.ok("claim", "api", session="alice", now="2099-01-01T00:00:00Z", env=future)
+    claim = js(evhub.ok("claims", "--json", env=REAL_CLOCK))[0]
+    assert (claim["alive"], claim["stale"]) == (False, True)
+    assert js(evhub.ok("sessions", "--all", "--json", env=REAL_CLOCK))[0]["alive"] is False
+    # And nothing is written behind the log's last time, nor at it, so far ahead: a clear refusal.
+    before = evhub.log_bytes()
+    said = error_line(evhub("hello", "bob", env=REAL_CLOCK), 1)
+    assert "the log's last event is stamped 2099-01-01T00:00:00.000000Z" in said
+    assert evhub.log_bytes() == before
+
+
+def test_init_with_a_clock_ahead_makes_nothing(tmp_path: Path) -> None:
+    said = error_line(run("init", env={"EVHUB_NOW": real(120)}, cwd=tmp_path), 1)
+    assert "ahead of the real clock" in said
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_machines_whose_clocks_differ_follow_the_servers_clock(evhub: Runner) -> None:
+    """Two machines twenty minutes apart (more than the alive ttl) on one PostgreSQL hub: with their own
+    clocks deciding, the fast one saw the slow one's holder dead and took its claim."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime is not installed (Debian's faketime; .ci/run installs it)")
+
+    def on_machine(offset: str, *args: str, session: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["faketime", "-f", offset, EVHUB, *args], env=clean_env({"EVHUB_SESSION": session}),
+                              cwd=evhub.root, capture_output=True, text=True, timeout=60)
+
+    ok(on_machine("-10m", "hello", "alice"))
+    ok(on_machine("+10m", "hello", "bob"))
+    ok(on_machine("-10m", "claim", "api", session="alice"))
+    ok(on_machine("+10m", "claim", "web", session="bob"))
+    assert "held by alice" in error_line(on_machine("+10m", "claim", "api", session="bob"), 3)
+    assert "held by bob" in error_line(on_machine("-10m", "claim", "web", session="alice"), 3)
+    stamps = [parse_ts(e["ts"]) for e in log_events(evhub)[1:]]
+    assert max(stamps) - min(stamps) < timedelta(minutes=5)  # the server's times, not the machines'
+
+
+# -- who may act for whom -------------------------------------------------------------------------
+
+
+def test_a_shell_acts_for_another_session_only_on_behalf_and_is_recorded(evhub: Runner) -> None:
+    """With EVHUB_SESSION=alice (as the hook sets it for an agent), `-s bob` released bob's claim, read
+    his mail and resumed him while he was alive, unrecorded (issue 14, item 9)."""
+    hello(evhub, "alice", "bob")
+    evhub.ok("claim", "api", session="bob")
+    evhub.ok("msg", "send", "for bob only", "--to", "bob", session="alice")
+    before = evhub.log_bytes()
+    as_alice = {"EVHUB_SESSION": "alice"}
+    for args in (("release", "api", "-s", "bob"), ("msg", "inbox", "-s", "bob"),
+                 ("hello", "bob", "--resume"), ("heartbeat", "-s", "bob")):
+        said = error_line(evhub(*args, env=as_alice), 3)
+        assert said == "error: you are session alice: acting for bob needs --on-behalf (and is recorded)", args
+    assert evhub.log_bytes() == before
+    assert "for bob only" in evhub.ok("msg", "inbox", "--peek", session="bob").stdout  # still unread
+    # Meant, it is done, and every event it wrote names the caller.
+    evhub.ok("--on-behalf", "release", "api", "-s", "bob", env=as_alice)
+    released = log_events(evhub)[-1]
+    assert (released["type"], released["session"], released["by"]) == ("priority_released", "bob", "alice")
+    # Acting as oneself, or with no EVHUB_SESSION at all (a shell that is nobody), nothing changes.
+    evhub.ok("claim", "api", session="alice")
+    evhub.ok("claim", "web", "-s", "bob")
+    assert all("by" not in e for e in log_events(evhub)[-2:])
 
 
 # -- history --------------------------------------------------------------------------------------

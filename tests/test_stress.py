@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "events" / "samples" / "three-sessions-day.jsonl"
-ROUNDS, RACERS, WRITERS, APPENDS, KILLS = 20, 8, 4, 1_000, 15
+ROUNDS, RACERS, WRITERS, APPENDS, KILLS, SKEWS = 20, 8, 4, 1_000, 15, 4
 
 
 def numbers(pattern: str, text: str) -> tuple[int, ...]:
@@ -46,7 +46,7 @@ def check_table(stdout: str) -> None:
     """Every row of the quick run's table shows the expected figures."""
     rows = table(stdout)
     assert set(rows) == {"claim race", "hello race", "concurrent appends", "SIGKILL of a busy writer", "torn tail",
-                         "bad-input catalogue"}, rows
+                         "bad-input catalogue", "clock skew (jsonl)", "clock skew (postgresql)"}, rows
 
     for check in ("claim race", "hello race"):
         scale, result, _ = rows[check]
@@ -86,3 +86,12 @@ def check_table(stdout: str) -> None:
     assert tried >= 40, result
     assert good == of == tried, result
     assert (changes, outside) == (0, 0), result
+
+    for check in ("clock skew (jsonl)", "clock skew (postgresql)"):
+        scale, result, _ = rows[check]
+        assert scale.startswith(f"{SKEWS} rounds × 2 writers"), scale
+        wrong, named, ahead, errors = numbers(
+            r"wrong takeovers (\d+); refused naming the holder (\d+), refused as ahead of the real clock (\d+); "
+            r"other errors (\d+)", result)
+        assert (wrong, errors, named + ahead) == (0, 0, SKEWS), result
+        assert "log times in order: yes; verify ok" in result, result
