@@ -129,8 +129,11 @@ class ReadModel:
             raise
         return conn
 
-    def message_count(self) -> int:
-        return int(self._query("SELECT count(*) FROM messages", [])[0][0])
+    def message_count(self, upto: int | None = None) -> int:
+        """How many messages the table holds (those up to seq UPTO when given)."""
+        if upto is None:
+            return int(self._query("SELECT count(*) FROM messages", [])[0][0])
+        return int(self._query("SELECT count(*) FROM messages WHERE seq <= ?", [upto])[0][0])
 
     def messages(self, after: int = 0, to: str | None = None, last: int | None = None) -> list[Message]:
         """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST
