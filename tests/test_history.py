@@ -29,6 +29,7 @@ from evhub._history import LogFilter, follow_lines, matching_lines
 from evhub._hub import Hub
 from evhub._state import State, evolve
 from evhub._store import JsonlStore, LogLine
+from evhub._values import new_id
 
 SESSIONS = ["s1", "s2", "s10"]
 PRIORITIES = ["p1", "p10", "api"]
@@ -272,5 +273,25 @@ def test_follow_goes_on_through_a_repair(tmp_path: Path) -> None:
         assert follow.seqs() == [*range(1, 10), 3, *range(10, 18)]
         assert "event_lost" in follow.lines[9] and all(f"after the repair {n}" in follow.lines[9 + n]
                                                        for n in range(1, 9))
+    finally:
+        assert "Traceback" not in follow.stop()
+
+
+def test_follow_waits_on_a_damaged_line_and_shows_each_event_once(tmp_path: Path) -> None:
+    """An event and a line that is not one arrive together: the follower shows the event once and waits on
+    the damage (it showed the event again at every poll), then goes on once repair has set the line aside."""
+    hub, _ = bye_hub(tmp_path)
+    ok(run("hello", "alice", cwd=tmp_path, env={"EVHUB_NOW": at(10)}))
+    follow = Following(tmp_path)
+    try:
+        wait_until("the follower prints the log", lambda: follow.seqs() == list(range(1, 9)))
+        by_hand = ev.MessagePosted(seq=9, id=new_id(), ts=at(11), session="alice", text="by hand")
+        with hub.log_path.open("ab") as f:
+            f.write(ev.encode(by_hand) + b"not an event\n")
+        wait_until("the follower prints the event before the damage", lambda: 9 in follow.seqs())
+        assert ok(run("repair", "--json", cwd=tmp_path, env={"EVHUB_NOW": at(12)})).stdout.count('"repaired": true')
+        ok(run("msg", "send", "after the repair", cwd=tmp_path, env={"EVHUB_NOW": at(13), "EVHUB_SESSION": "alice"}))
+        wait_until("the follower prints the message", lambda: 10 in follow.seqs())
+        assert follow.seqs() == list(range(1, 11))
     finally:
         assert "Traceback" not in follow.stop()
