@@ -66,13 +66,15 @@ class ReadModel:
         try:
             conn = self._connect()
             try:
-                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                row = conn.execute("SELECT state FROM snapshot WHERE id = 1").fetchone()
+                # One statement, so a save by another process cannot fall between the state and its checkpoint.
+                meta = dict(conn.execute("SELECT key, value FROM meta UNION ALL "
+                                         "SELECT '', state FROM snapshot WHERE id = 1").fetchall())
             finally:
                 conn.close()
+            row = meta.pop("", None)
             if meta.get("schema") != SCHEMA_VERSION or row is None:
                 return None
-            state = msgspec.msgpack.decode(row[0], type=State)
+            state = msgspec.msgpack.decode(row, type=State)
             checkpoint = Checkpoint(*(int(meta[k]) for k in ("seq", "offset", "line_len", "line_crc")))
         except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError):
             return None
