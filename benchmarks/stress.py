@@ -1,7 +1,9 @@
 """evhub stress: the reliability checks of issue 3 at scale, in one table.
 
-    python -m benchmarks.stress            # 200 race rounds, 4 x 25,000 appends, 100 SIGKILLs, 40 clock skews (~10 min)
-    python -m benchmarks.stress --quick    # 20 race rounds, 4 x 1,000 appends, 15 SIGKILLs, 4 clock skews (~1 min)
+    python -m benchmarks.stress            # 200 race rounds, 4 x 25,000 appends, 100 SIGKILLs, 40 clock skews,
+                                           # 4 x 2,000 messages past a follower and a repair (~10 min)
+    python -m benchmarks.stress --quick    # 20 race rounds, 4 x 1,000 appends, 15 SIGKILLs, 4 clock skews,
+                                           # 4 x 100 messages past a follower and a repair (~1 min)
 
 Prints one markdown table (check | scale | result | expected) on stdout, progress on stderr, and
 exits 1 when any check fails.  Every hub lives in a temporary folder that is removed afterwards.
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from evhub import Hub
 from evhub import _events as ev
@@ -623,6 +628,118 @@ def skew_row(root: Path, evhub: str, rounds: int, rng: random.Random, cluster: A
     )
 
 
+# -- a follower running through a repair ---------------------------------------------------------
+
+
+def message_worker(root: str, sid: str, count: int, barrier: Any, results: Any) -> None:
+    """One writer: COUNT messages, each retried on `hub busy` (a repair holds the lock a moment)."""
+    hub = Hub(root)
+    failed = 0
+    barrier.wait(BARRIER_TIMEOUT_S)
+    for i in range(count):
+        while True:
+            try:
+                hub.send(sid, f"{sid} {i}")
+            except HubBusy:
+                continue
+            except EvhubError:
+                failed += 1
+            break
+    results.put(failed)
+
+
+def damage_a_middle_line(root: Path) -> int:
+    """Under the hub lock (writers wait), a message line in the middle of the log overwritten with bytes that
+    are not JSON; its seq."""
+    hub = Hub(root)
+    with hub._lock():
+        lines = log_path(root).read_bytes().splitlines(keepends=True)
+        n = next(i for i in range(len(lines) // 2, len(lines)) if b'"message_posted"' in lines[i])
+        seq = ev.decode(lines[n]).seq
+        lines[n] = b"#" * (len(lines[n]) - 1) + b"\n"
+        log_path(root).write_bytes(b"".join(lines))
+    return seq
+
+
+def check_follow_through_repair(tmp: Path, evhub: str, count: int) -> Row:
+    """`evhub log --follow` and the watch follower run while WRITERS processes send COUNT messages each; half
+    way, a line is damaged and `evhub repair` rewrites the log; the writers go on to the end."""
+    from evhub._state import State, fold
+    from evhub._watch import Follower
+
+    root, sessions = hub_with_sessions(tmp / "hub", "f", WRITERS)
+    follow = subprocess.Popen([evhub, "log", "--follow"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    printed: list[tuple[int, str]] = []
+    reader = threading.Thread(target=lambda: printed.extend(
+        (int(line.split()[0][1:]), line.split()[2]) for line in follow.stdout or ()), daemon=True)
+    reader.start()
+    watcher = Follower(Hub(root))
+    fed: list[int] = [e.seq for e in watcher.feed]
+    errors: list[str] = []
+
+    def poll() -> None:
+        try:
+            watcher.poll()
+        except EvhubError as e:
+            if "damaged" not in str(e) and "not JSON" not in str(e):
+                errors.append(f"{type(e).__name__}: {e}")  # the damaged log itself may be named until repaired
+        fed.extend(e.seq for e in watcher.feed if e.seq > (fed[-1] if fed else 0))
+
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(WRITERS), ctx.Queue()
+    writers = [ctx.Process(target=message_worker, args=(str(root), sid, count, barrier, results)) for sid in sessions]
+    for w in writers:
+        w.start()
+    while Hub(root).open_store().head() < WRITERS + 1 + WRITERS * count // 2:
+        poll()
+        time.sleep(0.05)
+    lost_seq = damage_a_middle_line(root)
+    repair = subprocess.run([evhub, "repair"], cwd=root, capture_output=True, text=True)
+    for w in writers:
+        w.join()
+    failed = sum(results.get() for _ in writers)
+    final = list(JsonlStore(log_path(root)).read(0))
+    deadline = time.monotonic() + 60
+    while (not printed or printed[-1][0] < len(final) or watcher.state.seq < len(final)) \
+            and time.monotonic() < deadline:
+        poll()
+        time.sleep(0.05)
+    follow.send_signal(signal.SIGINT)
+    err = follow.communicate(timeout=30)[1]
+    reader.join(timeout=10)
+
+    kinds = {e.seq: str(ev.to_dict(e)["type"]) for e in final}
+    lost = {seq for seq, kind in kinds.items() if kind == "event_lost"}
+    told = [(seq, kind) for n, (seq, kind) in enumerate(printed)
+            if kind == "event_lost" and seq in lost and any(s >= seq for s, _ in printed[:n])]
+    rest = [p for p in printed if p not in told]
+    shown = Counter(seq for seq, _ in rest)
+    missing = sum(1 for seq in kinds if shown[seq] == 0)
+    doubled = sum(1 for n in shown.values() if n > 1)
+    disorder = sum(1 for a, b in zip(rest, rest[1:], strict=False) if b[0] <= a[0])
+    unsaid = len(lost - {seq for seq, kind in printed if kind == "event_lost"})
+    full = fold(final, State())
+    full.stored()
+    watch_ok = msgspec.msgpack.encode(watcher.state) == msgspec.msgpack.encode(full)
+    fed_disorder = sum(1 for a, b in zip(fed, fed[1:], strict=False) if b <= a)
+    traces = err.count("Traceback")
+    ok = (repair.returncode == 0 and lost == {lost_seq} and failed == 0 and missing == doubled == disorder == unsaid
+          == 0 and watch_ok and fed_disorder == 0 and not errors and traces == 0)
+    return Row(
+        "a follower running through a repair",
+        f"`evhub log --follow` and a watch follower while {WRITERS} processes × {count:,} `msg send`; half way a "
+        "message line is overwritten with bytes that are not JSON and `evhub repair` rewrites the log",
+        f"final log {len(final):,} events, {len(lost)} event_lost; log --follow: missing {missing}, twice {doubled}, "
+        f"out of order {disorder}, lost events not said {unsaid}; watch follower: state "
+        f"{'equals' if watch_ok else 'differs from'} a full fold, feed out of order {fed_disorder}, errors "
+        f"{len(errors)}; tracebacks {traces}; failed calls {failed}",
+        "1 event_lost; missing 0, twice 0, out of order 0, not said 0; state equals a full fold; feed out of order "
+        "0, errors 0; tracebacks 0; failed calls 0",
+        ok,
+    )
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 
@@ -645,6 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed for the kill moments (default: random)")
     args = parser.parse_args(argv)
     rounds, appends, kills, skews = (20, 1_000, 15, 4) if args.quick else (200, 25_000, 100, 40)
+    follows = 100 if args.quick else 2_000
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     evhub = find_evhub()
@@ -657,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("torn tail", check_torn_tail),
         ("bad-input catalogue", lambda tmp: check_bad_input(tmp, evhub)),
         ("clock skew", lambda tmp: check_clock_skew(tmp, evhub, skews, rng)),
+        ("follower through a repair", lambda tmp: check_follow_through_repair(tmp, evhub, follows)),
     ]
     with tempfile.TemporaryDirectory(prefix="evhub-stress-") as tmp:
         for name, step in steps:

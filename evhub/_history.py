@@ -94,13 +94,16 @@ def _quoted(value: str) -> bytes:
     return b'"' + value.encode() + b'"'
 
 
-def _select(flt: LogFilter, lines: Iterator[LogLine], warnings: list[str]) -> Iterator[LogLine]:
-    """The LINES that match FLT, judged on the decoded event; a damaged line ends them with a warning."""
+def _select(flt: LogFilter, lines: Iterator[LogLine], warnings: list[str], damaged: list[int],
+            ) -> Iterator[LogLine]:
+    """The LINES that match FLT, judged on the decoded event; a damaged line ends them with a warning,
+    its offset put in DAMAGED."""
     for line in lines:
         try:
             e = ev.decode(line.raw)
         except CorruptLog as err:
             warnings.append(f"the log is damaged at byte {line.offset} ({err}); events after it not shown")
+            damaged.append(line.offset)
             return
         if flt.matches(e):
             yield line
@@ -108,18 +111,65 @@ def _select(flt: LogFilter, lines: Iterator[LogLine], warnings: list[str]) -> It
 
 def matching_lines(store: Store, flt: LogFilter, limit: int | None, warnings: list[str],
                    ) -> tuple[list[LogLine], int]:
-    """The matching lines (only the last LIMIT when given) and the offset where the log ended."""
-    shown = deque(_select(flt, store.search(flt.needles()), warnings), maxlen=limit)
-    return list(shown), store.scanned_to
+    """The matching lines (only the last LIMIT when given) and the offset where they end: where the log
+    ended, or its first damaged line."""
+    damaged: list[int] = []
+    shown = deque(_select(flt, store.search(flt.needles()), warnings, damaged), maxlen=limit)
+    return list(shown), damaged[0] if damaged else store.scanned_to
 
 
 def follow_lines(store: Store, flt: LogFilter, offset: int, warnings: list[str]) -> Iterator[LogLine]:
-    """Matching lines appended after OFFSET, as they arrive, until interrupted."""
+    """Matching lines appended after OFFSET, as they arrive, until interrupted.
+
+    A line that is not an event is waited on (with a warning) until a repair mends it. When the log is
+    rewritten under the follower (the last line it read is no longer where it was: a repair), it reads
+    the log again from the start and goes on after the last event it read, each event shown once; an
+    event it had read that is now an `event_lost` placeholder is shown again, as lost."""
+    last = _line_before(store, offset)  # the last line read: where it stands tells a rewritten log
+    seen = 0 if last is None else _seq(last)  # the last event read
+    told: set[int] = set()  # the placeholders shown
     while True:
-        yield from _select(flt, store.search(flt.needles(), offset), warnings)
-        if store.scanned_to == offset:
+        again = last is not None and not store.holds(last)
+        if again:
+            offset = 0
+        news = False
+        for line in store.lines(offset):
+            try:
+                e = ev.decode(line.raw)
+            except CorruptLog as err:
+                warning = f"the log is damaged at byte {line.offset} ({err}); waiting for `evhub repair`"
+                if warning not in warnings:
+                    warnings.append(warning)
+                break
+            offset, last, news = line.offset + len(line.raw), line, True
+            if e.seq <= seen and (not isinstance(e, ev.EventLost) or e.seq in told):
+                continue  # read before the log was rewritten
+            seen = max(seen, e.seq)
+            if isinstance(e, ev.EventLost):
+                told.add(e.seq)
+            if flt.matches(e):
+                yield line
+        if not news and not again:
             store.wait(store.poll_s)
-        offset = store.scanned_to
+
+
+def _seq(line: LogLine) -> int:
+    try:
+        return ev.decode(line.raw).seq
+    except CorruptLog:
+        return 0  # a damaged line the scan's needles passed over
+
+
+def _line_before(store: Store, offset: int) -> LogLine | None:
+    """The whole line of STORE that ends at byte OFFSET (None at 0)."""
+    for at, block in store.blocks(0):
+        if at + len(block) >= offset:
+            end = offset - at
+            if end <= 0:
+                return None
+            start = block.rfind(b"\n", 0, end - 1) + 1
+            return LogLine(at + start, block[start:end])
+    return None
 
 
 def recent_events(store: Store, session: str | None, limit: int, window: int) -> list[ev.AnyEvent]:

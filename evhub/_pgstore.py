@@ -549,6 +549,9 @@ class PgStore(Store):
         for line, at in rows:
             yield LogLine(base + int(at), line.encode() + b"\n")
 
+    def holds(self, line: LogLine) -> bool:
+        return True  # rows are committed whole and never rewritten: repair cannot rewrite them either
+
     def dump(self, out: IO[bytes]) -> int:
         count = 0
         check = LogCheck()

@@ -66,13 +66,15 @@ class ReadModel:
         try:
             conn = self._connect()
             try:
-                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                row = conn.execute("SELECT state FROM snapshot WHERE id = 1").fetchone()
+                # One statement, so a save by another process cannot fall between the state and its checkpoint.
+                meta = dict(conn.execute("SELECT key, value FROM meta UNION ALL "
+                                         "SELECT '', state FROM snapshot WHERE id = 1").fetchall())
             finally:
                 conn.close()
+            row = meta.pop("", None)
             if meta.get("schema") != SCHEMA_VERSION or row is None:
                 return None
-            state = msgspec.msgpack.decode(row[0], type=State)
+            state = msgspec.msgpack.decode(row, type=State)
             checkpoint = Checkpoint(*(int(meta[k]) for k in ("seq", "offset", "line_len", "line_crc")))
         except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError):
             return None
@@ -129,8 +131,11 @@ class ReadModel:
             raise
         return conn
 
-    def message_count(self) -> int:
-        return int(self._query("SELECT count(*) FROM messages", [])[0][0])
+    def message_count(self, upto: int | None = None) -> int:
+        """How many messages the table holds (those up to seq UPTO when given)."""
+        if upto is None:
+            return int(self._query("SELECT count(*) FROM messages", [])[0][0])
+        return int(self._query("SELECT count(*) FROM messages WHERE seq <= ?", [upto])[0][0])
 
     def messages(self, after: int = 0, to: str | None = None, last: int | None = None) -> list[Message]:
         """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST

@@ -139,6 +139,11 @@ class Store(ABC):
                 if all(needle in raw for needle in needles) or ESCAPE in raw:
                     yield LogLine(offset + begin, raw)
 
+    def holds(self, line: LogLine) -> bool:
+        """Whether LINE is still where it was read: a follower's check that the log was not rewritten under
+        it (by a repair)."""
+        return next(self.lines(line.offset), None) == line
+
     @abstractmethod
     def newest(self, count: int) -> list[ev.AnyEvent]:
         """About the last COUNT events that can be read, oldest first (damaged lines left out)."""
@@ -351,7 +356,7 @@ class JsonlStore(Store):
         return b""
 
     def _read_range(self, start: int, end: int) -> bytes:
-        fd = self._file()
+        fd = self._file(check=True)  # the file the path names now: resume must see a log replaced by a repair
         if fd is None:
             return b""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import takewhile
 from typing import Any
 
 import msgspec
@@ -12,7 +13,9 @@ from ._integrity import LogCheck
 from ._progress import Progress
 from ._readmodel import ReadModel
 from ._state import State, fold
-from ._store import Store
+from ._store import Checkpoint, Store
+
+Snapshot = tuple[State, Checkpoint, int] | SnapshotStale | None  # the read model's state, checkpoint and messages
 
 WARNINGS_SHOWN = 20
 
@@ -21,6 +24,9 @@ def verify(store: Store, readmodel: ReadModel, label: str = "verify") -> dict[st
     """Check that every line of STORE counts (_integrity's rule, with ids unique across the log)
     and that READMODEL agrees with a full fold.  Raises CorruptLog at the first problem; returns
     the warnings."""
+    # The read model first: writers append meanwhile, so the full fold read after it reaches at least its
+    # seq, and the two are compared at the fold's seq.
+    snapshot = _snapshot(readmodel, store)
     state = State()
     warnings: list[str] = []
     check = LogCheck(ids=set(), strict=True)
@@ -46,27 +52,37 @@ def verify(store: Store, readmodel: ReadModel, label: str = "verify") -> dict[st
             f"{len(store.torn_tail)} bytes after the last event are an unfinished write; "
             "the next write sets them aside"
         )
-    _check_read_model(readmodel, store, state, warnings)
+    _check_read_model(snapshot, store, state, warnings)
     return {"events": check.last, "warnings": warnings, "unknown": len(check.unknown)}
 
 
-def _check_read_model(readmodel: ReadModel, store: Store, state: State, warnings: list[str]) -> None:
-    """The read model, caught up on the log, must equal the full fold, and hold every message."""
+def _snapshot(readmodel: ReadModel, store: Store) -> Snapshot:
+    """The read model's state and checkpoint (STORE then stands there) and how many messages it held up
+    to that checkpoint (a writer may store later ones before they are counted); the SnapshotStale it
+    raised, judged after the log's lines; None when there is no read model."""
     try:
         loaded = load_snapshot(readmodel, store)
     except SnapshotStale as stale:
-        if not still_holds(store, stale.checkpoint):
-            raise rewound(store, stale) from None  # the lines are whole, but some the hub had seen are gone
-        loaded = None
+        return stale
+    return None if loaded is None else (*loaded, readmodel.message_count(upto=loaded[1].seq))
+
+
+def _check_read_model(snapshot: Snapshot, store: Store, state: State, warnings: list[str]) -> None:
+    """The read model, caught up on the log to the full fold's seq, must equal the full fold, and hold
+    every message."""
+    if isinstance(snapshot, SnapshotStale):
+        if not still_holds(store, snapshot.checkpoint):
+            raise rewound(store, snapshot) from None  # the lines are whole, but some the hub had seen are gone
         warnings.append("the read model's checkpoint is damaged; the next command rebuilds it")
-    if loaded is None:
         return
-    cached_state, checkpoint = loaded
+    if snapshot is None:
+        return
+    cached_state, checkpoint, messages = snapshot
     if checkpoint.seq > state.seq:
         warnings.append("the read model is behind a rewritten log; the next command rebuilds it")
         return
-    fold(store.read(checkpoint.seq), cached_state)
-    held = readmodel.message_count() + len(cached_state.new_messages)
+    fold(takewhile(lambda e: e.seq <= state.seq, store.read(checkpoint.seq)), cached_state)
+    held = messages + len(cached_state.new_messages)
     cached_state.stored()
     if held != state.message_count or msgspec.msgpack.encode(cached_state) != msgspec.msgpack.encode(state):
         raise CorruptLog("the read model disagrees with a full fold of the log: run `evhub replay`")

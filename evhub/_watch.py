@@ -27,6 +27,7 @@ from ._cache import SnapshotStale, load_snapshot
 from ._documents import progress_bar
 from ._hub import Hub
 from ._state import State, fold
+from ._store import Checkpoint
 from ._values import format_duration, read_time, seconds_between
 
 FEED_KEPT = 12
@@ -113,6 +114,7 @@ class Follower:
         except SnapshotStale:
             loaded = None  # a rewritten log: fold it from the start
         self.state = State() if loaded is None else loaded[0]
+        self.seen: Checkpoint | None = None  # where the last poll left the log: a rewritten log no longer holds it
         # Seeded with the newest events, so the feed does not start empty.
         self.read_at = -math.inf
         self.feed: deque[ev.AnyEvent] = deque(hub.recent_events(None, FEED_KEPT, 64 * 1024), maxlen=FEED_KEPT)
@@ -125,11 +127,14 @@ class Follower:
             return False
         self.read_at = time.monotonic()
         before = self.state.seq
+        if self.seen is not None and not self.store.resume(self.seen):
+            self.state = State()  # the log was rewritten (a repair): fold it again, the feed going on after its newest
         for events in self.store.read_blocks(self.state.seq):
             fold(events, self.state)
             self.state.stored()  # the watch shows the last messages only: keep memory flat
             newest = self.feed[-1].seq if self.feed else 0
             self.feed.extend(e for e in events[-FEED_KEPT:] if e.seq > newest)
+        self.seen = self.store.checkpoint()
         return self.state.seq != before
 
 

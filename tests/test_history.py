@@ -9,13 +9,18 @@ very bytes the scan looks for.  Blocks are made small so that lines straddle blo
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import at, wait_until
+from command import EVHUB, clean_env, ok, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from logs import bye_hub, damaged
 
 from evhub import _events as ev
 from evhub import _store
@@ -24,6 +29,7 @@ from evhub._history import LogFilter, follow_lines, matching_lines
 from evhub._hub import Hub
 from evhub._state import State, evolve
 from evhub._store import JsonlStore, LogLine
+from evhub._values import new_id
 
 SESSIONS = ["s1", "s2", "s10"]
 PRIORITIES = ["p1", "p10", "api"]
@@ -221,3 +227,71 @@ def test_why_names_a_damaged_line(tmp_path: Path) -> None:
     with pytest.raises(CorruptLog) as caught:
         _why(tmp_path, "p1")
     assert ": line 3 (byte " in str(caught.value)
+
+
+class Following:
+    """`evhub log --follow` running in ROOT, what it prints collected as it comes."""
+
+    def __init__(self, root: Path) -> None:
+        self.proc = subprocess.Popen([EVHUB, "log", "--follow"], cwd=root, env=clean_env(), text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def seqs(self) -> list[int]:
+        assert self.proc.poll() is None, self.proc.stderr and self.proc.stderr.read()
+        return [int(line.split()[0].lstrip("#")) for line in self.lines]
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        return self.proc.communicate(timeout=30)[1]
+
+
+def test_follow_goes_on_through_a_repair(tmp_path: Path) -> None:
+    """The follower notices that repair rewrote the log under it and goes on after the last event it
+    printed: each new event once, and the event repair replaced with a placeholder said to be lost."""
+    hub, lines = bye_hub(tmp_path)
+    ok(run("hello", "alice", cwd=tmp_path, env={"EVHUB_NOW": at(10)}))
+    follow = Following(tmp_path)
+    try:
+        wait_until("the follower prints the log", lambda: follow.seqs() == list(range(1, 9)))
+        ok(run("msg", "send", "before the damage", cwd=tmp_path, env={"EVHUB_NOW": at(11), "EVHUB_SESSION": "alice"}))
+        wait_until("the follower prints the new message", lambda: follow.seqs()[-1:] == [9])
+        log = hub.log_path.read_bytes().splitlines(keepends=True)
+        hub.log_path.write_bytes(b"".join(damaged("damaged middle line", log).lines))
+        assert ok(run("repair", "--json", cwd=tmp_path, env={"EVHUB_NOW": at(12)})).stdout.count('"lost": 1')
+        assert len(hub.log_path.read_bytes()) != sum(map(len, log)), "the lines after the damage moved"
+        for n in range(1, 9):
+            ok(run("msg", "send", f"after the repair {n}", cwd=tmp_path,
+                   env={"EVHUB_NOW": at(12 + n), "EVHUB_SESSION": "alice"}))
+        wait_until("the follower prints the 8 messages", lambda: follow.seqs()[-8:] == list(range(10, 18)))
+        assert follow.seqs() == [*range(1, 10), 3, *range(10, 18)]
+        assert "event_lost" in follow.lines[9] and all(f"after the repair {n}" in follow.lines[9 + n]
+                                                       for n in range(1, 9))
+    finally:
+        assert "Traceback" not in follow.stop()
+
+
+def test_follow_waits_on_a_damaged_line_and_shows_each_event_once(tmp_path: Path) -> None:
+    """An event and a line that is not one arrive together: the follower shows the event once and waits on
+    the damage (it showed the event again at every poll), then goes on once repair has set the line aside."""
+    hub, _ = bye_hub(tmp_path)
+    ok(run("hello", "alice", cwd=tmp_path, env={"EVHUB_NOW": at(10)}))
+    follow = Following(tmp_path)
+    try:
+        wait_until("the follower prints the log", lambda: follow.seqs() == list(range(1, 9)))
+        by_hand = ev.MessagePosted(seq=9, id=new_id(), ts=at(11), session="alice", text="by hand")
+        with hub.log_path.open("ab") as f:
+            f.write(ev.encode(by_hand) + b"not an event\n")
+        wait_until("the follower prints the event before the damage", lambda: 9 in follow.seqs())
+        assert ok(run("repair", "--json", cwd=tmp_path, env={"EVHUB_NOW": at(12)})).stdout.count('"repaired": true')
+        ok(run("msg", "send", "after the repair", cwd=tmp_path, env={"EVHUB_NOW": at(13), "EVHUB_SESSION": "alice"}))
+        wait_until("the follower prints the message", lambda: 10 in follow.seqs())
+        assert follow.seqs() == list(range(1, 11))
+    finally:
+        assert "Traceback" not in follow.stop()

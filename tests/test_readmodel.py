@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+from clock import at
+from command import ok, run
 from histories import Sim
+from logs import bye_hub
 
 from evhub import _decide as d
 from evhub._readmodel import Checkpoint, ReadModel, ReadModelBehind
@@ -178,3 +182,46 @@ def test_discard_removes_the_database_and_its_journal(tmp_path: Path) -> None:
     assert not model.path.exists() and not journal.exists()
     assert model.load() is None
     model.discard()  # nothing there: nothing to do
+
+
+class SavedMeanwhile(sqlite3.Connection):
+    """A connection to the read model that, once the checkpoint has been read from it, lets a real `evhub`
+    process append and save the read model before the connection is used again or closed."""
+
+    root: Path
+    pending = False
+    saved = False
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self._another_process_saves()
+        cursor = super().execute(sql, parameters)
+        SavedMeanwhile.pending = "meta" in sql and not SavedMeanwhile.saved
+        return cursor
+
+    def close(self) -> None:
+        self._another_process_saves()
+        super().close()
+
+    def _another_process_saves(self) -> None:
+        if SavedMeanwhile.pending:
+            SavedMeanwhile.pending, SavedMeanwhile.saved = False, True
+            ok(run("msg", "send", "saved meanwhile", cwd=self.root,
+                   env={"EVHUB_NOW": at(20), "EVHUB_SESSION": "alice"}))
+
+
+class ReadWhileSaved(ReadModel):
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, isolation_level=None, factory=SavedMeanwhile)
+
+
+def test_a_snapshot_another_process_saves_while_it_loads_is_read_whole(tmp_path: Path) -> None:
+    """A load reads a state and the checkpoint it was saved at together: another process saving between the
+    two reads (verify and watch load without the hub lock) gave a state ahead of its checkpoint."""
+    hub, _ = bye_hub(tmp_path)
+    ok(run("hello", "alice", cwd=tmp_path, env={"EVHUB_NOW": at(10)}))
+    SavedMeanwhile.root = tmp_path
+    loaded = ReadWhileSaved(hub.readmodel.path).load()
+    assert SavedMeanwhile.saved and loaded is not None
+    state, cp = loaded
+    assert state.seq == cp.seq
+    assert ReadModel(hub.readmodel.path).load() is not None

@@ -46,7 +46,8 @@ def check_table(stdout: str) -> None:
     """Every row of the quick run's table shows the expected figures."""
     rows = table(stdout)
     assert set(rows) == {"claim race", "hello race", "concurrent appends", "SIGKILL of a busy writer", "torn tail",
-                         "bad-input catalogue", "clock skew (jsonl)", "clock skew (postgresql)"}, rows
+                         "bad-input catalogue", "clock skew (jsonl)", "clock skew (postgresql)",
+                         "a follower running through a repair"}, rows
 
     for check in ("claim race", "hello race"):
         scale, result, _ = rows[check]
@@ -95,3 +96,9 @@ def check_table(stdout: str) -> None:
             r"other errors (\d+)", result)
         assert (wrong, errors, named + ahead) == (0, 0, SKEWS), result
         assert "log times in order: yes; verify ok" in result, result
+    _, result, _ = rows["a follower running through a repair"]
+    assert numbers(r"(\d+) event_lost; log --follow: missing (\d+), twice (\d+), out of order (\d+), lost events "
+                   r"not said (\d+)", result) == (1, 0, 0, 0, 0), result
+    assert "state equals a full fold" in result, result
+    assert numbers(r"feed out of order (\d+), errors (\d+); tracebacks (\d+); failed calls (\d+)",
+                   result) == (0, 0, 0, 0), result

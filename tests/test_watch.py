@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from clock import at, wait_until
 from command import EVHUB, Runner, clean_env
+from logs import bye_hub, damaged
 from rich.console import Console
 
 from evhub import Hub
@@ -137,3 +138,32 @@ def test_the_demo_arrives_live_in_a_watch_started_beside_it(tmp_path: Path) -> N
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+@pytest.mark.parametrize("damage", ["written in place", "a new file"])
+def test_the_follower_goes_on_through_a_repair(tmp_path: Path, damage: str) -> None:
+    """Repair rewrites the log under the follower (damaged in place, or replaced by a damaged copy): it
+    notices, folds again from what holds, and goes on with what other processes append after it."""
+    hub, _ = bye_hub(tmp_path)
+    evhub = Runner(tmp_path)
+    evhub.ok("hello", "alice", now=at(10))
+    follower = Follower(Hub(tmp_path))
+    evhub.ok("claim", "api", session="alice", now=at(11))
+    assert follower.poll() and follower.state.claims["api"].session == "alice"
+    log = hub.log_path.read_bytes().splitlines(keepends=True)
+    target = hub.log_path if damage == "written in place" else hub.log_path.with_name("damaged")
+    target.write_bytes(b"".join(damaged("damaged middle line", log).lines))
+    target.replace(hub.log_path)
+    evhub.ok("repair", now=at(12))
+    evhub.ok("claim", "docs", session="alice", now=at(13))
+    for n in range(1, 9):
+        evhub.ok("msg", "send", f"after the repair {n}", session="alice", now=at(13 + n))
+    final = fold(list(Hub(tmp_path).events()))
+
+    def caught_up() -> bool:
+        follower.poll()
+        return follower.state.seq == final.seq
+    wait_until("the follower reaches the end of the log", caught_up)
+    assert sorted(follower.state.claims) == ["api", "docs"]
+    assert [m.text for m in follower.state.messages[-8:]] == [f"after the repair {n}" for n in range(1, 9)]
+    assert [e.seq for e in follower.feed] == list(range(final.seq - len(follower.feed) + 1, final.seq + 1))
