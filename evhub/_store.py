@@ -432,8 +432,6 @@ class JsonlStore(Store):
         later event keeps its seq (and so its fencing token). The new log replaces the old one by an
         atomic rename.  With SEEN, the log is first put back from the copy of every line appended
         (seen.jsonl, beside it), which must hold SEEN."""
-        import shutil  # off the start-up path: only repair and a copy made again need it
-
         folder = self.path.parent
         stamp = file_stamp()
         # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
@@ -449,65 +447,90 @@ class JsonlStore(Store):
                                  f"{seen.seq} events the hub had seen either: nothing to restore them from (to "
                                  "take the log as it is, delete the read model)")
             try:
-                shutil.copyfile(self.path, backup, follow_symlinks=False)
-                fresh = folder / f".{self.path.name}.restore-{stamp}"
-                shutil.copyfile(self._copy_path, fresh, follow_symlinks=False)
-                os.replace(fresh, self.path)
+                _copy_whole(self.path, backup)
+                _copy_whole(self._copy_path, self.path)
             except OSError as e:
                 raise StorageError(f"cannot restore the log: {e.strerror}; the log is unchanged") from e
             self.position = (0, 0)
             result = self.repair()
             return {**result, "repaired": True, "restored": True, "backup": backup.name}
         quarantine = folder / "quarantine"
-        kept: list[bytes] = []
         moved: list[str] = []
-        lost = 0
 
-        def put_aside(raw: bytes, number: int | None, offset: int, why: str) -> None:
+        def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
             note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {self.path.name}, "
                     f"set aside by evhub repair: {why}")
             moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
-        check = LogCheck(ids=set())
-        taken: list[tuple[int | None, LogLine]] = []  # the lines kept since the last event that counts
+        # Every line is placed by its own seq, so lines out of order (swapped by hand) keep their events.
+        lines = list(self.lines(0))
+        torn, torn_at = self.torn_tail, self.scanned_to
+        # A log of N lines holds seqs up to N, more only where lines went missing: a seq past twice that is
+        # damage, never a gap to fill (a seq of 9e18 would be placeholders without end).
+        highest = 2 * len(lines) + 1
+        found: dict[int, tuple[int, bytes]] = {}  # seq -> (line number, line)
+        ts: dict[int, str] = {}
+        ids: set[str] = set()
         progress = Progress("repair", self.size())
-        for line in self.lines(0):
-            progress.update(line.offset, check.number or 0)
-            verdict = check.line(line)
-            if isinstance(verdict, Damage) and verdict.event is not None and verdict.event.seq > check.last + 1 \
-                    and check.ids is not None and verdict.event.id not in check.ids:
-                for seq in range(check.last + 1, verdict.event.seq):  # a gap: placeholders keep every later seq
-                    placeholder = ev.EventLost(seq=seq, id=new_id(), ts=verdict.event.ts,
-                                               reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
-                    kept.append(ev.encode(placeholder))
-                    lost += 1
-                check.last = verdict.event.seq - 1
-                verdict = check.line(line)
-            if isinstance(verdict, Damage):
-                why = "not an event" if verdict.event is None else "seen before"
-                put_aside(line.raw, verdict.number, line.offset, f"{why} ({verdict.reason})")
-                check.skip(verdict)
+        for number, line in enumerate(lines, 1):
+            progress.update(line.offset, number)
+            try:
+                event = ev.decode(line.raw)
+            except CorruptLog as err:
+                put_aside(line.raw, number, line.offset, f"not an event ({err})")
                 continue
-            kept.append(line.raw)
-            taken = [] if verdict else [*taken, (check.number, line)]
+            if not 0 < event.seq <= highest:
+                why = f"seq {event.seq} is out of range: a log of {len(lines)} lines cannot hold it"
+            elif event.id in ids:
+                why = f"seen before (id {event.id} appears twice)"
+            elif event.seq in found:
+                why = f"seen before (seq {event.seq} appears twice)"
+            else:
+                ids.add(event.id)
+                found[event.seq], ts[event.seq] = (number, line.raw), event.ts
+                continue
+            put_aside(line.raw, number, line.offset, why)
         progress.done()
+        # Each seq missing below the highest one found gets a placeholder, so every later event keeps its seq.
+        kept: list[tuple[int, bytes]] = []  # (line number, or 0 for a placeholder; line) in seq order
+        lost, when = 0, ""
+        for seq in range(max(found, default=0), 0, -1):
+            if seq in found:
+                kept.append(found[seq])
+                when = ts[seq]
+                continue
+            placeholder = ev.EventLost(seq=seq, id=new_id(), ts=when,
+                                       reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
+            kept.append((0, ev.encode(placeholder)))
+            lost += 1
+        kept.reverse()
+        check = LogCheck()
+        offset = 0
+        for _, raw in kept:
+            verdict = check.line(LogLine(offset, raw))
+            assert not isinstance(verdict, Damage), verdict  # seqs 1..N, each once, by construction
+            offset += len(raw)
         # The events of a write that did not finish (its last line has `more`) are one torn write.
-        for number, line in taken:
-            kept.pop()
-            put_aside(line.raw, number, line.offset, "part of a write of several events that did not finish")
-        if self.torn_tail:
-            put_aside(self.torn_tail, (check.number or 0) + 1, self.scanned_to, "an unfinished write")
-        if not moved and not lost:
+        unfinished = kept[len(kept) - len(check.pending):]
+        del kept[len(kept) - len(check.pending):]
+        for number, raw in unfinished:
+            put_aside(raw, number, lines[number - 1].offset, "part of a write of several events that did not finish")
+        if torn:
+            put_aside(torn, len(lines) + 1, torn_at, "an unfinished write")
+        if not moved and not lost and [n for n, _ in kept] == list(range(1, len(kept) + 1)):
             return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None,
                     "restored": False}
         fresh = folder / f".{self.path.name}.repair-{stamp}"
         try:
-            shutil.copyfile(self.path, backup, follow_symlinks=False)
-            with open(fresh, "wb") as f:
-                f.write(b"".join(kept))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(fresh, self.path)
+            _copy_whole(self.path, backup)
+            try:
+                with open(fresh, "wb") as f:
+                    f.write(b"".join(raw for _, raw in kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(fresh, self.path)
+            finally:
+                fresh.unlink(missing_ok=True)
         except OSError as e:
             raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
         self.position = (0, 0)
@@ -617,6 +640,26 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
     return whole_lines(data), events
 
 
+def _copy_whole(source: Path, target: Path) -> None:
+    """Copy SOURCE to TARGET by way of a temporary name, so TARGET is whole or absent (a disk that fills up
+    midway leaves no backup that only looks complete)."""
+    import shutil  # off the start-up path: only repair and a copy made again need it
+
+    part = target.with_name(f".{target.name}.part")
+    try:
+        with open(source, "rb", opener=_nofollow) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def _whole_event(raw: bytes) -> bool:
     try:
         ev.decode(raw)
@@ -627,15 +670,35 @@ def _whole_event(raw: bytes) -> bool:
 
 def set_aside(folder: Path, name: str, data: bytes, note: str) -> str:
     """Write DATA to FOLDER/NAME.bin and NOTE to NAME.txt beside it, never over an earlier pair
-    (with EVHUB_NOW fixed, two names can share a time); returns the .bin file's name."""
+    (with EVHUB_NOW fixed, two names can share a time); returns the .bin file's name.  FOLDER is
+    never followed out of the hub: a link planted in its place is refused."""
     try:
-        folder.mkdir(exist_ok=True)
-        base, n = name, 1
-        while (folder / f"{name}.bin").exists():
-            n += 1
-            name = f"{base}-{n}"
-        (folder / f"{name}.bin").write_bytes(data)
-        (folder / f"{name}.txt").write_text(note + "\n")
+        with suppress(FileExistsError):
+            os.mkdir(folder)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise StorageError(f"cannot set aside {len(data)} bytes in {folder}: it is a link or a file, not a "
+                                   "folder, and evhub writes nothing through it (remove it)") from e
+            raise
+        try:
+            base, n = name, 1
+            while True:
+                try:
+                    out = os.open(f"{name}.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  0o644, dir_fd=fd)
+                    break
+                except FileExistsError:
+                    n += 1
+                    name = f"{base}-{n}"
+            with os.fdopen(out, "wb") as f:
+                f.write(data)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(f"{name}.txt", flags, 0o644, dir_fd=fd), "w") as f:
+                f.write(note + "\n")
+        finally:
+            os.close(fd)
     except OSError as e:
         raise StorageError(f"cannot set aside {len(data)} bytes in {folder}: {e.strerror}") from e
     return f"{name}.bin"

@@ -7,11 +7,15 @@ log's size, and leaves a backup that is complete or absent, and nothing is writt
 from __future__ import annotations
 
 import json
+import resource
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clock import at
-from command import ok, run
+from command import EVHUB, clean_env, error_line, ok, run
 
 
 def small_hub(root: Path) -> list[bytes]:
@@ -61,3 +65,87 @@ def test_a_last_event_that_lost_only_its_newline_is_kept_and_its_seq_never_hande
     assert log_of(tmp_path).read_bytes().startswith(b"".join(lines)), "bob's hello completed, byte for byte"
     assert not (log_of(tmp_path).parent / "quarantine").exists()
     verified(tmp_path, 5)
+
+
+# -- repair keeps every intact event --------------------------------------------------------------
+
+
+def test_repair_puts_two_swapped_lines_back_in_order_and_loses_nothing(tmp_path: Path) -> None:
+    lines = small_hub(tmp_path)
+    ok(evhub(tmp_path, "msg", "send", "hello all", "-s", "bob", second=2))
+    lines = log_of(tmp_path).read_bytes().splitlines(keepends=True)
+    log_of(tmp_path).write_bytes(b"".join([*lines[:3], lines[4], lines[3]]))
+
+    report = repaired(tmp_path)
+    assert (report["repaired"], report["events"], report["lost"], report["set_aside"]) == (True, 5, 0, [])
+    assert log_of(tmp_path).read_bytes() == b"".join(lines), "both events kept, byte for byte, in seq order"
+    verified(tmp_path, 5)
+
+
+def test_a_seq_far_out_of_range_is_set_aside_not_a_gap_filled_with_placeholders(tmp_path: Path) -> None:
+    lines = small_hub(tmp_path)
+    far = [lines[3].replace(b'"seq":4', b'"seq":' + str(seq).encode()) for seq in (1_000_003, 9 * 10**18)]
+    log_of(tmp_path).write_bytes(b"".join([*lines, far[0], far[1]]))
+
+    report = repaired(tmp_path)
+    assert (report["events"], report["lost"]) == (4, 0)
+    aside = sorted((log_of(tmp_path).parent / rel).read_bytes() for rel in report["set_aside"])
+    assert aside == sorted(far)
+    assert log_of(tmp_path).read_bytes() == b"".join(lines)
+    assert "out of range" in (log_of(tmp_path).parent / report["set_aside"][0]).with_suffix(".txt").read_text()
+    verified(tmp_path, 4)
+
+
+def test_a_log_ending_in_two_unfinished_writes_gets_a_placeholder_for_the_missing_seq(tmp_path: Path) -> None:
+    lines = small_hub(tmp_path)
+    ok(evhub(tmp_path, "bye", "-s", "alice", second=2))  # releases api, then leaves: one write, seq 5 and 6
+    lines = log_of(tmp_path).read_bytes().splitlines(keepends=True)
+    assert b'"more":true' in lines[4]
+    seven = lines[4].replace(b'"seq":5', b'"seq":7').replace(b'"id":"', b'"id":"7', 1)
+    log_of(tmp_path).write_bytes(b"".join([*lines[:5], seven]))  # seq 5 (more), seq 7 (more)
+    for seen in [*tmp_path.glob("SESSIONS/events/readmodel*"), log_of(tmp_path).with_name("seen.jsonl")]:
+        seen.unlink()  # a log the hub never saw whole (else repair puts back what it saw)
+
+    report = repaired(tmp_path)
+    assert (report["events"], report["lost"]) == (6, 1)
+    assert [(log_of(tmp_path).parent / rel).read_bytes() for rel in report["set_aside"]] == [seven]
+    kept = log_of(tmp_path).read_bytes().splitlines(keepends=True)
+    assert kept[:5] == lines[:5] and json.loads(kept[5])["type"] == "event_lost" and len(kept) == 6
+    verified(tmp_path, 6)
+    assert json.loads(ok(evhub(tmp_path, "claim", "web", "-s", "bob", "--json", second=11)).stdout)["token"] == 7
+
+
+def test_a_repair_that_runs_out_of_disk_leaves_no_backup_and_the_log_unchanged(tmp_path: Path) -> None:
+    lines = small_hub(tmp_path)
+    damaged = b"".join([*lines[:3], b"{garbage\n", lines[3]])
+    log_of(tmp_path).write_bytes(damaged)
+    limit = len(damaged) // 2  # room for half a backup
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = subprocess.run([EVHUB, "repair"], cwd=tmp_path, env=clean_env({"EVHUB_NOW": at(10)}), capture_output=True,
+                          text=True, timeout=60, preexec_fn=small_disk)
+    assert "the log is unchanged" in error_line(full, 1)
+    events_dir = log_of(tmp_path).parent
+    assert log_of(tmp_path).read_bytes() == damaged
+    assert [p.name for p in events_dir.iterdir() if "repair" in p.name] == [], "a backup is whole or absent"
+
+
+# -- a planted quarantine link ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["next write", "repair"])
+def test_a_planted_quarantine_link_is_never_followed(tmp_path: Path, how: str) -> None:
+    lines = small_hub(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (log_of(tmp_path).parent / "quarantine").symlink_to(outside)
+    torn = b'{"type":"heartbeat","seq":5,"id":"01'
+    log_of(tmp_path).write_bytes(b"".join(lines) + torn if how == "next write"
+                                 else b"".join([*lines[:3], b"{garbage\n", lines[3]]))
+
+    done = evhub(tmp_path, *(["heartbeat", "-s", "alice"] if how == "next write" else ["repair"]), second=2)
+    assert "quarantine" in error_line(done, 1) and "link" in error_line(done, 1)
+    assert list(outside.iterdir()) == [], "nothing written outside the hub"
