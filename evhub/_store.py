@@ -327,17 +327,24 @@ class JsonlStore(Store):
         return CorruptLog(f"{self.path}: line {number} (byte {damage.offset}): {damage.reason}")
 
     def newest(self, count: int) -> list[ev.AnyEvent]:
-        """The events in the last COUNT * 128 bytes of the file."""
+        """The events in the last COUNT * 128 bytes of the file that count from its first event there on,
+        up to a damaged line."""
         start = max(0, self.size() - count * 128)
         found: list[ev.AnyEvent] = []
+        check: LogCheck | None = None
         lines = self.lines(start)
         if start:
             next(lines, None)  # the first line may be cut
         for line in lines:
-            try:
-                found.append(ev.decode(line.raw))
-            except CorruptLog:
-                continue
+            if check is None:
+                try:
+                    check = LogCheck(ev.decode(line.raw).seq - 1, None)
+                except CorruptLog:
+                    continue
+            verdict = check.line(line)
+            if isinstance(verdict, Damage):
+                break
+            found += verdict
         return found
 
     def _last_line(self, offset: int) -> bytes:

@@ -17,6 +17,8 @@ import pytest
 from clock import at
 from command import EVHUB, clean_env, error_line, ok, run
 
+from evhub import Hub
+
 
 def small_hub(root: Path) -> list[bytes]:
     """A hub in ROOT where alice holds api (token 3) and bob said hello (seq 4); its log's lines."""
@@ -47,6 +49,45 @@ def repaired(root: Path) -> dict[str, Any]:
 
 def verified(root: Path, events: int) -> None:
     assert ok(evhub(root, "verify", second=20)).stdout == f"ok: {events} events, log verified\n"
+
+
+# -- reads before the damage ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["duplicated", "deleted", "garbage"])
+def test_reads_answer_from_the_events_before_the_damaged_line_say_so_and_exit_4(tmp_path: Path, kind: str) -> None:
+    small_hub(tmp_path)
+    ok(evhub(tmp_path, "heartbeat", "-s", "alice", second=0))  # seq 5, past the damage
+    lines = log_of(tmp_path).read_bytes().splitlines(keepends=True)
+    # The read model is gone (a fresh clone of the folder, say): the answer comes from the log alone.
+    for model in tmp_path.glob("SESSIONS/events/readmodel*"):
+        model.unlink()
+    damaged = {"duplicated": [*lines[:3], lines[2], *lines[3:]], "deleted": [*lines[:3], lines[4]],
+               "garbage": [*lines[:3], b"{garbage\n", *lines[3:]]}[kind]
+    log_of(tmp_path).write_bytes(b"".join(damaged))
+    line, before = 4, 3
+
+    claims = evhub(tmp_path, "claims")
+    assert claims.returncode == 4, "a read of a damaged log must not pass for a whole answer"
+    assert claims.stdout.startswith("api\talice\ttoken 3")
+    assert f"line {line} " in claims.stderr and "evhub repair" in claims.stderr
+    status = evhub(tmp_path, "status", "--json")
+    assert status.returncode == 4 and json.loads(status.stdout)["events"] == before
+    recall = evhub(tmp_path, "recall", "alice", "--json")
+    assert recall.returncode == 4
+    assert max(e["seq"] for e in json.loads(recall.stdout)["recent_events"]) <= before, "nothing from past the damage"
+
+    hub = Hub(tmp_path)
+    assert hub.state().seq == before
+    assert hub.damage is not None and f"line {line} " in str(hub.damage)
+    assert any("evhub repair" in w for w in hub.warnings)
+
+
+def test_a_healthy_log_reads_without_damage(tmp_path: Path) -> None:
+    small_hub(tmp_path)
+    hub = Hub(tmp_path)
+    assert hub.state().seq == 4 and hub.damage is None
+    assert ok(evhub(tmp_path, "claims")).stderr == ""
 
 
 # -- a last event that lost only its newline ------------------------------------------------------
