@@ -313,7 +313,8 @@ class JsonlStore(Store):
             elif events:
                 self.position = (events[-1].seq, offset + len(block) if damage is None else damage.offset)
             if damage is not None:
-                if damage.event is None and damage.offset + len(damage.raw) == self.size():
+                if damage.event is None and damage.offset + len(damage.raw) == self.size() \
+                        and not _glued(damage.raw):
                     torn = damage.raw  # the last line, and not a whole event: a write that did not finish
                 else:
                     raise self._corrupt(damage)  # after the events before it, so readers can answer from them
@@ -470,16 +471,21 @@ class JsonlStore(Store):
             moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
         # Every line is placed by its own seq, so lines out of order (swapped by hand) keep their events.
-        lines = list(self.lines(0))
+        entries: list[tuple[int, LogLine]] = []  # (line number, line): glued events are lines of one number
+        for number, line in enumerate(self.lines(0), 1):
+            at = line.offset
+            for raw in _glued(line.raw) or [line.raw]:
+                entries.append((number, LogLine(at, raw)))
+                at += len(raw) - 1
         torn, torn_at = self.torn_tail, self.scanned_to
         # A log of N lines holds seqs up to N, more only where lines went missing: a seq past twice that is
         # damage, never a gap to fill (a seq of 9e18 would be placeholders without end).
-        highest = 2 * len(lines) + 1
-        found: dict[int, tuple[int, bytes]] = {}  # seq -> (line number, line)
+        highest = 2 * len(entries) + 1
+        found: dict[int, tuple[int, LogLine]] = {}
         ts: dict[int, str] = {}
         ids: set[str] = set()
         progress = Progress("repair", self.size())
-        for number, line in enumerate(lines, 1):
+        for number, line in entries:
             progress.update(line.offset, number)
             try:
                 event = ev.decode(line.raw)
@@ -487,19 +493,19 @@ class JsonlStore(Store):
                 put_aside(line.raw, number, line.offset, f"not an event ({err})")
                 continue
             if not 0 < event.seq <= highest:
-                why = f"seq {event.seq} is out of range: a log of {len(lines)} lines cannot hold it"
+                why = f"seq {event.seq} is out of range: a log of {len(entries)} lines cannot hold it"
             elif event.id in ids:
                 why = f"seen before (id {event.id} appears twice)"
             elif event.seq in found:
                 why = f"seen before (seq {event.seq} appears twice)"
             else:
                 ids.add(event.id)
-                found[event.seq], ts[event.seq] = (number, line.raw), event.ts
+                found[event.seq], ts[event.seq] = (number, line), event.ts
                 continue
             put_aside(line.raw, number, line.offset, why)
         progress.done()
         # Each seq missing below the highest one found gets a placeholder, so every later event keeps its seq.
-        kept: list[tuple[int, bytes]] = []  # (line number, or 0 for a placeholder; line) in seq order
+        kept: list[tuple[int, LogLine]] = []  # (line number, or 0 for a placeholder; line) in seq order
         lost, when = 0, ""
         for seq in range(max(found, default=0), 0, -1):
             if seq in found:
@@ -508,22 +514,19 @@ class JsonlStore(Store):
                 continue
             placeholder = ev.EventLost(seq=seq, id=new_id(), ts=when,
                                        reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
-            kept.append((0, ev.encode(placeholder)))
+            kept.append((0, LogLine(0, ev.encode(placeholder))))
             lost += 1
         kept.reverse()
         check = LogCheck()
-        offset = 0
-        for _, raw in kept:
-            verdict = check.line(LogLine(offset, raw))
+        for _, line in kept:
+            verdict = check.line(line)
             assert not isinstance(verdict, Damage), verdict  # seqs 1..N, each once, by construction
-            offset += len(raw)
         # The events of a write that did not finish (its last line has `more`) are one torn write.
-        unfinished = kept[len(kept) - len(check.pending):]
+        for number, line in kept[len(kept) - len(check.pending):]:
+            put_aside(line.raw, number, line.offset, "part of a write of several events that did not finish")
         del kept[len(kept) - len(check.pending):]
-        for number, raw in unfinished:
-            put_aside(raw, number, lines[number - 1].offset, "part of a write of several events that did not finish")
         if torn:
-            put_aside(torn, len(lines) + 1, torn_at, "an unfinished write")
+            put_aside(torn, (entries[-1][0] if entries else 0) + 1, torn_at, "an unfinished write")
         if not moved and not lost and [n for n, _ in kept] == list(range(1, len(kept) + 1)):
             return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None,
                     "restored": False}
@@ -532,7 +535,7 @@ class JsonlStore(Store):
             _copy_whole(self.path, backup)
             try:
                 with open(fresh, "wb") as f:
-                    f.write(b"".join(raw for _, raw in kept))
+                    f.write(b"".join(line.raw for _, line in kept))
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(fresh, self.path)
@@ -665,6 +668,17 @@ def _copy_whole(source: Path, target: Path) -> None:
 
 def _nofollow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _glued(raw: bytes) -> list[bytes]:
+    """The lines of RAW when it is whole events that lost the newlines between them (else none). A quote
+    within a JSON string is escaped, so `}{"` occurs in such a line only where one event ends and the
+    next begins."""
+    parts = raw.rstrip(b"\n").split(b'}{"')
+    if len(parts) < 2:
+        return []
+    lines = [parts[0] + b"}\n", *(b'{"' + p + b"}\n" for p in parts[1:-1]), b'{"' + parts[-1] + b"\n"]
+    return lines if all(_whole_event(line) for line in lines) else []
 
 
 def _whole_event(raw: bytes) -> bool:

@@ -34,6 +34,13 @@ def log_of(root: Path) -> Path:
     return root / "SESSIONS" / "events" / "log.jsonl"
 
 
+def forget_what_the_hub_saw(root: Path) -> None:
+    """Make the log one the hub never saw whole (else reads answer from the read model and repair puts
+    back what the hub had seen)."""
+    for seen in [*root.glob("SESSIONS/events/readmodel*"), log_of(root).with_name("seen.jsonl")]:
+        seen.unlink()
+
+
 def evhub(root: Path, *args: str, second: int = 1, **kw: Any) -> Any:
     return run(*args, cwd=root, env={"EVHUB_NOW": at(second)}, **kw)
 
@@ -144,8 +151,7 @@ def test_a_log_ending_in_two_unfinished_writes_gets_a_placeholder_for_the_missin
     assert b'"more":true' in lines[4]
     seven = lines[4].replace(b'"seq":5', b'"seq":7').replace(b'"id":"', b'"id":"7', 1)
     log_of(tmp_path).write_bytes(b"".join([*lines[:5], seven]))  # seq 5 (more), seq 7 (more)
-    for seen in [*tmp_path.glob("SESSIONS/events/readmodel*"), log_of(tmp_path).with_name("seen.jsonl")]:
-        seen.unlink()  # a log the hub never saw whole (else repair puts back what it saw)
+    forget_what_the_hub_saw(tmp_path)
 
     report = repaired(tmp_path)
     assert (report["events"], report["lost"]) == (6, 1)
@@ -190,3 +196,22 @@ def test_a_planted_quarantine_link_is_never_followed(tmp_path: Path, how: str) -
     done = evhub(tmp_path, *(["heartbeat", "-s", "alice"] if how == "next write" else ["repair"]), second=2)
     assert "quarantine" in error_line(done, 1) and "link" in error_line(done, 1)
     assert list(outside.iterdir()) == [], "nothing written outside the hub"
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_a_line_that_lost_its_newline_before_another_is_damage_and_repair_keeps_both(
+    tmp_path: Path, where: str
+) -> None:
+    lines = small_hub(tmp_path)
+    i = 1 if where == "middle" else 2  # alice's hello glued to her claim, or her claim to bob's hello
+    log_of(tmp_path).write_bytes(b"".join([*lines[:i], lines[i][:-1], *lines[i + 1:]]))
+    forget_what_the_hub_saw(tmp_path)
+
+    claims = evhub(tmp_path, "claims")
+    assert claims.returncode == 4 and f"line {i + 1} " in claims.stderr, "damage, not a write that did not finish"
+    assert "line" in error_line(evhub(tmp_path, "heartbeat", "-s", "alice"), 4)
+
+    report = repaired(tmp_path)
+    assert (report["events"], report["lost"], report["set_aside"]) == (4, 0, [])
+    assert log_of(tmp_path).read_bytes() == b"".join(lines), "both events kept, byte for byte"
+    verified(tmp_path, 4)
