@@ -641,8 +641,11 @@ class TestPgStore(StoreConformance):
         store = self.make_store(tmp_path)
         store.append(make_events(1, 2), 0)
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (3, 'bad', '{\"type\": 7')")
+        got = []
         with pytest.raises(CorruptLog, match="the row after seq 2 is not a whole event"):
-            list(self.make_store(tmp_path).read(0))
+            for e in self.make_store(tmp_path).read(0):
+                got.append(e.seq)
+        assert got == [1, 2], "every event before the row, so readers can answer from them"
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (5, 'gap', %s)",
                  ev.encode(make_event(5))[:-1].decode())
         with pytest.raises(CorruptLog, match="the row after seq 3: seq 5 where 4 was expected"):
