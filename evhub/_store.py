@@ -434,12 +434,14 @@ class JsonlStore(Store):
         self.position = (events[-1].seq if events else 0, len(data))
 
     def repair(self, seen: Checkpoint | None = None) -> dict[str, Any]:
-        """Rewrite the log as the lines that count, after copying it aside. Lines that do not count
-        (not events, repeats, a write that did not finish) move to quarantine/ beside the log with a
-        note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
-        later event keeps its seq (and so its fencing token). The new log replaces the old one by an
-        atomic rename.  With SEEN, the log is first put back from the copy of every line appended
-        (seen.jsonl, beside it), which must hold SEEN."""
+        """Rewrite the log as every intact event in seq order, after copying it aside. An intact event is
+        a line (or one of several glued by lost newlines) that is an event with an id and a seq not seen
+        before and a seq the log can hold; lines out of order are put back in it.  The rest (not events,
+        repeats, seqs out of range, a write that did not finish) move to quarantine/ beside the log with
+        a note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
+        later event keeps its seq (and so its fencing token).  Time and memory go with the log's size.
+        The new log replaces the old one by an atomic rename.  With SEEN, the log is first put back from
+        the copy of every line appended (seen.jsonl, beside it), which must hold SEEN."""
         folder = self.path.parent
         stamp = file_stamp()
         # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
