@@ -380,17 +380,21 @@ def check_torn_tail(tmp: Path) -> Row:
         path.parent.mkdir(parents=True)
         torn = last[:cut]
         path.write_bytes(base + torn)
+        # All but the newline is a whole event: read, and completed by the next write, never set aside.
+        newline_lost = cut == len(last) - 1
+        kept, torn = (base + last, b"") if newline_lost else (base, torn)
         try:
             store = JsonlStore(path)
             read = list(store.read(0))
             state = Hub(root).state()  # a reading command: must not take the torn bytes as an event
-            if len(read) != whole or state.seq != whole or store.torn_tail != torn:
-                failures.append(f"cut {cut}: read {len(read)} events, state at {state.seq}, expected {whole}")
+            if len(read) != whole + newline_lost or state.seq != len(read) or store.torn_tail != torn:
+                failures.append(f"cut {cut}: read {len(read)} events, state at {state.seq}, "
+                                f"expected {whole + newline_lost}")
                 continue
             Hub(root).hello("probe")  # the next write
             after = path.read_bytes()
             moved = list(quarantined(root).values())
-            if not after.startswith(base) or after[len(base):].count(b"\n") != 1 or not after.endswith(b"\n"):
+            if not after.startswith(kept) or after[len(kept):].count(b"\n") != 1 or not after.endswith(b"\n"):
                 failures.append(f"cut {cut}: the log after the next write is not the whole events plus one")
             elif moved != ([torn] if torn else []):
                 failures.append(f"cut {cut}: quarantined {len(moved)} files, not the {len(torn)} torn bytes")
@@ -406,9 +410,88 @@ def check_torn_tail(tmp: Path) -> Row:
         "torn tail",
         f"every byte offset (0–{len(last) - 1}) of the last event ({len(last)} bytes) of "
         f"`{SAMPLE.relative_to(REPO)}`",
-        f"offsets tried {len(last)}, failures {len(failures)} (an extra event read, torn bytes not quarantined "
-        "or not whole, verify failed)",
+        f"offsets tried {len(last)}, failures {len(failures)} (an extra event read, the event whole but for its "
+        "newline not read or not completed, torn bytes not quarantined or not whole, verify failed)",
         f"offsets tried {len(last)}, failures 0",
+        not failures,
+    )
+
+
+# -- damage at every line ------------------------------------------------------------------------
+
+FAR = 10**15  # a seq no log of this size can hold
+
+
+def damage_kinds(lines: list[bytes], i: int) -> dict[str, list[bytes]]:
+    """Line I (from 0) of LINES damaged in each way a hand, an editor or a disk can damage it."""
+    line = lines[i]
+    kinds = {
+        "deleted": [*lines[:i], *lines[i + 1:]],
+        "duplicated": [*lines[:i + 1], *lines[i:]],
+        "truncated": [*lines[:i], line[: len(line) // 2] + b"\n", *lines[i + 1:]],
+        "newline lost": [*lines[:i], b"".join([line[:-1], *lines[i + 1:]])],
+        "garbage inserted": [*lines[:i], b"garbage\n", *lines[i:]],
+        "seq far out of range": [*lines[:i], line.replace(b'"seq":%d,' % (i + 1), b'"seq":%d,' % FAR, 1),
+                                 *lines[i + 1:]],
+    }
+    if i + 1 < len(lines):
+        kinds["swapped with the next"] = [*lines[:i], lines[i + 1], line, *lines[i + 2:]]
+    return kinds
+
+
+def check_damage(tmp: Path, quick: bool) -> Row:
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    count = len(lines)
+    assert not any(b'"more":true' in x for x in lines)  # so the events before line i are exactly i
+    tried = sorted({0, 1, count // 2, count - 2, count - 1}) if quick else range(count)
+    cases = 0
+    failures: list[str] = []
+    for i in tried:
+        for kind, damaged in damage_kinds(lines, i).items():
+            cases += 1
+            root = tmp / f"damage-{i}-{kind.replace(' ', '-')}"
+            path = log_path(root)
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"".join(damaged))
+            # The last line deleted, or cut (a write that did not finish), leaves a shorter whole log; the
+            # last line without its newline is whole.  A line lost its newline is whole, and so is the next.
+            at_end = i == count - 1 and kind in ("deleted", "truncated", "newline lost")
+            before = count if (at_end and kind == "newline lost") else i + (kind == "duplicated")
+            intact = {n for n, x in enumerate(lines) if x in damaged or (kind == "newline lost" and n in (i, i + 1))}
+            try:
+                hub = Hub(root)
+                seq = hub.state().seq
+                warned = any(f"line {before + 1} " in w and "evhub repair" in w for w in hub.warnings)
+                if seq != before or (hub.damage is None) != at_end or warned == at_end:
+                    failures.append(f"{kind} line {i + 1}: read {seq} events (expected {before}), "
+                                    f"damage {'not ' if hub.damage is None else ''}flagged")
+                    continue
+                Hub(root).repair()
+                Hub(root).verify()
+                writer = Hub(root)
+                writer.hello("probe")
+                token = writer.claim("probe", "after-damage")  # a fencing token: a seq never handed out before
+                writer.flush()
+                after = path.read_bytes().splitlines(keepends=True)
+                lost = [n for n in intact if n >= len(after) - 2 or after[n] != lines[n]]
+                if lost:
+                    failures.append(f"{kind} line {i + 1}: repair lost intact events {sorted(lost)[:3]}")
+                elif token <= max((n + 1 for n in intact), default=0) or token != len(after):
+                    failures.append(f"{kind} line {i + 1}: token {token}, {len(after)} events")
+            except EvhubError as e:
+                failures.append(f"{kind} line {i + 1}: {type(e).__name__}: {e}")
+            finally:
+                remove_tree(root)
+    for f in failures[:5]:
+        progress(f"damage: {f}")
+    which = "every line" if not quick else f"lines {', '.join(str(i + 1) for i in tried)}"
+    return Row(
+        "damage at every line",
+        f"{which} of `{SAMPLE.relative_to(REPO)}` ({count} lines) × 7 kinds: deleted, duplicated, swapped with the "
+        "next, truncated, newline lost, garbage inserted, seq far out of range",
+        f"cases {cases}, failures {len(failures)} (reads not exactly the events before the damaged line or not "
+        "warned, an intact event lost by repair, a seq handed out again)",
+        f"cases {cases}, failures 0",
         not failures,
     )
 
@@ -773,6 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("concurrent appends", lambda tmp: check_appends(tmp, appends)),
         (f"SIGKILLs (seed {seed})", lambda tmp: check_sigkills(tmp, kills, rng)),
         ("torn tail", check_torn_tail),
+        ("damage at every line", lambda tmp: check_damage(tmp, args.quick)),
         ("bad-input catalogue", lambda tmp: check_bad_input(tmp, evhub)),
         ("clock skew", lambda tmp: check_clock_skew(tmp, evhub, skews, rng)),
         ("follower through a repair", lambda tmp: check_follow_through_repair(tmp, evhub, follows)),

@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
-from ._errors import BadInput, EvhubError, StorageError
+from ._errors import BadInput, CorruptLog, EvhubError, StorageError
 from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
 from ._state import State  # already imported by _hub
@@ -865,4 +865,6 @@ def main() -> None:
         if not e.code:
             for h in _opened:
                 warn(h)
+            if any(h.damage is not None for h in _opened):
+                raise SystemExit(CorruptLog.exit_code) from None  # an answer from before a damaged line
         raise

@@ -77,7 +77,9 @@ class Hub:
 
     `warnings` collects what a call noticed and mended without failing (a read model rebuilt, a
     view that could not be written, a read-only hub answered from the log): each line is for a
-    person; the CLI prints them on stderr and clears the list.  A Hub is for one thread at a time."""
+    person; the CLI prints them on stderr and clears the list.  `damage` is the damaged line the last
+    read stopped at (None when the log read whole): the answer holds every event before it, and is
+    no whole answer, so the CLI exits 4 after printing it.  A Hub is for one thread at a time."""
 
     def __init__(self, root: Path | str, *, publish_every: float = 1.0) -> None:
         self.root = Path(root).absolute()
@@ -86,6 +88,7 @@ class Hub:
         self.log_path = self.events_dir / "log.jsonl"
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
+        self.damage: CorruptLog | None = None
         self.publish_every = publish_every
         # Who the caller is, when known (the CLI's EVHUB_SESSION): acting for another session is then
         # refused unless on_behalf says it is meant, and recorded (decide's rule).
@@ -245,6 +248,7 @@ class Hub:
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""
         self._check_exists()
+        self.damage = None
         self._cacheless = not os.access(self.events_dir, os.W_OK)
         if self._cacheless:
             self.warnings.append("the hub is read-only here: answering from the log without caching")
@@ -256,21 +260,22 @@ class Hub:
                 self.warnings.append(f"{e}; answering from what the hub had seen (run `evhub repair`)")
                 seen = self.readmodel.load()
                 return seen[0] if seen is not None else self._fold_readable()
-            except CorruptLog as e:
-                self.warnings.append(f"{e}; answering from the events before it (run `evhub verify`)")
+            except CorruptLog:
                 self._cacheless = True
                 return self._fold_readable()
             self._publish(state, now_=True)
             return state
 
     def _fold_readable(self) -> State:
-        """Fold every event that can be read, stopping at the first damaged line."""
+        """Fold every event that can be read, stopping at the first damaged line (and saying so)."""
         state = State()
         try:
             for e in self.open_store().read(0):
                 evolve(state, e)
-        except CorruptLog:
-            pass
+        except CorruptLog as e:
+            self.damage = e
+            self.warnings.append(f"{e}; answering from the {state.seq} events before it (`evhub repair` sets the "
+                                 "damage aside)")
         return state
 
     # -- reading ------------------------------------------------------------------------------
@@ -307,7 +312,8 @@ class Hub:
         its RECENT latest events."""
         state = self.state()
         sid = cmd.acting_session(state, session)
-        latest = self.recent_events(sid, recent) if recent else []
+        # Events past a damaged line are no part of the answer (the state stops before it).
+        latest = [e for e in self.recent_events(sid, recent) if e.seq <= state.seq] if recent else []
         return Recall(session=sid, state=state, unread=self._unread(state, sid), recent=latest,
                       at=read_time(state.last_ts))
 

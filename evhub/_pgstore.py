@@ -29,7 +29,7 @@ import msgspec
 
 from . import _events as ev
 from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
-from ._integrity import LogCheck, LogLine
+from ._integrity import Damage, LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
 from ._store import ESCAPE, Checkpoint, Store, check_numbering
@@ -379,13 +379,15 @@ class PgStore(Store):
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
         check = LogCheck(after, None)
         for block, _ in self._pages(after):
-            events = self._checked(check, block)
+            events, damage = check.block(0, block)
             if events:
                 last = events[-1].seq
                 self.position = (last, last)
                 # The line of the last event counted: the page's last, unless a write runs on past it.
-                self._seen_last = (0, b"") if check.pending else (last, block[block.rfind(b"\n", 0, -1) + 1:])
+                self._seen_last = (0, b"") if check.pending or damage else (last, block[block.rfind(b"\n", 0, -1) + 1:])
                 yield events
+            if damage is not None:
+                raise self._corrupt(check, damage)  # after the events before it, so readers can answer from them
         # A transaction commits whole: a write's rows are all there, whatever `more` they carry.
         if check.pending:
             self.position = (check.last, check.last)
@@ -397,12 +399,14 @@ class PgStore(Store):
         whole event, or the gap."""
         events, damage = check.block(0, block)
         if damage is not None:
-            after = check.last
-            if damage.event is None:
-                raise CorruptLog(f"{self.where}: the row after seq {after} is not a whole event: {damage.reason}")
-            raise CorruptLog(f"{self.where}: the row after seq {after}: {damage.reason} "
-                             "(a gap or a repeat in the table)")
+            raise self._corrupt(check, damage)
         return events
+
+    def _corrupt(self, check: LogCheck, damage: Damage) -> CorruptLog:
+        if damage.event is None:
+            return CorruptLog(f"{self.where}: the row after seq {check.last} is not a whole event: {damage.reason}")
+        return CorruptLog(f"{self.where}: the row after seq {check.last}: {damage.reason} "
+                          "(a gap or a repeat in the table)")
 
     def _last_line(self, mark: int) -> bytes:
         if mark <= 0:

@@ -290,6 +290,15 @@ class JsonlStore(Store):
                 self.reached = offset
                 yield offset, block
                 offset += cut
+        if rest and _whole_event(rest):
+            # The last event lost only its newline: it is whole, so it is read as the line it was (and the
+            # next append writes the newline); otherwise the next writer would set it aside and hand its
+            # seq, perhaps a fencing token, out again.
+            block = rest + b"\n"
+            self._seen_last = (offset + len(block), block)
+            self.reached = offset
+            yield offset, block
+            offset, rest = offset + len(block), b""
         self.torn_tail = rest
         self.scanned_to = self.reached = offset
 
@@ -314,7 +323,8 @@ class JsonlStore(Store):
             elif events:
                 self.position = (events[-1].seq, offset + len(block) if damage is None else damage.offset)
             if damage is not None:
-                if damage.event is None and damage.offset + len(damage.raw) == self.size():
+                if damage.event is None and damage.offset + len(damage.raw) == self.size() \
+                        and not _glued(damage.raw):
                     torn = damage.raw  # the last line, and not a whole event: a write that did not finish
                 else:
                     raise self._corrupt(damage)  # after the events before it, so readers can answer from them
@@ -328,17 +338,24 @@ class JsonlStore(Store):
         return CorruptLog(f"{self.path}: line {number} (byte {damage.offset}): {damage.reason}")
 
     def newest(self, count: int) -> list[ev.AnyEvent]:
-        """The events in the last COUNT * 128 bytes of the file."""
+        """The events in the last COUNT * 128 bytes of the file that count from its first event there on,
+        up to a damaged line."""
         start = max(0, self.size() - count * 128)
         found: list[ev.AnyEvent] = []
+        check: LogCheck | None = None
         lines = self.lines(start)
         if start:
             next(lines, None)  # the first line may be cut
         for line in lines:
-            try:
-                found.append(ev.decode(line.raw))
-            except CorruptLog:
-                continue
+            if check is None:
+                try:
+                    check = LogCheck(ev.decode(line.raw).seq - 1, None)
+                except CorruptLog:
+                    continue
+            verdict = check.line(line)
+            if isinstance(verdict, Damage):
+                break
+            found += verdict
         return found
 
     def _last_line(self, offset: int) -> bytes:
@@ -347,6 +364,8 @@ class JsonlStore(Store):
         while offset:
             start = max(0, offset - size)
             data = self._read_range(start, offset)
+            if len(data) == offset - start - 1 and data and not data.endswith(b"\n"):
+                data += b"\n"  # the last event lost only its newline: blocks() reads it as if it were there
             if len(data) != offset - start:
                 return b""
             cut = data.rfind(b"\n", 0, len(data) - 1)
@@ -396,6 +415,8 @@ class JsonlStore(Store):
             self._quarantine(end, self.torn_tail)
         fd = self._file(create=True)
         assert fd is not None
+        if end and self._size_of(fd) == end - 1:
+            end, data = end - 1, b"\n" + data  # the last event lost only its newline (see blocks): write it first
         self._write_at(fd, end, data)
         self._keep_copy(end, data)
         self._seen_last = (end + len(data), ev.encode(events[-1]))
@@ -423,14 +444,14 @@ class JsonlStore(Store):
         self.position = (events[-1].seq if events else 0, len(data))
 
     def repair(self, seen: Checkpoint | None = None) -> dict[str, Any]:
-        """Rewrite the log as the lines that count, after copying it aside. Lines that do not count
-        (not events, repeats, a write that did not finish) move to quarantine/ beside the log with a
-        note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
-        later event keeps its seq (and so its fencing token). The new log replaces the old one by an
-        atomic rename.  With SEEN, the log is first put back from the copy of every line appended
-        (seen.jsonl, beside it), which must hold SEEN."""
-        import shutil  # off the start-up path: only repair and a copy made again need it
-
+        """Rewrite the log as every intact event in seq order, after copying it aside. An intact event is
+        a line (or one of several glued by lost newlines) that is an event with an id and a seq not seen
+        before and a seq the log can hold; lines out of order are put back in it.  The rest (not events,
+        repeats, seqs out of range, a write that did not finish) move to quarantine/ beside the log with
+        a note; each seq left missing gets an `event_lost` placeholder, so seq stays gap-free and every
+        later event keeps its seq (and so its fencing token).  Time and memory go with the log's size.
+        The new log replaces the old one by an atomic rename.  With SEEN, the log is first put back from
+        the copy of every line appended (seen.jsonl, beside it), which must hold SEEN."""
         folder = self.path.parent
         stamp = file_stamp()
         # With EVHUB_NOW fixed, two repairs share a stamp: never write over an earlier backup.
@@ -446,65 +467,92 @@ class JsonlStore(Store):
                                  f"{seen.seq} events the hub had seen either: nothing to restore them from (to "
                                  "take the log as it is, delete the read model)")
             try:
-                shutil.copyfile(self.path, backup, follow_symlinks=False)
-                fresh = folder / f".{self.path.name}.restore-{stamp}"
-                shutil.copyfile(self._copy_path, fresh, follow_symlinks=False)
-                os.replace(fresh, self.path)
+                _copy_whole(self.path, backup)
+                _copy_whole(self._copy_path, self.path)
             except OSError as e:
                 raise StorageError(f"cannot restore the log: {e.strerror}; the log is unchanged") from e
             self.position = (0, 0)
             result = self.repair()
             return {**result, "repaired": True, "restored": True, "backup": backup.name}
         quarantine = folder / "quarantine"
-        kept: list[bytes] = []
         moved: list[str] = []
-        lost = 0
 
-        def put_aside(raw: bytes, number: int | None, offset: int, why: str) -> None:
+        def put_aside(raw: bytes, number: int, offset: int, why: str) -> None:
             note = (f"{len(raw)} bytes from line {number} (byte {offset}) of {self.path.name}, "
                     f"set aside by evhub repair: {why}")
             moved.append(f"quarantine/{set_aside(quarantine, f'{stamp}-line-{number}', raw, note)}")
 
-        check = LogCheck(ids=set())
-        taken: list[tuple[int | None, LogLine]] = []  # the lines kept since the last event that counts
+        # Every line is placed by its own seq, so lines out of order (swapped by hand) keep their events.
+        entries: list[tuple[int, LogLine]] = []  # (line number, line): glued events are lines of one number
+        for number, line in enumerate(self.lines(0), 1):
+            at = line.offset
+            for raw in _glued(line.raw) or [line.raw]:
+                entries.append((number, LogLine(at, raw)))
+                at += len(raw) - 1
+        torn, torn_at = self.torn_tail, self.scanned_to
+        # A log of N lines holds seqs up to N, more only where lines went missing: a seq past twice that is
+        # damage, never a gap to fill (a seq of 9e18 would be placeholders without end).
+        highest = 2 * len(entries) + 1
+        found: dict[int, tuple[int, LogLine]] = {}
+        ts: dict[int, str] = {}
+        ids: set[str] = set()
         progress = Progress("repair", self.size())
-        for line in self.lines(0):
-            progress.update(line.offset, check.number or 0)
-            verdict = check.line(line)
-            if isinstance(verdict, Damage) and verdict.event is not None and verdict.event.seq > check.last + 1 \
-                    and check.ids is not None and verdict.event.id not in check.ids:
-                for seq in range(check.last + 1, verdict.event.seq):  # a gap: placeholders keep every later seq
-                    placeholder = ev.EventLost(seq=seq, id=new_id(), ts=verdict.event.ts,
-                                               reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
-                    kept.append(ev.encode(placeholder))
-                    lost += 1
-                check.last = verdict.event.seq - 1
-                verdict = check.line(line)
-            if isinstance(verdict, Damage):
-                why = "not an event" if verdict.event is None else "seen before"
-                put_aside(line.raw, verdict.number, line.offset, f"{why} ({verdict.reason})")
-                check.skip(verdict)
+        for number, line in entries:
+            progress.update(line.offset, number)
+            try:
+                event = ev.decode(line.raw)
+            except CorruptLog as err:
+                put_aside(line.raw, number, line.offset, f"not an event ({err})")
                 continue
-            kept.append(line.raw)
-            taken = [] if verdict else [*taken, (check.number, line)]
+            if not 0 < event.seq <= highest:
+                why = f"seq {event.seq} is out of range: a log of {len(entries)} lines cannot hold it"
+            elif event.id in ids:
+                why = f"seen before (id {event.id} appears twice)"
+            elif event.seq in found:
+                why = f"seen before (seq {event.seq} appears twice)"
+            else:
+                ids.add(event.id)
+                found[event.seq], ts[event.seq] = (number, line), event.ts
+                continue
+            put_aside(line.raw, number, line.offset, why)
         progress.done()
+        # Each seq missing below the highest one found gets a placeholder, so every later event keeps its seq.
+        kept: list[tuple[int, LogLine]] = []  # (line number, or 0 for a placeholder; line) in seq order
+        lost, when = 0, ""
+        for seq in range(max(found, default=0), 0, -1):
+            if seq in found:
+                kept.append(found[seq])
+                when = ts[seq]
+                continue
+            placeholder = ev.EventLost(seq=seq, id=new_id(), ts=when,
+                                       reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
+            kept.append((0, LogLine(0, ev.encode(placeholder))))
+            lost += 1
+        kept.reverse()
+        check = LogCheck()
+        for _, line in kept:
+            verdict = check.line(line)
+            assert not isinstance(verdict, Damage), verdict  # seqs 1..N, each once, by construction
         # The events of a write that did not finish (its last line has `more`) are one torn write.
-        for number, line in taken:
-            kept.pop()
+        for number, line in kept[len(kept) - len(check.pending):]:
             put_aside(line.raw, number, line.offset, "part of a write of several events that did not finish")
-        if self.torn_tail:
-            put_aside(self.torn_tail, (check.number or 0) + 1, self.scanned_to, "an unfinished write")
-        if not moved and not lost:
+        del kept[len(kept) - len(check.pending):]
+        if torn:
+            put_aside(torn, (entries[-1][0] if entries else 0) + 1, torn_at, "an unfinished write")
+        if not moved and not lost and [n for n, _ in kept] == list(range(1, len(kept) + 1)):
             return {"repaired": False, "events": check.counted, "set_aside": [], "lost": 0, "backup": None,
                     "restored": False}
         fresh = folder / f".{self.path.name}.repair-{stamp}"
         try:
-            shutil.copyfile(self.path, backup, follow_symlinks=False)
-            with open(fresh, "wb") as f:
-                f.write(b"".join(kept))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(fresh, self.path)
+            _copy_whole(self.path, backup)
+            try:
+                with open(fresh, "wb") as f:
+                    f.write(b"".join(line.raw for _, line in kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(fresh, self.path)
+            finally:
+                fresh.unlink(missing_ok=True)
         except OSError as e:
             raise StorageError(f"cannot rewrite the log: {e.strerror}; the log is unchanged") from e
         self.position = (0, 0)
@@ -562,6 +610,12 @@ class JsonlStore(Store):
                 os.close(self._copy_fd)
             self._copy_fd = None
 
+    def _size_of(self, fd: int) -> int:
+        try:
+            return os.fstat(fd).st_size
+        except OSError as e:
+            raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
+
     def _write_at(self, fd: int, end: int, data: bytes) -> None:
         """Write DATA at END, cutting off what followed; on failure leave the log as it was."""
         try:
@@ -608,17 +662,76 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
     return whole_lines(data), events
 
 
+def _copy_whole(source: Path, target: Path) -> None:
+    """Copy SOURCE to TARGET by way of a temporary name, so TARGET is whole or absent (a disk that fills up
+    midway leaves no backup that only looks complete)."""
+    import shutil  # off the start-up path: only repair and a copy made again need it
+
+    part = target.with_name(f".{target.name}.part")
+    try:
+        with open(source, "rb", opener=_nofollow) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _glued(raw: bytes) -> list[bytes]:
+    """The lines of RAW when it is whole events that lost the newlines between them (else none). A quote
+    within a JSON string is escaped, so `}{"` occurs in such a line only where one event ends and the
+    next begins."""
+    parts = raw.rstrip(b"\n").split(b'}{"')
+    if len(parts) < 2:
+        return []
+    lines = [parts[0] + b"}\n", *(b'{"' + p + b"}\n" for p in parts[1:-1]), b'{"' + parts[-1] + b"\n"]
+    return lines if all(_whole_event(line) for line in lines) else []
+
+
+def _whole_event(raw: bytes) -> bool:
+    try:
+        ev.decode(raw)
+    except CorruptLog:
+        return False
+    return True
+
+
 def set_aside(folder: Path, name: str, data: bytes, note: str) -> str:
     """Write DATA to FOLDER/NAME.bin and NOTE to NAME.txt beside it, never over an earlier pair
-    (with EVHUB_NOW fixed, two names can share a time); returns the .bin file's name."""
+    (with EVHUB_NOW fixed, two names can share a time); returns the .bin file's name.  FOLDER is
+    never followed out of the hub: a link planted in its place is refused."""
     try:
-        folder.mkdir(exist_ok=True)
-        base, n = name, 1
-        while (folder / f"{name}.bin").exists():
-            n += 1
-            name = f"{base}-{n}"
-        (folder / f"{name}.bin").write_bytes(data)
-        (folder / f"{name}.txt").write_text(note + "\n")
+        with suppress(FileExistsError):
+            os.mkdir(folder)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise StorageError(f"cannot set aside {len(data)} bytes in {folder}: it is a link or a file, not a "
+                                   "folder, and evhub writes nothing through it (remove it)") from e
+            raise
+        try:
+            base, n = name, 1
+            while True:
+                try:
+                    out = os.open(f"{name}.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  0o644, dir_fd=fd)
+                    break
+                except FileExistsError:
+                    n += 1
+                    name = f"{base}-{n}"
+            with os.fdopen(out, "wb") as f:
+                f.write(data)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(f"{name}.txt", flags, 0o644, dir_fd=fd), "w") as f:
+                f.write(note + "\n")
+        finally:
+            os.close(fd)
     except OSError as e:
         raise StorageError(f"cannot set aside {len(data)} bytes in {folder}: {e.strerror}") from e
     return f"{name}.bin"

@@ -767,9 +767,9 @@ def test_verify_and_a_damaged_middle_line_is_exit_4(evhub: Runner) -> None:
     assert "line 3" in error_line(evhub("heartbeat", session="alice", now=at(5)), 4)
     error_line(evhub("claim", "other", session="alice", now=at(5)), 4)
     assert evhub.log_path.read_bytes() == b"".join(lines)  # nothing was appended
-    # Reading commands answer from the events before the damage, and say so.
+    # Reading commands answer from the events before the damage, say so, and exit 4: no whole answer.
     shown = evhub("log", now=at(5))
-    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 2
+    assert shown.returncode == 4 and len(shown.stdout.splitlines()) == 2
     assert shown.stderr.startswith("warning: ") and f"byte {offset}" in shown.stderr
 
 

@@ -354,7 +354,8 @@ class TestJsonlStore(StoreConformance):
         events = make_events(1, prior)
         whole = b"".join(ev.encode(e) for e in events)
         line = ev.encode(make_event(prior + 1, kind=10, text=text))  # a note: multi-byte text cut anywhere
-        cuts = [line[:k] for k in range(1, len(line))]  # no newline: cut inside the line or just before \n
+        # No newline: cut inside the line (a line whole but for its newline is an event: see test_damage.py).
+        cuts = [line[:k] for k in range(1, len(line) - 1)]
         cuts += [line[:k] + b"\n" for k in range(1, len(line) - 1, 5)]  # cut, then a newline: still not whole
         with tempfile.TemporaryDirectory() as d:
             path = self.log_of(Path(d))
@@ -391,7 +392,7 @@ class TestJsonlStore(StoreConformance):
         written = path.read_bytes()[len(whole):]
         assert [ev.decode(x).more for x in written.splitlines()] == [True, True, True, msgspec.UNSET]
         assert JsonlStore(path).head() == 6
-        for cut in range(1, len(written)):
+        for cut in range(1, len(written) - 1):  # all but the last newline is the whole write (see test_damage.py)
             path.write_bytes(whole + written[:cut])
             store = JsonlStore(path, fsync=False)
             assert list(store.read(0)) == before, f"cut at {cut}: part of a write was read"
@@ -640,8 +641,11 @@ class TestPgStore(StoreConformance):
         store = self.make_store(tmp_path)
         store.append(make_events(1, 2), 0)
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (3, 'bad', '{\"type\": 7')")
+        got = []
         with pytest.raises(CorruptLog, match="the row after seq 2 is not a whole event"):
-            list(self.make_store(tmp_path).read(0))
+            for e in self.make_store(tmp_path).read(0):
+                got.append(e.seq)
+        assert got == [1, 2], "every event before the row, so readers can answer from them"
         self.sql(tmp_path, "INSERT INTO events (seq, id, line) VALUES (5, 'gap', %s)",
                  ev.encode(make_event(5))[:-1].decode())
         with pytest.raises(CorruptLog, match="the row after seq 3: seq 5 where 4 was expected"):

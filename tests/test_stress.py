@@ -46,7 +46,7 @@ def check_table(stdout: str) -> None:
     """Every row of the quick run's table shows the expected figures."""
     rows = table(stdout)
     assert set(rows) == {"claim race", "hello race", "concurrent appends", "SIGKILL of a busy writer", "torn tail",
-                         "bad-input catalogue", "clock skew (jsonl)", "clock skew (postgresql)",
+                         "damage at every line", "bad-input catalogue", "clock skew (jsonl)", "clock skew (postgresql)",
                          "a follower running through a repair"}, rows
 
     for check in ("claim race", "hello race"):
@@ -79,6 +79,11 @@ def check_table(stdout: str) -> None:
     _, result, _ = rows["torn tail"]
     last = SAMPLE.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n"
     assert numbers(r"offsets tried (\d+), failures (\d+)", result) == (len(last), 0), result
+
+    scale, result, _ = rows["damage at every line"]
+    assert "× 7 kinds" in scale, scale
+    cases, failures = numbers(r"cases (\d+), failures (\d+)", result)
+    assert cases >= 30 and failures == 0, result  # 5 lines (the first two, the middle, the last two) × 7 kinds
 
     _, result, _ = rows["bad-input catalogue"]
     tried, good, of, changes, outside = numbers(
