@@ -32,6 +32,7 @@ from ._integrity import LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
 from ._store import ESCAPE, Checkpoint, Store, check_numbering
+from ._values import env_number
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,10 +50,7 @@ def is_dsn(value: str) -> bool:
 
 def _retry_s() -> float:
     """How long a command keeps trying to reach the server before it fails (a restart takes seconds)."""
-    try:
-        return max(0.0, float(os.environ.get("EVHUB_PG_RETRY_S", "10")))
-    except ValueError:
-        raise BadInput("EVHUB_PG_RETRY_S must be a number of seconds") from None
+    return env_number("EVHUB_PG_RETRY_S", 10.0, 3600)
 
 
 def check_schema(name: str) -> str:

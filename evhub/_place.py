@@ -172,7 +172,10 @@ def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path
 
 
 def _fsync_enabled() -> bool:
-    return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
+    raw = os.environ.get("EVHUB_FSYNC", "")
+    if raw.lower() not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise BadInput(f"EVHUB_FSYNC must be 0 or 1 (false or true, no or yes, off or on), not {raw!r}")
+    return raw.lower() not in ("0", "false", "no", "off")
 
 
 def open_store(root: Path) -> Store:
