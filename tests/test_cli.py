@@ -591,6 +591,16 @@ def test_log_filters_and_json_prints_the_stored_lines(evhub: Runner) -> None:
     error_line(evhub("log", "--since", "yesterday-ish"), 1)
 
 
+def test_log_json_prints_the_stored_lines_byte_for_byte_whatever_the_text_holds(evhub: Runner) -> None:
+    hello(evhub, "alice")
+    # Line and record separators str.splitlines() splits on, and C1 controls a terminal filter replaces.
+    evhub.ok("msg", "send", "a\x85b\u2028c\u2029d\x1c\x1d\x1ee\x9b", session="alice", now=at(10))
+    printed = subprocess.run([EVHUB, "log", "--json"], cwd=evhub.root, env=clean_env({"EVHUB_NOW": at(20)}),
+                             capture_output=True, check=True, timeout=60).stdout
+    assert printed == evhub.log_bytes()
+    assert json.loads(printed.splitlines()[-1])["text"] == "a\x85b\u2028c\u2029d\x1c\x1d\x1ee\x9b"
+
+
 def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     evhub: Runner, tmp_path: Path
 ) -> None:
