@@ -116,14 +116,38 @@ class StoreSettings:
         return PgStore(self.dsn(), self.schema)
 
 
+# A password in a connection string or a message quoting one: a URL's `user:password@` (up to the last @,
+# as a malformed URL may hold more) and a `password=` value (quoted, or up to a space or the next & of a URL).
+_URL_PASSWORD_RE = re.compile(r"(?P<keep>://[^:/?#@\s]*:)[^\s]*@")
+_KEY_PASSWORD_RE = re.compile(r"(?P<keep>password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)", re.IGNORECASE)
+
+
+def redact(text: str, dsn: str) -> str:
+    """TEXT (a message about DSN, or DSN itself) without DSN's password in any form, however malformed
+    DSN is: a parser's message may quote only the token it choked on, so each candidate password is
+    taken out of TEXT wherever it is, as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    secrets = {m[0][len(m["keep"]):] for m in _KEY_PASSWORD_RE.finditer(dsn)}
+    _, sep, rest = dsn.partition("://")
+    _, colon, password = rest.rpartition("@")[0].partition(":")
+    if sep and colon:
+        secrets.add(password)
+    secrets |= {unquote(s) for s in secrets} | {s.strip("'") for s in secrets}
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_PASSWORD_RE.sub(r"\g<keep>***@", text)
+    return _KEY_PASSWORD_RE.sub(r"\g<keep>***", text)
+
+
 def _where(dsn: str) -> str:
-    """host:port/db of DSN, for messages (never the password)."""
+    """host:port/db of DSN, for messages (never the password); BadInput when DSN cannot be parsed."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         info = conninfo_to_dict(dsn)
-    except Exception:  # a malformed string: say nothing of it rather than echo it
-        return "the PostgreSQL server"
+    except Exception as e:  # the parser's message may quote the string: shown without its password
+        raise BadInput(f"the PostgreSQL connection string is malformed: {redact(_reason(e), dsn)}") from None
     host = str(info.get("host") or os.environ.get("PGHOST") or "localhost")
     port = str(info.get("port") or os.environ.get("PGPORT") or "5432")
     db = str(info.get("dbname") or os.environ.get("PGDATABASE") or "")
@@ -305,7 +329,7 @@ class PgStore(Store):
                 self._drop()
                 if time.monotonic() + delay > deadline:
                     raise StorageError(f"{failed or f'cannot reach the PostgreSQL store at {self.where}'}: "
-                                       f"{_reason(e)}") from e
+                                       f"{self._reason(e)}") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except self._pg.Error as e:
@@ -323,7 +347,11 @@ class PgStore(Store):
             return ExpectedPositionError(e.diag.message_primary or "the log moved")
         if isinstance(e, errors.UniqueViolation):
             return ExpectedPositionError("the log already holds one of these seqs or ids")
-        return StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}")
+        return StorageError(f"the PostgreSQL store at {self.where} refused: {self._reason(e)}")
+
+    def _reason(self, e: BaseException) -> str:
+        """What E says, for a message: its first line, never the password of this store's connection string."""
+        return redact(_reason(e), self.dsn)
 
     # -- setting up -------------------------------------------------------------------------------
 
@@ -453,7 +481,7 @@ class PgStore(Store):
                 if connected and self._made(ids, deadline):
                     break
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {_reason(e)} "
+                    raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {self._reason(e)} "
                                        "(nothing was written)") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 from clock import T0, fixed_now
+from command import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stores import HubStore, free_port
@@ -681,3 +682,31 @@ class TestPgStore(StoreConformance):
         assert "secret" not in str(caught.value)
         with pytest.raises(StorageError, match="nothing was written"):
             store.append(make_events(1, 1), 0)
+
+    def test_a_password_is_never_shown_however_malformed_the_connection_string(self, tmp_path: Path) -> None:
+        assert self.pg.cluster is not None
+        server = f"127.0.0.1:{self.pg.cluster.port}"
+        dsns = [
+            "postgresql://evo:S3cretPW@[::1/team",  # an unbalanced bracket: the parser quotes the whole string
+            "postgresql://evo:S3c%zzretPW@localhost/team",  # a bad escape: it quotes only the password
+            f"postgresql://{server}/postgres?password=S3c%zzret",
+            f"postgresql://{server}/postgres?user=evo&password=S3cretPW",  # well formed: the server refuses evo
+            f"postgresql://evo:S3cretPW@{server}/postgres",
+            f"postgresql://postgres:S3cretPW@127.0.0.1:{free_port()}/postgres",  # no server there
+        ]
+        hub = self.init_hub(tmp_path / "hub")
+        schema = self.settings_for(tmp_path / "hub").schema
+        new, dsn_file = tmp_path / "new", tmp_path / "dsn"
+        for dsn in dsns:
+            dsn_file.write_text(dsn + "\n")
+            for argv, store in [(["init", new, "--schema", schema, "--store", dsn], None),
+                                (["init", new, "--schema", schema, "--store-file", dsn_file], None),
+                                (["init", new, "--schema", schema, "--json"], dsn),
+                                (["where"], dsn), (["status"], dsn), (["log", "--json"], dsn)]:
+                said = run(*argv, env={"EVHUB_PG_RETRY_S": "0", **({"EVHUB_STORE": store} if store else {})},
+                           cwd=hub.root)
+                assert "S3c" not in said.stdout + said.stderr, (argv, said)
+                if argv[0] != "where":  # which names the server, and asks it nothing
+                    assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
+                    assert len(said.stderr.splitlines()) == 1, (argv, said)
+            assert not new.exists()
