@@ -27,7 +27,16 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
+from ._errors import (
+    BadInput,
+    Conflict,
+    CorruptLog,
+    EvhubError,
+    ExpectedPositionError,
+    HubBusy,
+    HubNotFound,
+    StorageError,
+)
 from ._integrity import LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
@@ -190,9 +199,14 @@ class PgStore(Store):
         self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
-        # A query of the catalog, not to_regclass: that reads a cache a racing init's commit may not have reached.
-        self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = {} "
-                                 "AND tablename = 'events')").format(sql.Literal(schema))
+        # The columns of whatever is named <schema>.events (NULL: nothing is), so an application's own
+        # table of that name is refused, not taken for a hub's. A query of the catalog, not to_regclass:
+        # that reads a cache a racing init's commit may not have reached.
+        self._q_columns = sql.SQL(
+            "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = {} AND c.relname = 'events' AND a.attnum > 0 AND NOT a.attisdropped"
+        ).format(sql.Literal(schema))
         self._ddl = sql.SQL("""
             CREATE SCHEMA IF NOT EXISTS {schema};
             CREATE TABLE {table} (
@@ -358,12 +372,19 @@ class PgStore(Store):
     def create(self) -> None:
         """Make the hub's schema, table and append-only triggers unless they exist (then only
         SELECT and INSERT are needed, so a restricted role can join an existing hub)."""
+        def made(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(self._q_columns).fetchone()
+            columns = None if row is None else row[0]
+            if columns not in (None, ["seq", "id", "line"]):
+                raise Conflict(f"{self.schema}.events exists and is not an evhub log: choose another --schema")
+            return columns is not None
+
         def work(conn: psycopg.Connection[Any]) -> None:
-            if conn.execute(self._q_exists).fetchone() == (True,):
+            if made(conn):
                 return
-            with conn.transaction():
+            with conn.transaction():  # all of it or none: a failed init leaves nothing in the database
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                if conn.execute(self._q_exists).fetchone() == (False,):  # another init may have won
+                if not made(conn):  # another init may have won
                     conn.execute(self._ddl)
         self._retrying(work)
 

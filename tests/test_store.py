@@ -710,3 +710,23 @@ class TestPgStore(StoreConformance):
                     assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
                     assert len(said.stderr.splitlines()) == 1, (argv, said)
             assert not new.exists()
+
+    def test_init_on_a_schema_whose_events_table_is_the_applications_refuses_and_leaves_nothing(
+            self, tmp_path: Path) -> None:
+        root = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", root], check=True)
+        schema = self.settings_for(root).schema
+        self.sql(root, f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.events (id serial PRIMARY KEY, name text);"
+                       f"INSERT INTO {schema}.events (name) VALUES ('signup')")
+        catalog = ("SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = %s::regnamespace), "
+                   "(SELECT count(*) FROM pg_class WHERE relnamespace = %s::regnamespace)")
+        before = self.sql(root, catalog, schema, schema)
+        assert self.pg.dsn_file is not None
+        for _ in range(2):  # the second init is refused alike: the first left nothing that says "a hub is here"
+            said = run("init", "--store-file", self.pg.dsn_file, "--schema", schema, cwd=root)
+            assert said.returncode == 3 and said.stderr.splitlines() == [
+                f"error: {schema}.events exists and is not an evhub log: choose another --schema"], said.stderr
+            assert not (root / "SESSIONS").exists() and not (root / ".git" / "evhub").exists()
+        assert "no hub here" in run("status", cwd=root).stderr
+        assert self.sql(root, "SELECT id, name FROM events") == [(1, "signup")]
+        assert self.sql(root, catalog, schema, schema) == before
