@@ -98,11 +98,22 @@ def _in_tree(root: Path) -> Path:
     return root / SESSIONS / "events"
 
 
-def _has_log(events: Path) -> bool:
+def _present(path: Path) -> bool:
+    """Whether PATH, a hub's log or store settings, is there. Something else by that name is an error, so
+    init and every other command say the same of it (not one 'already a hub', the rest 'no hub')."""
     try:
-        return (events / "log.jsonl").is_file() or (events / STORE_FILE).is_file()
+        if path.is_file():
+            return True
+        if not path.exists():
+            return False
+        kind = "a folder" if path.is_dir() else "not a file"
     except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
-        raise StorageError(f"cannot look for a hub at {events}: {e.strerror}") from e
+        raise StorageError(f"cannot look for a hub at {path.parent}: {e.strerror}") from e
+    raise StorageError(f"{path} is {kind}, not evhub's {path.name}: move it aside")
+
+
+def _has_log(events: Path) -> bool:
+    return _present(events / "log.jsonl") or _present(events / STORE_FILE)
 
 
 def in_work_tree(root: Path) -> bool:
@@ -150,7 +161,7 @@ def made(root: Path) -> bool:
     writing its first event: not yet a hub."""
     events = events_dir(root)
     log = events / "log.jsonl"
-    return (log.exists() and log.stat().st_size > 0) or (events / STORE_FILE).exists()
+    return (_present(log) and log.stat().st_size > 0) or _present(events / STORE_FILE)
 
 
 def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path:

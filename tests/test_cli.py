@@ -68,6 +68,22 @@ def test_a_missing_hub_is_exit_1_with_one_error_line(tmp_path: Path) -> None:
     error_line(run("claims", env={"EVHUB_HUB": str(tmp_path)}, cwd=tmp_path), 1)
 
 
+@pytest.mark.parametrize("name", ["log.jsonl", "store.json"])
+@pytest.mark.parametrize("in_git", [False, True])
+def test_a_log_that_is_a_folder_is_named_alike_by_init_and_every_command(
+    tmp_path: Path, name: str, in_git: bool
+) -> None:
+    if in_git:
+        subprocess.run(["git", "init", "-q", tmp_path], check=True)
+        folder = tmp_path / ".git" / "evhub" / name
+    else:
+        folder = tmp_path / "SESSIONS" / "events" / name
+    folder.mkdir(parents=True)
+    said = {error_line(run(*argv, cwd=tmp_path), 1) for argv in (["init"], ["where"], ["status"], ["log"])}
+    assert said == {f"error: {folder} is a folder, not evhub's {name}: move it aside"}
+    assert not (tmp_path / "SESSIONS" / "README.md").exists() and folder.is_dir() and not any(folder.iterdir())
+
+
 def test_the_hub_is_found_from_a_subfolder_from_hub_and_from_evhub_hub(evhub: Runner, tmp_path: Path) -> None:
     deep = evhub.root / "src" / "pkg"
     deep.mkdir(parents=True)
