@@ -240,8 +240,6 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 "in SESSIONS/events/legacy-<time>/ and start the hub there"
             )
         _make_folder(events_folder, kept)
-        if store is not None:
-            store.write(events_folder)
         with HubLock(events_folder / "lock"):
             # Decided under the lock (and the store's own check of the head): of several racing inits,
             # only the one that wrote says it made the hub.
@@ -252,11 +250,14 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                     log.load(*events)
                 else:
                     log.append([ev.HubCreated(seq=1, id=new_id(), ts=now(), alive_ttl_s=alive_ttl_s)], 0)
+                made_it = True
             except ExpectedPositionError:
                 if events is not None:
                     raise Conflict("another init filled the store first: import loads into an empty store") from None
-                return False  # another machine's init made it first
-            return True
+                made_it = False  # another machine's init made it first
+        if store is not None:
+            store.write(events_folder)  # once the store holds a hub: a failed init leaves no settings saying it does
+        return made_it
     finally:
         log.close()
 

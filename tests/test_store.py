@@ -730,3 +730,19 @@ class TestPgStore(StoreConformance):
         assert "no hub here" in run("status", cwd=root).stderr
         assert self.sql(root, "SELECT id, name FROM events") == [(1, "signup")]
         assert self.sql(root, catalog, schema, schema) == before
+
+    def test_an_init_that_fails_on_the_way_leaves_no_settings_saying_a_hub_is_here(self, tmp_path: Path) -> None:
+        root = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", root], check=True)
+        schema = self.settings_for(root).schema
+        assert self.pg.dsn_file is not None
+        init = ["init", "--store-file", self.pg.dsn_file, "--schema", schema]
+        lock = root / ".git" / "evhub" / "lock"
+        lock.parent.mkdir()
+        lock.symlink_to(tmp_path / "elsewhere")  # the hub's lock cannot be taken: init fails after the server part
+        assert run(*init, cwd=root).returncode == 1
+        assert not (root / ".git" / "evhub" / "store.json").exists()
+        assert "no hub here" in run("status", cwd=root).stderr
+        lock.unlink()
+        assert "created a hub" in run(*init, cwd=root).stdout
+        assert run("status", cwd=root).returncode == 0
