@@ -58,6 +58,13 @@ def out(text: str) -> None:
     sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", text) + "\n")
 
 
+def out_stored(raw: bytes) -> None:
+    """A line of the log as it is stored: JSON escapes the controls that could drive a terminal (C0);
+    the rest (U+0085, U+2028...) is the text's, and a reader of the log gets it unchanged."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(raw if raw.endswith(b"\n") else raw + b"\n")
+
+
 def out_json(doc: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n")
 
@@ -423,12 +430,12 @@ def log(
     flt = LogFilter.make(session=session, type_=type_, since=since, until=until, now=_now())
     shown, offset = h.log(flt, limit)
     for line in shown:
-        out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
+        out_stored(line.raw) if json else out(flt.describe(line))
     warn(h)
     if follow:
         try:
             for line in h.follow(flt, offset):
-                out(line.raw.decode().rstrip("\n") if json else flt.describe(line))
+                out_stored(line.raw) if json else out(flt.describe(line))
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass

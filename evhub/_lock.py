@@ -14,23 +14,15 @@ import time
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from ._errors import BadInput, HubBusy, StorageError
+from ._errors import HubBusy, StorageError
+from ._values import env_number
 
 DEFAULT_TIMEOUT_S = 10.0
 
 
 def lock_timeout() -> float:
     """Seconds to wait for the lock: EVHUB_LOCK_TIMEOUT, else 10."""
-    raw = os.environ.get("EVHUB_LOCK_TIMEOUT")
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise BadInput(f"EVHUB_LOCK_TIMEOUT must be seconds between 0 and 3600, not {raw!r}")
-    return value
+    return env_number("EVHUB_LOCK_TIMEOUT", DEFAULT_TIMEOUT_S, 3600)
 
 
 class HubLock:
@@ -157,7 +149,7 @@ def _read_holder(fd: int) -> str:
         pid = os.pread(fd, 32, 0).decode().strip()
     except (OSError, UnicodeDecodeError):
         pid = ""
-    if not pid.isdigit():
+    if not (pid.isascii() and pid.isdigit()):  # '²' is a digit int() refuses
         return "another process"
     try:
         os.kill(int(pid), 0)

@@ -28,12 +28,21 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, CorruptLog, EvhubError, ExpectedPositionError, HubBusy, HubNotFound, StorageError
+from ._errors import (
+    BadInput,
+    Conflict,
+    CorruptLog,
+    EvhubError,
+    ExpectedPositionError,
+    HubBusy,
+    HubNotFound,
+    StorageError,
+)
 from ._integrity import Damage, LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
 from ._store import ESCAPE, Checkpoint, Store, check_numbering
-from ._values import format_ts
+from ._values import env_number, format_ts
 
 if TYPE_CHECKING:
     import psycopg
@@ -51,10 +60,7 @@ def is_dsn(value: str) -> bool:
 
 def _retry_s() -> float:
     """How long a command keeps trying to reach the server before it fails (a restart takes seconds)."""
-    try:
-        return max(0.0, float(os.environ.get("EVHUB_PG_RETRY_S", "10")))
-    except ValueError:
-        raise BadInput("EVHUB_PG_RETRY_S must be a number of seconds") from None
+    return env_number("EVHUB_PG_RETRY_S", 10.0, 3600)
 
 
 def check_schema(name: str) -> str:
@@ -120,14 +126,38 @@ class StoreSettings:
         return PgStore(self.dsn(), self.schema)
 
 
+# A password in a connection string or a message quoting one: a URL's `user:password@` (up to the last @,
+# as a malformed URL may hold more) and a `password=` value (quoted, or up to a space or the next & of a URL).
+_URL_PASSWORD_RE = re.compile(r"(?P<keep>://[^:/?#@\s]*:)[^\s]*@")
+_KEY_PASSWORD_RE = re.compile(r"(?P<keep>password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)", re.IGNORECASE)
+
+
+def redact(text: str, dsn: str) -> str:
+    """TEXT (a message about DSN, or DSN itself) without DSN's password in any form, however malformed
+    DSN is: a parser's message may quote only the token it choked on, so each candidate password is
+    taken out of TEXT wherever it is, as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    secrets = {m[0][len(m["keep"]):] for m in _KEY_PASSWORD_RE.finditer(dsn)}
+    _, sep, rest = dsn.partition("://")
+    _, colon, password = rest.rpartition("@")[0].partition(":")
+    if sep and colon:
+        secrets.add(password)
+    secrets |= {unquote(s) for s in secrets} | {s.strip("'") for s in secrets}
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_PASSWORD_RE.sub(r"\g<keep>***@", text)
+    return _KEY_PASSWORD_RE.sub(r"\g<keep>***", text)
+
+
 def _where(dsn: str) -> str:
-    """host:port/db of DSN, for messages (never the password)."""
+    """host:port/db of DSN, for messages (never the password); BadInput when DSN cannot be parsed."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         info = conninfo_to_dict(dsn)
-    except Exception:  # a malformed string: say nothing of it rather than echo it
-        return "the PostgreSQL server"
+    except Exception as e:  # the parser's message may quote the string: shown without its password
+        raise BadInput(f"the PostgreSQL connection string is malformed: {redact(_reason(e), dsn)}") from None
     host = str(info.get("host") or os.environ.get("PGHOST") or "localhost")
     port = str(info.get("port") or os.environ.get("PGPORT") or "5432")
     db = str(info.get("dbname") or os.environ.get("PGDATABASE") or "")
@@ -171,9 +201,14 @@ class PgStore(Store):
         self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
-        # A query of the catalog, not to_regclass: that reads a cache a racing init's commit may not have reached.
-        self._q_exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = {} "
-                                 "AND tablename = 'events')").format(sql.Literal(schema))
+        # The columns of whatever is named <schema>.events (NULL: nothing is), so an application's own
+        # table of that name is refused, not taken for a hub's. A query of the catalog, not to_regclass:
+        # that reads a cache a racing init's commit may not have reached.
+        self._q_columns = sql.SQL(
+            "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = {} AND c.relname = 'events' AND a.attnum > 0 AND NOT a.attisdropped"
+        ).format(sql.Literal(schema))
         self._ddl = sql.SQL("""
             CREATE SCHEMA IF NOT EXISTS {schema};
             CREATE TABLE {table} (
@@ -311,7 +346,7 @@ class PgStore(Store):
                 self._drop()
                 if time.monotonic() + delay > deadline:
                     raise StorageError(f"{failed or f'cannot reach the PostgreSQL store at {self.where}'}: "
-                                       f"{_reason(e)}") from e
+                                       f"{self._reason(e)}") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except self._pg.Error as e:
@@ -329,19 +364,30 @@ class PgStore(Store):
             return ExpectedPositionError(e.diag.message_primary or "the log moved")
         if isinstance(e, errors.UniqueViolation):
             return ExpectedPositionError("the log already holds one of these seqs or ids")
-        return StorageError(f"the PostgreSQL store at {self.where} refused: {_reason(e)}")
+        return StorageError(f"the PostgreSQL store at {self.where} refused: {self._reason(e)}")
+
+    def _reason(self, e: BaseException) -> str:
+        """What E says, for a message: its first line, never the password of this store's connection string."""
+        return redact(_reason(e), self.dsn)
 
     # -- setting up -------------------------------------------------------------------------------
 
     def create(self) -> None:
         """Make the hub's schema, table and append-only triggers unless they exist (then only
         SELECT and INSERT are needed, so a restricted role can join an existing hub)."""
+        def made(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(self._q_columns).fetchone()
+            columns = None if row is None else row[0]
+            if columns is not None and not {"seq", "id", "line"} <= set(columns):  # a later evhub may add some
+                raise Conflict(f"{self.schema}.events exists and is not an evhub log: choose another --schema")
+            return columns is not None
+
         def work(conn: psycopg.Connection[Any]) -> None:
-            if conn.execute(self._q_exists).fetchone() == (True,):
+            if made(conn):
                 return
-            with conn.transaction():
+            with conn.transaction():  # all of it or none: a failed init leaves nothing in the database
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                if conn.execute(self._q_exists).fetchone() == (False,):  # another init may have won
+                if not made(conn):  # another init may have won
                     conn.execute(self._ddl)
         self._retrying(work)
 
@@ -476,7 +522,7 @@ class PgStore(Store):
                 if connected and self._made(ids, deadline):
                     break
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {_reason(e)} "
+                    raise StorageError(f"cannot append to the PostgreSQL store at {self.where}: {self._reason(e)} "
                                        "(nothing was written)") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)

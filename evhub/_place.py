@@ -98,11 +98,22 @@ def _in_tree(root: Path) -> Path:
     return root / SESSIONS / "events"
 
 
-def _has_log(events: Path) -> bool:
+def _present(path: Path) -> bool:
+    """Whether PATH, a hub's log or store settings, is there. Something else by that name is an error, so
+    init and every other command say the same of it (not one 'already a hub', the rest 'no hub')."""
     try:
-        return (events / "log.jsonl").is_file() or (events / STORE_FILE).is_file()
+        if path.is_file():
+            return True
+        if not path.exists():
+            return False
+        kind = "a folder" if path.is_dir() else "not a file"
     except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
-        raise StorageError(f"cannot look for a hub at {events}: {e.strerror}") from e
+        raise StorageError(f"cannot look for a hub at {path.parent}: {e.strerror}") from e
+    raise StorageError(f"{path} is {kind}, not evhub's {path.name}: move it aside")
+
+
+def _has_log(events: Path) -> bool:
+    return _present(events / "log.jsonl") or _present(events / STORE_FILE)
 
 
 def in_work_tree(root: Path) -> bool:
@@ -150,7 +161,7 @@ def made(root: Path) -> bool:
     writing its first event: not yet a hub."""
     events = events_dir(root)
     log = events / "log.jsonl"
-    return (log.exists() and log.stat().st_size > 0) or (events / STORE_FILE).exists()
+    return (_present(log) and log.stat().st_size > 0) or _present(events / STORE_FILE)
 
 
 def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path:
@@ -172,7 +183,10 @@ def find(hub: Path | str | None = None, start: Path | str | None = None) -> Path
 
 
 def _fsync_enabled() -> bool:
-    return os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off")
+    raw = os.environ.get("EVHUB_FSYNC", "")
+    if raw.lower() not in ("", "1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise BadInput(f"EVHUB_FSYNC must be 0 or 1 (false or true, no or yes, off or on), not {raw!r}")
+    return raw.lower() not in ("0", "false", "no", "off")
 
 
 def open_store(root: Path) -> Store:
@@ -227,8 +241,6 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 "in SESSIONS/events/legacy-<time>/ and start the hub there"
             )
         _make_folder(events_folder, kept)
-        if store is not None:
-            store.write(events_folder)
         with HubLock(events_folder / "lock"):
             # Decided under the lock (and the store's own check of the head): of several racing inits,
             # only the one that wrote says it made the hub.
@@ -240,11 +252,14 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 else:
                     created = ev.HubCreated(seq=1, id=new_id(), ts=write_time("", log.clock()), alive_ttl_s=alive_ttl_s)
                     log.append([created], 0)
+                made_it = True
             except ExpectedPositionError:
                 if events is not None:
                     raise Conflict("another init filled the store first: import loads into an empty store") from None
-                return False  # another machine's init made it first
-            return True
+                made_it = False  # another machine's init made it first
+        if store is not None:
+            store.write(events_folder)  # once the store holds a hub: a failed init leaves no settings saying it does
+        return made_it
     finally:
         log.close()
 

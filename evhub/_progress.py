@@ -5,10 +5,11 @@ It shows only when stderr is a terminal and the log is large enough to take a wh
 `--json` and tests see nothing extra.
 """
 
-import os
 import sys
 import time
 from typing import TextIO
+
+from ._values import env_number
 
 SHOWN_FROM_BYTES = 8 * 1024 * 1024  # about 50,000 events: anything smaller is done before a bar helps
 REDRAW_S = 0.1
@@ -67,5 +68,4 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def _threshold() -> int:
     # EVHUB_PROGRESS_FROM_BYTES lets a test show the bar on a small log.
-    raw = os.environ.get("EVHUB_PROGRESS_FROM_BYTES", "")
-    return int(raw) if raw.isdigit() else SHOWN_FROM_BYTES
+    return int(env_number("EVHUB_PROGRESS_FROM_BYTES", SHOWN_FROM_BYTES, 10**15, "bytes", whole=True))

@@ -17,6 +17,7 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION_S = 10 * 365 * 86400
 MAX_TEXT_BYTES = 64 * 1024
 STEP_STATUSES = ("pending", "in-progress", "done", "blocked", "skipped")
+_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)  # not float()'s: it takes '１２', 'nan', '1e9', ' 1_0 '
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -154,6 +155,18 @@ def write_time(last_ts: str, real: str | None = None) -> str:
         "and evhub never writes a time behind the log's last one: `evhub repair` sets the events from the "
         "future aside"
     )
+
+
+def env_number(name: str, default: float, most: int, unit: str = "seconds", whole: bool = False) -> float:
+    """The number the environment variable NAME holds (DEFAULT when unset or empty): plain digits,
+    between 0 and MOST, a WHOLE one if asked; anything else is BadInput naming the variable."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    number = _NUMBER_RE.fullmatch(raw)
+    if number is None or (whole and number[1]) or float(raw) > most:
+        raise BadInput(f"{name} must be {unit} between 0 and {most}, not {raw!r}")
+    return float(raw)
 
 
 def file_stamp() -> str:

@@ -71,6 +71,22 @@ def test_a_missing_hub_is_exit_1_with_one_error_line(tmp_path: Path) -> None:
     error_line(run("claims", env={"EVHUB_HUB": str(tmp_path)}, cwd=tmp_path), 1)
 
 
+@pytest.mark.parametrize("name", ["log.jsonl", "store.json"])
+@pytest.mark.parametrize("in_git", [False, True])
+def test_a_log_that_is_a_folder_is_named_alike_by_init_and_every_command(
+    tmp_path: Path, name: str, in_git: bool
+) -> None:
+    if in_git:
+        subprocess.run(["git", "init", "-q", tmp_path], check=True)
+        folder = tmp_path / ".git" / "evhub" / name
+    else:
+        folder = tmp_path / "SESSIONS" / "events" / name
+    folder.mkdir(parents=True)
+    said = {error_line(run(*argv, cwd=tmp_path), 1) for argv in (["init"], ["where"], ["status"], ["log"])}
+    assert said == {f"error: {folder} is a folder, not evhub's {name}: move it aside"}
+    assert not (tmp_path / "SESSIONS" / "README.md").exists() and folder.is_dir() and not any(folder.iterdir())
+
+
 def test_the_hub_is_found_from_a_subfolder_from_hub_and_from_evhub_hub(evhub: Runner, tmp_path: Path) -> None:
     deep = evhub.root / "src" / "pkg"
     deep.mkdir(parents=True)
@@ -88,26 +104,28 @@ def test_usage_errors_are_exit_2(evhub: Runner) -> None:
     assert evhub.log_bytes().decode().count("\n") == 1
 
 
-def test_help_and_misspelt_commands_still_see_every_command(evhub: Runner) -> None:
-    # evhub hands typer only the command a command line names; help and typos must not notice.
-    listed = ok(run("--help")).stdout
-    for name in ("heartbeat", "claim", "replay", "verify", "milestone", "msg", "handshake"):
-        assert name in listed, name
-    assert "send" in ok(run("msg", "--help")).stdout and "inbox" in ok(run("msg", "--help")).stdout
-    typo = evhub("hearbeat")
-    assert typo.returncode == 2 and "heartbeat" in typo.stderr
-    assert evhub("msg", "sned", "hi").returncode == 2
-    assert evhub.ok("--hub", evhub.root, "msg", "list").stdout.strip() == "no messages"
-    assert ok(run(f"--hub={evhub.root}", "status", "--json", cwd=evhub.root.parent)).stdout.startswith("{")
+# Values float() and int() take, or str.isdigit() calls digits, that are not plain decimal numbers.
+HOSTILE = ["\N{SUPERSCRIPT TWO}", "\uff11\uff12", "nan", "inf", "-1", "1e3", " 1", "0x10", "1_0", "soon", "\udcff"]
 
 
-def test_a_command_without_a_session_or_with_an_unknown_one_is_exit_1(evhub: Runner) -> None:
-    assert "EVHUB_SESSION" in error_line(evhub("claim", "p"), 1)
-    assert "ghost" in error_line(evhub("claim", "p", "--session", "ghost"), 1)
-    assert "ghost" in error_line(evhub("heartbeat", session="ghost"), 1)
-    error_line(evhub("hello", "Not_An_Id"), 1)
-    error_line(evhub("log", "--session", "../etc"), 1)
-    assert evhub.log_bytes().decode().count("\n") == 1
+@pytest.mark.parametrize(("variable", "command", "kind"), [
+    ("EVHUB_PROGRESS_FROM_BYTES", "verify", None),
+    ("EVHUB_LOCK_TIMEOUT", "heartbeat", None),
+    ("EVHUB_NOW", "heartbeat", None),
+    ("EVHUB_FSYNC", "heartbeat", "jsonl"),  # a log on PostgreSQL has no file to sync
+    ("EVHUB_PG_RETRY_S", "heartbeat", "postgresql"),
+])
+def test_a_bad_setting_is_one_error_line_naming_it(
+    evhub: Runner, request: pytest.FixtureRequest, variable: str, command: str, kind: str | None,
+) -> None:
+    if kind not in (None, repr(request.getfixturevalue("store"))):
+        pytest.skip(f"{variable} is not read by this store")
+    hello(evhub, "alice")
+    log = evhub.log_bytes()
+    for value in HOSTILE:
+        said = evhub(command, session="alice", env={variable: value})
+        assert variable in error_line(said, 1) and "Traceback" not in said.stderr, value
+    assert evhub.log_bytes() == log
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -699,6 +717,16 @@ def test_log_filters_and_json_prints_the_stored_lines(evhub: Runner) -> None:
     assert window == stored[2:5]
     assert evhub.ok("log", "--limit", "2", "--json", now=at(300)).stdout.splitlines() == stored[-2:]
     error_line(evhub("log", "--since", "yesterday-ish"), 1)
+
+
+def test_log_json_prints_the_stored_lines_byte_for_byte_whatever_the_text_holds(evhub: Runner) -> None:
+    hello(evhub, "alice")
+    # Line and record separators str.splitlines() splits on, and C1 controls a terminal filter replaces.
+    evhub.ok("msg", "send", "a\x85b\u2028c\u2029d\x1c\x1d\x1ee\x9b", session="alice", now=at(10))
+    printed = subprocess.run([EVHUB, "log", "--json"], cwd=evhub.root, env=clean_env({"EVHUB_NOW": at(20)}),
+                             capture_output=True, check=True, timeout=60).stdout
+    assert printed == evhub.log_bytes()
+    assert json.loads(printed.splitlines()[-1])["text"] == "a\x85b\u2028c\u2029d\x1c\x1d\x1ee\x9b"
 
 
 def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(

@@ -163,6 +163,20 @@ def test_a_lock_with_no_wait_allowed_is_hub_busy_at_once_naming_its_holder(tmp_p
         assert lock.read_text() == f"{os.getpid():>10}\n", "the lock file names its new holder"
 
 
+def test_a_lock_file_whose_holder_is_not_a_pid_is_hub_busy_naming_another_process(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], env=clean_env(), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        lock.write_text("\N{SUPERSCRIPT TWO}\n")  # a digit to str.isdigit(), not to int()
+        with pytest.raises(HubBusy, match="held by another process"), HubLock(lock, timeout=0):
+            pytest.fail("the lock was granted while another process held it")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.parametrize(("value", "seconds"), [(None, DEFAULT_TIMEOUT_S), ("", DEFAULT_TIMEOUT_S), ("0", 0.0),
                                                 ("2.5", 2.5), ("3600", 3600.0)])
 def test_the_lock_timeout_setting(monkeypatch: pytest.MonkeyPatch, value: str | None, seconds: float) -> None:

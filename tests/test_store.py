@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 from clock import T0, fixed_now
+from command import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stores import HubStore, free_port
@@ -685,3 +686,67 @@ class TestPgStore(StoreConformance):
         assert "secret" not in str(caught.value)
         with pytest.raises(StorageError, match="nothing was written"):
             store.append(make_events(1, 1), 0)
+
+    def test_a_password_is_never_shown_however_malformed_the_connection_string(self, tmp_path: Path) -> None:
+        assert self.pg.cluster is not None
+        server = f"127.0.0.1:{self.pg.cluster.port}"
+        dsns = [
+            "postgresql://evo:S3cretPW@[::1/team",  # an unbalanced bracket: the parser quotes the whole string
+            "postgresql://evo:S3c%zzretPW@localhost/team",  # a bad escape: it quotes only the password
+            f"postgresql://{server}/postgres?password=S3c%zzret",
+            f"postgresql://{server}/postgres?user=evo&password=S3cretPW",  # well formed: the server refuses evo
+            f"postgresql://evo:S3cretPW@{server}/postgres",
+            f"postgresql://postgres:S3cretPW@127.0.0.1:{free_port()}/postgres",  # no server there
+        ]
+        hub = self.init_hub(tmp_path / "hub")
+        schema = self.settings_for(tmp_path / "hub").schema
+        new, dsn_file = tmp_path / "new", tmp_path / "dsn"
+        for dsn in dsns:
+            dsn_file.write_text(dsn + "\n")
+            for argv, store in [(["init", new, "--schema", schema, "--store", dsn], None),
+                                (["init", new, "--schema", schema, "--store-file", dsn_file], None),
+                                (["init", new, "--schema", schema, "--json"], dsn),
+                                (["where"], dsn), (["status"], dsn), (["log", "--json"], dsn)]:
+                said = run(*argv, env={"EVHUB_PG_RETRY_S": "0", **({"EVHUB_STORE": store} if store else {})},
+                           cwd=hub.root)
+                assert "S3c" not in said.stdout + said.stderr, (argv, said)
+                if argv[0] != "where":  # which names the server, and asks it nothing
+                    assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
+                    assert len(said.stderr.splitlines()) == 1, (argv, said)
+            assert not new.exists()
+
+    def test_init_on_a_schema_whose_events_table_is_the_applications_refuses_and_leaves_nothing(
+            self, tmp_path: Path) -> None:
+        root = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", root], check=True)
+        schema = self.settings_for(root).schema
+        self.sql(root, f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.events (id serial PRIMARY KEY, name text);"
+                       f"INSERT INTO {schema}.events (name) VALUES ('signup')")
+        catalog = ("SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = %s::regnamespace), "
+                   "(SELECT count(*) FROM pg_class WHERE relnamespace = %s::regnamespace)")
+        before = self.sql(root, catalog, schema, schema)
+        assert self.pg.dsn_file is not None
+        for _ in range(2):  # the second init is refused alike: the first left nothing that says "a hub is here"
+            said = run("init", "--store-file", self.pg.dsn_file, "--schema", schema, cwd=root)
+            assert said.returncode == 3 and said.stderr.splitlines() == [
+                f"error: {schema}.events exists and is not an evhub log: choose another --schema"], said.stderr
+            assert not (root / "SESSIONS").exists() and not (root / ".git" / "evhub").exists()
+        assert "no hub here" in run("status", cwd=root).stderr
+        assert self.sql(root, "SELECT id, name FROM events") == [(1, "signup")]
+        assert self.sql(root, catalog, schema, schema) == before
+
+    def test_an_init_that_fails_on_the_way_leaves_no_settings_saying_a_hub_is_here(self, tmp_path: Path) -> None:
+        root = tmp_path / "repo"
+        subprocess.run(["git", "init", "-q", root], check=True)
+        schema = self.settings_for(root).schema
+        assert self.pg.dsn_file is not None
+        init = ["init", "--store-file", self.pg.dsn_file, "--schema", schema]
+        lock = root / ".git" / "evhub" / "lock"
+        lock.parent.mkdir()
+        lock.symlink_to(tmp_path / "elsewhere")  # the hub's lock cannot be taken: init fails after the server part
+        assert run(*init, cwd=root).returncode == 1
+        assert not (root / ".git" / "evhub" / "store.json").exists()
+        assert "no hub here" in run("status", cwd=root).stderr
+        lock.unlink()
+        assert "created a hub" in run(*init, cwd=root).stdout
+        assert run("status", cwd=root).returncode == 0
