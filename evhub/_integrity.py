@@ -60,14 +60,15 @@ class LogCheck:
     """Checks a log's lines in order, from just after seq LAST (line NUMBER, or an unknown line when
     None). With IDS, an id seen before is damage too (a whole-log check); with STRICT, a block is taken
     whole only when its bytes are evhub's own (so `unknown` lists every line a newer evhub wrote), and a
-    time not written as evhub writes times is damage."""
+    time not written as evhub writes times, or later than LATEST, is damage."""
 
     def __init__(self, last: int = 0, number: int | None = 0, *, ids: set[str] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, latest: str | None = None) -> None:
         self.last = last  # the seq of the last event checked (pending ones included)
         self.number = number  # lines checked so far
         self.ids = ids
         self.strict = strict
+        self.latest = latest  # with STRICT, a later time is damage: a clock ran ahead (_values.future_limit)
         self.pending: list[ev.AnyEvent] = []  # a write of several events whose last one is still to come
         self.pending_from = 0  # the byte where that write starts
         self.unknown: list[tuple[int | None, int, str]] = []  # with STRICT: (number, offset, what) of
@@ -115,6 +116,9 @@ class LogCheck:
             return Damage(number, line.offset, line.raw, f"seq {e.seq} where {expected} was expected", e)
         if self.strict and not _TIME.fullmatch(e.ts):
             return Damage(number, line.offset, line.raw, f"time {e.ts!r} is not one evhub writes", e)
+        if self.strict and self.latest is not None and e.ts > self.latest:
+            return Damage(number, line.offset, line.raw, f"time {e.ts} is ahead of the real clock by more than "
+                          f"it may be (later than {self.latest}): a clock ran ahead", e)
         if self.ids is not None:
             if e.id in self.ids:
                 return Damage(number, line.offset, line.raw, f"id {e.id} appears twice", e)
@@ -138,10 +142,10 @@ class LogCheck:
         if self.number is not None:
             self.number += 1
 
-    @staticmethod
-    def _evhubs_own(events: list[ev.AnyEvent], block: bytes) -> bool:
+    def _evhubs_own(self, events: list[ev.AnyEvent], block: bytes) -> bool:
         """Whether BLOCK is exactly what this evhub writes for EVENTS, times included."""
-        return ev.is_canonical(events, block) and all(_TIME.fullmatch(e.ts) for e in events)
+        return (ev.is_canonical(events, block) and all(_TIME.fullmatch(e.ts) for e in events)
+                and (self.latest is None or max(e.ts for e in events) <= self.latest))
 
     def _new_ids(self, events: list[ev.AnyEvent]) -> bool:
         if self.ids is None:

@@ -21,7 +21,7 @@ from . import _events as ev
 from ._errors import CorruptLog, ExpectedPositionError, StorageError
 from ._integrity import Damage, LogCheck, LogLine, lines_of, whole_lines
 from ._progress import Progress
-from ._values import file_stamp, new_id
+from ._values import file_stamp, future_limit, new_id, now
 
 CHUNK = 64 * 1024
 REPICK_BLOCKS = 64  # every 4 MiB, a search looks again which needle is the rarest
@@ -493,9 +493,11 @@ class JsonlStore(Store):
         # A log of N lines holds seqs up to N, more only where lines went missing: a seq past twice that is
         # damage, never a gap to fill (a seq of 9e18 would be placeholders without end).
         highest = 2 * len(entries) + 1
+        latest = future_limit()  # a later time is a clock that ran ahead: it would stop every write
         found: dict[int, tuple[int, LogLine]] = {}
         ts: dict[int, str] = {}
         ids: set[str] = set()
+        top = 0  # the highest seq of an event set aside whole: it keeps its seq, as a placeholder
         progress = Progress("repair", self.size())
         for number, line in entries:
             progress.update(line.offset, number)
@@ -510,16 +512,20 @@ class JsonlStore(Store):
                 why = f"seen before (id {event.id} appears twice)"
             elif event.seq in found:
                 why = f"seen before (seq {event.seq} appears twice)"
+            elif latest is not None and event.ts > latest:
+                why = f"stamped {event.ts}, ahead of the real clock by more than it may be: a clock ran ahead"
+                top = max(top, event.seq)
             else:
                 ids.add(event.id)
                 found[event.seq], ts[event.seq] = (number, line), event.ts
                 continue
             put_aside(line.raw, number, line.offset, why)
         progress.done()
-        # Each seq missing below the highest one found gets a placeholder, so every later event keeps its seq.
+        # Each seq missing below the highest one found (or set aside whole) gets a placeholder, at the time
+        # of the event before it, so every later event keeps its seq and no seq is handed out again.
         kept: list[tuple[int, LogLine]] = []  # (line number, or 0 for a placeholder; line) in seq order
-        lost, when = 0, ""
-        for seq in range(max(found, default=0), 0, -1):
+        lost, when = 0, ts[min(found)] if found else now()
+        for seq in range(1, max(max(found, default=0), top) + 1):
             if seq in found:
                 kept.append(found[seq])
                 when = ts[seq]
@@ -528,7 +534,6 @@ class JsonlStore(Store):
                                        reason=f"seq {seq} was missing or unreadable; see {quarantine.name}/")
             kept.append((0, LogLine(0, ev.encode(placeholder))))
             lost += 1
-        kept.reverse()
         check = LogCheck()
         for _, line in kept:
             verdict = check.line(line)

@@ -127,6 +127,14 @@ def now() -> str:
     return _fixed_now() or format_ts(datetime.now(UTC))
 
 
+def future_limit(real: str | None = None) -> str | None:
+    """The latest time the time rule lets a log hold: REAL (the store's own clock, else this machine's)
+    plus FUTURE_BOUND_S; None under EVHUB_ALLOW_FUTURE=1, which lifts the bound."""
+    if os.environ.get("EVHUB_ALLOW_FUTURE") == "1":
+        return None
+    return format_ts((parse_ts(real) if real else datetime.now(UTC)) + timedelta(seconds=FUTURE_BOUND_S))
+
+
 def read_time(last_ts: str) -> str:
     """The time a read is answered at: the clock, but never behind LAST_TS, the log's last time (a clock
     that runs behind sees the hub as its last writer left it), nor more than FUTURE_BOUND_S ahead of
@@ -138,22 +146,22 @@ def read_time(last_ts: str) -> str:
 def write_time(last_ts: str, real: str | None = None) -> str:
     """The time a write is decided and stamped at, by the hub's time rule: the clock (EVHUB_NOW, else
     REAL, the store's own clock, else this machine's), never behind LAST_TS, the log's last time; a
-    time more than FUTURE_BOUND_S ahead of the real clock is ClockAhead, unless EVHUB_ALLOW_FUTURE=1."""
+    time past future_limit is ClockAhead."""
     real = real or format_ts(datetime.now(UTC))
     clock = _fixed_now() or real
     ts = max(clock, last_ts)
-    ahead = seconds_between(real, ts)
-    if ahead <= FUTURE_BOUND_S or os.environ.get("EVHUB_ALLOW_FUTURE") == "1":
+    limit = future_limit(real)
+    if limit is None or ts <= limit:
         return ts
+    ahead = format_duration(seconds_between(real, ts))
     if ts == clock:
         raise ClockAhead(
-            f"EVHUB_NOW {clock} is {format_duration(ahead)} ahead of the real clock ({real}): evhub writes no time "
-            f"more than {FUTURE_BOUND_S}s ahead (EVHUB_ALLOW_FUTURE=1 allows it, for tests)"
+            f"EVHUB_NOW {clock} is {ahead} ahead of the real clock ({real}): evhub writes no time more than "
+            f"{FUTURE_BOUND_S}s ahead (EVHUB_ALLOW_FUTURE=1 allows it, for tests)"
         )
     raise ClockAhead(
-        f"the log's last event is stamped {last_ts}, {format_duration(ahead)} ahead of the real clock ({real}), "
-        "and evhub never writes a time behind the log's last one: `evhub repair` sets the events from the "
-        "future aside"
+        f"the log's last event is stamped {last_ts}, {ahead} ahead of the real clock ({real}), and evhub never "
+        "writes a time behind the log's last one: `evhub repair` sets the events from the future aside"
     )
 
 

@@ -14,6 +14,7 @@ from ._progress import Progress
 from ._readmodel import ReadModel
 from ._state import State, fold
 from ._store import Checkpoint, Store
+from ._values import future_limit
 
 Snapshot = tuple[State, Checkpoint, int] | SnapshotStale | None  # the read model's state, checkpoint and messages
 
@@ -29,7 +30,7 @@ def verify(store: Store, readmodel: ReadModel, label: str = "verify") -> dict[st
     snapshot = _snapshot(readmodel, store)
     state = State()
     warnings: list[str] = []
-    check = LogCheck(ids=set(), strict=True)
+    check = LogCheck(ids=set(), strict=True, latest=future_limit(store.clock()))
     progress = Progress(label, store.size())
     for offset, block in store.blocks(0):
         progress.update(store.reached, check.number or 0)

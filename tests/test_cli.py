@@ -637,6 +637,28 @@ def test_a_time_from_the_future_in_the_log_keeps_no_one_alive(evhub: Runner) -> 
     assert evhub.log_bytes() == before
 
 
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # a PostgreSQL log is append-only: no repair
+def test_events_from_the_future_are_damage_that_repair_sets_aside(evhub: Runner) -> None:
+    """A log in the future stopped every write for good: verify must name it and repair set it aside, each
+    event keeping its seq as a placeholder so no fencing token is handed out twice."""
+    evhub.ok("hello", "alice", env=REAL_CLOCK)
+    future = {"EVHUB_ALLOW_FUTURE": "1"}
+    evhub.ok("claim", "api", session="alice", now="2099-01-01T00:00:00Z", env=future)
+    token = log_events(evhub)[-1]["seq"]
+    said = error_line(evhub("verify", env=REAL_CLOCK), 4)
+    assert f"line {token} (byte" in said and "time 2099-01-01T00:00:00.000000Z is ahead of the real clock" in said
+    evhub.ok("verify", env={**REAL_CLOCK, **future})  # where a test allows a future, it is no damage
+    repaired = js(evhub.ok("repair", "--json", env=REAL_CLOCK))
+    assert (repaired["lost"], len(repaired["set_aside"])) == (1, 1)
+    evhub.ok("verify", env=REAL_CLOCK)
+    evhub.ok("hello", "bob", env=REAL_CLOCK)
+    assert "(token" in evhub.ok("claim", "api", session="bob", env=REAL_CLOCK).stdout
+    claimed = log_events(evhub)[-1]
+    assert claimed["session"] == "bob" and claimed["seq"] > token
+    times = [e["ts"] for e in log_events(evhub)]
+    assert times == sorted(times) and times[-1] < "2099"
+
+
 def test_init_with_a_clock_ahead_makes_nothing(tmp_path: Path) -> None:
     said = error_line(run("init", env={"EVHUB_NOW": real(120)}, cwd=tmp_path), 1)
     assert "ahead of the real clock" in said
