@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ._documents import claim_dict, milestone_dict, one_line
+from ._documents import claim_dict, lines, milestone_dict, one_line
 from ._errors import BadInput, StorageError
 from ._state import MESSAGES_KEPT, Claim, Session, State
 from ._values import format_duration
@@ -184,9 +184,9 @@ def _messages(state: State) -> list[str]:
         out += ["", f"_{cut} older messages are not shown here; `evhub msg list` shows every message._"]
     for m in state.messages[-MESSAGES_SHOWN:]:
         out += ["", f"### #{m.seq} {m.ts} from {m.sender} to {m.to}", ""]
-        # Every line of the text is quoted (splitlines also breaks on \r, \u2028 ...), so no message
-        # can hold a line that reads as a heading or as the header of another message.
-        out += [f"> {line}" if line else ">" for line in m.text.splitlines() or [""]]
+        # Every line of the text is quoted, so no message can hold a line that reads as a heading or
+        # as the header of another message.
+        out += [f"> {line}" if line else ">" for line in lines(m.text)]
     if not state.messages:
         out += ["", "No messages yet."]
     return out
