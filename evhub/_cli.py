@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
+from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError
 from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
@@ -290,8 +291,8 @@ def sessions(
         return
     for r in docs:
         life = "alive" if r["alive"] else ("left" if r["left"] else "silent")
-        status = f" [{r['status']}]" if r["status"] else ""
-        out(f"{r['id']}\t{life}\t{r['role']}\tlast seen {r['last_seen']}{status}")
+        status = f" [{one_line(r['status'])}]" if r["status"] else ""
+        out(f"{r['id']}\t{life}\t{one_line(r['role'])}\tlast seen {r['last_seen']}{status}")
     if not docs:
         out("no live sessions" if not all_ else "no sessions")
 
@@ -474,7 +475,7 @@ def why(priority: str, json: JsonOpt = False) -> None:
             "renamed": f" (renamed from {r.get('renamed_from')})",
         }.get(r["action"], "")
         ttl = f" (ttl {r['ttl_s']}s)" if r.get("ttl_s") else ""
-        note_text = f": {r['note']}" if r.get("note") else ""
+        note_text = f": {one_line(r['note'])}" if r.get("note") else ""
         verb = {"took over": "took it over", "renamed": "holds it under its new id",
                 "left": "left, which released it"}.get(r["action"], f"{r['action']} it")
         out(f"#{r['seq']} {r['ts']} {r['session']} {verb}{details}{ttl}{note_text}")
@@ -594,7 +595,7 @@ def sql(query: str, json: JsonOpt = False) -> None:
     if rows:
         out("\t".join(rows[0]))
     for r in rows:
-        out("\t".join("" if v is None else str(v) for v in r.values()))
+        out("\t".join("" if v is None else one_line(str(v)) for v in r.values()))
 
 
 @app.command()
@@ -678,7 +679,7 @@ def milestone_list(
     for m in docs:
         p = m["progress"]
         out(f"{m['id']}\t{progress_bar(p['done'], p['total'])} {p['done']}/{p['total']}\t"
-            f"{m['owner'] or 'unclaimed'}\t{m['title']}")
+            f"{m['owner'] or 'unclaimed'}\t{one_line(m['title'])}")
     if not docs:
         out("no milestones")
 
@@ -694,11 +695,11 @@ def milestone_show(milestone_id: Annotated[str, typer.Argument(metavar="ID")], j
         out_json(m)
         return
     p = m["progress"]
-    out(f"{m['id']}: {m['title']} ({p['done']}/{p['total']}, priority {m['priority']}, "
+    out(f"{m['id']}: {one_line(m['title'])} ({p['done']}/{p['total']}, priority {m['priority']}, "
         f"owner {m['owner'] or 'none'})")
     for s in m["steps"]:
-        note_text = f" ({s['note']})" if s["note"] else ""
-        out(f"  {s['n']}. [{s['status']}] {s['text']}{note_text}")
+        note_text = f" ({one_line(s['note'])})" if s["note"] else ""
+        out(f"  {s['n']}. [{s['status']}] {one_line(s['text'])}{note_text}")
 
 
 # -- msg ------------------------------------------------------------------------------------
@@ -724,7 +725,7 @@ def _print_messages(docs: list[dict[str, Any]], json: bool, empty: str) -> None:
         out_json(docs)
         return
     for m in docs:
-        out(f"#{m['seq']} {m['ts']} {m['from']} → {m['to']}: {m['text']}")
+        out(f"#{m['seq']} {m['ts']} {m['from']} → {m['to']}: {one_line(m['text'])}")
     if not docs:
         out(empty)
 
@@ -800,7 +801,7 @@ def handshake_list(json: JsonOpt = False) -> None:
         return
     for p in docs:
         answered = f"{len(p['accepted'])}/{len(p['voters'])} accepted"
-        rejected = f", rejected by {p['rejected_by']}: {p['reject_reason']}" if p["rejected_by"] else ""
+        rejected = f", rejected by {p['rejected_by']}: {one_line(p['reject_reason'])}" if p["rejected_by"] else ""
         out(f"{p['session']} → {p['proposed']}\t{p['status']}\t{answered}{rejected}")
     if not docs:
         out("no proposals")

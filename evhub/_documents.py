@@ -6,6 +6,8 @@ these documents, formatted.  The dict shapes are public; keys are snake_case.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from . import _events as ev
@@ -125,13 +127,33 @@ def progress_bar(done: int, total: int, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+# A line break as people type one; every other invisible character is shown as an escape.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+NEWLINE_MARK = "\N{RETURN SYMBOL}"
+# Controls (C0 with ESC and tab, DEL, C1), format characters (bidi overrides, isolates and marks,
+# zero-width ones, the BOM), line and paragraph separators, lone surrogates.
+_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
+
+
 def one_line(text: str) -> str:
-    """Free text folded onto one line, so it can never start a heading or a fake line of its own."""
-    return " ".join(text.split())
+    """Free text (a message, a note, a status, a title...) as one item that cannot pose as structure:
+    line breaks shown as ⏎, every other control, bidi, zero-width or separator character as an escape
+    such as \\x1b or \\u202e, so it can neither start a line nor drive a terminal nor reorder or hide
+    what is shown.  Ordinary printable text is left as it is.  THE rule for every place that shows text."""
+    return NEWLINE_MARK.join(lines(text))
+
+
+def lines(text: str) -> list[str]:
+    """TEXT's lines, each shown by the rule of one_line (for a view that keeps a message's lines)."""
+    return [line if line.isprintable() else "".join(map(_shown, line)) for line in _LINE_BREAK.split(text)]
+
+
+def _shown(ch: str) -> str:
+    return repr(ch)[1:-1] if unicodedata.category(ch) in _INVISIBLE else ch
 
 
 def folded(doc: Any) -> Any:
-    """DOC with every string folded onto one line, so free text (a message, a status, a role) can
+    """DOC with every string shown by one_line, so free text (a message, a status, a role) can
     never start a heading or a fake line of its own in the markdown reports."""
     if isinstance(doc, str):
         return one_line(doc)

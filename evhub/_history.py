@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import _events as ev
+from ._documents import one_line
 from ._errors import BadInput, CorruptLog, NotFound
 from ._integrity import LogLine
 from ._state import State, claim_history
@@ -86,7 +87,8 @@ def _type_of(e: ev.AnyEvent) -> str:
 
 def _show(v: Any) -> str:
     text = ",".join(map(str, v)) if isinstance(v, list) else str(v)
-    return repr(text) if any(c.isspace() for c in text) or not text else text
+    # repr quotes text with spaces and escapes what one_line would; other text is shown by one_line.
+    return repr(text) if any(c.isspace() for c in text) or not text else one_line(text)
 
 
 def _quoted(value: str) -> bytes:

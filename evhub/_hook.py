@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from ._documents import one_line
 from ._errors import EvhubError
 from ._hub import Hub
 from ._values import now, seconds_between
@@ -89,7 +90,7 @@ def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str]], str]:
         if not messages:
             return ""
         lines = [f"evhub: {len(messages)} new message(s) for {sid} (now marked read):"]
-        lines += [f"- #{m.seq} from {m.sender} to {m.to}: {m.text}" for m in messages]
+        lines += [f"- #{m.seq} from {m.sender} to {m.to}: {one_line(m.text)}" for m in messages]
         return "\n".join(lines)
 
     return beat_and_push

@@ -187,11 +187,11 @@ class Hub:
 
     def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
         """Render every view of STATE (as seen at AT) into OUT, or into every folder of views_dirs()."""
-        from ._render import View, render, write_views
+        from ._render import View, render, write_replay, write_views
 
         views = render(state, at or read_time(state.last_ts))
         if out is not None:
-            return write_views(out, views)
+            return write_replay(out, views)
         repo = _place.repository(self.root)
         tracked = repo is None or self.events_dir != repo.hub_dir or repo.tracks_views()
         if not tracked:

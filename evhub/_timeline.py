@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _events as ev
+from ._documents import one_line
 from ._errors import StorageError
 from ._state import ClaimChange, State, claim_history
 from ._values import parse_ts
@@ -59,7 +60,7 @@ def history(events: Iterable[ev.AnyEvent], since: str | None = None, until: str 
                 spans.append(span)
             span[3], span[4], span[5] = e.seq, t, span[5] + 1
             if isinstance(e, ev.Heartbeat):
-                span[6] = e.status[:TEXT_KEPT]
+                span[6] = _kept(e.status)
             elif isinstance(e, ev.SessionRegistered):
                 lane["marks"].append([t, "resumed" if e.resume else "hello", e.seq])
             elif isinstance(e, ev.SessionLeft):
@@ -68,9 +69,9 @@ def history(events: Iterable[ev.AnyEvent], since: str | None = None, until: str 
         for change in changes:
             _draw_claim(change, t, priorities, held)
         if isinstance(e, ev.StepUpdated):
-            steps.append([t, e.milestone, e.step, e.status, e.session, e.seq, e.note[:TEXT_KEPT]])
+            steps.append([t, e.milestone, e.step, e.status, e.session, e.seq, _kept(e.note)])
         elif isinstance(e, ev.MessagePosted):
-            messages.append([t, e.session, e.to, e.text[:TEXT_KEPT], e.seq])
+            messages.append([t, e.session, e.to, _kept(e.text), e.seq])
     ttl = state.alive_ttl_s
     end = last if last is not None else 0.0
     for lane in sessions.values():
@@ -87,6 +88,11 @@ def history(events: Iterable[ev.AnyEvent], since: str | None = None, until: str 
         "messages": messages[-MESSAGES_DRAWN:],
         "messages_not_drawn": max(0, len(messages) - MESSAGES_DRAWN),
     }
+
+
+def _kept(text: str) -> str:
+    """Free text as the page shows it: its start, as one item."""
+    return one_line(text[:TEXT_KEPT])
 
 
 # How a span ends, by the change that ended it.
@@ -114,7 +120,7 @@ def _draw_claim(change: ClaimChange, t: float, priorities: dict[str, dict[str, A
     elif change.action != "refreshed":
         note = e.note if isinstance(e, ev.PriorityReleased) else ""
         how = _ENDED.get(change.action, change.action)
-        _close(held, p, t, e.seq, how + (f": {note[:TEXT_KEPT]}" if note else ""))
+        _close(held, p, t, e.seq, how + (f": {_kept(note)}" if note else ""))
 
 
 def _close(held: dict[str, list[Any]], priority: str, t: float, seq: int, how: str) -> None:
@@ -124,8 +130,9 @@ def _close(held: dict[str, list[Any]], priority: str, t: float, seq: int, how: s
 
 def write(path: Path, data: dict[str, Any], title: str) -> None:
     """The timeline of DATA as one HTML file at PATH."""
-    # "</" is escaped so that no text from the log can close the script element.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    # Every "<" is escaped (JSON reads \u003c as "<"), so no text from the log can close the script
+    # element or open a comment or a script inside it ("<!--<script>" would swallow its end tag).
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     page = PAGE.read_text(encoding="utf-8").replace("__TITLE__", _html_escape(title)).replace("__DATA__", payload)
     try:
         path.write_text(page, encoding="utf-8")

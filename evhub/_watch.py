@@ -24,7 +24,7 @@ from rich.text import Text
 
 from . import _events as ev
 from ._cache import SnapshotStale, load_snapshot
-from ._documents import progress_bar
+from ._documents import one_line, progress_bar
 from ._hub import Hub
 from ._state import State, fold
 from ._store import Checkpoint
@@ -81,8 +81,9 @@ def dashboard(state: State, feed: list[ev.AnyEvent], at: str) -> RenderableType:
         events.add_column(column)
     for e in feed[-FEED_KEPT:]:
         doc = ev.to_dict(e)
-        what = " ".join(f"{k}={_line(str(v))}" for k, v in doc.items()
-                        if k not in ("seq", "id", "ts", "type", "session", "more") and v not in ("", None, False))
+        what = _line(" ".join(f"{k}={v}" for k, v in doc.items()
+                              if k not in ("seq", "id", "ts", "type", "session", "more")
+                              and v not in ("", None, False)))
         events.add_row(str(e.seq), e.ts[11:19], str(doc["type"]), str(doc.get("session") or ""), what)
 
     head = Text(f"evhub · event #{state.seq} · {len(state.live_sessions(at))} live · {at[:19]}Z · q quits",
@@ -99,9 +100,9 @@ def _ago(ts: str, at: str) -> str:
     return f"{format_duration(seconds_between(ts, at))} ago" if ts else ""
 
 
-def _line(text: str) -> str:
-    """Free text on one line, with no control characters left to drive the terminal."""
-    return "".join(ch if ch.isprintable() else " " for ch in " ".join(text.split()))
+def _line(text: str) -> Text:
+    """Free text as one item: shown by one_line, and as a Text, so that rich reads no [markup] in it."""
+    return Text(one_line(text))
 
 
 class Follower:

@@ -798,6 +798,53 @@ def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     error_line(evhub("replay", "--at", at(25), "--upto", "3", now=now), 1)
 
 
+def tree(folder: Path) -> dict[str, tuple[bytes | None, int]]:
+    """Every entry under FOLDER, hidden ones too: path -> (bytes of a file or None, mode)."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None, p.lstat().st_mode)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_replay_out_refuses_a_folder_of_other_files_and_changes_nothing(evhub: Runner, tmp_path: Path) -> None:
+    hello(evhub, "alice")
+    evhub.ok("claim", "api", session="alice")
+    mine = tmp_path / "mine"
+    (mine / "docs").mkdir(parents=True)
+    for name, content in {"README.md": b"# my project\n", "notes.txt": b"keep me\n", ".backup.tmp": b"old\n",
+                          "PRIORITIES": b"1. ship\n", "docs/plan.md": b"plan\n"}.items():
+        (mine / name).write_bytes(content)
+    before = tree(mine)
+    problem = error_line(evhub("replay", "--out", mine), 1)
+    assert str(mine) in problem and "replay" in problem
+    assert tree(mine) == before
+
+    # An earlier replay's output with one file of the user's added is refused too.
+    out = tmp_path / "out"
+    evhub.ok("replay", "--out", out)
+    (out / "MILESTONES" / "mine.txt").write_bytes(b"mine\n")
+    before = tree(out)
+    error_line(evhub("replay", "--out", out), 1)
+    assert tree(out) == before
+
+
+def test_replay_out_fills_an_empty_folder_and_replaces_an_earlier_output_wholly(
+    evhub: Runner, tmp_path: Path
+) -> None:
+    hello(evhub, "alice", now=at(0))
+    evhub.ok("claim", "api", session="alice", now=at(1))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    evhub.ok("replay", "--out", empty, now=at(2))
+    out = tmp_path / "out"
+    evhub.ok("replay", "--out", out, now=at(2))
+    assert view_files(out) == view_files(empty) and "PRIORITIES/api.lock" in view_files(out)
+
+    evhub.ok("release", "api", session="alice", now=at(3))
+    evhub.ok("replay", "--out", out, now=at(4))
+    fresh = tmp_path / "fresh"
+    evhub.ok("replay", "--out", fresh, now=at(4))
+    assert view_files(out) == view_files(fresh) and "PRIORITIES/api.lock" not in view_files(out)
+
+
 @pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # damages the file itself
 def test_verify_and_a_damaged_middle_line_is_exit_4(evhub: Runner) -> None:
     hello(evhub, "alice")

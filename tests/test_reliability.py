@@ -343,7 +343,7 @@ def test_a_message_cannot_forge_headings_or_another_sessions_message(tmp_path: P
                     "> <script>alert(1)</script>", "> <!-- -->"]
     current = (tmp_path / "SESSIONS" / "CURRENT_STATE.md").read_text().splitlines()
     assert [line for line in current if line.startswith("## Claims")] == ["## Claims (0)"]
-    assert "**Priority:** ship it ## Claims (9) - `everything`: session-x" in current
+    assert "**Priority:** ship it⏎## Claims (9)⏎- `everything`: session-x" in current
 
 
 ESCAPES = "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 \x9b2J \x08\x7f"

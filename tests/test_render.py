@@ -172,7 +172,8 @@ def test_json_views_parse_and_carry_the_state() -> None:
 def test_current_state_and_hello() -> None:
     views = render(day().state(), at(200))
     md = views["CURRENT_STATE.md"].content.decode()
-    assert [line for line in md.splitlines() if "Priority:" in line] == ["**Priority:** Ship the dashboard"]
+    # The focus's line break is shown, on the focus's one line.
+    assert [line for line in md.splitlines() if "Priority:" in line] == ["**Priority:** Ship the⏎dashboard"]
     assert "As of event #16 (2026-11-25T12:01:41.000000Z)." in md
     assert "- `api`: carol, token 6, since 2026-11-25T12:00:11.000000Z, ttl 1m; **stale**: ttl expired" in md
     assert "  - owns milestone `dash` (1/3)" in md
