@@ -39,11 +39,15 @@ def build(hub: Hub) -> MCPServer:
     def call(fn: Callable[[], T]) -> T:
         with serial:
             try:
-                return fn()
+                answer = fn()
             except EvhubError as e:
                 raise ToolError(str(e)) from e
             finally:
                 hub.warnings.clear()
+            if hub.damage is not None:
+                # An answer from before a damaged line is no whole answer: an agent must not act on it.
+                raise ToolError(f"{hub.damage}: the log is damaged there; run `evhub repair`, then ask again")
+            return answer
 
     def who(session: str | None) -> str:
         sid = session or os.environ.get("EVHUB_SESSION")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from command import EVHUB, Runner, clean_env
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
@@ -152,3 +153,29 @@ def test_waiting_for_messages_wakes_when_one_is_sent_from_another_process(evhub:
     run(main)
     assert [m["text"] for m in waited["messages"]] == ["wake up"]
     assert waited["after_s"] >= 1  # it waited for the message, and returned with it well before timeout_s
+
+
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # damages the file itself
+def test_a_tool_reading_a_damaged_log_says_so_rather_than_answer_in_part(evhub: Runner) -> None:
+    """The CLI exits 4 on a read that stopped at a damaged line; the MCP tools answered as if whole."""
+    evhub.ok("hello", "alice")
+    evhub.ok("claim", "api", session="alice")
+    lines = evhub.log_path.read_bytes().splitlines(keepends=True)
+    evhub.log_path.write_bytes(b"".join(lines[:2] + [b"not an event\n"] + lines[2:]))
+    (evhub.sessions_dir / "events" / "readmodel.sqlite3").unlink()
+
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            tools = Tools(session)
+            for name, arguments in (("status", {}), ("recall", {"session": "alice"})):
+                said = await tools.error(name, **arguments)
+                assert "line 3" in said and "evhub repair" in said, said
+
+    run(main)
+    evhub.ok("repair")
+
+    async def repaired() -> None:
+        async with server(evhub.root) as session:
+            assert {c["priority"] for c in (await Tools(session)("status"))["claims"]} == {"api"}
+
+    run(repaired)
