@@ -335,7 +335,7 @@ def _stranger(folder: Path, views: dict[str, View]) -> str | None:
             return None
         readme = folder / "README.md"
         if not os.path.isfile(readme) or os.path.islink(readme) or readme.read_bytes() != views["README.md"].content:
-            return "README.md"
+            return "README.md" if "README.md" in names else names[0]  # the entry that is not evhub's
         for root, dirs, files in os.walk(folder):
             here = Path(root).relative_to(folder)
             for name in sorted(dirs + files):
