@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from ._documents import one_line
-from ._errors import EvhubError
+from ._errors import EvhubError, HubNotFound
 from ._hub import Hub
 from ._values import now, seconds_between
 
@@ -41,7 +41,7 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple
     if handler is None:
         return "", f"evhub hook: nothing to do on {hook.hook_event_name}\n"
     try:
-        hub = Hub.find(hub_dir, start=hook.cwd or env.get("CLAUDE_PROJECT_DIR") or None)
+        hub = _find_hub(hub_dir, hook, env)
         context = handler(hub, hook, env)
         hub.flush()
     except EvhubError as e:
@@ -50,6 +50,18 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple
         return "", ""
     out = {"hookSpecificOutput": {"hookEventName": hook.hook_event_name, "additionalContext": context}}
     return msgspec.json.encode(out).decode() + "\n", ""
+
+
+def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str]) -> Hub:
+    """The hub at HUB_DIR, else found from the project's folder, which stays put, then from the event's
+    cwd, which follows the agent's `cd`."""
+    starts: list[str | None] = [start for start in (env.get("CLAUDE_PROJECT_DIR"), hook.cwd) if start] or [None]
+    for start in starts[:-1]:
+        try:
+            return Hub.find(hub_dir, start=start)
+        except HubNotFound:
+            continue
+    return Hub.find(hub_dir, start=starts[-1])
 
 
 def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:

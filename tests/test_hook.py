@@ -121,6 +121,16 @@ def test_an_agent_seen_first_mid_session_is_registered_on_the_spot(evhub: Runner
     assert types(evhub)[-3:] == ["session_registered", "agent_attached", "heartbeat"]
 
 
+def test_the_hub_is_found_from_the_project_dir_when_the_agent_has_cd_elsewhere(evhub: Runner, tmp_path: Path) -> None:
+    """cwd follows the agent's `cd`; CLAUDE_PROJECT_DIR stays put. Found from cwd first, the hook found no
+    hub outside the project and the agent stopped heartbeating (issue 15, item 2)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    project = {"CLAUDE_PROJECT_DIR": str(evhub.root)}
+    silent(hook(evhub.root, payload("user_prompt_submit", elsewhere), at(0), extra=project))
+    assert types(evhub)[-3:] == ["session_registered", "agent_attached", "heartbeat"]
+
+
 def test_bad_or_unexpected_input_never_fails_the_agent_and_writes_nothing(evhub: Runner, tmp_path: Path) -> None:
     log = evhub.log_bytes()
     start = json.loads(payload("session_start_startup", evhub.root))
