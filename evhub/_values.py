@@ -127,20 +127,22 @@ def now() -> str:
     return _fixed_now() or format_ts(datetime.now(UTC))
 
 
-def future_limit(real: str | None = None) -> str | None:
-    """The latest time the time rule lets a log hold: REAL (the store's own clock, else this machine's)
-    plus FUTURE_BOUND_S; None under EVHUB_ALLOW_FUTURE=1, which lifts the bound."""
-    if os.environ.get("EVHUB_ALLOW_FUTURE") == "1":
-        return None
+def _bound(real: str | None = None) -> str:
+    """REAL (else this machine's clock) plus FUTURE_BOUND_S: the latest time the time rule allows."""
     return format_ts((parse_ts(real) if real else datetime.now(UTC)) + timedelta(seconds=FUTURE_BOUND_S))
+
+
+def future_limit(real: str | None = None) -> str | None:
+    """The latest time the time rule lets a log hold, by REAL (the store's own clock, else this
+    machine's); None under EVHUB_ALLOW_FUTURE=1, which lifts the bound."""
+    return None if os.environ.get("EVHUB_ALLOW_FUTURE") == "1" else _bound(real)
 
 
 def read_time(last_ts: str) -> str:
     """The time a read is answered at: the clock, but never behind LAST_TS, the log's last time (a clock
-    that runs behind sees the hub as its last writer left it), nor more than FUTURE_BOUND_S ahead of
-    the real clock (a log from the future keeps no one alive)."""
-    ahead = format_ts(datetime.now(UTC) + timedelta(seconds=FUTURE_BOUND_S))
-    return max(now(), min(last_ts, ahead))
+    that runs behind sees the hub as its last writer left it), nor past the bound of the real clock (a
+    log from the future keeps no one alive)."""
+    return max(now(), min(last_ts, _bound()))
 
 
 def write_time(last_ts: str, real: str | None = None) -> str:
