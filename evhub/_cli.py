@@ -387,7 +387,7 @@ def recall(
     if json:
         out_json(doc(found))
     else:
-        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(found)))
+        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(found)[0]))
 
 
 @app.command()

@@ -91,6 +91,7 @@ class SendMessage(msgspec.Struct, frozen=True, kw_only=True):
 class MarkRead(msgspec.Struct, frozen=True, kw_only=True):
     session: str
     upto: int
+    seqs: tuple[int, ...] = ()  # also read, above UPTO
 
 
 class ProposeId(msgspec.Struct, frozen=True, kw_only=True):
@@ -359,11 +360,15 @@ def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
 
 def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
-    if cmd.upto > st.seq:
-        raise BadInput(f"cannot mark messages read up to {cmd.upto}: the log ends at {st.seq}")
-    if cmd.upto <= st.sessions[sid].read_upto:
+    last = max((cmd.upto, *cmd.seqs))
+    if last > st.seq:
+        raise BadInput(f"cannot mark messages read up to {last}: the log ends at {st.seq}")
+    s = st.sessions[sid]
+    upto = max(cmd.upto, s.read_upto)
+    seqs = sorted({q for q in cmd.seqs if q > upto} - set(s.read_seqs))
+    if upto == s.read_upto and not seqs:
         return []
-    return [_new(ev.MessagesRead, session=sid, upto=cmd.upto)]
+    return [_new(ev.MessagesRead, session=sid, upto=upto, seqs=seqs or msgspec.UNSET)]
 
 
 def _attach_agent(cmd: AttachAgent, st: State, now: str) -> list[ev.Event]:

@@ -110,7 +110,11 @@ class MessagePosted(SessionEvent, tag="message_posted", kw_only=True, gc=False):
 
 
 class MessagesRead(SessionEvent, tag="messages_read", kw_only=True, gc=False):
+    """SESSION has read every message up to seq UPTO, and those at SEQS above it: a hook shows the newest
+    unread messages that fit the agent's context, and the older ones stay unread."""
+
     upto: int
+    seqs: list[int] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AgentAttached(SessionEvent, tag="agent_attached", kw_only=True, gc=False):

@@ -46,6 +46,8 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple
         hub.flush()
     except EvhubError as e:
         return "", f"evhub hook: {e}\n"
+    except Exception as e:  # evhub's own failure is still never the agent's: one line, and it goes on
+        return "", f"evhub hook: failed on {hook.hook_event_name}, ignored: {type(e).__name__}: {one_line(str(e))}\n"
     if not context:
         return "", ""
     out = {"hookSpecificOutput": {"hookEventName": hook.hook_event_name, "additionalContext": context}}
@@ -65,9 +67,15 @@ def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str]) -> H
 
 
 def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
-    from ._report import recall_markdown
+    """Register the agent (or take it back after a resume) and hand it its recall card; after a
+    compaction the agent goes on as the session it was, so only the card is new."""
+    from ._report import CONTEXT_BUDGET, recall_markdown
 
-    sid = hub.join_agent(AGENT, hook.session_id, role=ROLE)
+    if hook.source == "compact":
+        sid = _session(hub, hook)
+        _beat(hub, sid, "working")
+    else:
+        sid = hub.join_agent(AGENT, hook.session_id, role=ROLE)
     env_file = env.get("CLAUDE_ENV_FILE")
     if env_file:
         # Claude Code sources this file before each shell command the agent runs.
@@ -76,34 +84,41 @@ def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
                 f.write(f"export EVHUB_SESSION={shlex.quote(sid)}\nexport EVHUB_HUB={shlex.quote(str(hub.root))}\n")
         except OSError as e:
             hub.warnings.append(f"cannot write {env_file}: {e.strerror}")
+    lead = (f"evhub: you are session {sid} on the coordination hub at {one_line(str(hub.root))}; EVHUB_SESSION "
+            f"is set to it for your shell commands. Commands: `evhub claim P` claims priority P, "
+            f"`evhub msg send TEXT [--to ID]` posts a message, `evhub recall` prints this card again.")
     found = hub.recall(sid, recent=0)
-    card = recall_markdown(found)
-    if found.unread:
-        hub.mark_read(found.session, found.unread[-1].seq)  # shown in the card: pushed, so read
-    lead = (f"evhub: you are session {sid} on the coordination hub at {hub.root} "
-            f"(EVHUB_SESSION is set for your shell commands). Claim a priority before you start work "
-            f"(`evhub claim P`), post with `evhub msg send TEXT [--to ID]`, and run `evhub recall` after "
-            f"a context loss.")
+    card, shown = recall_markdown(found, CONTEXT_BUDGET - len(lead) - 2)
+    hub.mark_shown(found.session, found.unread, shown)
     return f"{lead}\n\n{card}"
 
 
+def _beat(hub: Hub, sid: str, status: str) -> None:
+    """A heartbeat at most each HEARTBEAT_EVERY_S seconds, unless the status changes."""
+    s = hub.state().sessions[sid]
+    if s.status != status or seconds_between(s.last_seen, now()) >= HEARTBEAT_EVERY_S:
+        hub.heartbeat(sid, status)
+
+
 def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str]], str]:
-    """A hook that keeps the session alive (at most one heartbeat each HEARTBEAT_EVERY_S seconds
-    unless its status changes) and pushes its unread messages to the agent once."""
+    """A hook that keeps the session alive and pushes its unread messages to the agent once: the
+    newest that fit the context budget; the others stay unread."""
 
     def beat_and_push(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
+        from ._report import CONTEXT_BUDGET, fit_messages
+
         sid = _session(hub, hook)
-        s = hub.state().sessions[sid]
-        if s.status != status or seconds_between(s.last_seen, now()) >= HEARTBEAT_EVERY_S:
-            hub.heartbeat(sid, status)
+        _beat(hub, sid, status)
         if status == "idle":
             return ""
-        messages = hub.inbox(sid)
-        if not messages:
+        _, unread = hub.unread(sid)
+        if not unread:
             return ""
-        lines = [f"evhub: {len(messages)} new message(s) for {sid} (now marked read):"]
-        lines += [f"- #{m.seq} from {m.sender} to {m.to}: {one_line(m.text)}" for m in messages]
-        return "\n".join(lines)
+        title = (f"evhub: {len(unread)} unread message(s) for session {sid}; those below are now marked read, "
+                 f"each text quoted as a JSON string as its sender wrote it:")
+        shown, lines = fit_messages(unread, CONTEXT_BUDGET - len(title) - 1)
+        hub.mark_shown(sid, unread, shown)
+        return "\n".join([title, *lines])
 
     return beat_and_push
 

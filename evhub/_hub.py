@@ -290,8 +290,8 @@ class Hub:
         return found if last is None else found[-last:]
 
     def _unread(self, state: State, sid: str) -> list[Message]:
-        upto = state.sessions[sid].read_upto
-        return [m for m in self._messages(state, upto, to=sid) if is_unread(m, sid, upto)]
+        s = state.sessions[sid]
+        return [m for m in self._messages(state, s.read_upto, to=sid) if is_unread(m, s)]
 
     def unread(self, session: str) -> tuple[str, list[Message]]:
         """SESSION's current id and its unread messages, oldest first."""
@@ -377,13 +377,22 @@ class Hub:
     def inbox(self, session: str, *, peek: bool = False) -> list[Message]:
         """Unread messages for SESSION, oldest first; unless PEEK, they are then marked read."""
         sid, unread = self.unread(session)
-        if unread and not peek:
-            self.mark_read(sid, unread[-1].seq)
+        if not peek:
+            self.mark_shown(sid, unread, unread)
         return unread
 
-    def mark_read(self, session: str, upto: int) -> list[ev.Event]:
-        """SESSION has read every message up to seq UPTO."""
-        return self.execute(cmd.MarkRead(session=session, upto=upto))
+    def mark_read(self, session: str, upto: int, seqs: Sequence[int] = ()) -> list[ev.Event]:
+        """SESSION has read every message up to seq UPTO, and those at SEQS."""
+        return self.execute(cmd.MarkRead(session=session, upto=upto, seqs=tuple(seqs)))
+
+    def mark_shown(self, session: str, unread: Sequence[Message], shown: Sequence[Message]) -> list[ev.Event]:
+        """SESSION was shown SHOWN out of its UNREAD messages (oldest first, as `unread` gave them): those
+        are read now, and the others stay unread."""
+        if not shown:
+            return []
+        kept = {m.seq for m in unread} - {m.seq for m in shown}
+        upto = min(kept) - 1 if kept else max(m.seq for m in shown)
+        return self.mark_read(session, upto, [m.seq for m in shown if m.seq > upto])
 
     def attach_agent(self, session: str, agent: str, agent_session: str) -> list[ev.Event]:
         """Remember that AGENT's own session AGENT_SESSION is SESSION here."""

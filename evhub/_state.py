@@ -42,6 +42,7 @@ class Session(msgspec.Struct):
     left: bool = False
     incarnation: int = 0
     read_upto: int = 0
+    read_seqs: list[int] = []  # messages read above read_upto, ascending
     agreement: str = "none"
     aka: list[str] = []
     notes: list[Note] = []
@@ -104,9 +105,12 @@ class Rename(msgspec.Struct, gc=False):
     new: str
 
 
-def is_unread(m: Message, session_id: str, read_upto: int) -> bool:
-    """Whether SESSION_ID has yet to read M: to it or to all, not from it, after its read position."""
-    return m.seq > read_upto and m.sender != session_id and m.to in ("all", session_id)
+def is_unread(m: Message, s: Session) -> bool:
+    """Whether session S has yet to read M: to it, or to all since it registered (a newcomer is not
+    handed the hub's history; a session that resumes keeps its place), not from it, and not read."""
+    if m.seq <= s.read_upto or m.sender == s.id or m.seq in s.read_seqs:
+        return False
+    return m.to == s.id or (m.to == "all" and m.seq > s.incarnation)
 
 
 class Completed(msgspec.Struct, gc=False):
@@ -473,8 +477,12 @@ def _message(st: State, e: ev.MessagePosted) -> None:
 
 def _read(st: State, e: ev.MessagesRead) -> None:
     s = st.sessions.get(e.session)
-    if s is not None and e.upto > s.read_upto:
-        s.read_upto = e.upto
+    if s is None:
+        return
+    s.read_upto = max(s.read_upto, e.upto)
+    seqs = [] if e.seqs is msgspec.UNSET else e.seqs
+    if seqs or s.read_seqs:
+        s.read_seqs = sorted({q for q in (*s.read_seqs, *seqs) if q > s.read_upto})
 
 
 def _agent_attached(st: State, e: ev.AgentAttached) -> None:

@@ -321,8 +321,9 @@ def test_milestone_with_every_step_done_or_skipped_is_completed() -> None:
 
 def inbox(state: State, session: str, after: int | None = None) -> list[Message]:
     """SESSION's unread messages, from a state folded from the start (so it holds every new message)."""
-    upto = state.sessions[session].read_upto if after is None else after
-    return [m for m in state.new_messages if is_unread(m, session, upto)]
+    s = state.sessions[session]
+    s = s if after is None else msgspec.structs.replace(s, read_upto=after)
+    return [m for m in state.new_messages if is_unread(m, s)]
 
 
 def test_inbox_holds_messages_to_me_or_all_not_from_me_after_my_read_position() -> None:
@@ -339,6 +340,33 @@ def test_inbox_holds_messages_to_me_or_all_not_from_me_after_my_read_position() 
     assert inbox(sim.state, "a") == []
     later = only(sim.do(d.SendMessage(session="b", text="later", to="a")))
     assert [m.seq for m in inbox(sim.state, "a")] == [later.seq]
+
+
+def test_messages_read_above_the_position_stay_read_and_the_others_stay_unread() -> None:
+    sim = hub("a", "b")
+    older, middle, newest = (only(sim.do(d.SendMessage(session="b", text=t, to="a"))) for t in ("1", "2", "3"))
+    read = only(sim.do(d.MarkRead(session="a", upto=older.seq - 1, seqs=(middle.seq, newest.seq))))
+    assert isinstance(read, ev.MessagesRead) and read.seqs == [middle.seq, newest.seq]
+    assert [m.text for m in inbox(sim.state, "a")] == ["1"]
+    assert sim.do(d.MarkRead(session="a", upto=0, seqs=(newest.seq,))) == [], "already read"
+    sim.do(d.MarkRead(session="a", upto=newest.seq))
+    assert (sim.state.sessions["a"].read_upto, sim.state.sessions["a"].read_seqs) == (newest.seq, [])
+
+
+def test_a_newcomer_is_not_handed_the_broadcasts_from_before_it_registered() -> None:
+    sim = hub("a", "b")
+    only(sim.do(d.SendMessage(session="a", text="history")))
+    only(sim.do(d.SendMessage(session="a", text="for b", to="b")))
+    sim.do(d.Bye(session="b"))
+    only(sim.do(d.SendMessage(session="a", text="while b was away", to="b")))
+    sim.do(d.Hello(session="c"))
+    later = only(sim.do(d.SendMessage(session="a", text="later")))
+    assert [m.seq for m in inbox(sim.state, "c")] == [later.seq]
+    sim.do(d.Hello(session="b", resume=True))
+    assert [m.text for m in inbox(sim.state, "b")] == ["history", "for b", "while b was away", "later"]
+    sim.do(d.Bye(session="b"))
+    sim.do(d.Hello(session="b"))  # a new session under an old name: mail to the name stays, history goes
+    assert [m.text for m in inbox(sim.state, "b")] == ["for b", "while b was away"]
 
 
 def test_mark_read_never_moves_the_position_back() -> None:
