@@ -566,6 +566,9 @@ def install(
     remove: Annotated[bool, typer.Option("--remove", help="Take out what install added, and only that.")] = False,
     mcp: Annotated[bool, typer.Option("--mcp", help="Also register `evhub mcp` as the project's MCP server.")] = False,
     project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
+    local: Annotated[bool, typer.Option(
+        "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md), not the "
+                        "shared ones teammates without evhub would get too.")] = False,
 ) -> None:
     """Add evhub's hooks and instructions to an agent's project configuration (or --remove them)."""
     from ._install import TARGETS
@@ -574,7 +577,7 @@ def install(
         raise BadInput(f"unknown target {target!r}: use {', '.join(sorted(TARGETS))}")
     add, take_out = TARGETS[target]
     folder = Path(project).absolute()
-    changed = take_out(folder) if remove else add(folder, mcp)
+    changed = take_out(folder) if remove else add(folder, mcp, local)
     for path in changed:
         out(f"{'updated' if Path(path).exists() else 'removed'} {path}")
     if not changed:
@@ -863,6 +866,7 @@ def _keep_only_the_command_named(argv: list[str], group: typer.Typer = app) -> N
 
 def main() -> None:
     _keep_only_the_command_named(sys.argv[1:])
+    hooked = [c.callback for c in app.registered_commands] == [hook]
     try:
         app()
     except EvhubError as e:
@@ -870,6 +874,9 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SystemExit as e:
+        if e.code and hooked:
+            # A hook's command line evhub cannot parse (one written for a newer evhub): exit 2 would block the agent.
+            raise SystemExit(0) from None
         if not e.code:
             for h in _opened:
                 warn(h)

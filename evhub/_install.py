@@ -17,14 +17,22 @@ from ._errors import BadInput, StorageError
 
 HOOK_COMMAND = "evhub hook"
 MCP_SERVER = {"command": "evhub", "args": ["mcp"]}  # in the project's .mcp.json, under "evhub"
-# The Claude Code events `evhub hook` handles, with the matcher each is registered under.
-CLAUDE_HOOKS: dict[str, str | None] = {
-    "SessionStart": "startup|resume|clear|compact",
-    "UserPromptSubmit": None,
-    "PostToolUse": "*",
-    "Stop": None,
-    "SessionEnd": None,
+# The Claude Code events `evhub hook` handles: the matcher each is registered under (None: every
+# source or tool; SessionStart's sources are startup, resume, clear, compact and fork, and a compaction
+# is how the card comes back, since PostCompact's output never reaches the model) and its timeout in
+# seconds.  A hook's usual run is well under a second; SessionEnd's own budget is 1.5 s unless a hook's
+# timeout raises it, and `bye` must not be cut short.
+CLAUDE_HOOKS: dict[str, tuple[str | None, int]] = {
+    "SessionStart": (None, 10),
+    "UserPromptSubmit": (None, 5),
+    "PostToolUse": ("*", 5),
+    "Stop": (None, 5),
+    "SessionEnd": (None, 5),
 }
+# Where evhub's part goes: the shared files a project commits, or with --local the personal ones
+# Claude Code reads beside them (kept out of git by the user, as Claude Code's own local files are).
+SHARED = (Path(".claude") / "settings.json", Path("CLAUDE.md"))
+LOCAL = (Path(".claude") / "settings.local.json", Path("CLAUDE.local.md"))
 BEGIN, END = "<!-- evhub: begin -->", "<!-- evhub: end -->"
 CLAUDE_MD = f"""{BEGIN}
 ## Working beside other sessions (evhub)
@@ -40,31 +48,32 @@ Hooks register you and keep you alive; `EVHUB_SESSION` holds your session id.
 """
 
 
-def install_claude(project: Path, mcp: bool = False) -> list[str]:
-    """Add evhub's hooks to PROJECT/.claude/settings.json and its section to CLAUDE.md (and with MCP,
-    the `evhub mcp` server to PROJECT/.mcp.json); the files changed.  Every file is read and checked
-    before any is written, so a file evhub cannot merge into leaves them all as they were."""
-    settings_path = project / ".claude" / "settings.json"
+def install_claude(project: Path, mcp: bool = False, local: bool = False) -> list[str]:
+    """Add evhub's hooks to PROJECT/.claude/settings.json and its section to CLAUDE.md (with LOCAL, to
+    the personal .claude/settings.local.json and CLAUDE.local.md instead, taking them out of the shared
+    ones, and back), and with MCP the `evhub mcp` server to PROJECT/.mcp.json; the files changed.
+    Every file is read and checked before any is written, so a file evhub cannot merge into leaves
+    them all as they were."""
+    if mcp and local:
+        raise BadInput(".mcp.json is shared with the project; for yourself only: `claude mcp add evhub -- evhub mcp`")
+    (settings_path, md_path), (other_settings, other_md) = (
+        (project / p for p in pair) for pair in ((LOCAL, SHARED) if local else (SHARED, LOCAL)))
     settings = _read_json(settings_path)
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise BadInput(f'{settings_path}: "hooks" is not an object; fix it, then install again')
-    for event, matcher in CLAUDE_HOOKS.items():
+    for event, (matcher, timeout) in CLAUDE_HOOKS.items():
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise BadInput(f'{settings_path}: "hooks.{event}" is not a list; fix it, then install again')
-        if not any(_is_ours(h) for g in groups for h in _hooks_of(g)):
-            group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
-            group["hooks"] = [{"type": "command", "command": HOOK_COMMAND}]
+        group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
+        group["hooks"] = [{"type": "command", "command": HOOK_COMMAND, "timeout": timeout}]
+        if group not in groups:  # ours as an older evhub wrote it (another matcher, no timeout) is replaced
+            hooks[event] = groups = _without_ours(groups)
             groups.append(group)
-    md_path = project / "CLAUDE.md"
-    text = _read_text(md_path)
-    section = _section(text)
-    if section is None:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + CLAUDE_MD
-    else:
-        text = text[: section[0]] + CLAUDE_MD + text[section[1]:]
-    writes = [(settings_path, _json_text(settings)), (md_path, text)]
+    writes = [(settings_path, _json_text(settings)), (md_path, _with_section(_read_text(md_path)))]
+    writes += _taken_out(other_settings)
+    writes.append((other_md, _without_section(_read_text(other_md))))
     if mcp:
         mcp_path = project / ".mcp.json"
         config = _read_json(mcp_path)
@@ -75,35 +84,18 @@ def install_claude(project: Path, mcp: bool = False) -> list[str]:
             raise BadInput(f'{mcp_path} already has a server named "evhub" that is not `evhub mcp`')
         servers["evhub"] = MCP_SERVER
         writes.append((mcp_path, _json_text(config)))
-    return [p for p in (_write_text(path, new) for path, new in writes) if p]
+    changed = [p for p in (_write_text(path, new) for path, new in writes) if p]
+    _remove_empty(project / ".claude")
+    return changed
 
 
 def remove_claude(project: Path) -> list[str]:
-    """Take out what install_claude added; the files changed (a file left empty is removed)."""
-    settings_path = project / ".claude" / "settings.json"
-    changed = []
-    if settings_path.exists():
-        settings = _read_json(settings_path)
-        hooks = settings.get("hooks")
-        if isinstance(hooks, dict):
-            for event in list(hooks):
-                groups = hooks[event]
-                if not isinstance(groups, list):
-                    continue
-                for g in groups:
-                    if isinstance(g, dict) and isinstance(g.get("hooks"), list):
-                        g["hooks"] = [h for h in g["hooks"] if not _is_ours(h)]
-                hooks[event] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
-                if not hooks[event]:
-                    del hooks[event]
-            if not hooks:
-                del settings["hooks"]
-        changed += [p for p in (_write_json(settings_path, settings),) if p]
-        if not settings_path.exists():
-            try:
-                settings_path.parent.rmdir()  # .claude/, when nothing else is in it
-            except OSError:
-                pass
+    """Take out what install_claude added, from the shared files and the personal ones; the files
+    changed (a file left empty is removed)."""
+    writes = []
+    for settings_path, md_path in ((project / p for p in pair) for pair in (SHARED, LOCAL)):
+        writes += _taken_out(settings_path)
+        writes.append((md_path, _without_section(_read_text(md_path))))
     mcp_path = project / ".mcp.json"
     if mcp_path.exists():
         config = _read_json(mcp_path)
@@ -112,31 +104,69 @@ def remove_claude(project: Path) -> list[str]:
             del servers["evhub"]
             if not servers:
                 del config["mcpServers"]
-            changed += [p for p in (_write_json(mcp_path, config),) if p]
-    md_path = project / "CLAUDE.md"
-    text = _read_text(md_path)
-    section = _section(text)
-    if section is not None:
-        start, end = section
-        before = text[:start]
-        if before.endswith("\n\n"):
-            before = before[:-1]  # the blank line install put before the section
-        changed += [p for p in (_write_text(md_path, before + text[end:]),) if p]
+            writes.append((mcp_path, _json_text(config)))
+    changed = [p for p in (_write_text(path, new) for path, new in writes) if p]
+    _remove_empty(project / ".claude")
     return changed
 
 
-TARGETS: dict[str, tuple[Callable[[Path, bool], list[str]], Callable[[Path], list[str]]]] = {
+TARGETS: dict[str, tuple[Callable[[Path, bool, bool], list[str]], Callable[[Path], list[str]]]] = {
     "claude": (install_claude, remove_claude),
 }
 
 
+def _taken_out(path: Path) -> list[tuple[Path, str]]:
+    """The write that takes evhub's hooks out of the settings at PATH (and what that leaves empty),
+    if it holds any: a file without them is left as it is written."""
+    settings = _read_json(path)
+    hooks = settings.get("hooks")
+    if isinstance(hooks, dict):
+        for event in list(hooks):
+            if isinstance(hooks[event], list):
+                hooks[event] = _without_ours(hooks[event])
+                if not hooks[event]:
+                    del hooks[event]
+        if not hooks:
+            del settings["hooks"]
+    return [] if settings == _read_json(path) else [(path, _json_text(settings))]
+
+
+def _without_ours(groups: list[Any]) -> list[Any]:
+    """GROUPS without evhub's hook, and without a group it leaves empty."""
+    for g in groups:
+        if isinstance(g, dict) and isinstance(g.get("hooks"), list):
+            g["hooks"] = [h for h in g["hooks"] if not _is_ours(h)]
+    return [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
+
+
+def _with_section(text: str) -> str:
+    section = _section(text)
+    if section is None:
+        return text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + CLAUDE_MD
+    return text[: section[0]] + CLAUDE_MD + text[section[1]:]
+
+
+def _without_section(text: str) -> str:
+    section = _section(text)
+    if section is None:
+        return text
+    start, end = section
+    before = text[:start]
+    if before.endswith("\n\n"):
+        before = before[:-1]  # the blank line install put before the section
+    return before + text[end:]
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove FOLDER (.claude/) when nothing is left in it."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def _is_ours(hook: object) -> bool:
     return isinstance(hook, dict) and hook.get("type") == "command" and hook.get("command") == HOOK_COMMAND
-
-
-def _hooks_of(group: object) -> list[object]:
-    hooks = group.get("hooks") if isinstance(group, dict) else None
-    return hooks if isinstance(hooks, list) else []
 
 
 def _section(text: str) -> tuple[int, int] | None:
@@ -174,10 +204,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _json_text(doc: dict[str, Any]) -> str:
     """DOC as the file's text; an empty object is no file at all."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if doc else ""
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> str | None:
-    return _write_text(path, _json_text(doc))
 
 
 def _write_text(path: Path, text: str) -> str | None:

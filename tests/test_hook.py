@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clock import at, fixed_now
 from command import EVHUB, Runner, clean_env, init_hub
 
-from evhub import Hub
+from evhub import Hub, _hook
 from evhub._report import CONTEXT_BUDGET
 
 PAYLOADS = Path(__file__).parent / "hooks"
@@ -208,6 +209,7 @@ def test_bad_or_unexpected_input_never_fails_the_agent_and_writes_nothing(evhub:
         payload("session_start_startup", evhub.root, hook_event_name="PreCompact"): "nothing to do on PreCompact",
         payload("session_start_startup", evhub.root, session_id="x" * 500): "agent session id",
         payload("session_start_startup", tmp_path): "no hub",
+        payload("post_compact", evhub.root): "nothing to do on PostCompact",  # its output never reaches the model
     }
     for stdin, why in cases.items():
         assert why in silent(hook(evhub.root, stdin, at(1))), stdin
@@ -215,6 +217,32 @@ def test_bad_or_unexpected_input_never_fails_the_agent_and_writes_nothing(evhub:
     # fields Claude Code may add later are ignored
     unexpected = payload("session_start_startup", evhub.root, brand_new_field={"x": 1}, source="something-new")
     assert "session-1" in context(hook(evhub.root, unexpected, at(2)), "SessionStart")
+
+
+def test_a_forked_session_is_registered_as_a_session_of_its_own(evhub: Runner) -> None:
+    hook(evhub.root, payload("session_start_startup", evhub.root), at(0))
+    card = context(hook(evhub.root, payload("session_start_fork", evhub.root), at(1)), "SessionStart")
+    assert "you are session session-2" in card
+    assert types(evhub)[-2:] == ["session_registered", "agent_attached"]
+
+
+def test_nothing_that_goes_wrong_ever_blocks_the_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 2 blocks a prompt, a stop or a tool's result: whatever fails, a hook exits 0, says why on
+    stderr, and prints nothing on stdout."""
+    root = init_hub(tmp_path / "repo")
+    hook(root, payload("session_start_startup", root), at(0))
+    log = root / "SESSIONS" / "events" / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join([lines[0], b'{"seq": 2, damaged\n', *lines[2:]]))
+    for event in ("session_start_startup", "post_tool_use", "stop", "session_end"):
+        assert "writing is refused until `evhub repair`" in silent(hook(root, payload(event, root), at(1))), event
+    env = clean_env({"EVHUB_NOW": at(2)})
+    for argv in (["--hub", str(tmp_path / "nowhere"), "hook"], ["hook", "--an-option-of-a-newer-evhub"]):
+        silent(subprocess.run([EVHUB, *argv], input=payload("stop", root), env=env, capture_output=True, timeout=60))
+    # and evhub's own failure, were there one
+    monkeypatch.setitem(_hook._HANDLERS, "Stop", lambda *args: 1 / 0)
+    assert _hook.run(payload("stop", root), {}, str(root)) == (
+        "", "evhub hook: failed on Stop, ignored: ZeroDivisionError: division by zero\n")
 
 
 HOLD_LOCK = """

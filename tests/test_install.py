@@ -39,7 +39,10 @@ def test_install_merges_with_the_users_hooks_and_twice_changes_nothing(tmp_path:
     assert {e for e, groups in mine.items() if len(groups) == 1} == set(CLAUDE_HOOKS)
     assert settings["hooks"]["PostToolUse"][0] == USER_SETTINGS["hooks"]["PostToolUse"][0]  # type: ignore[index]
     assert settings["hooks"]["SessionStart"][0] == USER_SETTINGS["hooks"]["SessionStart"][0]  # type: ignore[index]
-    assert mine["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
+    # every source: startup, resume, clear, compact (the card after a compaction) and fork
+    assert "matcher" not in mine["SessionStart"][0]
+    assert {e: g[0]["hooks"][0]["timeout"] for e, g in mine.items()} == {e: t for e, (_, t) in CLAUDE_HOOKS.items()}
+    assert mine["SessionEnd"][0]["hooks"][0]["timeout"] > 1.5, "above SessionEnd's default budget, which it raises"
     md = (tmp_path / "CLAUDE.md").read_text()
     assert md.startswith(USER_CLAUDE_MD) and "evhub claim" in md and "evhub recall" in md
 
@@ -102,3 +105,42 @@ def test_an_evhub_server_of_the_users_own_is_never_overwritten(tmp_path: Path) -
     (tmp_path / ".mcp.json").write_bytes(mine)
     assert "not `evhub mcp`" in error_line(run("install", "claude", "--mcp", "--project", tmp_path), 1)
     assert files(tmp_path) == {".mcp.json": mine}, "nothing else was written either"
+
+
+def test_an_older_install_is_brought_up_to_date_in_place(tmp_path: Path) -> None:
+    """An earlier evhub registered SessionStart without `fork` and no timeout: a forked session was never
+    registered, and `bye` had SessionEnd's 1.5 s."""
+    older = {"hooks": {
+        "SessionStart": [{"matcher": "startup|resume|clear|compact", "hooks": [
+            {"type": "command", "command": "echo welcome"}, {"type": "command", "command": HOOK_COMMAND}]}],
+        "SessionEnd": [{"hooks": [{"type": "command", "command": HOOK_COMMAND}]}],
+    }}
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "settings.json").write_text(json.dumps(older))
+    ok(run("install", "claude", "--project", tmp_path))
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    assert settings["hooks"]["SessionStart"] == [
+        {"matcher": "startup|resume|clear|compact", "hooks": [{"type": "command", "command": "echo welcome"}]},
+        {"hooks": [{"type": "command", "command": HOOK_COMMAND, "timeout": CLAUDE_HOOKS["SessionStart"][1]}]}]
+    assert settings["hooks"]["SessionEnd"] == [
+        {"hooks": [{"type": "command", "command": HOOK_COMMAND, "timeout": CLAUDE_HOOKS["SessionEnd"][1]}]}]
+
+
+def test_local_keeps_evhub_to_your_personal_files_and_remove_finds_it_there(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2) + "\n")
+    (tmp_path / "CLAUDE.md").write_text(USER_CLAUDE_MD)
+    shared = files(tmp_path)
+    ok(run("install", "claude", "--local", "--project", tmp_path))
+    assert files(tmp_path).items() >= shared.items(), "the shared files are as they were"
+    local = json.loads((tmp_path / ".claude" / "settings.local.json").read_text())
+    assert {e for e, groups in ours(local).items() if len(groups) == 1} == set(CLAUDE_HOOKS)
+    assert "evhub claim" in (tmp_path / "CLAUDE.local.md").read_text()
+    # installed in the shared files, then made personal: it moves, and back again
+    ok(run("install", "claude", "--project", tmp_path))
+    assert not (tmp_path / ".claude" / "settings.local.json").exists() and not (tmp_path / "CLAUDE.local.md").exists()
+    ok(run("install", "claude", "--local", "--project", tmp_path))
+    assert files(tmp_path).items() >= shared.items()
+    ok(run("install", "claude", "--remove", "--project", tmp_path))
+    assert files(tmp_path) == shared
+    assert ".mcp.json is shared" in error_line(run("install", "claude", "--local", "--mcp", "--project", tmp_path), 1)
