@@ -140,7 +140,9 @@ def recall_markdown(r: Recall, budget: int | None = None) -> tuple[str, list[Mes
         title = f"## Unread messages ({len(unread)}; `evhub msg inbox` marks them read)"
     else:
         title = f"## Unread messages ({len(unread)}; those shown here are now marked read)"
-        rest = sum(len(line) + 1 for line in (*head, *out)) + len(title) + 2
+        tail = sum(len(line) + 1 for line in out)
+        # A crowded hub's notes and sessions give way to the messages: what is cut is the card's end.
+        rest = sum(len(line) + 1 for line in head) + len(title) + 2 + min(tail, budget // 4)
         shown, items = fit_messages(unread, budget - rest)
     text = "\n".join([*head, "", title, *items, *out]) + "\n"
     return (text, shown) if budget is None else (fit_text(text, budget), shown)

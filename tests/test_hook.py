@@ -152,6 +152,23 @@ def test_a_newcomer_is_not_flooded_with_the_broadcasts_from_before_it_joined(tmp
     assert inbox(root, "session-1") == ["for the newcomer too"]
 
 
+def test_a_crowded_hubs_card_gives_the_messages_room_and_is_cut_to_the_budget(tmp_path: Path) -> None:
+    root = init_hub(tmp_path / "repo")
+    hook(root, payload("session_start_startup", root), at(0))
+    with fixed_now(at(1)):
+        hub = Hub(root)
+        for n in range(400):
+            hub.hello(f"worker-{n:03}", role="a role long enough to fill the list of the other live sessions")
+        for n in range(100):
+            hub.send("worker-000", f"note {n:03} for you", to="session-1")
+        hub.flush()
+    card = context(hook(root, payload("session_start_compact", root), at(2)), "SessionStart")
+    assert len(card) <= CONTEXT_BUDGET and card.endswith("`evhub recall` prints it whole.\n")
+    shown = [n for n in range(100) if quoted(f"note {n:03} for you") in card]
+    assert len(shown) > 20 and shown == list(range(100 - len(shown), 100)) and "- worker-001" in card
+    assert inbox(root, "session-1") == [f"note {n:03} for you" for n in range(100 - len(shown))]
+
+
 def test_other_sessions_words_are_quoted_as_data_never_as_structure(evhub: Runner) -> None:
     hook(evhub.root, payload("session_start_startup", evhub.root), at(0))
     evhub.ok("hello", "mallory", now=at(1))
