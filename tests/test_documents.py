@@ -51,11 +51,13 @@ def test_one_line_shows_line_breaks_and_invisibles_as_marks() -> None:
     assert one_line("ship it: café 🧠, 100% done — “ok”") == "ship it: café 🧠, 100% done — “ok”"
 
 
-def single_item(text: str, item: str) -> None:
-    """TEXT (what a person or an agent reads) shows the spoof as one ITEM line, and nothing hidden."""
+def single_item(text: str, item: str, quoted: bool = False) -> None:
+    """TEXT (what a person or an agent reads) shows the spoof as one ITEM line (QUOTED as a JSON string,
+    in what is handed to an agent as context), and nothing hidden."""
     assert not HIDDEN & set(text.replace("\n", "")), ascii(text)
     assert "\r" not in text
-    assert [line for line in text.splitlines() if "#99" in line or "all clear" in line] == [item + one_line(SPOOF)]
+    shown = json.dumps(one_line(SPOOF), ensure_ascii=False) if quoted else one_line(SPOOF)
+    assert [line for line in text.splitlines() if "#99" in line or "all clear" in line] == [item + shown]
     assert not any(line.startswith(("- #99", "### #99", "## Claims (7)")) for line in text.splitlines())
 
 
@@ -68,10 +70,11 @@ def test_a_hostile_message_is_one_item_everywhere_it_is_shown(evhub: Runner, tmp
     single_item(evhub.ok("msg", "list", now=at(4)).stdout, f"#{n} {at(3)} alice → session-1: ")
     single_item(evhub.ok("msg", "inbox", "--peek", session="session-1", now=at(4)).stdout,
                 f"#{n} {at(3)} alice → session-1: ")
-    single_item(evhub.ok("recall", session="session-1", now=at(4)).stdout, f"- #{n} from alice to session-1: ")
+    single_item(evhub.ok("recall", session="session-1", now=at(4)).stdout, f"- #{n} from alice to session-1: ",
+                quoted=True)
     single_item(evhub.ok("status", now=at(4)).stdout, f"- #{n} alice → session-1: ")
     single_item(context(hook(evhub.root, payload("post_tool_use", evhub.root), at(5)), "PostToolUse"),
-                f"- #{n} from alice to session-1: ")
+                f"- #{n} from alice to session-1: ", quoted=True)
     log = evhub.ok("log", now=at(6)).stdout
     assert not HIDDEN & set(log.replace("\n", "")) and len(log.splitlines()) == len(evhub.log_bytes().splitlines())
 
