@@ -540,14 +540,16 @@ def timeline(
 
 
 @app.command()
-def hook() -> None:
-    """Handle one Claude Code hook event (JSON on stdin); never fails the agent (see `install claude`)."""
+def hook(
+    agent: Annotated[str, typer.Option("--agent", help="The agent sending the event: claude or codex.")] = "claude",
+) -> None:
+    """Handle one agent hook event (JSON on stdin); never fails the agent (see `install`)."""
     import os
 
     from ._hook import LOCK_WAIT_S, run
 
     os.environ.setdefault("EVHUB_LOCK_TIMEOUT", LOCK_WAIT_S)  # a hook must not hold the agent up
-    stdout, stderr = run(sys.stdin.buffer.read(), os.environ, _hub_dir)
+    stdout, stderr = run(sys.stdin.buffer.read(), os.environ, _hub_dir, agent=agent)
     sys.stdout.write(stdout)
     sys.stderr.write(stderr)
 
@@ -562,9 +564,10 @@ def mcp() -> None:
 
 @app.command()
 def install(
-    target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude.")],
+    target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude or codex.")],
     remove: Annotated[bool, typer.Option("--remove", help="Take out what install added, and only that.")] = False,
-    mcp: Annotated[bool, typer.Option("--mcp", help="Also register `evhub mcp` as the project's MCP server.")] = False,
+    mcp: Annotated[bool, typer.Option(
+        "--mcp", help="Also register `evhub mcp` as the project's MCP server (codex: always).")] = False,
     project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
 ) -> None:
     """Add evhub's hooks and instructions to an agent's project configuration (or --remove them)."""

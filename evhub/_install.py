@@ -2,13 +2,14 @@
 
 A target adds only what it can recognise later (its exact hook command, a marked section of
 text), so installing twice changes nothing and `--remove` takes out exactly what was added,
-leaving a user's own hooks and text as they were.  Claude Code is the one target so far; another
-agent is another pair of functions in TARGETS.
+leaving a user's own hooks and text as they were.  Each target is a pair of functions in TARGETS:
+Claude Code and Codex so far.
 """
 
 import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,20 @@ CLAUDE_HOOKS: dict[str, str | None] = {
     "PostToolUse": "*",
     "Stop": None,
     "SessionEnd": None,
+    # Claude Code's agent teams and shared task list (the README says why only these two)
+    "TaskCompleted": None,
+    "TeammateIdle": None,
 }
+# Codex runs the same command with --agent; it has no SessionEnd (a session leaves by the alive TTL),
+# and its SessionStart sources are startup, resume, clear and compact.
+CODEX_HOOK_COMMAND = f"{HOOK_COMMAND} --agent codex"
+CODEX_HOOKS: dict[str, str | None] = {
+    "SessionStart": "startup|resume|clear|compact",
+    "UserPromptSubmit": None,
+    "PostToolUse": "*",
+    "Stop": None,
+}
+TOML_BEGIN, TOML_END = "# evhub: begin", "# evhub: end"
 BEGIN, END = "<!-- evhub: begin -->", "<!-- evhub: end -->"
 CLAUDE_MD = f"""{BEGIN}
 ## Working beside other sessions (evhub)
@@ -46,25 +60,9 @@ def install_claude(project: Path, mcp: bool = False) -> list[str]:
     before any is written, so a file evhub cannot merge into leaves them all as they were."""
     settings_path = project / ".claude" / "settings.json"
     settings = _read_json(settings_path)
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise BadInput(f'{settings_path}: "hooks" is not an object; fix it, then install again')
-    for event, matcher in CLAUDE_HOOKS.items():
-        groups = hooks.setdefault(event, [])
-        if not isinstance(groups, list):
-            raise BadInput(f'{settings_path}: "hooks.{event}" is not a list; fix it, then install again')
-        if not any(_is_ours(h) for g in groups for h in _hooks_of(g)):
-            group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
-            group["hooks"] = [{"type": "command", "command": HOOK_COMMAND}]
-            groups.append(group)
+    _add_hooks(settings_path, settings, CLAUDE_HOOKS, HOOK_COMMAND)
     md_path = project / "CLAUDE.md"
-    text = _read_text(md_path)
-    section = _section(text)
-    if section is None:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + CLAUDE_MD
-    else:
-        text = text[: section[0]] + CLAUDE_MD + text[section[1]:]
-    writes = [(settings_path, _json_text(settings)), (md_path, text)]
+    writes = [(settings_path, _json_text(settings)), (md_path, _with_section(_read_text(md_path), CLAUDE_MD))]
     if mcp:
         mcp_path = project / ".mcp.json"
         config = _read_json(mcp_path)
@@ -75,7 +73,7 @@ def install_claude(project: Path, mcp: bool = False) -> list[str]:
             raise BadInput(f'{mcp_path} already has a server named "evhub" that is not `evhub mcp`')
         servers["evhub"] = MCP_SERVER
         writes.append((mcp_path, _json_text(config)))
-    return [p for p in (_write_text(path, new) for path, new in writes) if p]
+    return _write_all(writes)
 
 
 def remove_claude(project: Path) -> list[str]:
@@ -84,26 +82,9 @@ def remove_claude(project: Path) -> list[str]:
     changed = []
     if settings_path.exists():
         settings = _read_json(settings_path)
-        hooks = settings.get("hooks")
-        if isinstance(hooks, dict):
-            for event in list(hooks):
-                groups = hooks[event]
-                if not isinstance(groups, list):
-                    continue
-                for g in groups:
-                    if isinstance(g, dict) and isinstance(g.get("hooks"), list):
-                        g["hooks"] = [h for h in g["hooks"] if not _is_ours(h)]
-                hooks[event] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
-                if not hooks[event]:
-                    del hooks[event]
-            if not hooks:
-                del settings["hooks"]
+        _drop_hooks(settings, HOOK_COMMAND)
         changed += [p for p in (_write_json(settings_path, settings),) if p]
-        if not settings_path.exists():
-            try:
-                settings_path.parent.rmdir()  # .claude/, when nothing else is in it
-            except OSError:
-                pass
+        _remove_if_empty(settings_path.parent)
     mcp_path = project / ".mcp.json"
     if mcp_path.exists():
         config = _read_json(mcp_path)
@@ -114,24 +95,117 @@ def remove_claude(project: Path) -> list[str]:
                 del config["mcpServers"]
             changed += [p for p in (_write_json(mcp_path, config),) if p]
     md_path = project / "CLAUDE.md"
-    text = _read_text(md_path)
-    section = _section(text)
-    if section is not None:
-        start, end = section
-        before = text[:start]
-        if before.endswith("\n\n"):
-            before = before[:-1]  # the blank line install put before the section
-        changed += [p for p in (_write_text(md_path, before + text[end:]),) if p]
+    changed += _write_all([(md_path, _without_section(_read_text(md_path)))])
+    return changed
+
+
+def install_codex(project: Path, mcp: bool = False) -> list[str]:
+    """Add evhub's hooks to PROJECT/.codex/hooks.json, the `evhub mcp` server to PROJECT/.codex/config.toml
+    and evhub's section to AGENTS.md; the files changed.  The MCP server is always added (MCP is ignored):
+    it is how a Codex agent reaches the hub without a shell.  Every file is read and checked before any
+    is written, as for Claude Code."""
+    hooks_path = project / ".codex" / "hooks.json"
+    hooks = _read_json(hooks_path)
+    _add_hooks(hooks_path, hooks, CODEX_HOOKS, CODEX_HOOK_COMMAND)
+    config_path = project / ".codex" / "config.toml"
+    md_path = project / "AGENTS.md"
+    return _write_all([(hooks_path, _json_text(hooks)), (config_path, _with_mcp_server(config_path, project)),
+                       (md_path, _with_section(_read_text(md_path), CLAUDE_MD))])
+
+
+def remove_codex(project: Path) -> list[str]:
+    """Take out what install_codex added; the files changed (a file left empty is removed)."""
+    hooks_path = project / ".codex" / "hooks.json"
+    hooks = _read_json(hooks_path)
+    _drop_hooks(hooks, CODEX_HOOK_COMMAND)
+    config_path = project / ".codex" / "config.toml"
+    config = _read_text(config_path)
+    _toml(config_path, config)
+    md_path = project / "AGENTS.md"
+    changed = _write_all([(hooks_path, _json_text(hooks) if hooks_path.exists() else ""),
+                          (config_path, _without_section(config, TOML_BEGIN, TOML_END)),
+                          (md_path, _without_section(_read_text(md_path)))])
+    _remove_if_empty(hooks_path.parent)
     return changed
 
 
 TARGETS: dict[str, tuple[Callable[[Path, bool], list[str]], Callable[[Path], list[str]]]] = {
     "claude": (install_claude, remove_claude),
+    "codex": (install_codex, remove_codex),
 }
 
 
-def _is_ours(hook: object) -> bool:
-    return isinstance(hook, dict) and hook.get("type") == "command" and hook.get("command") == HOOK_COMMAND
+def _add_hooks(path: Path, doc: dict[str, Any], table: dict[str, str | None], command: str) -> None:
+    """Register COMMAND in DOC (the hooks file at PATH) for each event of TABLE, under its matcher,
+    where it is not registered already.  Claude Code and Codex share this file format."""
+    hooks = doc.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise BadInput(f'{path}: "hooks" is not an object; fix it, then install again')
+    for event, matcher in table.items():
+        groups = hooks.setdefault(event, [])
+        if not isinstance(groups, list):
+            raise BadInput(f'{path}: "hooks.{event}" is not a list; fix it, then install again')
+        if not any(_is_ours(h, command) for g in groups for h in _hooks_of(g)):
+            group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
+            group["hooks"] = [{"type": "command", "command": command}]
+            groups.append(group)
+
+
+def _drop_hooks(doc: dict[str, Any], command: str) -> None:
+    """Take COMMAND out of DOC's hooks, and the groups and events left empty by that."""
+    hooks = doc.get("hooks")
+    if not isinstance(hooks, dict):
+        return
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue
+        for g in groups:
+            if isinstance(g, dict) and isinstance(g.get("hooks"), list):
+                g["hooks"] = [h for h in g["hooks"] if not _is_ours(h, command)]
+        hooks[event] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
+        if not hooks[event]:
+            del hooks[event]
+    if not hooks:
+        del doc["hooks"]
+
+
+def _with_mcp_server(path: Path, project: Path) -> str:
+    """The text of the Codex config at PATH with `evhub mcp` as [mcp_servers.evhub], run in PROJECT.
+
+    Python reads TOML (tomllib) but does not write it, and a round trip through a writer would lose
+    the user's comments and layout anyway; so the server is a marked block of text, appended (or
+    replaced in place), like the Markdown section.  The file is parsed before and after, so what is
+    written is valid TOML holding exactly evhub's server, and a server named evhub of the user's own is
+    refused rather than shadowed."""
+    server = {"command": MCP_SERVER["command"], "args": MCP_SERVER["args"], "cwd": str(project)}
+    keys = "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in server.items())
+    block = (f"{TOML_BEGIN}\n# cwd: Codex passes an MCP server only a whitelist of environment variables\n"
+             f"[mcp_servers.evhub]\n{keys}{TOML_END}\n")
+    text = _read_text(path)
+    _toml(path, text)
+    servers = _toml(path, _without_section(text, TOML_BEGIN, TOML_END)).get("mcp_servers")
+    if isinstance(servers, dict) and "evhub" in servers:
+        raise BadInput(f"{path} already has an [mcp_servers.evhub] that is not evhub's; rename or remove it")
+    new = _with_section(text, block, TOML_BEGIN, TOML_END)
+    try:
+        ours = tomllib.loads(new)["mcp_servers"]["evhub"]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+        ours = e
+    if ours != server:
+        raise BadInput(f"{path}: evhub's [mcp_servers.evhub] does not fit in this file; add it by hand")
+    return new
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # .claude/ or .codex/, when nothing else is in it
+    except OSError:
+        pass
+
+
+def _is_ours(hook: object, command: str) -> bool:
+    return isinstance(hook, dict) and hook.get("type") == "command" and hook.get("command") == command
 
 
 def _hooks_of(group: object) -> list[object]:
@@ -139,14 +213,33 @@ def _hooks_of(group: object) -> list[object]:
     return hooks if isinstance(hooks, list) else []
 
 
-def _section(text: str) -> tuple[int, int] | None:
+def _section(text: str, begin: str = BEGIN, end_mark: str = END) -> tuple[int, int] | None:
     """Where evhub's marked section of TEXT starts and ends (with its newline), if it has one."""
-    start = text.find(BEGIN)
-    end = text.find(END, start)
+    start = text.find(begin)
+    end = text.find(end_mark, start)
     if start < 0 or end < 0:
         return None
-    end += len(END)
+    end += len(end_mark)
     return start, end + 1 if text[end:end + 1] == "\n" else end
+
+
+def _with_section(text: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """TEXT with evhub's SECTION in place of its old one, else appended after a blank line."""
+    found = _section(text, begin, end)
+    if found is None:
+        return text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + section
+    return text[: found[0]] + section + text[found[1]:]
+
+
+def _without_section(text: str, begin: str = BEGIN, end: str = END) -> str:
+    """TEXT without evhub's section, nor the blank line _with_section put before it."""
+    found = _section(text, begin, end)
+    if found is None:
+        return text
+    before = text[: found[0]]
+    if before.endswith("\n\n"):
+        before = before[:-1]
+    return before + text[found[1]:]
 
 
 def _read_text(path: Path) -> str:
@@ -171,6 +264,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _toml(path: Path, text: str) -> dict[str, Any]:
+    """TEXT, the TOML file at PATH, parsed."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path} is not valid TOML ({e}); fix it, then run this again") from e
+
+
 def _json_text(doc: dict[str, Any]) -> str:
     """DOC as the file's text; an empty object is no file at all."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if doc else ""
@@ -178,6 +279,11 @@ def _json_text(doc: dict[str, Any]) -> str:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> str | None:
     return _write_text(path, _json_text(doc))
+
+
+def _write_all(writes: list[tuple[Path, str]]) -> list[str]:
+    """Write each (path, text) of WRITES; the paths that changed."""
+    return [p for p in (_write_text(path, text) for path, text in writes) if p]
 
 
 def _write_text(path: Path, text: str) -> str | None:
