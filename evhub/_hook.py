@@ -140,6 +140,7 @@ def _task_completed(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Ag
         raise BadInput("a TaskCompleted event without a task_id")
     by = ", ".join(f"{what} {one_line(name)}" for what, name in
                    (("teammate", hook.teammate_name), ("team", hook.team_name)) if name)
+    # one line each: they are parts of a line composed here
     text = f"completed task {one_line(hook.task_id)}: {one_line(hook.task_subject or '(no subject)')}"
     hub.note(_session(hub, hook, agent), f"{text} ({by})" if by else text)
     return ""  # Claude Code reads only exit codes here; nothing to say
