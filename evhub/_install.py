@@ -122,7 +122,7 @@ def remove_codex(project: Path) -> list[str]:
     config = _read_text(config_path)
     _toml(config_path, config)
     md_path = project / "AGENTS.md"
-    changed = _write_all([(hooks_path, _json_text(hooks) if hooks_path.exists() else ""),
+    changed = _write_all([(hooks_path, _json_text(hooks)),
                           (config_path, _without_section(config, TOML_BEGIN, TOML_END)),
                           (md_path, _without_section(_read_text(md_path)))])
     _remove_if_empty(hooks_path.parent)
