@@ -114,13 +114,8 @@ def _session_end(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
 
 
 def _session(hub: Hub, hook: HookInput) -> str:
-    """The session attached to the agent's session; joins one for an agent seen first mid-session
-    (evhub installed while it ran), or whose session left."""
-    state = hub.state()
-    sid = state.agent_session(AGENT, hook.session_id)
-    if sid is not None and sid in state.sessions and not state.sessions[sid].left:
-        return sid
-    return hub.join_agent(AGENT, hook.session_id, role=ROLE)
+    """The session attached to the agent's session (joined if none is live: evhub installed while it ran)."""
+    return hub.agent_here(AGENT, hook.session_id, role=ROLE)
 
 
 _HANDLERS: dict[str, Callable[[Hub, HookInput, Mapping[str, str]], str]] = {
