@@ -24,6 +24,7 @@ from ._hub import Hub
 from ._values import StepStatus, now, read_time
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 LOG_LIMIT_MAX = 1000
 WAIT_MAX_S = 600
 # The variable an agent sets in the environment of the stdio MCP servers it starts, naming its own session
@@ -91,7 +92,13 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
             raise ToolError("no session: pass `session` (your id from hello)")
         return sid
 
-    @server.tool(annotations=WRITES)
+    def tool(annotations: ToolAnnotations) -> Callable[[F], F]:
+        """Register a tool described by its docstring as one paragraph (the SDK keeps its indentation)."""
+        def register(fn: F) -> F:
+            return server.tool(description=" ".join((fn.__doc__ or "").split()), annotations=annotations)(fn)
+        return register
+
+    @tool(WRITES)
     def hello(
         session: Annotated[str | None, Field(description=(
             "The id to register. Omitted: the session your hooks registered (joined now if they have not run "
@@ -106,7 +113,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
                                                                         resume=resume))
         return {"session": sid}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def heartbeat(
         session: You = None,
         status: Annotated[str, Field(description="What you are doing now, shown to the others.")] = "",
@@ -116,14 +123,14 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         events = call(lambda: hub.heartbeat(who(session), status))
         return {"seq": events[-1].seq}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def claim(priority: Priority, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
         """Claim a priority before working on it. Refused, naming the holder, while another live session
         holds it; claiming one you hold refreshes it. Returns the claim's token."""
         token = call(lambda: hub.claim(who(session), priority, ttl_s))
         return {"priority": priority, "token": token}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def release(
         priority: Priority,
         session: You = None,
@@ -135,7 +142,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         call(lambda: hub.release(who(session), priority, done=done, note=note, token=token))
         return {"priority": priority, "released": True}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def milestone_create(
         title: Annotated[str, Field(description="The milestone's title.")],
         steps: Annotated[list[str], Field(description="The steps, in order, as short lines.")],
@@ -149,14 +156,14 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
                                                 steps=steps))
         return {"milestone": mid}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def milestone_claim(milestone: Milestone, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
         """Own a milestone and claim its priority (refused while another live session holds it). Returns
         the claim's token."""
         token = call(lambda: hub.claim_milestone(who(session), milestone, ttl_s))
         return {"milestone": milestone, "token": token}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def milestone_step(
         milestone: Milestone,
         step: Annotated[int, Field(ge=1, description="The step's number, from 1.")],
@@ -169,14 +176,14 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         call(lambda: hub.update_step(who(session), milestone, step, status, note=note, token=token))
         return milestone_show(milestone)
 
-    @server.tool(annotations=READS)
+    @tool(READS)
     def milestone_show(milestone: Milestone) -> dict[str, Any]:
         """One milestone, step by step, with its owner and progress."""
         from ._documents import milestone_dict
 
         return call(lambda: milestone_dict(hub.milestone(milestone)))
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def msg_send(
         text: Annotated[str, Field(description="The message.")],
         session: You = None,
@@ -186,7 +193,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         seq = call(lambda: hub.send(who(session), text, to=to))
         return {"seq": seq}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def inbox(
         session: You = None,
         peek: Annotated[bool, Field(description="Leave them unread.")] = False,
@@ -194,7 +201,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         """Your unread messages (to you or to all), oldest first; they are then marked read."""
         return {"messages": call(lambda: message_dicts(hub.inbox(who(session), peek=peek)))}
 
-    @server.tool(annotations=WRITES)
+    @tool(WRITES)
     def wait_for_messages(
         session: You = None,
         timeout_s: Annotated[float, Field(ge=0, le=WAIT_MAX_S, description=(
@@ -215,7 +222,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         finally:
             listener.close()
 
-    @server.tool(annotations=READS)
+    @tool(READS)
     def status() -> dict[str, Any]:
         """The hub at a glance: focus, live sessions, claims, milestones, recent messages."""
         from ._documents import status as status_doc
@@ -225,14 +232,14 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
             return status_doc(state, read_time(state.last_ts))
         return call(doc)
 
-    @server.tool(annotations=READS)
+    @tool(READS)
     def recall(session: You = None) -> dict[str, Any]:
         """What you need after a context loss: your claims, milestones, unread messages (left unread), notes."""
         from ._documents import recall as recall_doc
 
         return call(lambda: recall_doc(hub.recall(who(session, join=False))))
 
-    @server.tool(annotations=READS)
+    @tool(READS)
     def log(
         session: Annotated[str | None, Field(description="Only this session's events (omitted: everyone's).")]
         = None,
@@ -254,7 +261,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
 
         return {"events": call(events)}
 
-    @server.tool(annotations=READS)
+    @tool(READS)
     def why(priority: Priority) -> dict[str, Any]:
         """The history of a priority: each claim, refresh, takeover and release."""
         return {"history": call(lambda: hub.why(priority))}

@@ -104,7 +104,7 @@ def test_every_parameter_is_described_closed_sets_are_enums_and_reads_are_marked
             assert session.server_info is not None and session.server_info.version == version("evhub")
             tools = {t.name: t for t in (await session.list_tools()).tools}
             for tool in tools.values():
-                assert tool.description, tool.name
+                assert tool.description and "  " not in tool.description, tool.name
                 for name, prop in tool.input_schema["properties"].items():
                     assert prop.get("description"), f"{tool.name}.{name} has no description"
             claim = tools["claim"].input_schema["properties"]
