@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clock import at
 from command import EVHUB, Runner, clean_env
 from test_mcp import TOOLS
+
+from evhub import Hub
 
 LOCAL = Path(__file__).parent.parent / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
 TOOL_ERROR = 5  # the Inspector's exit status for a result with isError
@@ -35,14 +36,14 @@ def inspector() -> Path:
 
 
 class Inspector:
-    """`evhub mcp` on the hub at ROOT, called through the Inspector CLI at the hub time NOW."""
+    """`evhub mcp` on the hub at ROOT, called through the Inspector CLI."""
 
-    def __init__(self, root: Path, now: str) -> None:
-        self.root, self.now, self.cli = root, now, inspector()
+    def __init__(self, root: Path) -> None:
+        self.root, self.cli = root, inspector()
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The Inspector CLI run with ARGS (--method ...) against a fresh `evhub mcp`."""
-        argv = [str(self.cli), "--cli", "--cwd", str(self.root), "-e", f"EVHUB_NOW={self.now}", EVHUB, "mcp", *args]
+        argv = [str(self.cli), "--cli", "--cwd", str(self.root), EVHUB, "mcp", *args]
         # The Inspector runs on Node: a node installed beside it (.ci/run's, when the system's is too old) first.
         env = clean_env({"PATH": f"{self.cli.parent}{os.pathsep}{clean_env()['PATH']}"})
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -71,16 +72,16 @@ class Inspector:
 
 @pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # the client is under test here, not the store
 def test_the_inspector_lists_every_tool_and_calls_each_one(evhub: Runner) -> None:
-    inspector()
+    tools = Inspector(evhub.root)
+    hub = Hub(evhub.root)  # the scene is set through the Python API: the Inspector is what is under test
     for sid in ("alice", "bob", "dave"):
-        evhub.ok("hello", sid, now=at(1))
-    evhub.ok("claim", "api", session="alice", now=at(1))
-    evhub.ok("claim", "locked", session="alice", now=at(1))
-    evhub.ok("milestone", "create", "Owned", "--id", "owned", "--step", "build", session="alice", now=at(1))
-    evhub.ok("milestone", "claim", "owned", session="alice", now=at(1))
-    evhub.ok("milestone", "create", "Free", "--id", "free", "--step", "build", session="alice", now=at(1))
-    evhub.ok("msg", "send", "for dave", "--to", "dave", session="alice", now=at(1))
-    tools = Inspector(evhub.root, at(5))
+        hub.hello(sid)
+    hub.claim("alice", "api")
+    hub.claim("alice", "locked")
+    hub.create_milestone("alice", "Owned", milestone="owned", steps=["build"])
+    hub.claim_milestone("alice", "owned")
+    hub.create_milestone("alice", "Free", milestone="free", steps=["build"])
+    hub.send("alice", "for dave", to="dave")
 
     listed = tools("--method", "tools/list", "--strict")  # --strict: exit 6 on a schema other clients reject
     assert listed.returncode == 0, listed.stderr
@@ -126,5 +127,5 @@ def test_the_inspector_lists_every_tool_and_calls_each_one(evhub: Runner) -> Non
     assert [row["action"] for row in results["why"]["history"]] == ["claimed"]
     assert "locked is held by alice" in refused.result()
     assert "ttl_s" in negative.result()
-    claims = {(c["priority"], c["session"]) for c in json.loads(evhub.ok("claims", "--json", now=at(6)).stdout)}
+    claims = {(c.priority, c.session) for c in hub.state().claims.values()}
     assert claims == {("locked", "alice"), ("owned", "alice"), ("web", "bob"), ("free", "bob")}
