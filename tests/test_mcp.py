@@ -120,6 +120,7 @@ def test_every_parameter_is_described_closed_sets_are_enums_and_reads_are_marked
     run(main)
 
 
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # the rules are the core's, whatever the store
 def test_bad_arguments_are_refused_as_the_cli_refuses_them_and_change_nothing(evhub: Runner) -> None:
     """ttl_s=-5 was recorded and `log type=bogus` answered nothing (`evhub log --type clam` printed nothing and
     exited 0): the core refuses both now, for every caller, with one line naming what was meant."""
