@@ -26,12 +26,17 @@ class Agent(msgspec.Struct, frozen=True):
     role: str  # the role its sessions register with
     env_file: str  # the variable naming the file the agent sources before each shell command
     project_dir: str | None  # the variable holding the project's folder, which stays put, if it has one
+    # The variable naming the agent's own session (its hooks' `session_id`) in the stdio MCP servers it
+    # starts.  Codex passes its MCP servers only a whitelist of variables, none of them its thread id
+    # (openai/codex#19937), so a Codex agent says hello or sets EVHUB_SESSION.
+    mcp_session: str | None
 
 
 # Codex has no project-folder variable; its hooks run in the session's cwd, which a `cd` inside
 # one shell command does not change.  Codex also sets CLAUDE_ENV_FILE, to the same file.
-AGENTS = {a.name: a for a in (Agent("claude", "claude code", "CLAUDE_ENV_FILE", "CLAUDE_PROJECT_DIR"),
-                              Agent("codex", "codex", "CODEX_ENV_FILE", None))}
+AGENTS = {a.name: a for a in (Agent("claude", "claude code", "CLAUDE_ENV_FILE", "CLAUDE_PROJECT_DIR",
+                                    "CLAUDE_CODE_SESSION_ID"),
+                              Agent("codex", "codex", "CODEX_ENV_FILE", None, None))}
 
 
 class HookInput(msgspec.Struct):
@@ -147,13 +152,8 @@ def _task_completed(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Ag
 
 
 def _session(hub: Hub, hook: HookInput, agent: Agent) -> str:
-    """The session attached to the agent's session; joins one for an agent seen first mid-session
-    (evhub installed while it ran), or whose session left."""
-    state = hub.state()
-    sid = state.agent_session(agent.name, hook.session_id)
-    if sid is not None and sid in state.sessions and not state.sessions[sid].left:
-        return sid
-    return hub.join_agent(agent.name, hook.session_id, role=agent.role)
+    """The session attached to the agent's session (joined if none is live: evhub installed while it ran)."""
+    return hub.agent_here(agent.name, hook.session_id, role=agent.role)
 
 
 # Keyed by event name; Claude Code and Codex share the names of the events both have (Codex has no
