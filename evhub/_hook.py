@@ -11,13 +11,11 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from ._documents import one_line
-from ._errors import EvhubError, HubNotFound
+from ._errors import EvhubError
+from ._fasthook import HEARTBEAT_EVERY_S, WORKING, find_root, remember
 from ._hub import Hub
 from ._values import now, seconds_between
 
-AGENT = "claude"
-HEARTBEAT_EVERY_S = 30
-LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
 ROLE = "claude code"
 
 
@@ -28,21 +26,24 @@ class HookInput(msgspec.Struct):
     session_id: str
     cwd: str | None = None
     source: str | None = None
+    agent: str = "claude"  # not read from the input: the agent `evhub hook --agent` names (run sets it)
 
 
-def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple[str, str]:
-    """The hook's stdout and stderr for the hook input RAW (the hub at HUB_DIR, else found as the
-    CLI finds it, from the event's cwd)."""
+def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None, agent: str = "claude") -> tuple[str, str]:
+    """The hook's stdout and stderr for the hook input RAW from AGENT (the hub at HUB_DIR, else found
+    as the CLI finds it, from the event's cwd)."""
     try:
         hook = msgspec.json.decode(raw, type=HookInput)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         return "", f"evhub hook: not a hook event, ignored: {e}\n"
+    hook.agent = agent
     handler = _HANDLERS.get(hook.hook_event_name)
     if handler is None:
         return "", f"evhub hook: nothing to do on {hook.hook_event_name}\n"
     try:
         hub = _find_hub(hub_dir, hook, env)
         context = handler(hub, hook, env)
+        remember(hub, hook.hook_event_name, hook.agent, hook.session_id)  # what the fast path answers from
         hub.flush()
     except EvhubError as e:
         return "", f"evhub hook: {e}\n"
@@ -53,21 +54,14 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple
 
 
 def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str]) -> Hub:
-    """The hub at HUB_DIR, else found from the project's folder, which stays put, then from the event's
-    cwd, which follows the agent's `cd`."""
-    starts: list[str | None] = [start for start in (env.get("CLAUDE_PROJECT_DIR"), hook.cwd) if start] or [None]
-    for start in starts[:-1]:
-        try:
-            return Hub.find(hub_dir, start=start)
-        except HubNotFound:
-            continue
-    return Hub.find(hub_dir, start=starts[-1])
+    """The hub at HUB_DIR, else found as the fast path finds it (find_root)."""
+    return Hub(find_root(hub_dir, hook.cwd, env))
 
 
 def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
     from ._report import recall_markdown
 
-    sid = hub.join_agent(AGENT, hook.session_id, role=ROLE)
+    sid = hub.join_agent(hook.agent, hook.session_id, role=ROLE)
     env_file = env.get("CLAUDE_ENV_FILE")
     if env_file:
         # Claude Code sources this file before each shell command the agent runs.
@@ -117,16 +111,16 @@ def _session(hub: Hub, hook: HookInput) -> str:
     """The session attached to the agent's session; joins one for an agent seen first mid-session
     (evhub installed while it ran), or whose session left."""
     state = hub.state()
-    sid = state.agent_session(AGENT, hook.session_id)
+    sid = state.agent_session(hook.agent, hook.session_id)
     if sid is not None and sid in state.sessions and not state.sessions[sid].left:
         return sid
-    return hub.join_agent(AGENT, hook.session_id, role=ROLE)
+    return hub.join_agent(hook.agent, hook.session_id, role=ROLE)
 
 
 _HANDLERS: dict[str, Callable[[Hub, HookInput, Mapping[str, str]], str]] = {
     "SessionStart": _session_start,
-    "UserPromptSubmit": _working("working"),
-    "PostToolUse": _working("working"),
+    "UserPromptSubmit": _working(WORKING),  # these two are the fast path's THROTTLED
+    "PostToolUse": _working(WORKING),
     "Stop": _working("idle"),
     "SessionEnd": _session_end,
 }
