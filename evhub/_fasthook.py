@@ -4,9 +4,10 @@ without loading the hub (no typer, no rich, no SQLite).
 Such calls are most of an agent's hook calls: one after every tool call.  The full path (_hook.run)
 leaves a stamp per agent session, beside the log: the hub session, its status and last sighting, and
 the checkpoint of the log its answer was taken at, when nothing was left unread.  The fast path
-answers "nothing to do" only when the log still holds that checkpoint, the heartbeat is not due,
-and the events appended since can neither owe the agent a message nor change who or how its session
-is.  On anything else, or any doubt, the full path answers.
+answers "nothing to do" only when the log still holds that checkpoint, the heartbeat is not due, and
+the events appended since (only those are read, by the log's own rules, so a damaged line is a
+CorruptLog) can neither owe the agent a message nor change who or how its session is.  On anything
+else, or any doubt, the full path answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from . import _events as ev
 from . import _place
 from ._errors import EvhubError, HubNotFound
 from ._pgstore import StoreSettings
@@ -32,15 +34,13 @@ HEARTBEAT_EVERY_S = 30
 WORKING = "working"  # the status a throttled event beats
 THROTTLED = frozenset({"UserPromptSubmit", "PostToolUse"})  # the events the fast path may answer
 STAMPS = "hooks"  # the stamps' folder, beside the log
-MAX_TAIL = 1 << 20  # bytes appended since the stamp that are worth reading here; more is the full path's job
+MAX_TAIL = 1 << 20  # bytes appended since the stamp worth reading here; more is the full path's job
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Events that matter to no session but the one they are by (or, for a message or an attachment,
-# addressed to): any other type (a rename, a repair's placeholder, one from a newer evhub) is a doubt.
-_BYSTANDER = frozenset({
-    "heartbeat", "session_registered", "session_left", "id_proposed", "id_rejected", "priority_claimed",
-    "priority_released", "focus_set", "note_added", "milestone_created", "milestone_claimed", "step_updated",
-    "message_posted", "messages_read", "agent_attached",
-})
+# addressed to): any other (a rename, a repair's placeholder, one from a newer evhub) is a doubt.
+_BYSTANDER = (ev.Heartbeat, ev.SessionRegistered, ev.SessionLeft, ev.IdProposed, ev.IdRejected, ev.PriorityClaimed,
+              ev.PriorityReleased, ev.FocusSet, ev.NoteAdded, ev.MilestoneCreated, ev.MilestoneClaimed,
+              ev.StepUpdated, ev.MessagePosted, ev.MessagesRead, ev.AgentAttached)
 
 
 class Stamp(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,21 +61,6 @@ class _HookFields(msgspec.Struct):
     hook_event_name: str
     session_id: str
     cwd: str | None = None
-
-
-class _Glance(msgspec.Struct, kw_only=True):
-    """The fields of an event line the fast path looks at; the rest are skipped undecoded."""
-
-    type: str
-    seq: int
-    more: bool = False
-    session: str | None = None
-    to: str | None = None
-    agent: str | None = None
-    agent_session: str | None = None
-
-
-_glances = msgspec.json.Decoder(_Glance)
 
 
 def find_root(hub_dir: str | None, cwd: str | None, env: Mapping[str, str]) -> Path:
@@ -125,24 +110,21 @@ def answer(raw: bytes, env: Mapping[str, str], hub_dir: str | None, agent: str) 
 
 
 def _quiet_since(store: Store, stamp: Stamp) -> bool:
-    """Whether every event after STAMP's checkpoint (resumed) is whole and one that leaves its session
-    as it was: none by it, no message to it or to all, no attachment of its agent session elsewhere."""
-    seq, read, more = stamp.checkpoint.seq, 0, False
-    for _, block in store.blocks(stamp.checkpoint.offset):
-        read += len(block)
-        if read > MAX_TAIL:
+    """Whether every event after STAMP's checkpoint (resumed), read by the log's own rules, leaves its
+    session as it was: none by it, no message to it or to all, no attachment of its agent session."""
+    start = stamp.checkpoint.offset
+    for events in store.read_blocks(stamp.checkpoint.seq):
+        if store.reached - start > MAX_TAIL:
             return False
-        for e in _glances.decode_lines(block):
-            seq += 1
-            if e.seq != seq or e.session == stamp.session or e.type not in _BYSTANDER:
+        for e in events:
+            if not isinstance(e, _BYSTANDER) or e.session == stamp.session:
                 return False
-            if e.type == "message_posted" and e.to in ("all", stamp.session):
+            if isinstance(e, ev.MessagePosted) and e.to in ("all", stamp.session):
                 return False
-            if e.type == "agent_attached" and (e.agent, e.agent_session) == (stamp.agent, stamp.agent_session):
+            if isinstance(e, ev.AgentAttached) and (e.agent, e.agent_session) == (stamp.agent, stamp.agent_session):
                 return False
-            more = e.more
-    # A torn tail, or a batch whose last event says more follow, is a write in progress (or cut short).
-    return not store.torn_tail and not more
+    # A torn tail, or a write of several events not all there, is a write under way (or cut short).
+    return not store.torn_tail
 
 
 def remember(hub: Hub, event: str, agent: str, agent_session: str) -> None:
