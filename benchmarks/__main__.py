@@ -206,8 +206,9 @@ def ok() -> None:
 app()
 """
 
-# The physical floor of one command: encode one event, append it under flock (fsync as evhub does).
-APPEND_ONE = """
+# The physical floor's parts: evhub's heartbeat line from msgspec alone, and its append under flock
+# (fsync as evhub does).
+FLOOR_PARTS = """
 import fcntl, os, sys, time
 import msgspec
 
@@ -218,30 +219,27 @@ class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", kw_only=True,
     session: str
     status: str = ""
 
-line = msgspec.json.encode(Heartbeat(seq=1, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-                                     session="session-1")) + b"\\n"
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, line)
-if os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off"):
-    os.fsync(fd)
-fcntl.flock(fd, fcntl.LOCK_UN)
-os.close(fd)
+def append(path, seq, session, status=""):
+    line = msgspec.json.encode(Heartbeat(seq=seq, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+                                         session=session, status=status)) + b"\\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, line)
+    if os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off"):
+        os.fsync(fd)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 """
 
-# The MCP floor: a server on the same SDK whose one tool does the physical floor's work (APPEND_ONE).
-MCP_FLOOR = """
-import fcntl, os, sys, time
-from typing import Any
-import msgspec
-from mcp.server.mcpserver import MCPServer
+# The physical floor of one command: encode one event, append it.
+APPEND_ONE = FLOOR_PARTS + """
+append(sys.argv[1], 1, "session-1")
+"""
 
-class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", kw_only=True, gc=False):
-    seq: int
-    id: str
-    ts: str
-    session: str
-    status: str = ""
+# The MCP floor: a server on the same SDK whose one tool does the physical floor's work.
+MCP_FLOOR = FLOOR_PARTS + """
+from typing import Any
+from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("floor", log_level="WARNING")
 seq = 0
@@ -251,14 +249,7 @@ def heartbeat(session: str | None = None, status: str = "") -> dict[str, Any]:
     \"\"\"Append one heartbeat.\"\"\"
     global seq
     seq += 1
-    line = msgspec.json.encode(Heartbeat(seq=seq, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-                                         session=session or "session-1", status=status)) + b"\\n"
-    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.write(fd, line)
-    os.fsync(fd)
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    append(sys.argv[1], seq, session or "session-1", status)
     return {"seq": seq}
 
 server.run("stdio")
