@@ -21,10 +21,11 @@ def hub(tmp_path: Path) -> Runner:
     return Runner(init_hub(tmp_path / "repo"))
 
 
-def traced(root: Path, stdin: bytes, now: str, *args: str) -> tuple[subprocess.CompletedProcess[bytes], bool]:
-    """`evhub hook ARGS` fed STDIN at NOW, as test_hook.hook runs it, under `python -X importtime`; the
-    process (its stderr without the import lines) and whether it loaded the hub."""
-    done = subprocess.run([sys.executable, "-X", "importtime", EVHUB, "hook", *args], input=stdin,
+def traced(root: Path, stdin: bytes, now: str, *args: str,
+           before: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[bytes], bool]:
+    """`evhub BEFORE hook ARGS` fed STDIN at NOW, as test_hook.hook runs it, under `python -X importtime`;
+    the process (its stderr without the import lines) and whether it loaded the hub."""
+    done = subprocess.run([sys.executable, "-X", "importtime", EVHUB, *before, "hook", *args], input=stdin,
                           env=clean_env({"EVHUB_NOW": now}), cwd="/", capture_output=True, timeout=60)
     lines = done.stderr.decode().splitlines()
     modules = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
@@ -129,6 +130,9 @@ def test_the_hook_never_fails_the_agent_and_keys_the_agent_it_is_told(hub: Runne
     stamps[0].write_bytes(b"{not a stamp")
     silent(full(hub.root, "post_tool_use", at(2)))  # a damaged stamp is no verdict
     fast(hub.root, "post_tool_use", at(3))  # and the full path left a good one
+    # The hub named by the global --hub, whatever the event's cwd says.
+    done, loaded = traced(hub.root, payload("post_tool_use", Path("/")), at(4), before=("--hub", str(hub.root)))
+    assert silent(done) == "" and not loaded, done.stderr
     for args in (["--agent"], ["--bogus"], ["--agent="]):
         done, _ = traced(hub.root, payload("post_tool_use", hub.root), at(4), *args)
         assert done.returncode == 0 and done.stdout == b"", done
