@@ -133,10 +133,11 @@ def remember(hub: Hub, event: str, agent: str, agent_session: str) -> None:
     the checkpoint and the unread messages are of one moment: a log that moved while they were read
     leaves no stamp.  Best effort: without a stamp the next hook takes the full path."""
     path = stamp_path(hub.events_dir, agent, agent_session)
-    if event not in THROTTLED or path is None:
+    if path is None:
         return
     try:
-        stamp = _stamp(hub, agent, agent_session)
+        # Another event changes the session (a start, a stop, an end): no stamp outlives it, none piles up.
+        stamp = _stamp(hub, agent, agent_session) if event in THROTTLED else None
     except EvhubError:
         stamp = None
     try:

@@ -143,3 +143,5 @@ def test_the_hook_never_fails_the_agent_and_keys_the_agent_it_is_told(hub: Runne
     attached = json.loads(hub.log_bytes().splitlines()[-1])
     assert (attached["type"], attached["agent"], attached["agent_session"]) == ("agent_attached", "codex",
                                                                                   "codex-thread-1")
+    silent(hook(hub.root, payload("session_end", hub.root), at(6)))
+    assert not stamps[0].exists(), "a session that ended leaves no stamp behind"
