@@ -544,14 +544,9 @@ def hook(
     agent: Annotated[str, typer.Option("--agent", help="The agent sending the event: claude or codex.")] = "claude",
 ) -> None:
     """Handle one agent hook event (JSON on stdin); never fails the agent (see `install`)."""
-    import os
+    from ._entry import hook as handle  # the console script answers hooks without typer; this is for -m and help
 
-    from ._hook import LOCK_WAIT_S, run
-
-    os.environ.setdefault("EVHUB_LOCK_TIMEOUT", LOCK_WAIT_S)  # a hook must not hold the agent up
-    stdout, stderr = run(sys.stdin.buffer.read(), os.environ, _hub_dir, agent=agent)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
+    handle(_hub_dir, agent)
 
 
 @app.command()

@@ -12,31 +12,12 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from ._agents import AGENTS, Agent
 from ._documents import one_line
-from ._errors import BadInput, EvhubError, HubNotFound
+from ._errors import BadInput, EvhubError
+from ._fasthook import HEARTBEAT_EVERY_S, WORKING, find_root, remember
 from ._hub import Hub
 from ._values import now, seconds_between
-
-HEARTBEAT_EVERY_S = 30
-LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
-
-
-class Agent(msgspec.Struct, frozen=True):
-    name: str  # the `agent` of its agent_attached events
-    role: str  # the role its sessions register with
-    env_file: str  # the variable naming the file the agent sources before each shell command
-    project_dir: str | None  # the variable holding the project's folder, which stays put, if it has one
-    # The variable naming the agent's own session (its hooks' `session_id`) in the stdio MCP servers it
-    # starts.  Codex passes its MCP servers only a whitelist of variables, none of them its thread id
-    # (openai/codex#19937), so a Codex agent says hello or sets EVHUB_SESSION.
-    mcp_session: str | None
-
-
-# Codex has no project-folder variable; its hooks run in the session's cwd, which a `cd` inside
-# one shell command does not change.  Codex also sets CLAUDE_ENV_FILE, to the same file.
-AGENTS = {a.name: a for a in (Agent("claude", "claude code", "CLAUDE_ENV_FILE", "CLAUDE_PROJECT_DIR",
-                                    "CLAUDE_CODE_SESSION_ID"),
-                              Agent("codex", "codex", "CODEX_ENV_FILE", None, None))}
 
 
 class HookInput(msgspec.Struct):
@@ -67,6 +48,7 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None, agent: s
     try:
         hub = _find_hub(hub_dir, hook, env, AGENTS[agent])
         context = handler(hub, hook, env, AGENTS[agent])
+        remember(hub, hook.hook_event_name, agent, hook.session_id)  # what the fast path answers from
         hub.flush()
     except EvhubError as e:
         return "", f"evhub hook: {e}\n"
@@ -77,16 +59,8 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None, agent: s
 
 
 def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str], agent: Agent) -> Hub:
-    """The hub at HUB_DIR, else found from the project's folder, which stays put, then from the event's
-    cwd, which follows the agent's `cd`."""
-    project = env.get(agent.project_dir) if agent.project_dir else None
-    starts: list[str | None] = [start for start in (project, hook.cwd) if start] or [None]
-    for start in starts[:-1]:
-        try:
-            return Hub.find(hub_dir, start=start)
-        except HubNotFound:
-            continue
-    return Hub.find(hub_dir, start=starts[-1])
+    """The hub at HUB_DIR, else found as the fast path finds it (find_root)."""
+    return Hub(find_root(hub_dir, hook.cwd, env, agent.project_dir))
 
 
 def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Agent) -> str:
@@ -160,8 +134,8 @@ def _session(hub: Hub, hook: HookInput, agent: Agent) -> str:
 # SessionEnd: its sessions leave by the hub's alive TTL).
 _HANDLERS: dict[str, Callable[[Hub, HookInput, Mapping[str, str], Agent], str]] = {
     "SessionStart": _session_start,
-    "UserPromptSubmit": _working("working"),
-    "PostToolUse": _working("working"),
+    "UserPromptSubmit": _working(WORKING),  # these two are the fast path's THROTTLED
+    "PostToolUse": _working(WORKING),
     "Stop": _working("idle"),
     "SessionEnd": _session_end,
     "TaskCompleted": _task_completed,

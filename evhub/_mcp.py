@@ -17,9 +17,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from ._agents import AGENTS
 from ._documents import message_dicts
 from ._errors import EvhubError
-from ._hook import AGENTS
 from ._hub import Hub
 from ._values import StepStatus, now, read_time
 
