@@ -28,11 +28,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from evhub import Hub
 from evhub import _events as ev
+from evhub._agents import AGENTS
 from evhub._pgstore import StoreSettings
 from evhub._progress import Progress
 from evhub._values import format_ts
@@ -204,8 +206,9 @@ def ok() -> None:
 app()
 """
 
-# The physical floor of one command: encode one event, append it under flock (fsync as evhub does).
-APPEND_ONE = """
+# The physical floor's parts: evhub's heartbeat line from msgspec alone, and its append under flock
+# (fsync as evhub does).
+FLOOR_PARTS = """
 import fcntl, os, sys, time
 import msgspec
 
@@ -216,15 +219,40 @@ class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", kw_only=True,
     session: str
     status: str = ""
 
-line = msgspec.json.encode(Heartbeat(seq=1, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-                                     session="session-1")) + b"\\n"
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, line)
-if os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off"):
-    os.fsync(fd)
-fcntl.flock(fd, fcntl.LOCK_UN)
-os.close(fd)
+def append(path, seq, session, status=""):
+    line = msgspec.json.encode(Heartbeat(seq=seq, id="0" * 26, ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+                                         session=session, status=status)) + b"\\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, line)
+    if os.environ.get("EVHUB_FSYNC", "1") not in ("0", "false", "no", "off"):
+        os.fsync(fd)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+"""
+
+# The physical floor of one command: encode one event, append it.
+APPEND_ONE = FLOOR_PARTS + """
+append(sys.argv[1], 1, "session-1")
+"""
+
+# The MCP floor: a server on the same SDK whose one tool does the physical floor's work.
+MCP_FLOOR = FLOOR_PARTS + """
+from typing import Any
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("floor", log_level="WARNING")
+seq = 0
+
+@server.tool()
+def heartbeat(session: str | None = None, status: str = "") -> dict[str, Any]:
+    \"\"\"Append one heartbeat.\"\"\"
+    global seq
+    seq += 1
+    append(sys.argv[1], seq, session or "session-1", status)
+    return {"seq": seq}
+
+server.run("stdio")
 """
 
 # Every worker says it is ready (a file named after it), waits for the go file, then starts its clock:
@@ -482,6 +510,133 @@ class Bench:
         return done / elapsed, done
 
 
+# -- agents: the hook and the MCP server --------------------------------------------------------------
+
+HOOK_PAST_S = 100  # how long before the run the hook rows' agents last beat: every one's heartbeat is due
+PHYSICAL_FLOOR = "a script: msgspec encode of one event, append under flock, fsync"
+MCP_FLOOR_NAME = ("the same client calling a minimal MCP server (same SDK) whose tool appends one event under "
+                  "flock, fsync")
+MCP_WARMUP = 3  # calls before the timed ones: the first call of a server pays for its imports
+
+
+def hook_rows(bench: Bench, size: int, series: int, repeats: int) -> tuple[list[Row], Path]:
+    """`evhub hook` on a PostToolUse, in a new hub of SIZE events: throttled (nothing to push), with a
+    heartbeat due, with messages waiting; each against the physical floor, timed interleaved with the
+    throttled calls (SERIES of each).  Every figure is checked to be what it says: the throttled calls
+    write nothing, each due call writes its heartbeat, each call with messages pushes them.  Returns the
+    hub too, for the MCP row."""
+    root = bench.tmp / f"hook-{size}"
+    progress(f"hook: a hub of {size:,} events whose agents last beat {HOOK_PAST_S} s ago")
+    # The log ends before the agents' beats: a write is never stamped earlier than the log's last event.
+    synthetic_log(root / LOG, size, end=datetime.now(UTC) - timedelta(seconds=HOOK_PAST_S + 20))
+    run(bench.evhub(root, "status"))
+    throttled_agent, waiting_agent = "bench-throttled", "bench-messages"
+    due_agents = [f"bench-due-{n}" for n in range(repeats)]
+    given = os.environ.get("EVHUB_NOW")
+    os.environ["EVHUB_NOW"] = format_ts(datetime.now(UTC) - timedelta(seconds=HOOK_PAST_S))
+    try:
+        hub = Hub(root)
+        role = AGENTS["claude"].role
+        sids = {agent: hub.join_agent("claude", agent, role=role) for agent in [throttled_agent, waiting_agent,
+                                                                                  *due_agents]}
+        for sid in sids.values():
+            hub.heartbeat(sid, "working")
+            hub.inbox(sid)  # the broadcasts a newcomer finds unread are pushed in its first call, not in a row's
+        hub.flush()
+    finally:
+        if given is None:
+            del os.environ["EVHUB_NOW"]
+        else:
+            os.environ["EVHUB_NOW"] = given
+    command = bench.evhub(root, "hook")
+    floor_command = [sys.executable, str(bench.script("append_one.py", APPEND_ONE)),
+                     str(bench.tmp / "hook-floor.jsonl")]
+
+    def hook(agent: str, pushes: bool) -> float:
+        stdin = json.dumps({"session_id": agent, "hook_event_name": "PostToolUse", "cwd": str(root),
+                            "tool_name": "Bash", "tool_input": {"command": "pytest -q"}}).encode()
+        start = time.perf_counter()
+        done = subprocess.run(command, input=stdin, capture_output=True, env=bench.env)
+        elapsed = time.perf_counter() - start
+        if done.returncode or done.stderr or bool(done.stdout) != pushes:
+            raise SystemExit(f"`evhub hook` for {agent} did not do what its row says (exit {done.returncode}, "
+                             f"stdout {done.stdout[:200]!r}): {done.stderr.decode()}")
+        return elapsed
+
+    def log_size() -> int:
+        return (root / LOG).stat().st_size
+
+    progress(f"hook: {series} throttled calls, each beside the physical floor")
+    hook(throttled_agent, False)  # its beat is due: it beats, and leaves the stamp the next calls answer from
+    before = log_size()
+    throttled, floor = Figure([]), Figure([])
+    began = time.monotonic()
+    for _ in range(series):
+        start = time.perf_counter()
+        run(floor_command, bench.env)
+        floor.values.append(time.perf_counter() - start)
+        throttled.values.append(hook(throttled_agent, False))
+        if time.monotonic() - began > 20 and len(throttled.values) < series:
+            throttled.capped = f"{len(throttled.values)} of {series} calls: stopped at 20 s, before a beat is due"
+            break
+    if log_size() != before:
+        raise SystemExit("a throttled `evhub hook` wrote to the log")
+    progress(f"hook: {repeats} calls with a heartbeat due, {repeats} with messages waiting")
+    due = Figure([hook(agent, False) for agent in due_agents])
+    beats = [e for e in Hub(root).events(after=0) if isinstance(e, ev.Heartbeat) and e.session in
+             {sids[a] for a in due_agents}]
+    if len(beats) != 2 * repeats:  # the one from the set-up, and the one each call was due
+        raise SystemExit(f"{len(beats) - repeats} of {repeats} `evhub hook` calls with a heartbeat due beat")
+    waiting = Figure([])
+    for n in range(repeats):
+        hub.heartbeat(sids[waiting_agent], "working")  # so only the messages are its news
+        for m in range(3):
+            hub.send("session-1", f"message {m} of round {n}: " + "x" * 150, to=sids[waiting_agent])
+        hub.flush()
+        waiting.values.append(hook(waiting_agent, True))
+    hub.store.close()
+    name = f"`evhub hook` PostToolUse, {size:,} events"
+    return [Row(f"{name}, throttled (nothing to push)", throttled, PHYSICAL_FLOOR, floor, "s", "≤ 1.5×"),
+            Row(f"{name}, heartbeat due", due, PHYSICAL_FLOOR, floor, "s", "reported"),
+            Row(f"{name}, 3 messages waiting", waiting, PHYSICAL_FLOOR, floor, "s", "reported")], root
+
+
+def mcp_row(bench: Bench, root: Path, size: int, calls: int) -> Row:
+    """The per-call time of the `heartbeat` tool in a running `evhub mcp`, driven by the MCP SDK's
+    client over stdio, against the same client calling the same tool on MCP_FLOOR; calls alternate
+    between the two servers, both open at once."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    evhub_argv = bench.evhub(root, "mcp")
+    servers = [StdioServerParameters(command=evhub_argv[0], args=evhub_argv[1:], cwd=str(root), env=bench.env),
+               StdioServerParameters(command=sys.executable, env=bench.env, cwd=str(root),
+                                     args=[str(bench.script("mcp_floor.py", MCP_FLOOR)),
+                                           str(bench.tmp / "mcp-floor.jsonl")])]
+    figures = (Figure([]), Figure([]))
+
+    async def main() -> None:
+        async with stdio_client(servers[0]) as (r1, w1), ClientSession(r1, w1) as hub_client, \
+                stdio_client(servers[1]) as (r2, w2), ClientSession(r2, w2) as floor_client:
+            clients = (hub_client, floor_client)
+            for client in clients:
+                await client.initialize()
+            for n in range(MCP_WARMUP + calls):
+                for client, figure in zip(clients, figures, strict=True):
+                    start = time.perf_counter()
+                    result: Any = await client.call_tool("heartbeat", {"session": "session-1", "status": "working"})
+                    elapsed = time.perf_counter() - start
+                    if result.is_error:
+                        raise SystemExit(f"the MCP heartbeat failed: {result.content}")
+                    if n >= MCP_WARMUP:
+                        figure.values.append(elapsed)
+
+    progress(f"MCP: {calls} heartbeat calls to `evhub mcp` and to the floor server, alternating")
+    anyio.run(main)
+    return Row(f"MCP `heartbeat` tool call in a running `evhub mcp`, per call, {size:,} events", figures[0],
+               MCP_FLOOR_NAME, figures[1], "s", "reported")
+
+
 # -- PostgreSQL --------------------------------------------------------------------------------------
 
 
@@ -625,6 +780,8 @@ def pg_rows(bench: Bench, rounds: int, round_s: float) -> list[Row]:
 
 def fmt(value: float, unit: str) -> str:
     if unit == "s":
+        if value < 0.01:
+            return f"{value * 1000:.2f} ms"  # an MCP call: a few milliseconds
         return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
     if unit == "KiB":
         return f"{value / 1024:,.0f} MiB"
@@ -661,9 +818,11 @@ def main() -> None:
     if args.quick:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
         pg_rounds, pg_round_s = 3, 1.0
+        hook_series, hook_repeats, mcp_calls = 8, 3, 20
     else:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
         pg_rounds, pg_round_s = 5, 4.0
+        hook_series, hook_repeats, mcp_calls = 40, 10, 200
     began = time.perf_counter()
     # Timed as installed: `pip install .` byte-compiles evhub, while an editable install run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) compiles every module again at each start.
@@ -729,6 +888,9 @@ def main() -> None:
         rows.append(Row(f"`evhub status` just after deleting the read model, {B}",
                         bench.time(bench.evhub(hubs[big], "status"), before=lambda: read_model.unlink(missing_ok=True)),
                         "the replay row", replay, "s", "≤ 1.2×"))
+        agent_rows, hook_hub = hook_rows(bench, mid, hook_series, hook_repeats)
+        rows += agent_rows
+        rows.append(mcp_row(bench, hook_hub, mid, mcp_calls))
         rows += pg_rows(bench, pg_rounds, pg_round_s)
     progress(f"done in {time.perf_counter() - began:.0f} s")
     print(table(rows))

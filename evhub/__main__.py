@@ -1,3 +1,22 @@
-from ._cli import main
+"""The `evhub` command (console script and `python -m evhub`): hook calls to _entry, without typer;
+everything else to the CLI."""
 
-main()
+import sys
+
+from ._entry import hook, hook_call
+
+
+def main() -> None:
+    call = hook_call(sys.argv[1:])
+    if call is None:
+        from ._cli import main as cli
+
+        cli()
+    elif isinstance(call, str):
+        sys.stderr.write(f"evhub hook: {call}; nothing done\n")  # exit 0: a hook never fails the agent
+    else:
+        hook(*call)
+
+
+if __name__ == "__main__":
+    main()

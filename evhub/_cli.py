@@ -540,16 +540,13 @@ def timeline(
 
 
 @app.command()
-def hook() -> None:
-    """Handle one Claude Code hook event (JSON on stdin); never fails the agent (see `install claude`)."""
-    import os
+def hook(
+    agent: Annotated[str, typer.Option("--agent", help="The agent sending the event: claude or codex.")] = "claude",
+) -> None:
+    """Handle one agent hook event (JSON on stdin); never fails the agent (see `install`)."""
+    from ._entry import hook as handle  # the console script answers hooks without typer; this is for -m and help
 
-    from ._hook import LOCK_WAIT_S, run
-
-    os.environ.setdefault("EVHUB_LOCK_TIMEOUT", LOCK_WAIT_S)  # a hook must not hold the agent up
-    stdout, stderr = run(sys.stdin.buffer.read(), os.environ, _hub_dir)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
+    handle(_hub_dir, agent)
 
 
 @app.command()
@@ -562,9 +559,10 @@ def mcp() -> None:
 
 @app.command()
 def install(
-    target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude.")],
+    target: Annotated[str, typer.Argument(help="The agent to wire evhub into: claude or codex.")],
     remove: Annotated[bool, typer.Option("--remove", help="Take out what install added, and only that.")] = False,
-    mcp: Annotated[bool, typer.Option("--mcp", help="Also register `evhub mcp` as the project's MCP server.")] = False,
+    mcp: Annotated[bool, typer.Option(
+        "--mcp", help="Also register `evhub mcp` as the project's MCP server (codex: always).")] = False,
     project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
     local: Annotated[bool, typer.Option(
         "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md), not the "
@@ -866,7 +864,6 @@ def _keep_only_the_command_named(argv: list[str], group: typer.Typer = app) -> N
 
 def main() -> None:
     _keep_only_the_command_named(sys.argv[1:])
-    hooked = [c.callback for c in app.registered_commands] == [hook]
     try:
         app()
     except EvhubError as e:
@@ -874,9 +871,6 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SystemExit as e:
-        if e.code and hooked:
-            # A hook's command line evhub cannot parse (one written for a newer evhub): exit 2 would block the agent.
-            raise SystemExit(0) from None
         if not e.code:
             for h in _opened:
                 warn(h)

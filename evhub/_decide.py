@@ -14,7 +14,7 @@ import msgspec
 from . import _events as ev
 from ._errors import BadInput, Conflict, NotFound, NotYours
 from ._state import Claim, Milestone, State
-from ._values import STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
+from ._values import MAX_DURATION_S, STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
 
 
 class Hello(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,6 +235,8 @@ def _bye(cmd: Bye, st: State, now: str) -> list[ev.Event]:
 
 def _claim_event(st: State, sid: str, priority: str, ttl_s: int | None, now: str) -> ev.Event:
     """The claim of PRIORITY by SID: a grant, a refresh by the holder, or a takeover."""
+    if ttl_s is not None and not 1 <= ttl_s <= MAX_DURATION_S:
+        raise BadInput(f"ttl {ttl_s}s is out of range (1s to 3650d)")
     c = st.claims.get(priority)
     if _held_by_other(st, c, sid, now):
         assert c is not None

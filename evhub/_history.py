@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
 from collections import deque
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ class LogFilter(NamedTuple):
         if type_ is not None:
             type_ = TYPE_ALIASES.get(type_, type_)
             if type_ not in ev.EVENT_TYPES and not type_.replace("_", "").isalpha():
-                raise BadInput(f"unknown event type {type_!r}")
+                raise _unknown_type(type_)
         return cls(
             session=None if session is None else check_id(session, "session id"),
             type_=type_,
@@ -79,6 +80,27 @@ class LogFilter(NamedTuple):
             head.append(who)
         fields = [f"{k}={_show(v)}" for k, v in doc.items() if v not in ("", None, False, [])]
         return " ".join(head + fields)
+
+
+def _unknown_type(type_: str) -> BadInput:
+    close = difflib.get_close_matches(type_, [*TYPE_ALIASES, *ev.EVENT_TYPES], n=3, cutoff=0.7)
+    hint = " or ".join(close) if close else f"one of {', '.join(TYPE_ALIASES)}, or a full name such as priority_claimed"
+    return BadInput(f"unknown event type {type_!r}: did you mean {hint}?" if close else
+                    f"unknown event type {type_!r}: use {hint}")
+
+
+def check_type(store: Store, type_: str | None) -> None:
+    """Refuse TYPE_ unless this evhub knows it or the log holds an event of it (written by a newer
+    evhub): a typo would otherwise match nothing and look like an empty history."""
+    if type_ is None or type_ in ev.EVENT_TYPES:
+        return
+    for line in store.search((_quoted(type_),)):
+        try:
+            if _type_of(ev.decode(line.raw)) == type_:
+                return
+        except CorruptLog:
+            continue  # the scan that follows says where the log is damaged
+    raise _unknown_type(type_)
 
 
 def _type_of(e: ev.AnyEvent) -> str:
@@ -115,6 +137,7 @@ def matching_lines(store: Store, flt: LogFilter, limit: int | None, warnings: li
                    ) -> tuple[list[LogLine], int]:
     """The matching lines (only the last LIMIT when given) and the offset where they end: where the log
     ended, or its first damaged line."""
+    check_type(store, flt.type_)
     damaged: list[int] = []
     shown = deque(_select(flt, store.search(flt.needles()), warnings, damaged), maxlen=limit)
     return list(shown), damaged[0] if damaged else store.scanned_to

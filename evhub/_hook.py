@@ -1,8 +1,10 @@
-"""`evhub hook`: a Claude Code hook event in, the right hub calls out.
+"""`evhub hook`: a Claude Code or Codex hook event in, the right hub calls out.
 
 So an agent heartbeats, reads its mail and gets its bearings back after a compaction without
 being told to.  A hook must never hold the agent up: a missing or busy hub, or input that is not
-a hook event, prints nothing on stdout, says why on stderr, and exits 0.
+a hook event, prints nothing on stdout, says why on stderr, and exits 0.  Codex sends the same
+input fields and reads the same `hookSpecificOutput.additionalContext`, so one set of handlers
+serves both; what differs per agent is in AGENTS.
 """
 
 import shlex
@@ -10,29 +12,32 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from ._agents import AGENTS, Agent
 from ._documents import one_line
-from ._errors import EvhubError, HubNotFound
+from ._errors import BadInput, EvhubError
+from ._fasthook import HEARTBEAT_EVERY_S, WORKING, find_root, remember
 from ._hub import Hub
 from ._values import now, seconds_between
 
-AGENT = "claude"
-HEARTBEAT_EVERY_S = 30
-LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
-ROLE = "claude code"
-
 
 class HookInput(msgspec.Struct):
-    """The fields of Claude Code's hook input that evhub reads; others are ignored."""
+    """The fields of a hook input that evhub reads; others are ignored."""
 
     hook_event_name: str
     session_id: str
     cwd: str | None = None
     source: str | None = None
+    task_id: str | None = None  # TaskCompleted (Claude Code's shared task list)
+    task_subject: str | None = None
+    teammate_name: str | None = None  # TaskCompleted, TeammateIdle (Claude Code's agent teams)
+    team_name: str | None = None
 
 
-def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple[str, str]:
-    """The hook's stdout and stderr for the hook input RAW (the hub at HUB_DIR, else found as the
-    CLI finds it, from the event's cwd)."""
+def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None, agent: str = "claude") -> tuple[str, str]:
+    """The hook's stdout and stderr for AGENT's hook input RAW (the hub at HUB_DIR, else found as the
+    CLI finds it, from the agent's project folder, then the event's cwd)."""
+    if agent not in AGENTS:
+        return "", f"evhub hook: unknown agent {agent!r} (use {' or '.join(AGENTS)}), ignored\n"
     try:
         hook = msgspec.json.decode(raw, type=HookInput)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -41,44 +46,36 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None) -> tuple
     if handler is None:
         return "", f"evhub hook: nothing to do on {hook.hook_event_name}\n"
     try:
-        hub = _find_hub(hub_dir, hook, env)
-        context = handler(hub, hook, env)
+        hub = _find_hub(hub_dir, hook, env, AGENTS[agent])
+        context = handler(hub, hook, env, AGENTS[agent])
+        remember(hub, hook.hook_event_name, agent, hook.session_id)  # what the fast path answers from
         hub.flush()
     except EvhubError as e:
         return "", f"evhub hook: {e}\n"
-    except Exception as e:  # evhub's own failure is still never the agent's: one line, and it goes on
-        return "", f"evhub hook: failed on {hook.hook_event_name}, ignored: {type(e).__name__}: {one_line(str(e))}\n"
     if not context:
         return "", ""
     out = {"hookSpecificOutput": {"hookEventName": hook.hook_event_name, "additionalContext": context}}
     return msgspec.json.encode(out).decode() + "\n", ""
 
 
-def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str]) -> Hub:
-    """The hub at HUB_DIR, else found from the project's folder, which stays put, then from the event's
-    cwd, which follows the agent's `cd`."""
-    starts: list[str | None] = [start for start in (env.get("CLAUDE_PROJECT_DIR"), hook.cwd) if start] or [None]
-    for start in starts[:-1]:
-        try:
-            return Hub.find(hub_dir, start=start)
-        except HubNotFound:
-            continue
-    return Hub.find(hub_dir, start=starts[-1])
+def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str], agent: Agent) -> Hub:
+    """The hub at HUB_DIR, else found as the fast path finds it (find_root)."""
+    return Hub(find_root(hub_dir, hook.cwd, env, agent.project_dir))
 
 
-def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
+def _session_start(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Agent) -> str:
     """Register the agent (or take it back after a resume) and hand it its recall card; after a
     compaction the agent goes on as the session it was, so only the card is new."""
     from ._report import CONTEXT_BUDGET, recall_markdown
 
     if hook.source == "compact":
-        sid = _session(hub, hook)
-        _beat(hub, sid, "working")
+        sid = _session(hub, hook, agent)
+        _beat(hub, sid, WORKING)
     else:
-        sid = hub.join_agent(AGENT, hook.session_id, role=ROLE)
-    env_file = env.get("CLAUDE_ENV_FILE")
+        sid = hub.join_agent(agent.name, hook.session_id, role=agent.role)
+    env_file = env.get(agent.env_file)
     if env_file:
-        # Claude Code sources this file before each shell command the agent runs.
+        # The agent sources this file before each shell command it runs.
         try:
             with open(env_file, "a") as f:
                 f.write(f"export EVHUB_SESSION={shlex.quote(sid)}\nexport EVHUB_HUB={shlex.quote(str(hub.root))}\n")
@@ -100,14 +97,14 @@ def _beat(hub: Hub, sid: str, status: str) -> None:
         hub.heartbeat(sid, status)
 
 
-def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str]], str]:
+def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str], Agent], str]:
     """A hook that keeps the session alive and pushes its unread messages to the agent once: the
     newest that fit the context budget; the others stay unread."""
 
-    def beat_and_push(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
+    def beat_and_push(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Agent) -> str:
         from ._report import CONTEXT_BUDGET, fit_messages
 
-        sid = _session(hub, hook)
+        sid = _session(hub, hook, agent)
         _beat(hub, sid, status)
         if status == "idle":
             return ""
@@ -123,25 +120,37 @@ def _working(status: str) -> Callable[[Hub, HookInput, Mapping[str, str]], str]:
     return beat_and_push
 
 
-def _session_end(hub: Hub, hook: HookInput, env: Mapping[str, str]) -> str:
-    hub.bye(_session(hub, hook))
+def _session_end(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Agent) -> str:
+    hub.bye(_session(hub, hook, agent))
     return ""
 
 
-def _session(hub: Hub, hook: HookInput) -> str:
-    """The session attached to the agent's session; joins one for an agent seen first mid-session
-    (evhub installed while it ran), or whose session left."""
-    state = hub.state()
-    sid = state.agent_session(AGENT, hook.session_id)
-    if sid is not None and sid in state.sessions and not state.sessions[sid].left:
-        return sid
-    return hub.join_agent(AGENT, hook.session_id, role=ROLE)
+def _task_completed(hub: Hub, hook: HookInput, env: Mapping[str, str], agent: Agent) -> str:
+    """A task of Claude Code's shared task list completed: a note on the session that completed it, so
+    its history and recall say so.  The task list itself stays Claude Code's (see the README)."""
+    if not hook.task_id:
+        raise BadInput("a TaskCompleted event without a task_id")
+    by = ", ".join(f"{what} {one_line(name)}" for what, name in
+                   (("teammate", hook.teammate_name), ("team", hook.team_name)) if name)
+    # one line each: they are parts of a line composed here
+    text = f"completed task {one_line(hook.task_id)}: {one_line(hook.task_subject or '(no subject)')}"
+    hub.note(_session(hub, hook, agent), f"{text} ({by})" if by else text)
+    return ""  # Claude Code reads only exit codes here; nothing to say
 
 
-_HANDLERS: dict[str, Callable[[Hub, HookInput, Mapping[str, str]], str]] = {
+def _session(hub: Hub, hook: HookInput, agent: Agent) -> str:
+    """The session attached to the agent's session (joined if none is live: evhub installed while it ran)."""
+    return hub.agent_here(agent.name, hook.session_id, role=agent.role)
+
+
+# Keyed by event name; Claude Code and Codex share the names of the events both have (Codex has no
+# SessionEnd: its sessions leave by the hub's alive TTL).
+_HANDLERS: dict[str, Callable[[Hub, HookInput, Mapping[str, str], Agent], str]] = {
     "SessionStart": _session_start,
-    "UserPromptSubmit": _working("working"),
-    "PostToolUse": _working("working"),
+    "UserPromptSubmit": _working(WORKING),  # these two are the fast path's THROTTLED
+    "PostToolUse": _working(WORKING),
     "Stop": _working("idle"),
     "SessionEnd": _session_end,
+    "TaskCompleted": _task_completed,
+    "TeammateIdle": _working("idle"),  # a teammate of an agent team waiting for work
 }

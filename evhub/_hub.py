@@ -404,6 +404,18 @@ class Hub:
         assert isinstance(events[0], ev.SessionEvent)
         return events[0].session
 
+    def live_agent_session(self, agent: str, agent_session: str) -> str | None:
+        """The live session attached to AGENT's session AGENT_SESSION, if any."""
+        state = self.state()
+        sid = state.agent_session(agent, agent_session)
+        return sid if sid is not None and sid in state.sessions and not state.sessions[sid].left else None
+
+    def agent_here(self, agent: str, agent_session: str, *, role: str = "") -> str:
+        """The live session attached to AGENT's session AGENT_SESSION; when there is none (the agent seen
+        first mid-session, or its session left), one joined as at the agent's start. A hook and an MCP
+        server reach the same session through it, whichever comes first."""
+        return self.live_agent_session(agent, agent_session) or self.join_agent(agent, agent_session, role=role)
+
     def propose_id(self, session: str, proposed: str, reason: str = "") -> list[ev.Event]:
         return self.execute(cmd.ProposeId(session=session, proposed=proposed, reason=reason))
 

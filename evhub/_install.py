@@ -2,13 +2,14 @@
 
 A target adds only what it can recognise later (its exact hook command, a marked section of
 text), so installing twice changes nothing and `--remove` takes out exactly what was added,
-leaving a user's own hooks and text as they were.  Claude Code is the one target so far; another
-agent is another pair of functions in TARGETS.
+leaving a user's own hooks and text as they were.  Each target is a pair of functions in TARGETS:
+Claude Code and Codex so far.
 """
 
 import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,30 @@ MCP_SERVER = {"command": "evhub", "args": ["mcp"]}  # in the project's .mcp.json
 # is how the card comes back, since PostCompact's output never reaches the model) and its timeout in
 # seconds.  A hook's usual run is well under a second; SessionEnd's own budget is 1.5 s unless a hook's
 # timeout raises it, and `bye` must not be cut short.
-CLAUDE_HOOKS: dict[str, tuple[str | None, int]] = {
+CLAUDE_HOOKS: dict[str, tuple[str | None, int | None]] = {
     "SessionStart": (None, 10),
     "UserPromptSubmit": (None, 5),
     "PostToolUse": ("*", 5),
     "Stop": (None, 5),
     "SessionEnd": (None, 5),
+    # Claude Code's agent teams and shared task list (the README says why only these two)
+    "TaskCompleted": (None, 5),
+    "TeammateIdle": (None, 5),
 }
-# Where evhub's part goes: the shared files a project commits, or with --local the personal ones
-# Claude Code reads beside them (kept out of git by the user, as Claude Code's own local files are).
+# Codex runs the same command with --agent; it has no SessionEnd (a session leaves by the alive TTL),
+# and its SessionStart sources are startup, resume, clear and compact.
+CODEX_HOOK_COMMAND = f"{HOOK_COMMAND} --agent codex"
+CODEX_HOOKS: dict[str, tuple[str | None, int | None]] = {
+    "SessionStart": ("startup|resume|clear|compact", None),
+    "UserPromptSubmit": (None, None),
+    "PostToolUse": ("*", None),
+    "Stop": (None, None),
+}
+# Where evhub's part for Claude Code goes: the shared files a project commits, or with --local the
+# personal ones Claude Code reads beside them (kept out of git by the user, as Claude Code's own are).
 SHARED = (Path(".claude") / "settings.json", Path("CLAUDE.md"))
 LOCAL = (Path(".claude") / "settings.local.json", Path("CLAUDE.local.md"))
+TOML_BEGIN, TOML_END = "# evhub: begin", "# evhub: end"
 BEGIN, END = "<!-- evhub: begin -->", "<!-- evhub: end -->"
 CLAUDE_MD = f"""{BEGIN}
 ## Working beside other sessions (evhub)
@@ -59,21 +73,9 @@ def install_claude(project: Path, mcp: bool = False, local: bool = False) -> lis
     (settings_path, md_path), (other_settings, other_md) = (
         (project / p for p in pair) for pair in ((LOCAL, SHARED) if local else (SHARED, LOCAL)))
     settings = _read_json(settings_path)
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise BadInput(f'{settings_path}: "hooks" is not an object; fix it, then install again')
-    for event, (matcher, timeout) in CLAUDE_HOOKS.items():
-        groups = hooks.setdefault(event, [])
-        if not isinstance(groups, list):
-            raise BadInput(f'{settings_path}: "hooks.{event}" is not a list; fix it, then install again')
-        group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
-        group["hooks"] = [{"type": "command", "command": HOOK_COMMAND, "timeout": timeout}]
-        if group not in groups:  # ours as an older evhub wrote it (another matcher, no timeout) is replaced
-            hooks[event] = groups = _without_ours(groups)
-            groups.append(group)
-    writes = [(settings_path, _json_text(settings)), (md_path, _with_section(_read_text(md_path)))]
-    writes += _taken_out(other_settings)
-    writes.append((other_md, _without_section(_read_text(other_md))))
+    _add_hooks(settings_path, settings, CLAUDE_HOOKS, HOOK_COMMAND)
+    writes = [(settings_path, _json_text(settings)), (md_path, _with_section(_read_text(md_path), CLAUDE_MD)),
+              *_taken_out(other_settings, HOOK_COMMAND), (other_md, _without_section(_read_text(other_md)))]
     if mcp:
         mcp_path = project / ".mcp.json"
         config = _read_json(mcp_path)
@@ -84,8 +86,8 @@ def install_claude(project: Path, mcp: bool = False, local: bool = False) -> lis
             raise BadInput(f'{mcp_path} already has a server named "evhub" that is not `evhub mcp`')
         servers["evhub"] = MCP_SERVER
         writes.append((mcp_path, _json_text(config)))
-    changed = [p for p in (_write_text(path, new) for path, new in writes) if p]
-    _remove_empty(project / ".claude")
+    changed = _write_all(writes)
+    _remove_if_empty(project / ".claude")
     return changed
 
 
@@ -94,8 +96,9 @@ def remove_claude(project: Path) -> list[str]:
     changed (a file left empty is removed)."""
     writes = []
     for settings_path, md_path in ((project / p for p in pair) for pair in (SHARED, LOCAL)):
-        writes += _taken_out(settings_path)
-        writes.append((md_path, _without_section(_read_text(md_path))))
+        writes += [*_taken_out(settings_path, HOOK_COMMAND), (md_path, _without_section(_read_text(md_path)))]
+    changed = _write_all(writes)
+    _remove_if_empty(project / ".claude")
     mcp_path = project / ".mcp.json"
     if mcp_path.exists():
         config = _read_json(mcp_path)
@@ -104,79 +107,163 @@ def remove_claude(project: Path) -> list[str]:
             del servers["evhub"]
             if not servers:
                 del config["mcpServers"]
-            writes.append((mcp_path, _json_text(config)))
-    changed = [p for p in (_write_text(path, new) for path, new in writes) if p]
-    _remove_empty(project / ".claude")
+            changed += [p for p in (_write_json(mcp_path, config),) if p]
+    return changed
+
+
+def install_codex(project: Path, mcp: bool = False, local: bool = False) -> list[str]:
+    """Add evhub's hooks to PROJECT/.codex/hooks.json, the `evhub mcp` server to PROJECT/.codex/config.toml
+    and evhub's section to AGENTS.md; the files changed.  The MCP server is always added (MCP is ignored):
+    it is how a Codex agent reaches the hub without a shell.  Every file is read and checked before any
+    is written, as for Claude Code."""
+    if local:
+        raise BadInput("--local is for Claude Code, whose personal settings file sits beside the shared one")
+    hooks_path = project / ".codex" / "hooks.json"
+    hooks = _read_json(hooks_path)
+    _add_hooks(hooks_path, hooks, CODEX_HOOKS, CODEX_HOOK_COMMAND)
+    config_path = project / ".codex" / "config.toml"
+    md_path = project / "AGENTS.md"
+    return _write_all([(hooks_path, _json_text(hooks)), (config_path, _with_mcp_server(config_path, project)),
+                       (md_path, _with_section(_read_text(md_path), CLAUDE_MD))])
+
+
+def remove_codex(project: Path) -> list[str]:
+    """Take out what install_codex added; the files changed (a file left empty is removed)."""
+    hooks_path = project / ".codex" / "hooks.json"
+    hooks = _read_json(hooks_path)
+    _drop_hooks(hooks, CODEX_HOOK_COMMAND)
+    config_path = project / ".codex" / "config.toml"
+    config = _read_text(config_path)
+    _toml(config_path, config)
+    md_path = project / "AGENTS.md"
+    changed = _write_all([(hooks_path, _json_text(hooks)),
+                          (config_path, _without_section(config, TOML_BEGIN, TOML_END)),
+                          (md_path, _without_section(_read_text(md_path)))])
+    _remove_if_empty(hooks_path.parent)
     return changed
 
 
 TARGETS: dict[str, tuple[Callable[[Path, bool, bool], list[str]], Callable[[Path], list[str]]]] = {
     "claude": (install_claude, remove_claude),
+    "codex": (install_codex, remove_codex),
 }
 
 
-def _taken_out(path: Path) -> list[tuple[Path, str]]:
-    """The write that takes evhub's hooks out of the settings at PATH (and what that leaves empty),
-    if it holds any: a file without them is left as it is written."""
-    settings = _read_json(path)
-    hooks = settings.get("hooks")
-    if isinstance(hooks, dict):
-        for event in list(hooks):
-            if isinstance(hooks[event], list):
-                hooks[event] = _without_ours(hooks[event])
-                if not hooks[event]:
-                    del hooks[event]
-        if not hooks:
-            del settings["hooks"]
-    return [] if settings == _read_json(path) else [(path, _json_text(settings))]
+def _add_hooks(path: Path, doc: dict[str, Any], table: dict[str, tuple[str | None, int | None]],
+               command: str) -> None:
+    """Register COMMAND in DOC (the hooks file at PATH) for each event of TABLE, under its matcher and
+    with its timeout; one an older evhub registered otherwise (another matcher, no timeout) is replaced.
+    Claude Code and Codex share this file format."""
+    hooks = doc.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise BadInput(f'{path}: "hooks" is not an object; fix it, then install again')
+    for event, (matcher, timeout) in table.items():
+        groups = hooks.setdefault(event, [])
+        if not isinstance(groups, list):
+            raise BadInput(f'{path}: "hooks.{event}" is not a list; fix it, then install again')
+        group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
+        group["hooks"] = [{"type": "command", "command": command, **({} if timeout is None else {"timeout": timeout})}]
+        if group not in groups:
+            hooks[event] = groups = _without(groups, command)
+            groups.append(group)
 
 
-def _without_ours(groups: list[Any]) -> list[Any]:
-    """GROUPS without evhub's hook, and without a group it leaves empty."""
+def _drop_hooks(doc: dict[str, Any], command: str) -> None:
+    """Take COMMAND out of DOC's hooks, and the groups and events left empty by that."""
+    hooks = doc.get("hooks")
+    if not isinstance(hooks, dict):
+        return
+    for event in list(hooks):
+        if not isinstance(hooks[event], list):
+            continue
+        hooks[event] = _without(hooks[event], command)
+        if not hooks[event]:
+            del hooks[event]
+    if not hooks:
+        del doc["hooks"]
+
+
+def _without(groups: list[Any], command: str) -> list[Any]:
+    """GROUPS without COMMAND, and without a group that leaves empty."""
     for g in groups:
         if isinstance(g, dict) and isinstance(g.get("hooks"), list):
-            g["hooks"] = [h for h in g["hooks"] if not _is_ours(h)]
+            g["hooks"] = [h for h in g["hooks"] if not _is_ours(h, command)]
     return [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
 
 
-def _with_section(text: str) -> str:
-    section = _section(text)
-    if section is None:
-        return text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + CLAUDE_MD
-    return text[: section[0]] + CLAUDE_MD + text[section[1]:]
+def _taken_out(path: Path, command: str) -> list[tuple[Path, str]]:
+    """The write that takes COMMAND out of the settings at PATH, if they hold it: a file without it is
+    left as it is written."""
+    doc = _read_json(path)
+    _drop_hooks(doc, command)
+    return [] if doc == _read_json(path) else [(path, _json_text(doc))]
 
 
-def _without_section(text: str) -> str:
-    section = _section(text)
-    if section is None:
-        return text
-    start, end = section
-    before = text[:start]
-    if before.endswith("\n\n"):
-        before = before[:-1]  # the blank line install put before the section
-    return before + text[end:]
+def _with_mcp_server(path: Path, project: Path) -> str:
+    """The text of the Codex config at PATH with `evhub mcp` as [mcp_servers.evhub], run in PROJECT.
 
-
-def _remove_empty(folder: Path) -> None:
-    """Remove FOLDER (.claude/) when nothing is left in it."""
+    Python reads TOML (tomllib) but does not write it, and a round trip through a writer would lose
+    the user's comments and layout anyway; so the server is a marked block of text, appended (or
+    replaced in place), like the Markdown section.  The file is parsed before and after, so what is
+    written is valid TOML holding exactly evhub's server, and a server named evhub of the user's own is
+    refused rather than shadowed."""
+    server = {"command": MCP_SERVER["command"], "args": MCP_SERVER["args"], "cwd": str(project)}
+    keys = "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in server.items())
+    block = (f"{TOML_BEGIN}\n# cwd: Codex passes an MCP server only a whitelist of environment variables\n"
+             f"[mcp_servers.evhub]\n{keys}{TOML_END}\n")
+    text = _read_text(path)
+    _toml(path, text)
+    servers = _toml(path, _without_section(text, TOML_BEGIN, TOML_END)).get("mcp_servers")
+    if isinstance(servers, dict) and "evhub" in servers:
+        raise BadInput(f"{path} already has an [mcp_servers.evhub] that is not evhub's; rename or remove it")
+    new = _with_section(text, block, TOML_BEGIN, TOML_END)
     try:
-        folder.rmdir()
+        ours = tomllib.loads(new)["mcp_servers"]["evhub"]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+        ours = e
+    if ours != server:
+        raise BadInput(f"{path}: evhub's [mcp_servers.evhub] does not fit in this file; add it by hand")
+    return new
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # .claude/ or .codex/, when nothing else is in it
     except OSError:
         pass
 
 
-def _is_ours(hook: object) -> bool:
-    return isinstance(hook, dict) and hook.get("type") == "command" and hook.get("command") == HOOK_COMMAND
+def _is_ours(hook: object, command: str) -> bool:
+    return isinstance(hook, dict) and hook.get("type") == "command" and hook.get("command") == command
 
 
-def _section(text: str) -> tuple[int, int] | None:
+def _section(text: str, begin: str = BEGIN, end_mark: str = END) -> tuple[int, int] | None:
     """Where evhub's marked section of TEXT starts and ends (with its newline), if it has one."""
-    start = text.find(BEGIN)
-    end = text.find(END, start)
+    start = text.find(begin)
+    end = text.find(end_mark, start)
     if start < 0 or end < 0:
         return None
-    end += len(END)
+    end += len(end_mark)
     return start, end + 1 if text[end:end + 1] == "\n" else end
+
+
+def _with_section(text: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """TEXT with evhub's SECTION in place of its old one, else appended after a blank line."""
+    found = _section(text, begin, end)
+    if found is None:
+        return text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + section
+    return text[: found[0]] + section + text[found[1]:]
+
+
+def _without_section(text: str, begin: str = BEGIN, end: str = END) -> str:
+    """TEXT without evhub's section, nor the blank line _with_section put before it."""
+    found = _section(text, begin, end)
+    if found is None:
+        return text
+    before = text[: found[0]]
+    if before.endswith("\n\n"):
+        before = before[:-1]
+    return before + text[found[1]:]
 
 
 def _read_text(path: Path) -> str:
@@ -201,9 +288,26 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _toml(path: Path, text: str) -> dict[str, Any]:
+    """TEXT, the TOML file at PATH, parsed."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path} is not valid TOML ({e}); fix it, then run this again") from e
+
+
 def _json_text(doc: dict[str, Any]) -> str:
     """DOC as the file's text; an empty object is no file at all."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if doc else ""
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> str | None:
+    return _write_text(path, _json_text(doc))
+
+
+def _write_all(writes: list[tuple[Path, str]]) -> list[str]:
+    """Write each (path, text) of WRITES; the paths that changed."""
+    return [p for p in (_write_text(path, text) for path, text in writes) if p]
 
 
 def _write_text(path: Path, text: str) -> str | None:

@@ -8,31 +8,54 @@ the open hub.  An evhub error comes back as a tool error carrying the CLI's mess
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
 
+from ._agents import AGENTS
 from ._documents import message_dicts
-from ._errors import BadInput, EvhubError
+from ._errors import EvhubError
 from ._hub import Hub
-from ._values import now, read_time
+from ._values import StepStatus, now, read_time
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 LOG_LIMIT_MAX = 1000
 WAIT_MAX_S = 600
 INSTRUCTIONS = (
-    "evhub coordinates the agent sessions working on one repository. Say hello once to get your "
-    "session id and pass it as `session` to every other tool. Claim a priority before you start work "
-    "on it (a refusal names the live session holding it), release it when done, heartbeat while you "
-    "work, read your inbox, and call recall after a context loss."
+    "evhub coordinates the agent sessions working on one repository. Every tool that acts does so as you "
+    "when `session` is left out: the session your hooks registered (Claude Code with `evhub install "
+    "claude`), else $EVHUB_SESSION. Without either, call hello once and pass the id it returns as "
+    "`session`. Claim a priority before you start work on it (a refusal names the live session holding "
+    "it), release it when done, heartbeat while you work, read your inbox, and call recall after a "
+    "context loss."
 )
+READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+# Every write appends to the hub's log; none deletes or overwrites what is recorded.
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+You = Annotated[str | None, Field(description=(
+    "Your session id. Defaults to you (the session your hooks registered, else $EVHUB_SESSION)."))]
+Priority = Annotated[str, Field(description=(
+    "The priority (a unit of work) by name: 1-64 of a-z 0-9 . _ - starting with a letter or digit."))]
+Milestone = Annotated[str, Field(description="The milestone's id, as milestone_create returned it.")]
+Token = Annotated[int | None, Field(description=(
+    "The token your claim returned. Given, the call is refused if the claim has since passed to another "
+    "session (a fencing token: a stale worker cannot write over the new holder). Omit to skip that check."))]
+TtlS = Annotated[int | None, Field(ge=1, description=(
+    "Let the claim lapse after this many seconds (at least 1) unless you claim it again to refresh it. "
+    "Omitted: it holds while you stay alive (heartbeat)."))]
+Note = Annotated[str, Field(description="A note recorded with the change (may be empty).")]
 
 
-def build(hub: Hub) -> MCPServer:
-    """The MCP server for HUB."""
-    server = MCPServer("evhub", instructions=INSTRUCTIONS, log_level="WARNING")
+def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
+    """The MCP server for HUB, acting as the agent session ENV names when a call leaves out `session`."""
+    server = MCPServer("evhub", instructions=INSTRUCTIONS, version=version("evhub"), log_level="WARNING")
     # Tools run in worker threads; one call at a time keeps the Hub's kept state consistent.
     serial = threading.Lock()
 
@@ -49,81 +72,140 @@ def build(hub: Hub) -> MCPServer:
                 raise ToolError(f"{hub.damage}: the log is damaged there; run `evhub repair`, then ask again")
             return answer
 
-    def who(session: str | None) -> str:
-        sid = session or os.environ.get("EVHUB_SESSION")
+    def agent(join: bool = True) -> str | None:
+        """The session of the agent that started this server (read afresh at each call: the server may
+        start before the agent's SessionStart hook runs), joined as its hooks would if none is live yet,
+        unless JOIN is false."""
+        for a in AGENTS.values():
+            if a.mcp_session and env.get(a.mcp_session):
+                own = env[a.mcp_session]
+                return hub.agent_here(a.name, own, role=a.role) if join else hub.live_agent_session(a.name, own)
+        return None
+
+    def who(session: str | None, *, join: bool = True) -> str:
+        """SESSION, else you (found, not joined, for a read: JOIN false)."""
+        sid = session or agent(join) or env.get("EVHUB_SESSION")
         if not sid:
             raise ToolError("no session: pass `session` (your id from hello)")
         return sid
 
-    @server.tool()
-    def hello(session: str | None = None, role: str = "", about: str = "", resume: bool = False) -> dict[str, Any]:
-        """Register a session (no id: the first free session-N); resume=true to come back as the same one."""
-        sid = call(lambda: hub.hello(session, role=role, about=about, resume=resume))
+    def tool(annotations: ToolAnnotations) -> Callable[[F], F]:
+        """Register a tool described by its docstring as one paragraph (the SDK keeps its indentation)."""
+        def register(fn: F) -> F:
+            return server.tool(description=" ".join((fn.__doc__ or "").split()), annotations=annotations)(fn)
+        return register
+
+    @tool(WRITES)
+    def hello(
+        session: Annotated[str | None, Field(description=(
+            "The id to register. Omitted: the session your hooks registered (joined now if they have not run "
+            "yet), else the first free session-N."))] = None,
+        role: Annotated[str, Field(description="What you do, such as backend or reviewer.")] = "",
+        about: Annotated[str, Field(description="A line about what you are working on.")] = "",
+        resume: Annotated[bool, Field(description=(
+            "Come back as `session` after a restart; without it, the id of a live session is refused."))] = False,
+    ) -> dict[str, Any]:
+        """Register as a session on the hub and get its id, which the other tools take as `session`."""
+        sid = call(lambda: (None if session else agent()) or hub.hello(session, role=role, about=about,
+                                                                        resume=resume))
         return {"session": sid}
 
-    @server.tool()
-    def heartbeat(session: str | None = None, status: str = "") -> dict[str, Any]:
-        """Tell the hub you are alive (and what you are doing)."""
+    @tool(WRITES)
+    def heartbeat(
+        session: You = None,
+        status: Annotated[str, Field(description="What you are doing now, shown to the others.")] = "",
+    ) -> dict[str, Any]:
+        """Tell the hub you are alive (and what you are doing); a session silent for the hub's alive TTL
+        (5 minutes by default) is dead, and its claims can be taken over."""
         events = call(lambda: hub.heartbeat(who(session), status))
         return {"seq": events[-1].seq}
 
-    @server.tool()
-    def claim(priority: str, session: str | None = None, ttl_s: int | None = None) -> dict[str, Any]:
-        """Claim a priority before working on it; refused while another live session holds it."""
+    @tool(WRITES)
+    def claim(priority: Priority, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
+        """Claim a priority before working on it. Refused, naming the holder, while another live session
+        holds it; claiming one you hold refreshes it. Returns the claim's token."""
         token = call(lambda: hub.claim(who(session), priority, ttl_s))
         return {"priority": priority, "token": token}
 
-    @server.tool()
-    def release(priority: str, session: str | None = None, done: bool = False, note: str = "",
-                token: int | None = None) -> dict[str, Any]:
-        """Release your claim on a priority (done=true lists it as completed)."""
+    @tool(WRITES)
+    def release(
+        priority: Priority,
+        session: You = None,
+        done: Annotated[bool, Field(description="The work is finished: listed as completed.")] = False,
+        note: Note = "",
+        token: Token = None,
+    ) -> dict[str, Any]:
+        """Release your claim on a priority."""
         call(lambda: hub.release(who(session), priority, done=done, note=note, token=token))
         return {"priority": priority, "released": True}
 
-    @server.tool()
-    def milestone_create(title: str, steps: list[str], session: str | None = None, priority: str | None = None,
-                         milestone: str | None = None) -> dict[str, Any]:
-        """Create a milestone: multi-step work with a priority of its own."""
+    @tool(WRITES)
+    def milestone_create(
+        title: Annotated[str, Field(description="The milestone's title.")],
+        steps: Annotated[list[str], Field(description="The steps, in order, as short lines.")],
+        session: You = None,
+        priority: Annotated[str | None, Field(description=(
+            "The priority claiming the milestone claims. Omitted: the milestone's id."))] = None,
+        milestone: Annotated[str | None, Field(description="Its id. Omitted: made from the title.")] = None,
+    ) -> dict[str, Any]:
+        """Create a milestone: multi-step work with a priority of its own. Returns its id."""
         mid = call(lambda: hub.create_milestone(who(session), title, milestone=milestone, priority=priority,
                                                 steps=steps))
         return {"milestone": mid}
 
-    @server.tool()
-    def milestone_claim(milestone: str, session: str | None = None) -> dict[str, Any]:
-        """Own a milestone and claim its priority."""
-        token = call(lambda: hub.claim_milestone(who(session), milestone))
+    @tool(WRITES)
+    def milestone_claim(milestone: Milestone, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
+        """Own a milestone and claim its priority (refused while another live session holds it). Returns
+        the claim's token."""
+        token = call(lambda: hub.claim_milestone(who(session), milestone, ttl_s))
         return {"milestone": milestone, "token": token}
 
-    @server.tool()
-    def milestone_step(milestone: str, step: int, status: str, session: str | None = None, note: str = "",
-                       token: int | None = None) -> dict[str, Any]:
-        """Set step N (from 1) of a milestone to pending, in-progress, done, blocked or skipped."""
+    @tool(WRITES)
+    def milestone_step(
+        milestone: Milestone,
+        step: Annotated[int, Field(ge=1, description="The step's number, from 1.")],
+        status: Annotated[StepStatus, Field(description="The step's new status.")],
+        session: You = None,
+        note: Note = "",
+        token: Token = None,
+    ) -> dict[str, Any]:
+        """Set the status of one step of a milestone; returns the milestone as milestone_show does."""
         call(lambda: hub.update_step(who(session), milestone, step, status, note=note, token=token))
         return milestone_show(milestone)
 
-    @server.tool()
-    def milestone_show(milestone: str) -> dict[str, Any]:
-        """One milestone, step by step."""
+    @tool(READS)
+    def milestone_show(milestone: Milestone) -> dict[str, Any]:
+        """One milestone, step by step, with its owner and progress."""
         from ._documents import milestone_dict
 
         return call(lambda: milestone_dict(hub.milestone(milestone)))
 
-    @server.tool()
-    def msg_send(text: str, session: str | None = None, to: str = "all") -> dict[str, Any]:
-        """Post a message to one session, or to all."""
+    @tool(WRITES)
+    def msg_send(
+        text: Annotated[str, Field(description="The message.")],
+        session: You = None,
+        to: Annotated[str, Field(description="The recipient's session id, or all.")] = "all",
+    ) -> dict[str, Any]:
+        """Post a message to one session, or to all. Returns its seq."""
         seq = call(lambda: hub.send(who(session), text, to=to))
         return {"seq": seq}
 
-    @server.tool()
-    def inbox(session: str | None = None, peek: bool = False) -> dict[str, Any]:
-        """Your unread messages (to you or to all); they are then marked read unless peek=true."""
+    @tool(WRITES)
+    def inbox(
+        session: You = None,
+        peek: Annotated[bool, Field(description="Leave them unread.")] = False,
+    ) -> dict[str, Any]:
+        """Your unread messages (to you or to all), oldest first; they are then marked read."""
         return {"messages": call(lambda: message_dicts(hub.inbox(who(session), peek=peek)))}
 
-    @server.tool()
-    def wait_for_messages(session: str | None = None, timeout_s: float = 60) -> dict[str, Any]:
-        """Wait until you have unread messages (then returned and marked read), or timeout_s passes (at most 600)."""
-        if not 0 <= timeout_s <= WAIT_MAX_S:
-            raise ToolError(f"timeout_s must be between 0 and {WAIT_MAX_S}")
+    @tool(WRITES)
+    def wait_for_messages(
+        session: You = None,
+        timeout_s: Annotated[float, Field(ge=0, le=WAIT_MAX_S, description=(
+            f"How long to wait, in seconds (at most {WAIT_MAX_S})."))] = 60,
+    ) -> dict[str, Any]:
+        """Wait until you have unread messages, then return them marked read; an empty list when
+        timeout_s passes first."""
         deadline = time.monotonic() + timeout_s
         listener = hub.open_store()  # its own handle, so waiting never holds up the other tools
         try:
@@ -137,7 +219,7 @@ def build(hub: Hub) -> MCPServer:
         finally:
             listener.close()
 
-    @server.tool()
+    @tool(READS)
     def status() -> dict[str, Any]:
         """The hub at a glance: focus, live sessions, claims, milestones, recent messages."""
         from ._documents import status as status_doc
@@ -147,21 +229,26 @@ def build(hub: Hub) -> MCPServer:
             return status_doc(state, read_time(state.last_ts))
         return call(doc)
 
-    @server.tool()
-    def recall(session: str | None = None) -> dict[str, Any]:
+    @tool(READS)
+    def recall(session: You = None) -> dict[str, Any]:
         """What you need after a context loss: your claims, milestones, unread messages (left unread), notes."""
         from ._documents import recall as recall_doc
 
-        return call(lambda: recall_doc(hub.recall(who(session))))
+        return call(lambda: recall_doc(hub.recall(who(session, join=False))))
 
-    @server.tool()
-    def log(session: str | None = None, type: str | None = None, since: str | None = None,
-            until: str | None = None, limit: int = 50) -> dict[str, Any]:
-        """The latest events (oldest first), filtered by session, type, and time (30m ago, or RFC 3339)."""
+    @tool(READS)
+    def log(
+        session: Annotated[str | None, Field(description="Only this session's events (omitted: everyone's).")]
+        = None,
+        type: Annotated[str | None, Field(description=(
+            "Only events of this type: claim, release, hello, bye, msg, step, milestone, focus, note, read, "
+            "or a full name such as priority_claimed."))] = None,
+        since: Annotated[str | None, Field(description="From this time: 30m ago, or an RFC 3339 time.")] = None,
+        until: Annotated[str | None, Field(description="Up to this time: 30m ago, or an RFC 3339 time.")] = None,
+        limit: Annotated[int, Field(ge=1, le=LOG_LIMIT_MAX, description="Only the last this many events.")] = 50,
+    ) -> dict[str, Any]:
+        """The latest events of the hub's log, oldest first, as recorded."""
         from ._history import LogFilter
-
-        if not 1 <= limit <= LOG_LIMIT_MAX:
-            raise ToolError(str(BadInput(f"limit must be between 1 and {LOG_LIMIT_MAX}")))
 
         def events() -> list[dict[str, Any]]:
             from ._events import decode, to_dict
@@ -171,8 +258,8 @@ def build(hub: Hub) -> MCPServer:
 
         return {"events": call(events)}
 
-    @server.tool()
-    def why(priority: str) -> dict[str, Any]:
+    @tool(READS)
+    def why(priority: Priority) -> dict[str, Any]:
         """The history of a priority: each claim, refresh, takeover and release."""
         return {"history": call(lambda: hub.why(priority))}
 

@@ -7,6 +7,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal, get_args
 
 from ._errors import BadInput, ClockAhead
 
@@ -16,7 +17,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Ten years: longer ttls are typos, and they would overflow datetime arithmetic anyway.
 MAX_DURATION_S = 10 * 365 * 86400
 MAX_TEXT_BYTES = 64 * 1024
-STEP_STATUSES = ("pending", "in-progress", "done", "blocked", "skipped")
+StepStatus = Literal["pending", "in-progress", "done", "blocked", "skipped"]
+STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
 _NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)  # not float()'s: it takes '１２', 'nan', '1e9', ' 1_0 '
 
 

@@ -48,8 +48,9 @@ EVHUB = _find_evhub()
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without EVHUB_* settings, the evhub command's folder first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVHUB_")}
+    """The caller's environment without EVHUB_* settings or an agent's own session (when the suite runs
+    inside one), the evhub command's folder first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVHUB_", "CLAUDE_", "CODEX_"))}
     env["PATH"] = f"{Path(EVHUB).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})
     return env

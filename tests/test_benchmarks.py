@@ -36,6 +36,9 @@ ROWS = [
     (r"`evhub log --type claim --session session-7`", r"the decode floor"),
     (r"`evhub verify`", r"the decode floor"),
     (r"`evhub status` just after deleting the read model", r"the replay row"),
+    *[(rf"`evhub hook` PostToolUse, [\d,]+ events, {case}", r"a script: msgspec encode of one event")
+      for case in (r"throttled \(nothing to push\)", "heartbeat due", "3 messages waiting")],
+    (r"MCP `heartbeat` tool call in a running `evhub mcp`, per call", r"minimal MCP server \(same SDK\)"),
     (r"1 process, `hub.heartbeat` \(Python API\) on a PostgreSQL hub", r"BEGIN; INSERT of the same row"),
     (r"8 processes at once, `hub.heartbeat` \(Python API\) on one PostgreSQL hub", r"the same 1-connection INSERT"),
     (r"8 machines \(8 hub folders on one schema\), `hub.heartbeat` \(Python API\) at once",

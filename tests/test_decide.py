@@ -138,6 +138,17 @@ def test_claim_of_a_dead_holders_priority_is_a_takeover() -> None:
     assert (c.session, c.token, c.took_over_from) == ("b", claim.seq, "a")
 
 
+@pytest.mark.parametrize("ttl_s", [0, -5, 10 * 365 * 86400 + 1])
+def test_a_claim_ttl_out_of_range_is_refused_for_every_caller(ttl_s: int) -> None:
+    """The CLI refused `--ttl -5s` while the MCP tool recorded ttl_s=-5: the range is now the core's."""
+    sim = hub("a")
+    sim.do(d.CreateMilestone(session="a", title="m", steps=["build"]))
+    for command in (d.ClaimPriority(session="a", priority="p1", ttl_s=ttl_s),
+                    d.ClaimMilestone(session="a", milestone="m", ttl_s=ttl_s)):
+        with pytest.raises(BadInput, match="out of range"):
+            sim.do(command)
+
+
 def test_claim_whose_ttl_ran_out_can_be_taken_over_from_a_live_holder() -> None:
     sim = hub("a", "b")
     sim.do(d.ClaimPriority(session="a", priority="p1", ttl_s=60))

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from clock import at, fixed_now
 from command import EVHUB, Runner, clean_env, init_hub
 
-from evhub import Hub, _hook
+from evhub import Hub
 from evhub._report import CONTEXT_BUDGET
 
 PAYLOADS = Path(__file__).parent / "hooks"
@@ -243,7 +242,7 @@ def test_a_forked_session_is_registered_as_a_session_of_its_own(evhub: Runner) -
     assert types(evhub)[-2:] == ["session_registered", "agent_attached"]
 
 
-def test_nothing_that_goes_wrong_ever_blocks_the_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_that_goes_wrong_ever_blocks_the_agent(tmp_path: Path) -> None:
     """Exit 2 blocks a prompt, a stop or a tool's result: whatever fails, a hook exits 0, says why on
     stderr, and prints nothing on stdout."""
     root = init_hub(tmp_path / "repo")
@@ -256,10 +255,6 @@ def test_nothing_that_goes_wrong_ever_blocks_the_agent(tmp_path: Path, monkeypat
     env = clean_env({"EVHUB_NOW": at(2)})
     for argv in (["--hub", str(tmp_path / "nowhere"), "hook"], ["hook", "--an-option-of-a-newer-evhub"]):
         silent(subprocess.run([EVHUB, *argv], input=payload("stop", root), env=env, capture_output=True, timeout=60))
-    # and evhub's own failure, were there one
-    monkeypatch.setitem(_hook._HANDLERS, "Stop", lambda *args: 1 / 0)
-    assert _hook.run(payload("stop", root), {}, str(root)) == (
-        "", "evhub hook: failed on Stop, ignored: ZeroDivisionError: division by zero\n")
 
 
 HOLD_LOCK = """

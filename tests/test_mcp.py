@@ -1,23 +1,30 @@
 """`evhub mcp`, driven by the MCP SDK's own client over stdio: the server is a real `evhub mcp` process."""
 
+import json
+import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from command import EVHUB, Runner, clean_env
+from clock import at
+from command import EVHUB, Runner, clean_env, error_line
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from test_hook import AGENT_SESSION, context, hook, payload, types
+
+from evhub._values import STEP_STATUSES
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
          "milestone_show", "msg_send", "inbox", "wait_for_messages", "status", "recall", "log", "why"}
 
 
 @asynccontextmanager
-async def server(root: Path) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(command=EVHUB, args=["mcp"], cwd=str(root), env=clean_env())
+async def server(root: Path, env: Mapping[str, str] | None = None) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=EVHUB, args=["mcp"], cwd=str(root), env=clean_env(env))
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
@@ -80,12 +87,102 @@ def test_every_coordination_action_is_a_tool_with_structured_results(evhub: Runn
             await tools("release", priority="api", session="alice", done=True)
             # errors carry the CLI's message
             assert "unknown milestone" in await tools.error("milestone_show", milestone="nope")
-            assert "between 1 and" in await tools.error("log", limit=0)
+            assert "greater than or equal to 1" in await tools.error("log", limit=0)
             assert "no session" in await tools.error("heartbeat")
 
     run(main)
     # the CLI sees what the tools did, in the same log
     assert "session-1" in evhub.ok("sessions").stdout
+
+
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # the schema, whatever the store
+def test_every_parameter_is_described_closed_sets_are_enums_and_reads_are_marked(evhub: Runner) -> None:
+    """An LLM sees only the schema: before, no parameter had a description, step status was prose, no tool
+    was marked read-only and serverInfo.version was empty."""
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            assert session.server_info is not None and session.server_info.version == version("evhub")
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            for tool in tools.values():
+                assert tool.description and "  " not in tool.description, tool.name
+                for name, prop in tool.input_schema["properties"].items():
+                    assert prop.get("description"), f"{tool.name}.{name} has no description"
+            claim = tools["claim"].input_schema["properties"]
+            assert claim["session"]["description"].startswith("Your session id. Defaults to you")
+            assert "token" in tools["release"].input_schema["properties"]["token"]["description"]
+            assert {"type": "integer", "minimum": 1} in claim["ttl_s"]["anyOf"]
+            assert tools["milestone_step"].input_schema["properties"]["status"]["enum"] == list(STEP_STATUSES)
+            read_only = {n for n, t in tools.items() if t.annotations and t.annotations.read_only_hint}
+            assert read_only == {"status", "recall", "log", "why", "milestone_show"}
+            assert all(t.annotations and t.annotations.destructive_hint is False
+                       for n, t in tools.items() if n not in read_only)
+
+    run(main)
+
+
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # the rules are the core's, whatever the store
+def test_bad_arguments_are_refused_as_the_cli_refuses_them_and_change_nothing(evhub: Runner) -> None:
+    """ttl_s=-5 was recorded and `log type=bogus` answered nothing (`evhub log --type clam` printed nothing and
+    exited 0): the core refuses both now, for every caller, with one line naming what was meant."""
+    evhub.ok("hello", "alice")
+    evhub.ok("claim", "api", session="alice")
+    before = evhub.log_bytes()
+
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            tools = Tools(session)
+            assert "ttl_s" in await tools.error("claim", priority="web", session="alice", ttl_s=-5)
+            assert "unknown event type 'clam': did you mean claim?" in await tools.error("log", type="clam")
+            assert "unknown event type 'bogus': use one of hello" in await tools.error("log", type="bogus")
+            assert "'in-progress'" in await tools.error("milestone_step", milestone="m", step=1, status="finished",
+                                                        session="alice")
+            assert [e["type"] for e in (await tools("log", type="claim"))["events"]] == ["priority_claimed"]
+
+    run(main)
+    assert evhub.log_bytes() == before
+    cli = evhub("log", "--type", "clam")
+    assert error_line(cli, 1) == "error: unknown event type 'clam': did you mean claim?" and cli.stdout == ""
+    assert "'-5s'" in error_line(evhub("claim", "web", "--ttl", "-5s", session="alice"), 1)
+    assert evhub.log_bytes() == before
+
+
+@pytest.mark.parametrize("store", ["jsonl"], indirect=True)  # one store suffices: the hook's tests cover both
+def test_one_agent_reaching_the_hub_by_hook_mcp_and_shell_is_one_session(evhub: Runner, tmp_path: Path) -> None:
+    """Claude Code gives its stdio MCP servers CLAUDE_CODE_SESSION_ID; the server ignored it, so an agent was
+    session-1 to its hooks and shell and another session to its MCP tools, each with half its claims."""
+    env_file = tmp_path / "claude-env"
+    card = context(hook(evhub.root, payload("session_start_startup", evhub.root), at(1), env_file), "SessionStart")
+    assert "you are session session-1" in card
+    elsewhere = tmp_path / "elsewhere"  # the server finds the hub from CLAUDE_PROJECT_DIR, as Claude Code starts it
+    elsewhere.mkdir()
+
+    def agent(agent_session: str) -> dict[str, str]:
+        return {"CLAUDE_CODE_SESSION_ID": agent_session, "CLAUDE_PROJECT_DIR": str(evhub.root), "EVHUB_NOW": at(2)}
+
+    async def main() -> None:
+        async with server(elsewhere, agent(AGENT_SESSION)) as session:
+            tools = Tools(session)
+            assert (await tools("claim", priority="api"))["token"] > 0
+            assert (await tools("hello"))["session"] == "session-1", "hello names the agent's session"
+            assert (await tools("recall"))["session"]["id"] == "session-1"
+        # the server may start (and be called) before the agent's SessionStart hook runs
+        async with server(elsewhere, agent("second-agent")) as session:
+            await Tools(session)("claim", priority="docs")
+
+    run(main)
+    shell = subprocess.run(["bash", "-c", f"source {env_file} && evhub claim other"], cwd=elsewhere,
+                           env=clean_env({"EVHUB_NOW": at(3)}), capture_output=True, text=True, timeout=60)
+    assert shell.returncode == 0, shell.stderr
+    second = payload("session_start_startup", evhub.root, session_id="second-agent")
+    assert "you are session session-2" in context(hook(evhub.root, second, at(4)), "SessionStart")
+    claims = json.loads(evhub.ok("claims", "--json", now=at(5)).stdout)
+    assert sorted((c["priority"], c["session"]) for c in claims) == [
+        ("api", "session-1"), ("docs", "session-2"), ("other", "session-1")]
+    registered = [e for e in map(json.loads, evhub.log_bytes().decode().splitlines())
+                  if e["type"] == "session_registered"]
+    assert [(e["session"], e.get("resume", False)) for e in registered] == [
+        ("session-1", False), ("session-2", False), ("session-2", True)], "the hook resumes what the server joined"
+    assert types(evhub).count("agent_attached") == 2
 
 
 def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> None:
@@ -137,7 +234,7 @@ def test_waiting_for_messages_wakes_when_one_is_sent_from_another_process(evhub:
             started = time.monotonic()
             assert await tools("wait_for_messages", session="bob", timeout_s=0.5) == {"messages": []}
             assert time.monotonic() - started >= 0.5
-            assert "between 0 and 600" in await tools.error("wait_for_messages", session="bob", timeout_s=601)
+            assert "less than or equal to 600" in await tools.error("wait_for_messages", session="bob", timeout_s=601)
 
             async def send_later() -> None:
                 await anyio.sleep(1)

@@ -1,0 +1,90 @@
+"""`evhub [--hub DIR] hook [--agent NAME]` without typer: the console script (evhub.__main__) sends
+every hook call here, and the CLI's own `hook` command (reached by `hook --help`) comes here too.
+
+An agent runs the hook on every tool call, so its start-up is the agent's wait: this module imports
+nothing but the standard library until it has the event, and loads the hub only when the fast path
+(_fasthook) cannot answer.  A hook never blocks the agent: whatever goes wrong, it exits 0 with
+nothing on stdout and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+DEFAULT_AGENT = "claude"
+LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
+
+
+def hook_call(argv: Sequence[str]) -> tuple[str | None, str] | str | None:
+    """For ARGV `[--hub DIR] hook [--agent NAME]`: (hub folder, agent); for another hook command line
+    but `hook --help`: what is wrong with it (a hook never fails on typer's usage error); else None,
+    for the CLI."""
+    hub_dir: str | None = None
+    agent = DEFAULT_AGENT
+    words = iter(argv)
+    for word in words:
+        if word == "hook":
+            break
+        if word == "--hub":
+            hub_dir = next(words, None)
+            if hub_dir is None:
+                return None
+        elif word.startswith("--hub="):
+            hub_dir = word.removeprefix("--hub=")
+        else:
+            return None
+    else:
+        return None
+    rest = list(words)
+    if "--help" in rest:
+        return None
+    words = iter(rest)
+    for word in words:
+        if word == "--agent":
+            named = next(words, None)
+            if not named:
+                return "--agent needs a NAME"
+            agent = named
+        elif word.startswith("--agent=") and word != "--agent=":
+            agent = word.removeprefix("--agent=")
+        else:
+            return f"unexpected {word!r}: the command is `evhub [--hub DIR] hook [--agent NAME]`"
+    return hub_dir, agent
+
+
+def hook(hub_dir: str | None, agent: str) -> None:
+    """Answer the hook event on stdin for AGENT: from the fast path when it is sure, else the full path's."""
+    try:
+        os.environ.setdefault("EVHUB_LOCK_TIMEOUT", LOCK_WAIT_S)  # a hook must not hold the agent up
+        raw = sys.stdin.buffer.read()
+        if _fast(raw, hub_dir, agent):
+            return
+        from ._hook import run
+
+        stdout, stderr = run(raw, os.environ, hub_dir, agent=agent)
+        sys.stdout.write(stdout)
+        sys.stdout.flush()
+        sys.stderr.write(stderr)
+    except BaseException as e:  # noqa: BLE001 - an interrupt, a bug or a closed pipe: still no failure for the agent
+        _say(f"evhub hook: gave up: {type(e).__name__}: {e}")
+    finally:
+        sys.stderr.flush()
+
+
+def _fast(raw: bytes, hub_dir: str | None, agent: str) -> bool:
+    """The fast path's verdict; any failure in it is only no verdict."""
+    try:
+        from ._fasthook import answer
+
+        return answer(raw, os.environ, hub_dir, agent)
+    except Exception:  # noqa: BLE001 - the full path decides, and reports what is wrong
+        return False
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(line.replace("\n", " ") + "\n")
+    except Exception:  # noqa: BLE001 - no stderr left to say it on
+        pass
