@@ -36,11 +36,12 @@ CLAUDE_HOOKS: dict[str, tuple[str | None, int | None]] = {
 # Codex runs the same command with --agent; it has no SessionEnd (a session leaves by the alive TTL),
 # and its SessionStart sources are startup, resume, clear and compact.
 CODEX_HOOK_COMMAND = f"{HOOK_COMMAND} --agent codex"
+# Codex waits 600 s for a hook that gives no timeout: a hung evhub would hold the agent's turn that long.
 CODEX_HOOKS: dict[str, tuple[str | None, int | None]] = {
-    "SessionStart": ("startup|resume|clear|compact", None),
-    "UserPromptSubmit": (None, None),
-    "PostToolUse": ("*", None),
-    "Stop": (None, None),
+    "SessionStart": ("startup|resume|clear|compact", 10),
+    "UserPromptSubmit": (None, 5),
+    "PostToolUse": ("*", 5),
+    "Stop": (None, 5),
 }
 # Where evhub's part for Claude Code goes: the shared files a project commits, or with --local the
 # personal ones Claude Code reads beside them (kept out of git by the user, as Claude Code's own are).

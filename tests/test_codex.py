@@ -60,6 +60,7 @@ def test_install_merges_with_the_users_files_twice_changes_nothing_and_remove_re
             for event, groups in hooks.items()}
     assert {e for e, groups in mine.items() if len(groups) == 1} == set(CODEX_HOOKS)
     assert mine["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
+    assert all(g[0]["hooks"][0]["timeout"] <= 10 for g in mine.values()), "Codex's own default is 600 s"
     config = tomllib.loads((tmp_path / ".codex" / "config.toml").read_text())
     assert config["model"] == "gpt-5-codex" and config["mcp_servers"]["docs"]["command"] == "npx"
     assert config["mcp_servers"]["evhub"] == {"command": "evhub", "args": ["mcp"], "cwd": str(tmp_path)}
