@@ -3,7 +3,7 @@
 `run(*args, env=..., cwd=...)` runs it with a clean environment (no EVHUB_* variable leaks in from
 the caller); `ok` and `error_line` judge what it did; a `Runner` is bound to one hub folder. Racing
 processes start held at a gate (`gated`) and are released together (`release`). `log_bytes` and
-`checked_log` read a hub's log whatever store holds it; `init_hub` makes a hub at T0.
+`checked_log` read a hub's log whatever store holds it; `init_hub` makes a hub at T0 (through the API).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clock import at
+from clock import at, fixed_now
 from stores import HubStore
 
 # The seed's scripts, with their paths in SESSIONS/: instructions written for the old folder call these.
@@ -209,10 +209,14 @@ def checked_log(root: Path) -> list[dict[str, Any]]:
 
 
 def init_hub(root: Path, store: HubStore | None = None) -> Path:
-    """ROOT, made and holding a hub that the installed `evhub init` created at T0 (alive TTL 5 minutes),
-    its log on STORE (default: the JSONL file)."""
+    """ROOT, made and holding a hub created at T0 (alive TTL 5 minutes), its log on STORE (default: the
+    JSONL file). Through the Python API: `evhub init` is Hub.init and a print, and its own tests
+    (test_cli.py, test_store.py) run it as a process; a process per hub here would cost every test one."""
+    from evhub import Hub
+
     root.mkdir()
-    ok(run("init", root, *(store.init_args() if store else []), env={"EVHUB_NOW": at(0)}))
+    with fixed_now(at(0)):
+        Hub.init(root, store=store.settings() if store else None)
     return root
 
 
