@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from clock import at
-from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, js, ok, run, together
+from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, finished, js, ok, run, together
 
 from evhub._values import FUTURE_BOUND_S, format_ts, parse_ts
 
@@ -117,8 +117,8 @@ HOSTILE = ["\N{SUPERSCRIPT TWO}", "\uff11\uff12", "nan", "inf", "-1", "1e3", " 1
 def test_a_bad_setting_is_one_error_line_naming_it(evhub: Runner, variable: str, command: str) -> None:
     hello(evhub, "alice")
     log = evhub.log_bytes()
-    for value in HOSTILE:
-        said = evhub(command, session="alice", env={variable: value})
+    procs = [evhub.start(command, session="alice", env={variable: value}) for value in HOSTILE]
+    for value, said in zip(HOSTILE, map(finished, procs), strict=True):
         assert variable in error_line(said, 1) and "Traceback" not in said.stderr, value
     assert evhub.log_bytes() == log
 
@@ -882,6 +882,8 @@ def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) 
     follower = subprocess.Popen(
         [EVHUB, "log", "--follow", "--type", "msg"], cwd=evhub.root, env=clean_env({"EVHUB_NOW": at(10)}),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C stops it even when pytest itself was started ignoring SIGINT (as `nohup` or `cmd &` do).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     printed: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [printed.put(line) for line in follower.stdout or ()], daemon=True).start()
@@ -892,7 +894,10 @@ def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) 
         lines = [printed.get(timeout=15), printed.get(timeout=15)]  # queue.Empty: nothing came in time
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=10)
+        try:
+            follower.wait(timeout=10)
+        finally:
+            follower.kill()  # a no-op once it exited; else it would outlive the test
     assert "message_posted alice" in lines[0] and "text=first" in lines[0]
     assert "text=second" in lines[1]
     assert follower.returncode == 0, follower.stderr.read() if follower.stderr else ""
