@@ -29,6 +29,16 @@ def hello(evhub: Runner, *ids: str, now: str | None = None) -> None:
         evhub.ok("hello", sid, now=now)
 
 
+def setup(evhub: Runner, *steps: tuple[Any, ...]) -> None:
+    """A test's setup through the Python API (each command's own test drives it as a process): each step
+    is ([SECOND,] METHOD, *ARGS[, KWARGS]) of Hub, at(SECOND) (default 0)."""
+    for step in steps:
+        second, (method, *args) = (step[0], step[1:]) if isinstance(step[0], int) else (0, step)
+        kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+        with evhub.api(at(second)) as hub:
+            getattr(hub, method)(*args, **kwargs)
+
+
 def view_files(sessions: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under SESSIONS/ except events/: path -> (bytes, permission bits)."""
     out = {}
@@ -405,11 +415,8 @@ def test_recall_tells_a_session_its_claims_milestones_and_unread_messages(evhub:
 
 
 def test_handshake_agreed_renames_with_claims_and_a_rejection_rejects(evhub: Runner) -> None:
-    evhub.ok("hello")  # session-1
-    hello(evhub, "bob", "carol")
-    evhub.ok("claim", "api", session="session-1")
-    evhub.ok("milestone", "create", "Auth", "--step", "x", session="session-1")
-    evhub.ok("milestone", "claim", "auth", session="session-1")
+    setup(evhub, ("hello", None), ("hello", "bob"), ("hello", "carol"), ("claim", "session-1", "api"),
+          ("create_milestone", "session-1", "Auth", {"steps": ["x"]}), ("claim_milestone", "session-1", "auth"))
 
     evhub.ok("handshake", "propose", "alice", "--reason", "my real name", session="session-1", now=at(10))
     assert "own proposal" in error_line(evhub("handshake", "accept", "alice", session="session-1"), 1)
@@ -484,16 +491,10 @@ def test_why_timeline_and_claims_agree_on_a_renamed_holder(evhub: Runner) -> Non
 
 
 def test_status_json_and_markdown(evhub: Runner) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("focus", "ship", session="alice")
-    evhub.ok("claim", "api", session="alice")
-    evhub.ok("milestone", "create", "Deploy", "--step", "a", "--step", "b", "--step", "c", session="bob")
-    evhub.ok("milestone", "claim", "deploy", session="bob")
-    evhub.ok("milestone", "step", "deploy", "1", "done", session="bob", now=at(1))
-    for n in range(6):
-        evhub.ok("msg", "send", f"message {n}", session="alice", now=at(2))
-    evhub.ok("heartbeat", "--status", "fixing\n## Claims (0)\n- forged", session="bob", now=at(3))
-    evhub.ok("heartbeat", session="bob", now=at(200))
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), ("focus", "alice", "ship"), ("claim", "alice", "api"),
+          ("create_milestone", "bob", "Deploy", {"steps": ["a", "b", "c"]}), ("claim_milestone", "bob", "deploy"),
+          (1, "update_step", "bob", "deploy", 1, "done"), *[(2, "send", "alice", f"message {n}") for n in range(6)],
+          (3, "heartbeat", "bob", "fixing\n## Claims (0)\n- forged"), (200, "heartbeat", "bob"))
 
     doc = js(evhub("status", "--json", now=at(400)))  # alice (seen at 2) is dead, bob alive
     assert {"focus", "sessions", "claims", "milestones", "completed", "messages"} <= set(doc)
@@ -712,11 +713,8 @@ def test_a_shell_acts_for_another_session_only_on_behalf_and_is_recorded(evhub: 
 
 
 def test_log_filters_and_json_prints_the_stored_lines(evhub: Runner) -> None:
-    hello(evhub, "alice")
-    evhub.ok("hello", "bob", now=at(60))
-    evhub.ok("claim", "api", session="alice", now=at(120))
-    evhub.ok("claim", "docs", session="bob", now=at(180))
-    evhub.ok("msg", "send", "hi", session="bob", now=at(240))
+    setup(evhub, ("hello", "alice"), (60, "hello", "bob"), (120, "claim", "alice", "api"),
+          (180, "claim", "bob", "docs"), (240, "send", "bob", "hi"))
     stored = evhub.log_bytes().decode().splitlines()
 
     assert ok(evhub("log", "--json", now=at(300))).stdout.splitlines() == stored
@@ -749,14 +747,10 @@ def test_log_json_prints_the_stored_lines_byte_for_byte_whatever_the_text_holds(
 def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     evhub: Runner, tmp_path: Path
 ) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("claim", "api", session="alice", now=at(10))
-    evhub.ok("milestone", "create", "Deploy", "--step", "a", "--step", "b", session="bob", now=at(20))
-    evhub.ok("milestone", "claim", "deploy", session="bob", now=at(30))
-    evhub.ok("milestone", "step", "deploy", "1", "done", session="bob", now=at(40))
-    evhub.ok("msg", "send", "hi", session="alice", now=at(50))
-    evhub.ok("handshake", "propose", "alicia", session="alice", now=at(60))
-    evhub.ok("claim", "late", session="bob", now=at(70))
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), (10, "claim", "alice", "api"),
+          (20, "create_milestone", "bob", "Deploy", {"steps": ["a", "b"]}), (30, "claim_milestone", "bob", "deploy"),
+          (40, "update_step", "bob", "deploy", 1, "done"), (50, "send", "alice", "hi"),
+          (60, "propose_id", "alice", "alicia"), (70, "claim", "bob", "late"))
     now = at(100)
     evhub.ok("status", now=now)  # renders every view at NOW
     before = view_files(evhub.sessions_dir)
@@ -866,8 +860,7 @@ def test_verify_and_a_damaged_middle_line_is_exit_4(evhub: Runner) -> None:
 
 
 def test_sql_is_read_only(evhub: Runner) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("claim", "api", session="alice")
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), ("claim", "alice", "api"))
     rows = js(evhub("sql", "select priority, session, token from claims", "--json"))
     assert rows == [{"priority": "api", "session": "alice", "token": 4}]
     text = evhub.ok("sql", "select id from sessions order by id").stdout.splitlines()
