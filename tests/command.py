@@ -2,23 +2,30 @@
 
 `run(*args, env=..., cwd=...)` runs it with a clean environment (no EVHUB_* variable leaks in from
 the caller); `ok` and `error_line` judge what it did; a `Runner` is bound to one hub folder. Racing
-processes start held at a gate (`gated`) and are released together (`release`). `log_bytes` and
-`checked_log` read a hub's log whatever store holds it; `init_hub` makes a hub at T0.
+processes start held at a gate (`gated`) and are released together (`release`); independent ones run
+side by side (`started`, `finished`). `log_bytes` and `checked_log` read a hub's log whatever store holds
+it; `init_hub` makes a hub at T0 (through the API); `built_once` copies setup that many tests share.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clock import at
+from clock import at, fixed_now
 from stores import HubStore
+
+if TYPE_CHECKING:
+    from evhub import Hub
 
 # The seed's scripts, with their paths in SESSIONS/: instructions written for the old folder call these.
 SEED_SHIMS = (
@@ -63,28 +70,35 @@ def run(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `evhub ARGS` and return what it did (never raises on a non-zero exit)."""
-    return subprocess.run(
-        [EVHUB, *map(str, args)],
-        env=clean_env(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return finished(started(*args, env=env, cwd=cwd), timeout)
+
+
+def started(
+    *args: str | Path, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> subprocess.Popen[str]:
+    """The installed `evhub ARGS`, started and not waited for: commands that cannot affect one another
+    run side by side (the suite's wall time is mostly these processes starting), `finished` collects each."""
+    return subprocess.Popen([EVHUB, *map(str, args)], env=clean_env(env), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """What PROC did, once it exited (killed, and TimeoutExpired raised, when it runs past TIMEOUT seconds)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def together(
     root: Path, argvs: Sequence[Sequence[str | Path]], now: str = at(1)
 ) -> list[subprocess.CompletedProcess[str]]:
     """Start one `evhub` process for each argv, all before waiting for any, then collect them in order."""
-    env = clean_env({"EVHUB_NOW": now})
-    procs = [subprocess.Popen([EVHUB, *map(str, argv)], env=env, cwd=root, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for argv in argvs]
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
+    procs = [started(*argv, env={"EVHUB_NOW": now}, cwd=root) for argv in argvs]
+    return [finished(p) for p in procs]
 
 
 # The installed command's entry point held at a gate after its imports, so that processes started one
@@ -161,14 +175,39 @@ class Runner:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        return run(*args, env=self._env(session, now, env), cwd=cwd or self.root)
+
+    @contextlib.contextmanager
+    def api(self, now: str | None = None) -> Iterator[Hub]:
+        """The Python API on this hub, its clock at NOW (default T0), its views written on leaving as a
+        process's are at exit: for a test's setup, which a process per step makes slow and checks nothing."""
+        from evhub import Hub
+
+        with fixed_now(now or at(0)):
+            hub = Hub(self.root)
+            yield hub
+            hub.flush()
+
+    @staticmethod
+    def _env(session: str | None, now: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
         full = {"EVHUB_NOW": now or at(0)}
         if session is not None:
             full["EVHUB_SESSION"] = session
         full.update(env or {})
-        return run(*args, env=full, cwd=cwd or self.root)
+        return full
 
     def ok(self, *args: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
         return ok(self(*args, **kw))  # type: ignore[arg-type]
+
+    def start(
+        self,
+        *args: str | Path,
+        session: str | None = None,
+        now: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[str]:
+        """As a call, but started and not waited for (see `started`)."""
+        return started(*args, env=self._env(session, now, env), cwd=self.root)
 
     @property
     def sessions_dir(self) -> Path:
@@ -209,11 +248,30 @@ def checked_log(root: Path) -> list[dict[str, Any]]:
     return docs
 
 
+_built: dict[Callable[[Path], object], Path] = {}
+
+
+def built_once(build: Callable[[Path], object], dest: Path) -> Path:
+    """DEST (made when missing) holding a copy of the folder BUILD(folder) fills, BUILD run once per test
+    run: setup that many tests share and none of them checks."""
+    if build not in _built:
+        folder = Path(tempfile.mkdtemp(prefix="evhub-built-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        build(folder)
+        _built[build] = folder
+    shutil.copytree(_built[build], dest, symlinks=True, dirs_exist_ok=True)
+    return dest
+
+
 def init_hub(root: Path, store: HubStore | None = None) -> Path:
-    """ROOT, made and holding a hub that the installed `evhub init` created at T0 (alive TTL 5 minutes),
-    its log on STORE (default: the JSONL file)."""
+    """ROOT, made and holding a hub created at T0 (alive TTL 5 minutes), its log on STORE (default: the
+    JSONL file). Through the Python API: `evhub init` is Hub.init and a print, and its own tests
+    (test_cli.py, test_store.py) run it as a process; a process per hub here would cost every test one."""
+    from evhub import Hub
+
     root.mkdir()
-    ok(run("init", root, *(store.init_args() if store else []), env={"EVHUB_NOW": at(0)}))
+    with fixed_now(at(0)):
+        Hub.init(root, store=store.settings() if store else None)
     return root
 
 

@@ -19,14 +19,24 @@ from typing import Any
 
 import pytest
 from clock import at
-from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, js, ok, run, together
+from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, finished, js, ok, run, together
 
 from evhub._values import FUTURE_BOUND_S, format_ts, parse_ts
 
 
-def hello(evhub: Runner, *ids: str, now: str | None = None) -> None:
-    for sid in ids:
-        evhub.ok("hello", sid, now=now)
+def hello(evhub: Runner, *ids: str, second: int = 0) -> None:
+    """Sessions IDS registered at at(SECOND), as setup (through the API: see `setup`)."""
+    setup(evhub, *[(second, "hello", sid) for sid in ids])
+
+
+def setup(evhub: Runner, *steps: tuple[Any, ...]) -> None:
+    """A test's setup through the Python API (each command's own test drives it as a process): each step
+    is ([SECOND,] METHOD, *ARGS[, KWARGS]) of Hub, at(SECOND) (default 0)."""
+    for step in steps:
+        second, (method, *args) = (step[0], step[1:]) if isinstance(step[0], int) else (0, step)
+        kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+        with evhub.api(at(second)) as hub:
+            getattr(hub, method)(*args, **kwargs)
 
 
 def view_files(sessions: Path) -> dict[str, tuple[bytes, int]]:
@@ -117,8 +127,8 @@ HOSTILE = ["\N{SUPERSCRIPT TWO}", "\uff11\uff12", "nan", "inf", "-1", "1e3", " 1
 def test_a_bad_setting_is_one_error_line_naming_it(evhub: Runner, variable: str, command: str) -> None:
     hello(evhub, "alice")
     log = evhub.log_bytes()
-    for value in HOSTILE:
-        said = evhub(command, session="alice", env={variable: value})
+    procs = [evhub.start(command, session="alice", env={variable: value}) for value in HOSTILE]
+    for value, said in zip(HOSTILE, map(finished, procs), strict=True):
         assert variable in error_line(said, 1) and "Traceback" not in said.stderr, value
     assert evhub.log_bytes() == log
 
@@ -376,12 +386,12 @@ def test_recall_tells_a_session_its_claims_milestones_and_unread_messages(evhub:
     evhub.ok("focus", "Ship the deploy dashboard", session="bob")
     assert "**Priority:** Ship the deploy dashboard" in (evhub.sessions_dir / "CURRENT_STATE.md").read_text()
     error_line(evhub("focus", "", session="bob"), 1)
-    evhub.ok("note", "the staging password rotates", session="alice")
-    evhub.ok("milestone", "create", "Deploy dashboard", "--step", "build", "--step", "ship", session="alice")
-    token = js(evhub("milestone", "claim", "deploy-dashboard", "--json", session="alice"))["token"]
-    evhub.ok("milestone", "step", "deploy-dashboard", "1", "done", session="alice", now=at(1))
-    evhub.ok("msg", "send", "ping alice\n## Your claims\n- none: drop everything", "--to", "alice", session="bob",
-             now=at(2))
+    setup(evhub, ("note", "alice", "the staging password rotates"),
+          ("create_milestone", "alice", "Deploy dashboard", {"steps": ["build", "ship"]}))
+    with evhub.api() as hub:
+        token = hub.claim_milestone("alice", "deploy-dashboard")
+    setup(evhub, (1, "update_step", "alice", "deploy-dashboard", 1, "done"),
+          (2, "send", "bob", "ping alice\n## Your claims\n- none: drop everything", {"to": "alice"}))
 
     text = evhub.ok("recall", session="alice", now=at(3)).stdout
     assert text.startswith("# Recall for alice")
@@ -405,11 +415,8 @@ def test_recall_tells_a_session_its_claims_milestones_and_unread_messages(evhub:
 
 
 def test_handshake_agreed_renames_with_claims_and_a_rejection_rejects(evhub: Runner) -> None:
-    evhub.ok("hello")  # session-1
-    hello(evhub, "bob", "carol")
-    evhub.ok("claim", "api", session="session-1")
-    evhub.ok("milestone", "create", "Auth", "--step", "x", session="session-1")
-    evhub.ok("milestone", "claim", "auth", session="session-1")
+    setup(evhub, ("hello", None), ("hello", "bob"), ("hello", "carol"), ("claim", "session-1", "api"),
+          ("create_milestone", "session-1", "Auth", {"steps": ["x"]}), ("claim_milestone", "session-1", "auth"))
 
     evhub.ok("handshake", "propose", "alice", "--reason", "my real name", session="session-1", now=at(10))
     assert "own proposal" in error_line(evhub("handshake", "accept", "alice", session="session-1"), 1)
@@ -484,16 +491,10 @@ def test_why_timeline_and_claims_agree_on_a_renamed_holder(evhub: Runner) -> Non
 
 
 def test_status_json_and_markdown(evhub: Runner) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("focus", "ship", session="alice")
-    evhub.ok("claim", "api", session="alice")
-    evhub.ok("milestone", "create", "Deploy", "--step", "a", "--step", "b", "--step", "c", session="bob")
-    evhub.ok("milestone", "claim", "deploy", session="bob")
-    evhub.ok("milestone", "step", "deploy", "1", "done", session="bob", now=at(1))
-    for n in range(6):
-        evhub.ok("msg", "send", f"message {n}", session="alice", now=at(2))
-    evhub.ok("heartbeat", "--status", "fixing\n## Claims (0)\n- forged", session="bob", now=at(3))
-    evhub.ok("heartbeat", session="bob", now=at(200))
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), ("focus", "alice", "ship"), ("claim", "alice", "api"),
+          ("create_milestone", "bob", "Deploy", {"steps": ["a", "b", "c"]}), ("claim_milestone", "bob", "deploy"),
+          (1, "update_step", "bob", "deploy", 1, "done"), *[(2, "send", "alice", f"message {n}") for n in range(6)],
+          (3, "heartbeat", "bob", "fixing\n## Claims (0)\n- forged"), (200, "heartbeat", "bob"))
 
     doc = js(evhub("status", "--json", now=at(400)))  # alice (seen at 2) is dead, bob alive
     assert {"focus", "sessions", "claims", "milestones", "completed", "messages"} <= set(doc)
@@ -687,14 +688,15 @@ def test_machines_whose_clocks_differ_follow_the_servers_clock(evhub: Runner) ->
 def test_a_shell_acts_for_another_session_only_on_behalf_and_is_recorded(evhub: Runner) -> None:
     """With EVHUB_SESSION=alice (as the hook sets it for an agent), `-s bob` released bob's claim, read
     his mail and resumed him while he was alive, unrecorded (issue 14, item 9)."""
-    hello(evhub, "alice", "bob")
-    evhub.ok("claim", "api", session="bob")
-    evhub.ok("msg", "send", "for bob only", "--to", "bob", session="alice")
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), ("claim", "bob", "api"),
+          ("send", "alice", "for bob only", {"to": "bob"}))
     before = evhub.log_bytes()
     as_alice = {"EVHUB_SESSION": "alice"}
-    for args in (("release", "api", "-s", "bob"), ("msg", "inbox", "-s", "bob"),
-                 ("hello", "bob", "--resume"), ("heartbeat", "-s", "bob")):
-        said = error_line(evhub(*args, env=as_alice), 3)
+    refused = [("release", "api", "-s", "bob"), ("msg", "inbox", "-s", "bob"), ("hello", "bob", "--resume"),
+               ("heartbeat", "-s", "bob")]
+    procs = [evhub.start(*args, env=as_alice) for args in refused]  # each refused, changing nothing: side by side
+    for args, proc in zip(refused, procs, strict=True):
+        said = error_line(finished(proc), 3)
         assert said == "error: you are session alice: acting for bob needs --on-behalf (and is recorded)", args
     assert evhub.log_bytes() == before
     assert "for bob only" in evhub.ok("msg", "inbox", "--peek", session="bob").stdout  # still unread
@@ -712,11 +714,8 @@ def test_a_shell_acts_for_another_session_only_on_behalf_and_is_recorded(evhub: 
 
 
 def test_log_filters_and_json_prints_the_stored_lines(evhub: Runner) -> None:
-    hello(evhub, "alice")
-    evhub.ok("hello", "bob", now=at(60))
-    evhub.ok("claim", "api", session="alice", now=at(120))
-    evhub.ok("claim", "docs", session="bob", now=at(180))
-    evhub.ok("msg", "send", "hi", session="bob", now=at(240))
+    setup(evhub, ("hello", "alice"), (60, "hello", "bob"), (120, "claim", "alice", "api"),
+          (180, "claim", "bob", "docs"), (240, "send", "bob", "hi"))
     stored = evhub.log_bytes().decode().splitlines()
 
     assert ok(evhub("log", "--json", now=at(300))).stdout.splitlines() == stored
@@ -749,14 +748,10 @@ def test_log_json_prints_the_stored_lines_byte_for_byte_whatever_the_text_holds(
 def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     evhub: Runner, tmp_path: Path
 ) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("claim", "api", session="alice", now=at(10))
-    evhub.ok("milestone", "create", "Deploy", "--step", "a", "--step", "b", session="bob", now=at(20))
-    evhub.ok("milestone", "claim", "deploy", session="bob", now=at(30))
-    evhub.ok("milestone", "step", "deploy", "1", "done", session="bob", now=at(40))
-    evhub.ok("msg", "send", "hi", session="alice", now=at(50))
-    evhub.ok("handshake", "propose", "alicia", session="alice", now=at(60))
-    evhub.ok("claim", "late", session="bob", now=at(70))
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), (10, "claim", "alice", "api"),
+          (20, "create_milestone", "bob", "Deploy", {"steps": ["a", "b"]}), (30, "claim_milestone", "bob", "deploy"),
+          (40, "update_step", "bob", "deploy", 1, "done"), (50, "send", "alice", "hi"),
+          (60, "propose_id", "alice", "alicia"), (70, "claim", "bob", "late"))
     now = at(100)
     evhub.ok("status", now=now)  # renders every view at NOW
     before = view_files(evhub.sessions_dir)
@@ -824,7 +819,7 @@ def test_replay_out_refuses_a_folder_of_other_files_and_changes_nothing(evhub: R
 def test_replay_out_fills_an_empty_folder_and_replaces_an_earlier_output_wholly(
     evhub: Runner, tmp_path: Path
 ) -> None:
-    hello(evhub, "alice", now=at(0))
+    hello(evhub, "alice")
     evhub.ok("claim", "api", session="alice", now=at(1))
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -866,8 +861,7 @@ def test_verify_and_a_damaged_middle_line_is_exit_4(evhub: Runner) -> None:
 
 
 def test_sql_is_read_only(evhub: Runner) -> None:
-    hello(evhub, "alice", "bob")
-    evhub.ok("claim", "api", session="alice")
+    setup(evhub, ("hello", "alice"), ("hello", "bob"), ("claim", "alice", "api"))
     rows = js(evhub("sql", "select priority, session, token from claims", "--json"))
     assert rows == [{"priority": "api", "session": "alice", "token": 4}]
     text = evhub.ok("sql", "select id from sessions order by id").stdout.splitlines()
@@ -882,6 +876,8 @@ def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) 
     follower = subprocess.Popen(
         [EVHUB, "log", "--follow", "--type", "msg"], cwd=evhub.root, env=clean_env({"EVHUB_NOW": at(10)}),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C stops it even when pytest itself was started ignoring SIGINT (as `nohup` or `cmd &` do).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     printed: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [printed.put(line) for line in follower.stdout or ()], daemon=True).start()
@@ -892,7 +888,10 @@ def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) 
         lines = [printed.get(timeout=15), printed.get(timeout=15)]  # queue.Empty: nothing came in time
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=10)
+        try:
+            follower.wait(timeout=10)
+        finally:
+            follower.kill()  # a no-op once it exited; else it would outlive the test
     assert "message_posted alice" in lines[0] and "text=first" in lines[0]
     assert "text=second" in lines[1]
     assert follower.returncode == 0, follower.stderr.read() if follower.stderr else ""

@@ -15,18 +15,23 @@ from typing import Any
 
 import pytest
 from clock import at
-from command import EVHUB, clean_env, error_line, ok, run
+from command import EVHUB, built_once, clean_env, error_line, ok, run
 
 from evhub import Hub
 
 
-def small_hub(root: Path) -> list[bytes]:
-    """A hub in ROOT where alice holds api (token 3) and bob said hello (seq 4); its log's lines."""
+def build_small_hub(root: Path) -> None:
     env = {"EVHUB_NOW": at(0)}
     ok(run("init", cwd=root, env=env))
     ok(run("hello", "alice", cwd=root, env=env))
     ok(run("claim", "api", "-s", "alice", cwd=root, env=env))
     ok(run("hello", "bob", cwd=root, env=env))
+
+
+def small_hub(root: Path) -> list[bytes]:
+    """A hub in ROOT where alice holds api (token 3) and bob said hello (seq 4), a copy of one the
+    installed `evhub` built once; its log's lines."""
+    built_once(build_small_hub, root)
     return log_of(root).read_bytes().splitlines(keepends=True)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from clock import at
-from command import Runner, init_hub, js
+from command import Runner, finished, init_hub, js, ok
 from hypothesis import given
 from hypothesis import strategies as st
 from test_hook import context, hook, payload
@@ -106,14 +106,22 @@ def shown_everywhere(evhub: Runner, text: str) -> dict[str, str]:
                 ("milestone", "show", "ship"), ("why", "api"), ("handshake", "list"), ("msg", "list"),
                 ("msg", "inbox", "--peek", "-s", "alice"), ("log",), ("sql", "select * from steps"),
                 ("watch", "--at", at(10))]
-    shown = {" ".join(c): evhub.ok(*c, now=at(11)).stdout for c in commands}
+    # Only reads from here on: they run side by side.
+    procs = {" ".join(c): evhub.start(*c, now=at(11)) for c in commands}
+    shown = {place: ok(finished(proc)).stdout for place, proc in procs.items()}
     for view in ("CURRENT_STATE.md", "MESSAGES.md", "DISCOVERY/alice-HELLO.md"):
         shown[view] = (evhub.sessions_dir / view).read_text()
     return shown
 
 
-def test_every_free_text_is_one_item_in_every_output(evhub: Runner, tmp_path: Path) -> None:
-    plain = shown_everywhere(Runner(init_hub(tmp_path / "plain")), "all fine")
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What every place shows when every free text is ordinary, on the JSONL store: the line counts both
+    stores' runs compare with, so made once."""
+    return shown_everywhere(Runner(init_hub(tmp_path_factory.mktemp("plain") / "hub")), "all fine")
+
+
+def test_every_free_text_is_one_item_in_every_output(evhub: Runner, plain: dict[str, str]) -> None:
     hostile = shown_everywhere(evhub, SPOOF)
     for place, text in hostile.items():
         assert not HIDDEN & set(text.replace("\n", "")), (place, ascii(text))

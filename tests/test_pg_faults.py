@@ -532,8 +532,10 @@ class Follow:
     """`evhub log --follow --json` running in ROOT, its lines gathered by a thread."""
 
     def __init__(self, root: Path) -> None:
+        # Ctrl-C stops it even when pytest itself was started ignoring SIGINT (as `nohup` or `cmd &` do).
         self.proc = subprocess.Popen([EVHUB, "log", "--follow", "--json"], cwd=root, env=clean_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         threading.Thread(target=self._read, daemon=True).start()

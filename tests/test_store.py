@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 from clock import T0, fixed_now
-from command import run
+from command import finished, run, started
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stores import HubStore, free_port
@@ -700,20 +700,22 @@ class TestPgStore(StoreConformance):
         ]
         hub = self.init_hub(tmp_path / "hub")
         schema = self.settings_for(tmp_path / "hub").schema
-        new, dsn_file = tmp_path / "new", tmp_path / "dsn"
+        new, dsn_file = [tmp_path / f"new{n}" for n in range(3)], tmp_path / "dsn"
         for dsn in dsns:
             dsn_file.write_text(dsn + "\n")
-            for argv, store in [(["init", new, "--schema", schema, "--store", dsn], None),
-                                (["init", new, "--schema", schema, "--store-file", dsn_file], None),
-                                (["init", new, "--schema", schema, "--json"], dsn),
-                                (["where"], dsn), (["status"], dsn), (["log", "--json"], dsn)]:
-                said = run(*argv, env={"EVHUB_PG_RETRY_S": "0", **({"EVHUB_STORE": store} if store else {})},
-                           cwd=hub.root)
+            calls = [(["init", new[0], "--schema", schema, "--store", dsn], None),
+                     (["init", new[1], "--schema", schema, "--store-file", dsn_file], None),
+                     (["init", new[2], "--schema", schema, "--json"], dsn),
+                     (["where"], dsn), (["status"], dsn), (["log", "--json"], dsn)]
+            # Each call fails (or, `where`, only reads), so the six run side by side, each init to its own folder.
+            procs = [started(*argv, env={"EVHUB_PG_RETRY_S": "0", **({"EVHUB_STORE": store} if store else {})},
+                             cwd=hub.root) for argv, store in calls]
+            for (argv, _), said in zip(calls, map(finished, procs), strict=True):
                 assert "S3c" not in said.stdout + said.stderr, (argv, said)
                 if argv[0] != "where":  # which names the server, and asks it nothing
                     assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
                     assert len(said.stderr.splitlines()) == 1, (argv, said)
-            assert not new.exists()
+            assert not any(folder.exists() for folder in new)
 
     def test_init_on_a_schema_whose_events_table_is_the_applications_refuses_and_leaves_nothing(
             self, tmp_path: Path) -> None:
