@@ -236,7 +236,7 @@ def _bye(cmd: Bye, st: State, now: str) -> list[ev.Event]:
 def _claim_event(st: State, sid: str, priority: str, ttl_s: int | None, now: str) -> ev.Event:
     """The claim of PRIORITY by SID: a grant, a refresh by the holder, or a takeover."""
     if ttl_s is not None and not 1 <= ttl_s <= MAX_DURATION_S:
-        raise BadInput(f"ttl {ttl_s}s is out of range (1s to 3650d)")
+        raise BadInput(f"ttl {ttl_s}s is out of range (1s to {format_duration(MAX_DURATION_S)})")
     c = st.claims.get(priority)
     if _held_by_other(st, c, sid, now):
         assert c is not None

@@ -84,9 +84,9 @@ class LogFilter(NamedTuple):
 
 def _unknown_type(type_: str) -> BadInput:
     close = difflib.get_close_matches(type_, [*TYPE_ALIASES, *ev.EVENT_TYPES], n=3, cutoff=0.7)
-    hint = " or ".join(close) if close else f"one of {', '.join(TYPE_ALIASES)}, or a full name such as priority_claimed"
-    return BadInput(f"unknown event type {type_!r}: did you mean {hint}?" if close else
-                    f"unknown event type {type_!r}: use {hint}")
+    hint = (f"did you mean {' or '.join(close)}?" if close
+            else f"use one of {', '.join(TYPE_ALIASES)}, or a full name such as priority_claimed")
+    return BadInput(f"unknown event type {type_!r}: {hint}")
 
 
 def check_type(store: Store, type_: str | None) -> None:
