@@ -506,6 +506,7 @@ When you wake up or say "remember":
 evhub status                       # the one-command status check (./SESSIONS/quick-status.sh)
 evhub hello my-id --role "what you do" --about "what you build"
 export EVHUB_SESSION=my-id         # hello prints this line; later commands act as you
+evhub hello my-id --resume         # coming back after a context loss: keeps your claims
 evhub recall                       # after a context loss: your claims, milestones, unread messages
 evhub msg inbox                    # messages to you or to all
 ```
