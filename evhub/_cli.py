@@ -249,7 +249,13 @@ def hello(
 ) -> None:
     """Register a session (say hello)."""
     h = hub()
+    # A known id starting again without --resume drops its claims (decide's rule); say which, on
+    # stderr so that `eval "$(evhub hello ID)"` still reads only the export line.
+    held = [] if resume or session_id is None else h.state().claims_of(session_id)
     sid = h.hello(session_id, role=role, specialization=spec, about=about, resume=resume)
+    if held:
+        h.warnings.append(f"{sid} started again without --resume: dropped its claims on "
+                          f"{', '.join(c.priority for c in held)} (to keep them: evhub hello {sid} --resume)")
     if json:
         out_json({"session": sid, "export": f"export EVHUB_SESSION={sid}"})
     else:

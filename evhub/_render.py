@@ -220,6 +220,15 @@ run_evhub() {{
 """
 
 
+# A person at a plain shell has no EVHUB_SESSION: the shims that need an acting session then act as
+# the session `human`, registered (or resumed, keeping its claims) on the way.
+_AS_HUMAN = """if [ -z "${EVHUB_SESSION:-}" ]; then
+  export EVHUB_SESSION=human
+  (run_evhub hello human --resume >/dev/null)
+fi
+"""
+
+
 def _shim(comment: str, usage: str, required: int, body: str, up: str = "..") -> str:
     check = f'if [ "$#" -lt {required} ]; then echo "usage: {usage}" >&2; exit 2; fi\n' if required else ""
     return _SHIM_HEAD.format(comment=comment, usage=check, up=up) + body
@@ -245,17 +254,17 @@ _SHIMS: dict[str, str] = {
         'id="$1" session="$2"\nshift 2\nrun_evhub milestone claim "$id" --session "$session" "$@"\n',
     ),
     "update-milestone.sh": _shim(
-        "Seed update-milestone: set a step's status (acting session from EVHUB_SESSION).",
+        "Seed update-milestone: set a step's status (acting session from EVHUB_SESSION, else human).",
         "update-milestone.sh <id> <step> <status> [note]",
         3,
-        'if [ "$#" -ge 4 ]; then run_evhub milestone step "$1" "$2" "$3" --note "$4"; fi\n'
+        _AS_HUMAN + 'if [ "$#" -ge 4 ]; then run_evhub milestone step "$1" "$2" "$3" --note "$4"; fi\n'
         'run_evhub milestone step "$1" "$2" "$3"\n',
     ),
     "create-milestone.sh": _shim(
         "Seed create-milestone: a new milestone with one step per extra argument.",
         "create-milestone.sh <title> <priority> [step...]",
         2,
-        'title="$1" priority="$2"\nshift 2\nsteps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
+        _AS_HUMAN + 'title="$1" priority="$2"\nshift 2\nsteps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
         # `--` keeps a title that starts with '-' from reading as an option; the ${x+...} form keeps
         # an empty step list from tripping `set -u` on bash before 4.4.
         'run_evhub milestone create --priority "$priority" ${steps[@]+"${steps[@]}"} -- "$title"\n',
@@ -506,6 +515,7 @@ When you wake up or say "remember":
 evhub status                       # the one-command status check (./SESSIONS/quick-status.sh)
 evhub hello my-id --role "what you do" --about "what you build"
 export EVHUB_SESSION=my-id         # hello prints this line; later commands act as you
+evhub hello my-id --resume         # coming back after a context loss: keeps your claims
 evhub recall                       # after a context loss: your claims, milestones, unread messages
 evhub msg inbox                    # messages to you or to all
 ```
@@ -564,14 +574,15 @@ evhub msg inbox                    # messages to you or to all
 ./SESSIONS/quick-status.sh
 ./SESSIONS/milestone-status.sh [ID]
 ./SESSIONS/claim-milestone.sh <id> <session>
-./SESSIONS/update-milestone.sh <id> <step> <status> [note]    # acts as $EVHUB_SESSION
-./SESSIONS/create-milestone.sh <title> <priority> [step...]
+./SESSIONS/update-milestone.sh <id> <step> <status> [note]    # acts as $EVHUB_SESSION, else human
+./SESSIONS/create-milestone.sh <title> <priority> [step...]     # acts as $EVHUB_SESSION, else human
 ./SESSIONS/save-progress.sh <mode> <session>
 ./SESSIONS/scripts/register-session.sh <id>
 ./SESSIONS/scripts/claim-priority.sh <priority> <id>
 ```
 
-Each is a thin wrapper that runs evhub on this hub.
+Each is a thin wrapper that runs evhub on this hub. Run from a plain shell (no `EVHUB_SESSION`),
+the two that need an acting session act as the session `human`, registered on the way.
 
 ## Quick commands
 

@@ -162,8 +162,12 @@ def test_a_new_incarnation_drops_old_claims_and_resume_keeps_them(evhub: Runner)
     evhub.ok("claim", "api", session="alice")
     evhub.ok("claim", "docs", session="bob")
     # Both go silent past the TTL; then come back, alice afresh, bob resuming.
-    evhub.ok("hello", "alice", now=at(400))
-    evhub.ok("hello", "bob", "--resume", now=at(400))
+    back = evhub.ok("hello", "alice", now=at(400))
+    # Never silent: stderr says which claims go and how to keep them; stdout stays eval-able.
+    assert back.stdout.splitlines() == ["alice", "export EVHUB_SESSION=alice"]
+    assert back.stderr == ("warning: alice started again without --resume: dropped its claims on api "
+                           "(to keep them: evhub hello alice --resume)\n")
+    assert evhub.ok("hello", "bob", "--resume", now=at(400)).stderr == ""
     claims = js(evhub("claims", "--json", now=at(401)))
     assert [(c["priority"], c["session"], c["token"]) for c in claims] == [("docs", "bob", 5)]
     assert not (evhub.sessions_dir / "PRIORITIES" / "api.lock").exists()

@@ -155,3 +155,12 @@ def test_the_shims_check_their_arguments_and_run_as_executables(shims: Shims, hu
     [m] = js(hub("milestone", "list", "--json", now=at(4)))
     assert (m["id"], m["title"], m["priority"], m["steps"]) == ("x-marks-the-spot", "-x marks the spot",
                                                                 "treasure", [])
+
+
+def test_a_person_in_a_plain_shell_acts_as_human(shims: Shims, hub: Runner) -> None:
+    # The seed's own two-argument create, with no EVHUB_SESSION: it used to fail with "no session".
+    ok(shims("create-milestone.sh", "Write e2e suite", "e2e-suite", "outline", "write", now=at(1)))
+    ok(shims("update-milestone.sh", "write-e2e-suite", "1", "done", now=at(2)))
+    m = js(hub("milestone", "show", "write-e2e-suite", "--json", now=at(3)))
+    assert (m["priority"], m["progress"]) == ("e2e-suite", {"done": 1, "total": 2})
+    assert [s["id"] for s in js(hub("sessions", "--json", now=at(3)))] == ["human"]
