@@ -517,12 +517,14 @@ def repair(json: JsonOpt = False) -> None:
 @app.command()
 def watch(
     at: Annotated[str | None, typer.Option("--at", help="Show the hub as it stood then (30m, or RFC 3339).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print the dashboard once and exit (as without a terminal).")
+                    ] = False,
 ) -> None:
     """A live dashboard of sessions, claims, milestones, messages and events; q or Ctrl-C quits."""
     from ._values import now, parse_when
     from ._watch import watch as run_watch
 
-    run_watch(hub(), None if at is None else parse_when(at, now()))
+    run_watch(hub(), None if at is None else parse_when(at, now()), once=once)
 
 
 @app.command()
