@@ -6,7 +6,7 @@ each its unique id and appends them all in one write.
 """
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Union
 
 import msgspec
@@ -14,7 +14,16 @@ import msgspec
 from . import _events as ev
 from ._errors import BadInput, Conflict, NotFound, NotYours
 from ._state import Claim, Milestone, State
-from ._values import MAX_DURATION_S, STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
+from ._values import (
+    MAX_DURATION_S,
+    STEP_STATUSES,
+    check_id,
+    check_text,
+    did_you_mean,
+    format_duration,
+    seconds_between,
+    slug,
+)
 
 
 class Hello(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,10 +180,20 @@ def acting_session(state: State, session: str) -> str:
     sid = state.resolve(session)
     s = state.sessions.get(sid)
     if s is None:
-        raise NotFound(f"unknown session {session!r}: run `evhub hello {session}` first")
+        raise NotFound(f"unknown session {session!r}: {did_you_mean(session, state.sessions) or _hello_first(session)}")
     if s.left:
-        raise NotFound(f"session {session!r} has left: run `evhub hello {session}` to start again")
+        raise NotFound(f"session {session!r} has left: run `evhub hello {sid}` to start again")
     return sid
+
+
+def _hello_first(session: str) -> str:
+    """How to register SESSION, or the valid id nearest it: advice that itself works."""
+    valid = slug(session)  # lower case, runs of other characters as '-'
+    try:
+        return f"run `evhub hello {check_id(session)}` first"
+    except BadInput:
+        nearest = f": run `evhub hello {valid}` first" if valid else ""
+        return f"ids are 1-64 of a-z 0-9 . _ -{nearest}"
 
 
 def _held_by_other(state: State, claim: Claim | None, me: str, now: str) -> bool:
@@ -261,10 +280,11 @@ def _check_token(st: State, priority: str, token: int | None) -> None:
 
 def _release(cmd: ReleasePriority, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
-    priority = check_id(cmd.priority, "priority")
+    priority = cmd.priority
     c = st.claims.get(priority)
     if c is None:
-        raise NotFound(f"{priority} is not claimed")
+        hint = _close_ids(priority, st.claims, "priority")
+        raise NotFound(f"{priority} is not claimed" + (f": {hint}" if hint else ""))
     _check_token(st, priority, cmd.token)
     if c.session != sid and not cmd.force:
         raise Conflict(f"{priority} is held by {c.session}: only the holder releases it (or use --force)")
@@ -296,11 +316,21 @@ def _note(cmd: AddNote, st: State, now: str) -> list[ev.Event]:
     return [_new(ev.NoteAdded, session=sid, text=_nonempty(cmd.text, "note"))]
 
 
+def _close_ids(given: str, known: Iterable[str], what: str) -> str:
+    """The KNOWN ids close to GIVEN, as did_you_mean says them; when none is and GIVEN cannot be an id
+    at all, BadInput telling the rule for ids."""
+    hint = did_you_mean(given, known)
+    if not hint:
+        check_id(given, what)
+    return hint
+
+
 def find_milestone(st: State, milestone: str) -> Milestone:
-    """The milestone with id MILESTONE, else NotFound."""
-    m = st.milestones.get(check_id(milestone, "milestone id"))
+    """The milestone with id MILESTONE, else NotFound naming the close ones."""
+    m = st.milestones.get(milestone)
     if m is None:
-        raise NotFound(f"unknown milestone {milestone!r}")
+        hint = _close_ids(milestone, st.milestones, "milestone id")
+        raise NotFound(f"unknown milestone {milestone!r}: {hint or '`evhub milestone list --all` lists them'}")
     return m
 
 
@@ -356,7 +386,8 @@ def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
     if to != "all":
         to = st.resolve(check_id(to, "recipient"))
         if to not in st.sessions:
-            raise NotFound(f"unknown recipient {cmd.to!r}: use a session id or all")
+            hint = did_you_mean(to, st.sessions) or "use a session id or all"
+            raise NotFound(f"unknown recipient {cmd.to!r}: {hint}")
     return [_new(ev.MessagePosted, session=sid, to=to, text=_nonempty(cmd.text, "message"))]
 
 

@@ -1,0 +1,47 @@
+"""What the CLI says when a user slips or when a command has an outcome worth knowing: advice that itself
+works for unknown names, a takeover said in words, a forced release the holder hears of, a quiet `save`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from command import Runner, error_line, finished, init_hub
+
+from evhub import Hub, NotFound
+
+
+@pytest.fixture
+def hub_root(tmp_path: Path) -> Path:
+    """A JSONL hub where carol holds deploy-api and owns milestone deploy-dashboard (the rules are the
+    core's, the same on every store)."""
+    root = init_hub(tmp_path / "hub")
+    with Runner(root).api() as hub:
+        hub.hello("carol")
+        hub.create_milestone("carol", "Deploy dashboard", steps=["build", "ship"])
+        hub.claim_milestone("carol", "deploy-dashboard")
+        hub.claim("carol", "deploy-api")
+    return root
+
+
+def test_unknown_sessions_milestones_and_priorities_get_advice_that_works(hub_root: Path) -> None:
+    evhub = Runner(hub_root)
+    cases = {
+        ("note", "hi", "-s", "carl"): "unknown session 'carl': did you mean carol?",
+        ("note", "hi", "-s", "Carol"): "unknown session 'Carol': did you mean carol?",
+        ("note", "hi", "-s", "Dave"):
+            "unknown session 'Dave': ids are 1-64 of a-z 0-9 . _ -: run `evhub hello dave` first",
+        ("note", "hi", "-s", "zed"): "unknown session 'zed': run `evhub hello zed` first",
+        ("milestone", "show", "deploy-dashbord"): "unknown milestone 'deploy-dashbord': did you mean deploy-dashboard?",
+        ("milestone", "step", "nope", "1", "done", "-s", "carol"):
+            "unknown milestone 'nope': `evhub milestone list --all` lists them",
+        ("release", "deploy-ap", "-s", "carol"): "deploy-ap is not claimed: did you mean deploy-api?",
+        ("why", "deploy-apii"): "deploy-apii has never been claimed: did you mean deploy-api?",
+    }
+    procs = {args: evhub.start(*args) for args in cases}  # none of them writes: they run side by side
+    for args, says in cases.items():
+        assert error_line(finished(procs[args]), 1) == f"error: {says}", args
+    evhub.ok("hello", "dave")  # the advice given works as given
+    # The core raises them, so the Python API and the MCP server say the same.
+    with pytest.raises(NotFound, match="did you mean carol"):
+        Hub(hub_root).recall("carl")
