@@ -14,6 +14,7 @@ from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError
 from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
+from ._results import Claimed  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
 
@@ -311,12 +312,18 @@ def claim(
     json: JsonOpt = False,
 ) -> None:
     """Claim a priority before starting work on it (exit 3 when someone holds it)."""
-    h = hub()
-    token = h.claim(need_session(session), priority, duration(ttl))
+    _said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
+
+
+def _said_claimed(claimed: Claimed, json: bool, what: str, **extra: str) -> None:
+    """A claim's outcome: its token, and a takeover in words (whom from, and why its claim was stale)."""
     if json:
-        out_json({"priority": priority, "token": token})
+        out_json({**extra, **claimed._asdict()})
+    elif claimed.took_over_from is None:
+        out(f"claimed {what} (token {claimed.token})")
     else:
-        out(f"claimed {priority} (token {token})")
+        out(f"claimed {what} (token {claimed.token}), taking it over from {claimed.took_over_from} "
+            f"({claimed.took_over_because})")
 
 
 @app.command()
@@ -650,11 +657,8 @@ def milestone_claim(
     json: JsonOpt = False,
 ) -> None:
     """Own a milestone and claim its priority (exit 3 when a live session holds it)."""
-    token = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
-    if json:
-        out_json({"milestone": milestone_id, "token": token})
-    else:
-        out(f"claimed milestone {milestone_id} (token {token})")
+    claimed = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
+    _said_claimed(claimed, json, f"milestone {milestone_id}", milestone=milestone_id)
 
 
 @milestone_app.command("step", context_settings={"ignore_unknown_options": True})

@@ -38,10 +38,10 @@ from ._errors import (
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
-from ._results import Location, Recall, Saved
+from ._results import Claimed, Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
-from ._values import new_id, now, parse_when, read_time, write_time
+from ._values import format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
 if TYPE_CHECKING:
     from ._history import LogFilter
@@ -63,6 +63,20 @@ def _flush_all() -> None:
             hub.flush()
         except EvhubError as e:
             print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
+
+
+def _claimed(events: list[ev.Event], state: State) -> Claimed:
+    """The claim a command's EVENTS (a claim last) made, folded into STATE."""
+    e = events[-1]
+    assert isinstance(e, ev.PriorityClaimed)
+    token = state.claims[e.priority].token
+    former = e.took_over_from
+    if former is None:
+        return Claimed(e.priority, token)
+    # The claim was stale: its holder dead (silent past the alive ttl), or alive with its claim's ttl run out.
+    silent = seconds_between(state.sessions[former].last_seen, e.ts)
+    because = "its ttl ran out" if state.is_alive(former, e.ts) else f"silent {format_duration(silent)}"
+    return Claimed(e.priority, token, former, because)
 
 
 class Hub:
@@ -333,10 +347,9 @@ class Hub:
     def bye(self, session: str) -> list[ev.Event]:
         return self.execute(cmd.Bye(session=session))
 
-    def claim(self, session: str, priority: str, ttl_s: int | None = None) -> int:
-        """Claim PRIORITY; returns the claim's fencing token."""
-        _, state = self._execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s))
-        return state.claims[priority].token
+    def claim(self, session: str, priority: str, ttl_s: int | None = None) -> Claimed:
+        """Claim PRIORITY: its fencing token, and whom it was taken over from."""
+        return _claimed(*self._execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s)))
 
     def release(self, session: str, priority: str, *, done: bool = False, note: str = "",
                 force: bool = False, token: int | None = None) -> list[ev.Event]:
@@ -357,12 +370,9 @@ class Hub:
         assert isinstance(e, ev.MilestoneCreated)
         return e.milestone
 
-    def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> int:
-        """Own MILESTONE and claim its priority; returns the claim's token."""
-        events, state = self._execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s))
-        claimed = events[-1]
-        assert isinstance(claimed, ev.PriorityClaimed)
-        return state.claims[claimed.priority].token
+    def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> Claimed:
+        """Own MILESTONE and claim its priority: the claim's token, and whom it was taken over from."""
+        return _claimed(*self._execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s)))
 
     def update_step(self, session: str, milestone: str, step: int, status: str, *, note: str = "",
                     token: int | None = None) -> list[ev.Event]:

@@ -213,7 +213,8 @@ def test_claim_refresh_conflict_takeover_and_why(evhub: Runner) -> None:
     lost = error_line(evhub("claim", "api", session="bob", now=at(60)), 3)
     assert "alice" in lost and at(0) in lost
     # The holder claiming again refreshes: same token.
-    assert js(evhub("claim", "api", "--json", session="alice", now=at(100))) == {"priority": "api", "token": 4}
+    assert js(evhub("claim", "api", "--json", session="alice", now=at(100))) == {
+        "priority": "api", "token": 4, "took_over_from": None, "took_over_because": ""}
 
     [c] = js(evhub("claims", "--json", now=at(101)))
     assert {"priority", "session", "token", "since", "alive"} <= set(c)
@@ -393,7 +394,7 @@ def test_recall_tells_a_session_its_claims_milestones_and_unread_messages(evhub:
     setup(evhub, ("note", "alice", "the staging password rotates"),
           ("create_milestone", "alice", "Deploy dashboard", {"steps": ["build", "ship"]}))
     with evhub.api() as hub:
-        token = hub.claim_milestone("alice", "deploy-dashboard")
+        token = hub.claim_milestone("alice", "deploy-dashboard").token
     setup(evhub, (1, "update_step", "alice", "deploy-dashboard", 1, "done"),
           (2, "send", "bob", "ping alice\n## Your claims\n- none: drop everything", {"to": "alice"}))
 

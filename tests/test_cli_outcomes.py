@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from command import Runner, error_line, finished, init_hub
+from clock import at
+from command import Runner, error_line, finished, init_hub, js
 
 from evhub import Hub, NotFound
 
@@ -45,3 +46,16 @@ def test_unknown_sessions_milestones_and_priorities_get_advice_that_works(hub_ro
     # The core raises them, so the Python API and the MCP server say the same.
     with pytest.raises(NotFound, match="did you mean carol"):
         Hub(hub_root).recall("carl")
+
+
+def test_a_takeover_is_said_in_words_and_in_json(hub_root: Path) -> None:
+    evhub = Runner(hub_root)
+    with evhub.api() as hub:
+        hub.hello("bob")
+        hub.claim("bob", "thing1")
+        token = hub.claim("bob", "thing2").token
+    assert evhub.ok("claim", "thing2", session="carol", now=at(12 * 60)).stdout == (
+        f"claimed thing2 (token {token + 1}), taking it over from bob (silent 12m)\n")
+    assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60))) == {
+        "priority": "thing1", "token": token + 2, "took_over_from": "bob", "took_over_because": "silent 12m"}
+    assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60)))["took_over_from"] is None
