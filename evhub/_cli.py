@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import typer
 
+from . import _events as ev  # already imported by _hub
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError
 from ._hub import Hub
@@ -338,7 +339,11 @@ def release(
 ) -> None:
     """Release a claimed priority."""
     events = hub().release(need_session(session), priority, done=done, note=note, force=force, token=token)
-    _done(json, events, f"released {priority}")
+    told = events[-1]  # a forced release tells the holder in a message
+    if isinstance(told, ev.MessagePosted) and not json:
+        out(f"released {priority} (seq {events[0].seq}); told {told.to} in message #{told.seq}")
+    else:
+        _done(json, events, f"released {priority}")
 
 
 @app.command()

@@ -288,16 +288,15 @@ def _release(cmd: ReleasePriority, st: State, now: str) -> list[ev.Event]:
     _check_token(st, priority, cmd.token)
     if c.session != sid and not cmd.force:
         raise Conflict(f"{priority} is held by {c.session}: only the holder releases it (or use --force)")
-    return [
-        _new(
-            ev.PriorityReleased,
-            session=sid,
-            priority=priority,
-            done=cmd.done,
-            note=check_text(cmd.note, "note"),
-            forced=c.session != sid,
-        )
-    ]
+    note = check_text(cmd.note, "note")
+    released = _new(ev.PriorityReleased, session=sid, priority=priority, done=cmd.done, note=note,
+                    forced=c.session != sid)
+    if c.session == sid:
+        return [released]
+    # The holder may still believe it holds the claim: it is told where it reads its mail (the hook's
+    # context, recall, inbox, the MCP server), in the same write as the release.
+    told = f"force-released your claim on {priority} (token {c.token})" + (f": {note}" if note else "")
+    return [released, _new(ev.MessagePosted, session=sid, to=c.session, text=told)]
 
 
 def _nonempty(text: str, what: str) -> str:

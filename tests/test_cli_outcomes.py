@@ -59,3 +59,14 @@ def test_a_takeover_is_said_in_words_and_in_json(hub_root: Path) -> None:
     assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60))) == {
         "priority": "thing1", "token": token + 2, "took_over_from": "bob", "took_over_because": "silent 12m"}
     assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60)))["took_over_from"] is None
+
+
+def test_a_forced_release_tells_the_holder(hub_root: Path) -> None:
+    evhub = Runner(hub_root)
+    with evhub.api() as hub:
+        hub.hello("bob")
+        token = hub.state().claims["deploy-api"].token
+    assert evhub.ok("release", "deploy-api", "--force", "--note", "carol is stuck", session="bob").stdout == (
+        f"released deploy-api (seq {token + 2}); told carol in message #{token + 3}\n")
+    told = f'from bob to carol: "force-released your claim on deploy-api (token {token}): carol is stuck"'
+    assert told in evhub.ok("recall", session="carol").stdout  # and so in the hook's context

@@ -193,10 +193,12 @@ def test_release_by_another_needs_force_and_is_recorded_as_forced() -> None:
     sim.do(d.ClaimPriority(session="a", priority="p1"))
     with pytest.raises(Conflict, match="held by a"):
         sim.do(d.ReleasePriority(session="b", priority="p1"))
-    assert "p1" in sim.state.claims
-    rel = only(sim.do(d.ReleasePriority(session="b", priority="p1", force=True)))
+    token = sim.state.claims["p1"].token
+    rel, told = sim.do(d.ReleasePriority(session="b", priority="p1", force=True, note="stuck"))
     assert isinstance(rel, ev.PriorityReleased) and rel.forced and rel.session == "b"
     assert sim.state.claims == {}
+    assert isinstance(told, ev.MessagePosted) and (told.session, told.to) == ("b", "a")  # the holder is told
+    assert told.text == f"force-released your claim on p1 (token {token}): stuck"
 
 
 def test_release_with_a_token_that_is_not_the_current_one_is_a_conflict() -> None:
