@@ -36,7 +36,7 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True):
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     session: str
-    status: str = ""
+    status: str | None = ""  # None: the session's status as it is
 
 
 class Bye(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,7 +243,8 @@ def _hello(cmd: Hello, st: State, now: str) -> list[ev.Event]:
 
 def _heartbeat(cmd: Heartbeat, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
-    return [_new(ev.Heartbeat, session=sid, status=check_text(cmd.status, "status"))]
+    status = st.sessions[sid].status if cmd.status is None else check_text(cmd.status, "status")
+    return [_new(ev.Heartbeat, session=sid, status=status)]
 
 
 def _bye(cmd: Bye, st: State, now: str) -> list[ev.Event]:

@@ -436,7 +436,10 @@ class Hub:
         return self.execute(cmd.RejectId(session=session, proposed=proposed, reason=reason))
 
     def save(self, session: str, mode: str = "auto", note: str = "") -> Saved:
-        """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit)."""
+        """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit).
+
+        A save changes nothing else: the session's status stays, and the progress note is added only
+        when the progress changed since the last one (repeated, it would crowd the session's recall)."""
         from ._git import commit
 
         if mode not in ("auto", "quick", "milestone", "full"):
@@ -446,10 +449,14 @@ class Hub:
         owned = state.milestones_of(sid)
         if mode == "auto":
             mode = "milestone" if owned else "quick"
-        commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status="saved")]
-        if mode in ("milestone", "full") and owned:
-            progress = ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in owned)
-            commands.append(cmd.AddNote(session=sid, text=f"saved progress: {progress}"))
+        if mode == "milestone" and not owned:
+            raise BadInput(f"{sid} owns no unfinished milestone, so it has no progress to save: "
+                           "`evhub milestone claim ID` owns one; `evhub save --mode quick` saves a heartbeat")
+        commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status=None)]
+        progress = "saved progress: " + ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in owned)
+        said = [n.text for n in state.sessions[sid].notes if n.text.startswith("saved progress: ")]
+        if mode in ("milestone", "full") and owned and said[-1:] != [progress]:
+            commands.append(cmd.AddNote(session=sid, text=progress))
         if note:
             commands.append(cmd.AddNote(session=sid, text=note))
         events = self.execute(*commands)

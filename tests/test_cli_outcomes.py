@@ -70,3 +70,21 @@ def test_a_forced_release_tells_the_holder(hub_root: Path) -> None:
         f"released deploy-api (seq {token + 2}); told carol in message #{token + 3}\n")
     told = f'from bob to carol: "force-released your claim on deploy-api (token {token}): carol is stuck"'
     assert told in evhub.ok("recall", session="carol").stdout  # and so in the hook's context
+
+
+def test_save_keeps_the_status_says_its_progress_once_and_needs_a_milestone_for_milestone_mode(
+    hub_root: Path,
+) -> None:
+    evhub = Runner(hub_root)
+    with evhub.api() as hub:
+        hub.heartbeat("carol", "deploying to staging")
+        hub.hello("bob")
+    assert evhub.ok("save", session="carol", now=at(10)).stdout == "saved (milestone)\n"
+    evhub.ok("save", "--mode", "milestone", session="carol", now=at(20))
+    recall = js(evhub("recall", "--json", session="carol", now=at(30)))
+    assert recall["session"]["status"] == "deploying to staging"
+    assert [n["text"] for n in recall["notes"]] == ["saved progress: deploy-dashboard 0/2"]
+    before = evhub.log_bytes()
+    says = error_line(evhub("save", "--mode", "milestone", session="bob"), 1)
+    assert says.startswith("error: bob owns no unfinished milestone") and "--mode quick" in says
+    assert evhub.log_bytes() == before
