@@ -624,7 +624,8 @@ def demo(
     directory: Annotated[
         Path | None, typer.Argument(help="Where to make the demo hub (default: a new temp dir).")
     ] = None,
-    pace: Annotated[float, typer.Option("--pace", help="Seconds to pause after each step (to watch it live).")] = 0.0,
+    pace: Annotated[float, typer.Option(
+        "--pace", help="Seconds a story minute lasts: the story then runs on the real clock, to watch it live.")] = 0.0,
 ) -> None:
     """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent."""
     from ._demo import run_demo

@@ -140,6 +140,9 @@ def test_the_demo_arrives_live_in_a_watch_started_beside_it(tmp_path: Path) -> N
         pane = f"{name}:0.0"
         first = wait_for(pane, "evhub · event #")
         assert "took over" not in first, "the watch started after the story was over"
+        # The story's sessions are seen alive as it goes (its clock is the real one, not 21 minutes ago).
+        live = wait_for(pane, "alive")
+        assert "You went silent" not in live, "the sessions were seen alive only once the story was over"
         # The last act of the story: a silent session's claim taken over, and the message about it.
         later = wait_for(pane, "You went silent", within=60)
         assert "You went silent" in later and "deploy-dashboard" in later, later
