@@ -180,20 +180,23 @@ def acting_session(state: State, session: str) -> str:
     sid = state.resolve(session)
     s = state.sessions.get(sid)
     if s is None:
-        raise NotFound(f"unknown session {session!r}: {did_you_mean(session, state.sessions) or _hello_first(session)}")
+        raise NotFound(f"unknown session {session!r}{_unknown_session(state, session)}")
     if s.left:
         raise NotFound(f"session {session!r} has left: run `evhub hello {sid}` to start again")
     return sid
 
 
-def _hello_first(session: str) -> str:
-    """How to register SESSION, or the valid id nearest it: advice that itself works."""
-    valid = slug(session)  # lower case, runs of other characters as '-'
+def _unknown_session(st: State, session: str) -> str:
+    """What to do about SESSION, which is not registered: the close ids, else how to register it, or the
+    valid id nearest it (advice that itself works: never `hello` with an id that cannot be)."""
+    hint = did_you_mean(session, st.sessions)
+    if hint:
+        return f": {hint}"
     try:
-        return f"run `evhub hello {check_id(session)}` first"
+        return f": run `evhub hello {check_id(session)}` first"
     except BadInput:
-        nearest = f": run `evhub hello {valid}` first" if valid else ""
-        return f"ids are 1-64 of a-z 0-9 . _ -{nearest}"
+        valid = slug(session)  # lower case, runs of other characters as '-'
+        return " (ids are 1-64 of a-z 0-9 . _ -)" + (f": run `evhub hello {valid}` first" if valid else "")
 
 
 def _held_by_other(state: State, claim: Claim | None, me: str, now: str) -> bool:

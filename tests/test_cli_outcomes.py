@@ -31,7 +31,7 @@ def test_unknown_sessions_milestones_and_priorities_get_advice_that_works(hub_ro
         ("note", "hi", "-s", "carl"): "unknown session 'carl': did you mean carol?",
         ("note", "hi", "-s", "Carol"): "unknown session 'Carol': did you mean carol?",
         ("note", "hi", "-s", "Dave"):
-            "unknown session 'Dave': ids are 1-64 of a-z 0-9 . _ -: run `evhub hello dave` first",
+            "unknown session 'Dave' (ids are 1-64 of a-z 0-9 . _ -): run `evhub hello dave` first",
         ("note", "hi", "-s", "zed"): "unknown session 'zed': run `evhub hello zed` first",
         ("milestone", "show", "deploy-dashbord"): "unknown milestone 'deploy-dashbord': did you mean deploy-dashboard?",
         ("milestone", "step", "nope", "1", "done", "-s", "carol"):
@@ -59,6 +59,11 @@ def test_a_takeover_is_said_in_words_and_in_json(hub_root: Path) -> None:
     assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60))) == {
         "priority": "thing1", "token": token + 2, "took_over_from": "bob", "took_over_because": "silent 12m"}
     assert js(evhub("claim", "thing1", "--json", session="carol", now=at(12 * 60)))["took_over_from"] is None
+    with evhub.api(at(13 * 60)) as hub:
+        hub.claim("bob", "thing3", ttl_s=60)
+    with evhub.api(at(14 * 60 + 1)) as hub:  # bob lives on, past its claim's ttl
+        hub.heartbeat("bob")
+        assert hub.claim("carol", "thing3")[2:] == ("bob", "its ttl ran out")
 
 
 def test_a_forced_release_tells_the_holder(hub_root: Path) -> None:
