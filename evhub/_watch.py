@@ -160,7 +160,8 @@ def watch(hub: Hub, at: str | None, console: Console | None = None, once: bool =
         console.print(dashboard(snapshot(hub, at), [], at, live=False))
         return
     follower = Follower(hub)
-    if once or not console.is_terminal:
+    # Not console.is_terminal alone: FORCE_COLOR, often set in CI and agents' shells, makes rich say yes.
+    if once or not (console.is_terminal and console.file.isatty()):
         console.print(dashboard(follower.state, list(follower.feed), read_time(follower.state.last_ts), live=False))
         return
 

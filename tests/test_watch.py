@@ -65,7 +65,7 @@ def test_without_a_terminal_or_with_once_watch_prints_one_frame_and_exits(evhub:
     """An agent's shell runs `evhub watch` with its output in a pipe: a live display there would never end."""
     evhub.ok("hello", "alice")
     evhub.ok("claim", "api", session="alice")
-    frame = ok(run("--hub", evhub.root, "watch", timeout=30)).stdout
+    frame = ok(run("--hub", evhub.root, "watch", env={"FORCE_COLOR": "1"}, timeout=30)).stdout
     assert "event #3" in frame and "api" in frame and "q quits" not in frame
     console = Console(record=True, width=120, force_terminal=True)
     watch(Hub(evhub.root), None, console=console, once=True)  # a terminal, yet one frame and back
