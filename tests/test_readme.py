@@ -1,0 +1,343 @@
+"""README.md is true: its console samples run and print what it shows, and every evhub command it
+shows elsewhere parses.
+
+A sample is a ```console block: `$ COMMAND` lines, each followed by what it prints (stdout and stderr
+as a terminal shows them). The blocks of one README section are one story, run in order in one scratch
+folder: "A day with three sessions" in a git repository, "Where the hub lives" in one with worktrees.
+Command N of a story runs at its own fixed moment (EVHUB_NOW, see `moment`), so times and ages are
+exact. Output may differ from the README only where the README says it does:
+- a line `...` stands for lines left out ("trimmed where it says `...`");
+- `/home/me/` and `/tmp/` stand for the scratch folder of the test.
+A command whose sample shows no `error:` line must exit 0.
+
+When an output changes on purpose, the failure names each README line whose sample differs and shows
+what was expected and what the command printed: paste the latter over the former, or run this file
+with EVHUB_README_FIX=1 to have it do so (for every sample but trimmed ones), then read the diff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from clock import at, fixed_now
+from command import GIT_ENV, clean_env, ok, run
+from test_mcp_inspector import inspector
+
+from evhub import _events as ev
+from evhub._cli import app
+
+README = Path(__file__).parent.parent / "README.md"
+PLACES = re.compile(r"/home/me/|/tmp/")  # the README's stand-ins for the test's scratch folder
+
+
+@dataclass
+class Command:
+    line: int  # of `$ ...` in README.md, 1-based
+    text: str
+    expected: list[str] = field(default_factory=list)
+    output_line: int = 0  # where EXPECTED starts
+
+    def trimmed(self) -> bool:
+        return "..." in self.expected
+
+
+@dataclass
+class Block:
+    section: str
+    line: int
+    commands: list[Command]
+
+
+def _sections() -> Iterator[tuple[str, int, list[str]]]:
+    """(section title, first line, lines) of each fenced block of README.md, with the language tag as
+    the first line."""
+    section, block, start = "", None, 0
+    for n, line in enumerate(README.read_text().splitlines(), 1):
+        if block is None:
+            if line.startswith("## "):
+                section = line[3:]
+            elif line.startswith("```"):
+                block, start = [line[3:]], n
+        elif line.startswith("```"):
+            yield section, start, block
+            block = None
+        else:
+            block.append(line)
+
+
+def console_blocks() -> list[Block]:
+    blocks = []
+    for section, start, lines in _sections():
+        if lines[0] != "console":
+            continue
+        commands: list[Command] = []
+        for n, line in enumerate(lines[1:], start + 1):
+            if line.startswith("$ "):
+                commands.append(Command(n, line[2:], output_line=n + 1))
+            elif commands and commands[-1].text.endswith("\\"):
+                commands[-1].text = commands[-1].text[:-1] + line.strip()
+                commands[-1].output_line = n + 1
+            else:
+                assert commands, f"README.md:{n}: a console block starts with a `$ ` command"
+                commands[-1].expected.append(line)
+        blocks.append(Block(section, start, commands))
+    return blocks
+
+
+def moment(n: int) -> str:
+    """When the Nth command of a story runs: a little over a second after the one before."""
+    return at(n * 1.1 + 0.483921)
+
+
+def matches(expected: list[str], actual: str) -> bool:
+    pattern = "".join(r"(?:.*\n)*?" if line == "..." else re.escape(line) + r"\n" for line in expected)
+    return re.fullmatch(pattern, actual) is not None
+
+
+class Story:
+    """Runs the commands of one README section in SCRATCH's ROOT, collecting every mismatch."""
+
+    def __init__(self, scratch: Path, root: Path, tools: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None, shown_as: str = "/home/me/") -> None:
+        self.scratch, self.root = scratch, root
+        self.shown_as = shown_as  # how the README names SCRATCH in this story's outputs
+        self.tools = tools or {}  # a program the README runs one way (npx NAME) and the tests another
+        self.env = env or {}
+        self.n = 0
+        self.status = 0
+        self.failures: list[str] = []
+        self.fixes: list[tuple[Command, str]] = []
+
+    def here(self, text: str) -> str:
+        return PLACES.sub(lambda m: f"{self.scratch}/", text)
+
+    def command(self, text: str) -> str:
+        for shown, used in self.tools.items():
+            text = text.replace(shown, used)
+        return self.here(text)
+
+    def run(self, block: Block) -> None:
+        for cmd in block.commands:
+            self.n += 1
+            done = subprocess.run(["bash", "-c", f"(exit {self.status}); {self.command(cmd.text)}"], cwd=self.root,
+                                  env=clean_env({**GIT_ENV, **self.env, "EVHUB_NOW": moment(self.n)}), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            self.status = done.returncode
+            expected = [self.here(line) for line in cmd.expected]
+            actual = done.stdout.replace(f"{self.scratch}/", self.shown_as)
+            if not matches(expected, done.stdout):
+                self.fixes.append((cmd, actual))
+                self.failures.append(f"README.md:{cmd.line}: $ {cmd.text}\n--- the README shows:\n"
+                                     + "".join(f"{line}\n" for line in cmd.expected)
+                                     + f"--- the command printed (exit {done.returncode}):\n{actual}")
+            elif done.returncode != 0 and not any(line.startswith("error:") for line in cmd.expected):
+                self.failures.append(f"README.md:{cmd.line}: $ {cmd.text}\nexited {done.returncode}:\n{actual}")
+
+    def check(self) -> None:
+        """Fail naming every mismatch; with EVHUB_README_FIX=1, first write what the commands printed
+        into README.md in place of the samples that differ (not of trimmed ones: trim those by hand)."""
+        if self.fixes and os.environ.get("EVHUB_README_FIX") == "1":
+            lines = README.read_text().splitlines(keepends=True)
+            for cmd, actual in sorted(self.fixes, key=lambda f: -f[0].line):
+                if not cmd.trimmed():
+                    start = cmd.output_line - 1
+                    lines[start:start + len(cmd.expected)] = actual.splitlines(keepends=True)
+            README.write_text("".join(lines))
+        assert not self.failures, "\n\n".join(self.failures)
+
+
+def blocks_of(section: str) -> list[Block]:
+    found = [b for b in console_blocks() if b.section == section]
+    assert found, f"README.md has no console sample in section {section!r}"
+    return found
+
+
+def git(*args: str | Path, cwd: Path) -> None:
+    subprocess.run(["git", *map(str, args)], cwd=cwd, env=clean_env(GIT_ENV), check=True, capture_output=True)
+
+
+def test_every_console_sample_belongs_to_a_story_this_file_runs() -> None:
+    """A new sample in another section is run only once a test here runs its section."""
+    told = {b.section for b in console_blocks()}
+    assert told <= {"A day with three sessions", "Where the hub lives", "Using evhub with Claude Code and Codex",
+                    "The MCP server"}, told
+
+
+def test_a_day_with_three_sessions(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    git("init", "-q", cwd=shop)
+    story = Story(tmp_path, shop)
+    for block in blocks_of("A day with three sessions"):
+        story.run(block)
+    story.check()
+
+
+def test_where_the_hub_lives(tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    git("init", "-q", cwd=app_dir)
+    git("commit", "-q", "--allow-empty", "-m", "start", cwd=app_dir)
+    git("worktree", "add", "-q", ".claude/worktrees/w1", cwd=app_dir)
+    git("worktree", "add", "-q", tmp_path / "app-feature", cwd=app_dir)
+    ok(run("init", cwd=app_dir))
+    story = Story(tmp_path, app_dir)
+    for block in blocks_of("Where the hub lives"):
+        story.run(block)
+    story.check()
+
+
+# -- every other evhub command the README shows parses ---------------------------------------------
+
+# A shown command holding one of these is a synopsis (`evhub claim P [--ttl]`, `evhub handshake
+# propose/accept`), not a command to run.
+SYNOPSIS = re.compile(r"[\[\]<>|…{}]|\.\.\.|\$\(|(?:^|\s)[a-z-]+/[a-z]")
+# What prose names without its arguments (`evhub sql` runs queries; `--role --spec --about`) is no
+# mistake; an unknown command or option, or a value of the wrong kind, is.
+MENTION = re.compile(r"Missing (argument|option)|Option '[^']+' requires an argument")
+
+
+def shown_commands() -> list[tuple[int, str]]:
+    """(line, argv text) of each `evhub ...` the README shows outside console samples: in bash blocks,
+    and in inline code."""
+    found: list[tuple[int, str]] = []
+    in_bash = False
+    for n, line in enumerate(README.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            in_bash = not in_bash and line[3:] == "bash"
+            continue
+        pieces = [line.split(" #")[0]] if in_bash else re.findall(r"`([^`]+)`", line)
+        for piece in pieces:
+            for part in re.split(r"&&|;|\|\|", piece):
+                words = part.strip().split()
+                while words and "=" in words[0]:  # VAR=value before the command
+                    words.pop(0)
+                if words[:1] == ["evhub"] and len(words) > 1 and not SYNOPSIS.search(part):
+                    found.append((n, " ".join(words)))
+    return found
+
+
+@functools.cache
+def evhub_command() -> Any:
+    """The click command typer makes of the CLI (built once: it takes a while, and parsing changes nothing)."""
+    return typer.main.get_command(app)
+
+
+def parse(argv: list[str]) -> str | None:
+    """Parse ARGV as `evhub` would, running nothing: None when it parses, else typer's usage error (the
+    command would exit 2). Typer keeps its own copy of click, so its errors are known by their exit code."""
+    cmd = evhub_command()
+    try:
+        ctx = cmd.make_context("evhub", argv)
+        while hasattr(cmd, "resolve_command"):  # a group: its command comes next
+            rest = [*ctx._protected_args, *ctx.args]
+            if not rest:
+                return None
+            name, sub, args = cmd.resolve_command(ctx, rest)
+            assert name is not None and sub is not None
+            cmd, ctx = sub, sub.make_context(name, args, parent=ctx)
+    except Exception as e:
+        if getattr(e, "exit_code", None) == 2:
+            return str(e.format_message())  # type: ignore[attr-defined]
+        if isinstance(e, typer.Exit) or getattr(e, "exit_code", None) == 0:
+            return None  # --help, --version
+        raise
+    return None
+
+
+def test_every_evhub_command_shown_parses() -> None:
+    shown = shown_commands()
+    assert len(shown) > 20, shown  # the extraction still finds the README's commands
+    wrong = [f"README.md:{line}: {text}\n  {error}" for line, text in shown
+             if (error := parse(shlex.split(text)[1:])) is not None and not MENTION.match(error)]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("text", ["evhub watch --hub DIR", "evhub claim", "evhub nosuch"])
+def test_a_command_evhub_would_refuse_does_not_parse(text: str) -> None:
+    assert parse(shlex.split(text)[1:]) is not None
+
+
+def test_codex(tmp_path: Path) -> None:
+    root = tmp_path / "your-repo"
+    root.mkdir()
+    ok(run("init", cwd=root))
+    story = Story(tmp_path, root, shown_as="/tmp/")
+    for block in blocks_of("Using evhub with Claude Code and Codex"):
+        story.run(block)
+    story.check()
+
+
+def test_the_mcp_server(tmp_path: Path) -> None:
+    """The hook, the MCP server (through the Inspector, as test_mcp_inspector.py finds it; the server is
+    handed the story's clock) and the shell acting as one session, and a refused `log` type."""
+    cli = inspector()
+    root = tmp_path / "your-repo"
+    root.mkdir()
+    ok(run("init", env={"EVHUB_NOW": at(0)}, cwd=root))
+    payload = (Path(__file__).parent / "hooks" / "session_start_startup.json").read_text()
+    (root / "session_start.json").write_text(payload.replace("{cwd}", str(root)))
+    story = Story(tmp_path, root, tools={"npx @modelcontextprotocol/inspector --cli":
+                                         f'{cli} --cli -e EVHUB_NOW="$EVHUB_NOW"'},
+                  env={"PATH": f"{cli.parent}{os.pathsep}{clean_env()['PATH']}"}, shown_as="/tmp/")
+    for block in blocks_of("The MCP server"):
+        story.run(block)
+    story.check()
+
+
+# -- the other samples ------------------------------------------------------------------------------
+
+
+def fenced(lang: str, section: str) -> list[tuple[int, list[str]]]:
+    found = [(start, lines[1:]) for title, start, lines in _sections() if lines[0] == lang and title == section]
+    assert found, f"README.md has no {lang} block in section {section!r}"
+    return found
+
+
+def test_the_python_api_sample_runs_and_prints_what_its_comments_say(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `print(...)  # OUTPUT` line prints OUTPUT (`...` there stands for what varies)."""
+    [(start, lines)] = fenced("python", "The Python API")
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with fixed_now(at(0)), contextlib.redirect_stdout(printed):
+        exec(compile("\n".join(lines), "README.md", "exec"), {})
+    said = [(start + n, line.partition("  # ")[2]) for n, line in enumerate(lines, 1)
+            if "print(" in line.partition("  # ")[0]]
+    wrong = [f"README.md:{line}: the comment says {comment!r}, the call printed {out!r}"
+             for (line, comment), out in zip(said, printed.getvalue().splitlines(), strict=True)
+             if not re.fullmatch(".*".join(map(re.escape, comment.split("..."))), out)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_log_format_sample_is_events_as_the_log_stores_them() -> None:
+    [(start, lines)] = fenced("json", "The log format")
+    for n, line in enumerate(lines, start + 1):
+        event = ev.decode(line.encode() + b"\n")
+        assert ev.encode(event) == line.encode() + b"\n", f"README.md:{n}: not as evhub writes it"
+
+
+def test_the_commands_said_to_take_no_json_are_those_that_take_none() -> None:
+    def leaves(cmd: object, path: str) -> Iterator[tuple[str, object]]:
+        subs = getattr(cmd, "commands", None)
+        if subs is None:
+            yield path, cmd
+        for name, sub in (subs or {}).items():
+            yield from leaves(sub, f"{path} {name}".strip())
+
+    without = {path for path, cmd in leaves(evhub_command(), "")
+               if not any("--json" in p.opts for p in getattr(cmd, "params", []))}
+    [said] = [line for line in README.read_text().splitlines() if "take no `--json`:" in line]
+    assert set(re.findall(r"`([a-z ]+)`", said.partition("take no `--json`:")[2])) == without, said
