@@ -1,11 +1,13 @@
-"""README.md is true: its console samples run and print what it shows, and every evhub command it
-shows elsewhere parses.
+"""README.md is true: its console samples run and print what it shows, every evhub command it shows
+elsewhere parses, and its other samples say what the code does.
 
 A sample is a ```console block: `$ COMMAND` lines, each followed by what it prints (stdout and stderr
 as a terminal shows them). The blocks of one README section are one story, run in order in one scratch
-folder: "A day with three sessions" in a git repository, "Where the hub lives" in one with worktrees.
-Command N of a story runs at its own fixed moment (EVHUB_NOW, see `moment`), so times and ages are
-exact. Output may differ from the README only where the README says it does:
+folder: "A day with three sessions" in a git repository, "Where the hub lives" in one with worktrees,
+Codex's install, and the hook, MCP server and shell of "The MCP server" (through the MCP Inspector,
+skipped as test_mcp_inspector.py is when it is not installed). Command N of a story runs at its own
+fixed moment (EVHUB_NOW, see `moment`), so times and ages are exact. Output may differ from the
+README only where the README says it does:
 - a line `...` stands for lines left out ("trimmed where it says `...`");
 - `/home/me/` and `/tmp/` stand for the scratch folder of the test.
 A command whose sample shows no `error:` line must exit 0.
@@ -13,6 +15,9 @@ A command whose sample shows no `error:` line must exit 0.
 When an output changes on purpose, the failure names each README line whose sample differs and shows
 what was expected and what the command printed: paste the latter over the former, or run this file
 with EVHUB_README_FIX=1 to have it do so (for every sample but trimmed ones), then read the diff.
+
+Not checked here: the demo's sample (its race changes it from run to run, and a run takes seconds;
+test_demo.py checks the story).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import os
 import re
 import shlex
@@ -32,7 +38,7 @@ from typing import Any
 import pytest
 import typer.main
 from clock import at, fixed_now
-from command import GIT_ENV, clean_env, ok, run
+from command import EVHUB, GIT_ENV, clean_env, ok, run
 from test_mcp_inspector import inspector
 
 from evhub import _events as ev
@@ -341,3 +347,27 @@ def test_the_commands_said_to_take_no_json_are_those_that_take_none() -> None:
                if not any("--json" in p.opts for p in getattr(cmd, "params", []))}
     [said] = [line for line in README.read_text().splitlines() if "take no `--json`:" in line]
     assert set(re.findall(r"`([a-z ]+)`", said.partition("take no `--json`:")[2])) == without, said
+
+
+def test_the_hooks_push_sample_is_what_the_hook_injects(tmp_path: Path) -> None:
+    """session-1 (an agent's session, joined by its SessionStart hook) gets bob's two messages on its next prompt."""
+    from evhub import Hub
+
+    [(start, lines)] = [b for b in fenced("text", "Using evhub with Claude Code and Codex") if "unread" in b[1][0]]
+    ok(run("init", cwd=tmp_path))
+    hooks = Path(__file__).parent / "hooks"
+
+    def hook(payload: str, n: int) -> str:
+        text = (hooks / payload).read_text().replace("{cwd}", str(tmp_path))
+        done = subprocess.run([EVHUB, "hook"], input=text, cwd=tmp_path, env=clean_env({"EVHUB_NOW": at(n)}),
+                              capture_output=True, text=True, timeout=60)
+        return str(json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]) if done.stdout else ""
+
+    hook("session_start_startup.json", 1)
+    with fixed_now(at(2)):
+        hub = Hub(tmp_path)
+        hub.hello("bob")
+        hub.send("bob", "the schema changed, rebase first", to="session-1")
+        hub.send("bob", "lunch at noon")
+        hub.flush()
+    assert hook("user_prompt_submit.json", 3).splitlines() == lines, f"README.md:{start}: the push differs"
