@@ -99,11 +99,15 @@ class StoreSettings:
         except (msgspec.DecodeError, KeyError, TypeError, AttributeError) as e:
             raise StorageError(f"{path} is not evhub's store settings: {e}") from e
 
-    def write(self, events_dir: Path) -> None:
-        """Keep the settings in EVENTS_DIR: the named file's path, else the connection string this init used,
-        without its password (libpq finds that in its own places: see password_dropped)."""
+    def keep(self) -> None:
+        """Decide what write() keeps, before init makes anything (a string whose password cannot be taken out
+        is refused here): the named file's path, else the connection string this init uses, without its
+        password (libpq finds that in its own places: see password_dropped)."""
         if self.dsn_file is None:
             self.kept = without_password(self.dsn())
+
+    def write(self, events_dir: Path) -> None:
+        """Keep the settings in EVENTS_DIR, as keep() decided."""
         doc = {"store": "postgresql", "schema": self.schema,
                "dsn_file": str(self.dsn_file) if self.dsn_file else None, "dsn": self.kept}
         tmp = events_dir / f".{STORE_FILE}.{os.getpid()}.tmp"

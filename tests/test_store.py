@@ -27,10 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stores import HubStore, free_port
 
-from evhub import CorruptLog, Hub, StorageError
+from evhub import BadInput, CorruptLog, Hub, StorageError
 from evhub import _events as ev
 from evhub._errors import ExpectedPositionError
-from evhub._pgstore import PgStore, StoreSettings
+from evhub._pgstore import PgStore, StoreSettings, without_password
 from evhub._store import JsonlStore, Store
 from evhub._values import format_ts, new_id
 
@@ -542,6 +542,25 @@ class TestJsonlStore(StoreConformance):
         JsonlStore(path).append(more, 3)
         assert [e.seq for e in JsonlStore(path).read(0)] == list(range(1, 14))
 
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("postgresql://evo:S3cret@db:5432/team", "postgresql://evo@db:5432/team"),
+    ("postgresql://evo@db/team?password=S3cret&sslmode=require", "postgresql://evo@db/team?sslmode=require"),
+    ("postgresql://evo:S3c%40ret@db/team?password=S3cret", "postgresql://evo@db/team"),
+    ("postgresql://evo@db/team", "postgresql://evo@db/team"),
+    ("postgresql://?service=team", "postgresql://?service=team"),
+])
+def test_a_connection_string_is_kept_without_its_password(given: str, kept: str) -> None:
+    assert without_password(given) == kept
+
+
+@pytest.mark.parametrize("given", ["postgresql://evo:S3c@ret@db/team", "postgresql://evo:S3c?ret@db/team",
+                                   "postgresql://evo:S3cret@[::1/team"])
+def test_a_password_that_cannot_be_taken_out_is_refused_without_showing_it(given: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        without_password(given)
+    assert "S3c" not in str(refused.value)
 
 
 class TestPgStore(StoreConformance):
