@@ -62,7 +62,6 @@ class Command:
 @dataclass
 class Block:
     section: str
-    line: int
     commands: list[Command]
 
 
@@ -98,7 +97,7 @@ def console_blocks() -> list[Block]:
             else:
                 assert commands, f"README.md:{n}: a console block starts with a `$ ` command"
                 commands[-1].expected.append(line)
-        blocks.append(Block(section, start, commands))
+        blocks.append(Block(section, commands))
     return blocks
 
 
@@ -248,7 +247,7 @@ def parse(argv: list[str]) -> str | None:
     try:
         ctx = cmd.make_context("evhub", argv)
         while hasattr(cmd, "resolve_command"):  # a group: its command comes next
-            rest = [*ctx._protected_args, *ctx.args]
+            rest = [*ctx._protected_args, *ctx.args]  # a group's context keeps its command's name apart
             if not rest:
                 return None
             name, sub, args = cmd.resolve_command(ctx, rest)
