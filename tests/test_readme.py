@@ -269,8 +269,11 @@ def test_every_evhub_command_shown_parses(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("EVHUB_SESSION", raising=False)
     shown = shown_commands()
     assert len(shown) > 20, shown  # the extraction still finds the README's commands
+    lines = README.read_text().splitlines()
     wrong = [f"README.md:{line}: {text}\n  {error}" for line, text in shown
-             if (error := parse(shlex.split(text)[1:])) is not None]
+             if (error := parse(shlex.split(text)[1:])) is not None
+             and not re.search(r"(?i:no such command) '[A-Z_]+'", error)  # a metavar: `evhub help COMMAND`
+             and "did you mean" not in lines[line - 1]]  # a mistake shown with evhub's answer to it
     assert not wrong, "\n".join(wrong)
 
 
