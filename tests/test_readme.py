@@ -2,12 +2,12 @@
 elsewhere parses, and its other samples say what the code does.
 
 A sample is a ```console block: `$ COMMAND` lines, each followed by what it prints (stdout and stderr
-as a terminal shows them). The blocks of one README section are one story, run in order in one scratch
-folder: "A day with three sessions" in a git repository, "Where the hub lives" in one with worktrees,
-Codex's install, and the hook, MCP server and shell of "The MCP server" (through the MCP Inspector,
-skipped as test_mcp_inspector.py is when it is not installed). Command N of a story runs at its own
-fixed moment (EVHUB_NOW, see `moment`), so times and ages are exact. Output may differ from the
-README only where the README says it does:
+as a terminal shows them). The blocks of one README section are one story (a block can join another
+section's: see _sections), run in order in one scratch folder: "A day with three sessions" in a git
+repository, "Where the hub lives" in one with worktrees, Codex's install, and the hook, MCP server and
+shell of "The MCP server" (through the MCP Inspector, skipped as test_mcp_inspector.py is when it is
+not installed). Command N of a story runs at its own fixed moment (EVHUB_NOW, see `moment`), so times
+and ages are exact. Output may differ from the README only where the README says it does:
 - a line `...` stands for lines left out ("trimmed where it says `...`");
 - `/home/me/` and `/tmp/` stand for the scratch folder of the test.
 A command whose sample shows no `error:` line must exit 0.
@@ -62,30 +62,36 @@ class Command:
 
 @dataclass
 class Block:
-    section: str
+    story: str
     commands: list[Command]
 
 
+STORY = re.compile(r"<!-- story: (.+) -->")
+
+
 def _sections() -> Iterator[tuple[str, int, list[str]]]:
-    """(section title, first line, lines) of each fenced block of README.md, with the language tag as
-    the first line."""
-    section, block, start = "", None, 0
+    """(story, first line, lines) of each fenced block of README.md, with the language tag as the first
+    line. A block's story is its section's title, unless a `<!-- story: NAME -->` line comes between
+    the section's title and the block (a sample that goes on with another section's story)."""
+    section, story, block, start = "", "", None, 0
     for n, line in enumerate(README.read_text().splitlines(), 1):
         if block is None:
             if line.startswith("## "):
-                section = line[3:]
+                section = story = line[3:]
+            elif named := STORY.fullmatch(line.strip()):
+                story = named[1]
             elif line.startswith("```"):
                 block, start = [line[3:]], n
         elif line.startswith("```"):
-            yield section, start, block
-            block = None
+            yield story, start, block
+            block, story = None, section
         else:
             block.append(line)
 
 
 def console_blocks() -> list[Block]:
     blocks = []
-    for section, start, lines in _sections():
+    for story, start, lines in _sections():
         if lines[0] != "console":
             continue
         commands: list[Command] = []
@@ -98,7 +104,7 @@ def console_blocks() -> list[Block]:
             else:
                 assert commands, f"README.md:{n}: a console block starts with a `$ ` command"
                 commands[-1].expected.append(line)
-        blocks.append(Block(section, commands))
+        blocks.append(Block(story, commands))
     return blocks
 
 
@@ -113,7 +119,7 @@ def matches(expected: list[str], actual: str) -> bool:
 
 
 class Story:
-    """Runs the commands of one README section in SCRATCH's ROOT, collecting every mismatch."""
+    """Runs the commands of one README story in SCRATCH's ROOT, collecting every mismatch."""
 
     def __init__(self, scratch: Path, root: Path, tools: dict[str, str] | None = None,
                  env: dict[str, str] | None = None, shown_as: str = "/home/me/") -> None:
@@ -164,9 +170,9 @@ class Story:
         assert not self.failures, "\n\n".join(self.failures)
 
 
-def blocks_of(section: str) -> list[Block]:
-    found = [b for b in console_blocks() if b.section == section]
-    assert found, f"README.md has no console sample in section {section!r}"
+def blocks_of(story: str) -> list[Block]:
+    found = [b for b in console_blocks() if b.story == story]
+    assert found, f"README.md has no console sample in the story {story!r}"
     return found
 
 
@@ -175,8 +181,9 @@ def git(*args: str | Path, cwd: Path) -> None:
 
 
 def test_every_console_sample_belongs_to_a_story_this_file_runs() -> None:
-    """A new sample in another section is run only once a test here runs its section."""
-    told = {b.section for b in console_blocks()}
+    """A new sample in another section is run only once a test here runs its story (or the sample
+    names one that a test runs: `<!-- story: A day with three sessions -->` on a line before it)."""
+    told = {b.story for b in console_blocks()}
     assert told <= {"A day with three sessions", "Where the hub lives", "Using evhub with Claude Code and Codex",
                     "The MCP server"}, told
 
@@ -235,7 +242,8 @@ def shown_commands() -> list[tuple[int, str]]:
 def parse(argv: list[str]) -> str | None:
     """None when evhub parses ARGV, else what it says (it would exit 2). The CLI's own entry point runs
     in this process with --help added, which ends every command before it acts (and before its values
-    are read: an unknown command or option is what this finds)."""
+    are read: an unknown command or option is what this finds). An option shown without its value takes
+    --help for it, and its command runs: in the test's empty folder it finds no hub (exit 1, not 2)."""
     kept = _registered(app)  # main() drops every command but the one named, for speed: put them back
     said = io.StringIO()
     try:
@@ -247,7 +255,7 @@ def parse(argv: list[str]) -> str | None:
         code = e.code if isinstance(e.code, int) else 1
     finally:
         _restore(kept)
-    return None if code == 0 else said.getvalue().strip() or f"exit {code}"
+    return None if code != 2 else said.getvalue().strip()
 
 
 def _registered(group: typer.Typer) -> list[tuple[typer.Typer, list[Any], list[Any]]]:
@@ -313,7 +321,7 @@ def test_the_mcp_server(tmp_path: Path) -> None:
 
 
 def fenced(lang: str, section: str) -> list[tuple[int, list[str]]]:
-    found = [(start, lines[1:]) for title, start, lines in _sections() if lines[0] == lang and title == section]
+    found = [(start, lines[1:]) for story, start, lines in _sections() if lines[0] == lang and story == section]
     assert found, f"README.md has no {lang} block in section {section!r}"
     return found
 
