@@ -235,6 +235,8 @@ def parse_lock(text: str | bytes, name: str) -> LockFile:
     holder, `key: value` lines (session, time...), or just the holder's id."""
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     priority = _id(_stem(name, ".lock"), "priority")
+    if not raw.strip():
+        raise Unreadable("the file is empty: it does not say which session holds it")
     if raw.lstrip().startswith("{"):
         doc = _json_object(raw)
     else:
@@ -436,7 +438,7 @@ def parse_registry(text: str | bytes) -> RegistryFile:
     return RegistryFile(sessions=tuple(sessions), skipped=tuple(skipped))
 
 
-_HELLO_HEADING = re.compile(r"#\s*hello,?\s+i['’]?m\s+(\[[^\]]*\]|\S+?)\s*[.!]?", re.IGNORECASE)
+_HELLO_HEADING = re.compile(r"#\s*hello,?\s+i(?:['’]?m| am)\s+(\[[^\]]*\]|\S+?)\s*[.!]?", re.IGNORECASE)
 
 
 def parse_hello(text: str | bytes, name: str) -> HelloFile:

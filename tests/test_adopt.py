@@ -1,8 +1,16 @@
-"""Adopting a hand-kept SESSIONS/ folder: the parsers of the seed's file formats, one file at a time."""
+"""Adopting a hand-kept SESSIONS/ folder: the parsers of the seed's file formats, one file at a time, and
+`evhub init --adopt` on the folders in tests/seedfolders/ (a tidy one that follows the seed's README,
+and a messy one with the mistakes people and agents make by hand)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
+from clock import at
+from command import Runner, ok
 
 from evhub._errors import BadInput, Unreadable
 from evhub._legacy import (
@@ -66,7 +74,7 @@ def test_a_lock_is_read_as_json_as_key_value_lines_or_as_a_bare_session_id() -> 
             '"ttl_s": 600}')
     assert parse_lock(ours, "api.lock") == LockFile(priority="api", session="carol",
                                                     time="2026-11-25T09:00:00.000000Z", ttl_s=600)
-    for text, why in (("", "neither JSON"), ('{"since": "2026-11-25T09:00:00Z"}', "which session"),
+    for text, why in (("", "the file is empty"), ('{"since": "2026-11-25T09:00:00Z"}', "which session"),
                       ("two words", "neither JSON"), ('{"session": "a", "ttl_s": "10m"}', "ttl_s")):
         with pytest.raises(Unreadable, match=why):
             parse_lock(text, "p.lock")
@@ -154,3 +162,126 @@ def test_a_hello_handshake_and_the_current_priority() -> None:
     assert parse_current_priority("# State\n\n**Priority:** Ship the dashboard (3)\n") == "Ship the dashboard (3)"
     assert parse_current_priority("**Priority:** (none set; `evhub focus TEXT` sets it)\n") is None
     assert parse_current_priority("nothing here\n") is None
+
+
+# -- init --adopt ------------------------------------------------------------------------------------------
+
+SEEDFOLDERS = Path(__file__).resolve().parent / "seedfolders"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def hand_kept(tmp_path: Path, name: str) -> Runner:
+    """A folder holding tests/seedfolders/NAME as its SESSIONS/, as a team kept it before evhub."""
+    shutil.copytree(SEEDFOLDERS / name, tmp_path / "SESSIONS")
+    return Runner(tmp_path)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def views(sessions: Path) -> dict[str, bytes]:
+    return {rel: data for rel, data in files(sessions).items() if not rel.startswith("events/")}
+
+
+def readme_sample(command: str) -> str:
+    """The output the README shows after COMMAND in its section on adopting a hand-kept folder."""
+    section = README.read_text().split("### Adopting a hand-kept folder\n", 1)[1]
+    return section.split(command, 1)[1].split("```", 1)[0]
+
+
+def test_an_adopted_tidy_folder_shows_its_sessions_claims_milestones_and_messages_in_status(tmp_path: Path) -> None:
+    evhub = hand_kept(tmp_path, "tidy")
+    said = evhub.ok("init", "--adopt").stdout.splitlines()
+    [legacy] = (tmp_path / "SESSIONS" / "events").glob("legacy-*")
+    assert files(legacy) == files(SEEDFOLDERS / "tidy"), "the originals are kept, untouched"
+    assert said == [
+        f"created a hub at {tmp_path / 'SESSIONS'}",
+        f"adopted the hand-kept SESSIONS/: its files are kept, untouched, in {legacy}",
+        "carried over:",
+        "  sessions (3): alice, bob, carol",
+        "  heartbeats (3): alice, bob, carol",
+        "  claims (2): api-auth (bob), flaky-tests (carol)",
+        "  milestones (1): deploy-dashboard (2/8, owner alice)",
+        "  messages (5): alice → all, bob → all, carol → bob, alice → bob, bob → alice",
+        "  discovery (3): alice, bob, carol",
+        "  handshakes (1): carol → carol-qa (pending)",
+        "  priority (1): 3 - Ship the deploy dashboard",
+    ]
+
+    status = json.loads(evhub.ok("status", "--json", now=at(30)).stdout)
+    assert [(s["id"], s["status"], s["holds"]) for s in status["sessions"]] == [
+        ("alice", "", ["3"]), ("bob", "auth: refresh tokens", ["api-auth"]),
+        ("carol", "bisecting test_upload_retry", ["flaky-tests"])]
+    assert [(c["priority"], c["session"], c["since"], c["stale"]) for c in status["claims"]] == [
+        ("3", "alice", "2026-11-25T09:20:00.000000Z", False),
+        ("api-auth", "bob", "2026-11-25T09:14:00.000000Z", False),
+        ("flaky-tests", "carol", "2026-11-25T09:15:30.000000Z", False)]
+    [m] = status["milestones"]
+    assert (m["id"], m["owner"], m["progress"]) == ("deploy-dashboard", "alice", {"done": 2, "total": 8})
+    assert [(s["status"], s["note"]) for s in m["steps"][:4]] == [
+        ("done", "wireframe in docs/dash.md"), ("done", ""), ("in-progress", "charts render; wiring live data"),
+        ("pending", "")]
+    assert [(x["from"], x["to"], x["ts"]) for x in status["messages"]][-2:] == [
+        ("alice", "bob", "2026-11-25T11:40:00.000000Z"), ("bob", "alice", "2026-11-25T11:45:00.000000Z")]
+    assert status["focus"]["text"] == "3 - Ship the deploy dashboard"
+    text = evhub.ok("status", now=at(30)).stdout
+    assert "deploy-dashboard ██░░░░░░░░ 2/8 Deploy dashboard (alice)" in text and "bob → alice: Yes, final." in text
+
+    # The log keeps the folder's own times, every adopted event says so, and it verifies.
+    log = [json.loads(line) for line in (tmp_path / "SESSIONS" / "events" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["type"] == "hub_created" and "origin" not in log[0]
+    assert log[0]["ts"] == "2026-11-25T09:00:00.000000Z"  # alice's first_seen, the earliest time the folder gives
+    assert all(e["origin"] == "adopted" for e in log[1:])
+    assert [e["ts"] for e in log] == sorted(e["ts"] for e in log)
+    ok(evhub("verify"))
+    # The views are the log's: a replay from nothing gives the same files.
+    before = views(tmp_path / "SESSIONS")
+    evhub.ok("replay", now=at(30))
+    assert views(tmp_path / "SESSIONS") == before
+
+
+def test_a_messy_folder_is_adopted_as_far_as_it_can_be_and_every_other_file_is_reported(tmp_path: Path) -> None:
+    evhub = hand_kept(tmp_path, "messy")
+    doc = json.loads(evhub.ok("init", "--adopt", "--json").stdout)
+    adopted = doc["adopted"]
+    [legacy] = (tmp_path / "SESSIONS" / "events").glob("legacy-*")
+    assert doc["created"] is True and adopted["legacy"] == str(legacy)
+    assert files(legacy) == files(SEEDFOLDERS / "messy")
+    assert adopted["carried"] == {
+        "sessions": ["dave", "frank", "zed"],
+        "heartbeats": ["dave", "frank"],
+        # dave's heartbeat is two hours old and zed was never seen but in its lock: the time rule says stale.
+        "claims": ["cache (frank)", "db-migration (dave, stale: holder not alive)",
+                   "ghost (zed, stale: holder not alive)", "search (frank)"],
+        "milestones": ["search-v2 (1/3, owner frank)"],
+        "messages": ["frank → all", "dave → frank", "frank → dave"],
+        "discovery": ["frank"],
+        "handshakes": [],
+        "priority": [],
+    }
+    reasons = {p["file"]: p["reason"] for p in adopted["not_carried"]}
+    assert set(reasons) == {
+        "DISCOVERY/zed-HELLO.md", "HANDSHAKES/dave.json", "HEARTBEATS/erin.json", "HEARTBEATS/notes.txt",
+        "MESSAGES.md:4", "MESSAGES.md:6", "MILESTONES/half-plan.json", "PRIORITIES/broken.lock", "REGISTRY.json",
+        "old-plan.md"}
+    assert reasons["REGISTRY.json"].startswith("not JSON")
+    assert reasons["HEARTBEATS/erin.json"].startswith("not JSON")
+    assert reasons["MESSAGES.md:4"] == "not a message: TODO ask dave about the migration"
+    assert reasons["MILESTONES/half-plan.json"] == (
+        "step 2: step status 'almost' is none of pending, in-progress, done, blocked, skipped")
+    assert reasons["old-plan.md"] == "not a file of the seed's layout"
+    assert all("\n" not in r for r in reasons.values())
+
+    # The text report says the same, one line a file: as the README shows it, run in /home/me/app.
+    app = tmp_path / "home" / "me" / "app"
+    said = hand_kept(app, "messy").ok("init", "--adopt").stdout
+    assert readme_sample("$ evhub init --adopt\n") == said.replace(str(app), "/home/me/app")
+
+    with evhub.api(at(0)) as hub:
+        state = hub.state()
+    search = state.milestones["search-v2"]
+    assert (search.owner, [(s.status, s.note) for s in search.steps]) == (
+        "frank", [("done", ""), ("in-progress", "indexing 40%"), ("pending", "")])
+    assert state.claims["db-migration"].since == "2026-11-25T10:00:00.000000Z"
+    ok(evhub("verify"))
