@@ -11,6 +11,7 @@ those old times: the hub is created at the earliest of them, so times never run 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -91,9 +92,14 @@ def read_folder(folder: Path) -> Folder:
     """Every file of the hand-kept FOLDER that the seed's layout knows, read; each one that cannot be read,
     and each file the layout does not know, is a Problem (the file stays where it is)."""
     found = Folder()
-    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
+    paths = []
+    for top, dirs, names in os.walk(folder):  # links to folders are listed as names, never followed
+        paths += [Path(top, name) for name in names + [d for d in dirs if Path(top, d).is_symlink()]]
+    for path in sorted(paths):
         rel = path.relative_to(folder).as_posix()
         try:
+            if path.is_symlink():
+                raise Unreadable("a symbolic link: not followed")
             _read_one(found, rel, path)
         except Unreadable as e:
             found.problems.append(Problem(rel, str(e)))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from clock import at
 from command import Runner, ok
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evhub._errors import BadInput, Unreadable
 from evhub._legacy import (
@@ -162,6 +164,32 @@ def test_a_hello_handshake_and_the_current_priority() -> None:
     assert parse_current_priority("# State\n\n**Priority:** Ship the dashboard (3)\n") == "Ship the dashboard (3)"
     assert parse_current_priority("**Priority:** (none set; `evhub focus TEXT` sets it)\n") is None
     assert parse_current_priority("nothing here\n") is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["alice", "2026-11-25T09:00:00Z", "done", "in_progress", "Wed Nov 25 09:00:00 UTC 2026"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["id", "session", "time", "status", "steps", "title", "text", "note", "notes", "owner",
+                         "priority", "since", "ttl_s", "sessions", "proposed", "accepted_by", "from", "by"]),
+        inner, max_size=6),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values.map(json.dumps), st.text(), st.binary()))
+def test_every_parser_reads_a_file_or_says_why_it_cannot(content: str | bytes) -> None:
+    """Whatever a hand-kept file holds, a parser returns its values or raises Unreadable: never another error."""
+    parsers = [lambda t: parse_heartbeat(t, "alice.json"), lambda t: parse_lock(t, "api.lock"),
+               lambda t: parse_milestone(t, "m.json"), parse_messages, parse_registry,
+               lambda t: parse_hello(t, "alice-HELLO.md"), lambda t: parse_handshake(t, "alice.json"),
+               parse_current_priority]
+    for parse in parsers:
+        try:
+            parse(content)
+        except Unreadable as e:
+            assert str(e) and "\n" not in str(e)
 
 
 # -- init --adopt ------------------------------------------------------------------------------------------
