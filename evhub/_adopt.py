@@ -1,12 +1,13 @@
 """`init --adopt`: the events that reproduce a hand-kept SESSIONS/ folder, and what could not be carried.
 
-The folder's files were moved, untouched, into the hub's `legacy-<time>/` before this reads them
-(`read_folder`, the only part that touches the disk). `plan` turns what it read into commands, each
-at the time the files give it (a heartbeat at its time, a claim at its lock's...), and `adopted`
-decides them in time order through `decide`, so the usual rules hold: a lock of a session whose last
-sign of life is old gives a claim that is stale now, by the time rule, as any other. The log keeps
-those old times: the hub is created at the earliest of them, so times never run backwards, and
-`replay --at` shows the folder as it stood. Every adopted event says `origin: "adopted"`.
+The folder's files are read where they are (`read_folder`, the only part that touches the disk) and
+the events decided before init moves the files, untouched, into the hub's `legacy-<time>/`, so that
+nothing moves when anything fails. `plan` turns what was read into commands, each at the time the
+files give it (a heartbeat at its time, a claim at its lock's...), and `adopted` decides them in
+time order through `decide`, so the usual rules hold: a lock of a session whose last sign of life is
+old gives a claim that is stale now, by the time rule, as any other. The log keeps those old times:
+the hub is created at the earliest of them, so times never run backwards, and `replay --at` shows
+the folder as it stood. Every adopted event says `origin: "adopted"`.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ def _mtime(path: Path) -> str:
     return format_ts(datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
-def read_folder(folder: Path) -> Folder:
-    """Every file of the hand-kept FOLDER that the seed's layout knows, read; each one that cannot be read,
-    and each file the layout does not know, is a Problem (the file stays where it is)."""
+def read_folder(folder: Path, kept: list[Path]) -> Folder:
+    """The files of the hand-kept FOLDER under KEPT (its entries to adopt) that the seed's layout knows,
+    read; each one that cannot be read, and each file the layout does not know, is a Problem."""
     found = Folder()
-    paths = []
-    for top, dirs, names in os.walk(folder):  # links to folders are listed as names, never followed
-        paths += [Path(top, name) for name in names + [d for d in dirs if Path(top, d).is_symlink()]]
+    paths = [p for p in kept if p.is_symlink() or not p.is_dir()]
+    for entry in kept:
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        for top, dirs, names in os.walk(entry):  # links to folders are listed as names, never followed
+            paths += [Path(top, name) for name in names + [d for d in dirs if Path(top, d).is_symlink()]]
     for path in sorted(paths):
         rel = path.relative_to(folder).as_posix()
         try:

@@ -244,13 +244,16 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 f"{folder} exists and was not made by evhub: rerun with --adopt to keep its files "
                 "in SESSIONS/events/legacy-<time>/ and start the hub there"
             )
-        legacy = _make_folder(events_folder, kept)
-        found = None
-        if legacy is not None:
-            from ._adopt import read_folder
-
-            found = read_folder(legacy)
+        legacy = events_folder / f"legacy-{file_stamp()}"
+        first: list[ev.Event] = []
         adoption = None
+        if kept:
+            # Read and decided before anything moves: whatever goes wrong, the hand-kept folder stays as it was.
+            from ._adopt import hub_events, read_folder
+
+            first, adoption = hub_events(read_folder(folder, kept), str(legacy), alive_ttl_s,
+                                         write_time("", log.clock()))
+        _make_folder(events_folder, kept, legacy)
         with HubLock(events_folder / "lock"):
             # Decided under the lock (and the store's own check of the head): of several racing inits,
             # only the one that wrote says it made the hub.
@@ -259,13 +262,9 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                     raise ExpectedPositionError("the store already holds a hub")
                 if events is not None:
                     log.load(*events)
-                elif found is None:
-                    created = ev.HubCreated(seq=1, id=new_id(), ts=write_time("", log.clock()), alive_ttl_s=alive_ttl_s)
-                    log.append([created], 0)
                 else:
-                    from ._adopt import hub_events
-
-                    first, adoption = hub_events(found, str(legacy), alive_ttl_s, write_time("", log.clock()))
+                    first = first or [ev.HubCreated(seq=1, id="", ts=write_time("", log.clock()),
+                                                    alive_ttl_s=alive_ttl_s)]
                     for e in first:
                         e.id = new_id()
                     log.append(first, 0)  # one write: the hub is made with all it adopted, or not at all
@@ -281,14 +280,12 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
         log.close()
 
 
-def _make_folder(events_folder: Path, kept: list[Path]) -> Path | None:
+def _make_folder(events_folder: Path, kept: list[Path], legacy: Path) -> None:
     """SESSIONS/events/ with its .gitignore, after moving KEPT (a hand-kept folder's files) aside into
-    the legacy-<time>/ folder it returns (None when there were none)."""
-    legacy = None
+    LEGACY."""
     try:
         events_folder.mkdir(parents=True, exist_ok=True)
         if kept:
-            legacy = events_folder / f"legacy-{file_stamp()}"
             legacy.mkdir()
             for path in kept:
                 path.rename(legacy / path.name)
@@ -299,7 +296,6 @@ def _make_folder(events_folder: Path, kept: list[Path]) -> Path | None:
             gitignore.write_text(GITIGNORE)
     except OSError as e:
         raise StorageError(f"cannot create {events_folder}: {e.strerror}") from e
-    return legacy
 
 
 def migrate(root: Path) -> tuple[Path, Path, bool] | None:
