@@ -41,7 +41,7 @@ from ._legacy import (
     parse_milestone,
     parse_registry,
 )
-from ._state import State, evolve
+from ._state import Milestone, State, evolve
 from ._values import format_ts
 
 ORIGIN = "adopted"
@@ -65,12 +65,13 @@ class Folder(msgspec.Struct, kw_only=True):
     """What a hand-kept folder holds, read file by file."""
 
     registry: tuple[RegistryEntry, ...] = ()
-    heartbeats: list[HeartbeatFile] = []
-    locks: list[LockFile] = []
-    milestones: list[MilestoneFile] = []
+    # Each file's values by its path in the folder.
+    heartbeats: dict[str, HeartbeatFile] = {}
+    locks: dict[str, LockFile] = {}
+    milestones: dict[str, MilestoneFile] = {}
     messages: tuple[MessageLine, ...] = ()
-    hellos: list[HelloFile] = []
-    handshakes: list[HandshakeFile] = []
+    hellos: dict[str, HelloFile] = {}
+    handshakes: dict[str, HandshakeFile] = {}
     priority: str | None = None
     problems: list[Problem] = []
 
@@ -119,15 +120,15 @@ def _read_one(found: Folder, rel: str, path: Path) -> None:
     if folder == "HEARTBEATS" and name.endswith(".json"):
         beat = parse_heartbeat(path.read_bytes(), name)
         # The seed's `ls -lt HEARTBEATS/` reads a heartbeat's time from the file itself when it has none.
-        found.heartbeats.append(beat if beat.time else msgspec.structs.replace(beat, time=_mtime(path)))
+        found.heartbeats[rel] = beat if beat.time else msgspec.structs.replace(beat, time=_mtime(path))
     elif folder == "PRIORITIES" and name.endswith(".lock"):
-        found.locks.append(parse_lock(path.read_bytes(), name))
+        found.locks[rel] = parse_lock(path.read_bytes(), name)
     elif folder == "MILESTONES" and name.endswith(".json"):
-        found.milestones.append(parse_milestone(path.read_bytes(), name))
+        found.milestones[rel] = parse_milestone(path.read_bytes(), name)
     elif folder == "DISCOVERY" and name.endswith("-HELLO.md"):
-        found.hellos.append(parse_hello(path.read_bytes(), name))
+        found.hellos[rel] = parse_hello(path.read_bytes(), name)
     elif folder == "HANDSHAKES" and name.endswith(".json"):
-        found.handshakes.append(parse_handshake(path.read_bytes(), name))
+        found.handshakes[rel] = parse_handshake(path.read_bytes(), name)
     elif rel == "REGISTRY.json":
         registry = parse_registry(path.read_bytes())
         found.registry = registry.sessions
@@ -166,28 +167,28 @@ def plan(found: Folder, now: str) -> list[Planned]:
             times.setdefault(sid, []).extend(t for t in at if t)
 
     registry = {r.id: r for r in found.registry}
-    hellos = {h.session: h for h in found.hellos}
+    hellos = {h.session: h for h in found.hellos.values()}
     named: dict[str, str] = {}  # session -> the file that first names it
     for r in found.registry:
         named.setdefault(r.id, "REGISTRY.json")
         seen(r.id, r.first_seen, r.last_seen)
-    for b in found.heartbeats:
-        named.setdefault(b.session, f"HEARTBEATS/{b.session}.json")
+    for source, b in found.heartbeats.items():
+        named.setdefault(b.session, source)
         seen(b.session, b.time)
-    for h in found.hellos:
-        named.setdefault(h.session, f"DISCOVERY/{h.session}-HELLO.md")
-    for lock in found.locks:
-        named.setdefault(lock.session, f"PRIORITIES/{lock.priority}.lock")
+    for source, h in found.hellos.items():
+        named.setdefault(h.session, source)
+    for source, lock in found.locks.items():
+        named.setdefault(lock.session, source)
         seen(lock.session, lock.time)
-    for m in found.milestones:
+    for source, m in found.milestones.items():
         for sid in (m.owner, m.created_by, *(s.by for s in m.steps)):
             if sid is not None:
-                named.setdefault(sid, f"MILESTONES/{m.id}.json")
+                named.setdefault(sid, source)
         seen(m.created_by or m.owner, m.created)
         for s in m.steps:
             seen(s.by or m.owner, s.updated)
         if m.owner is None and m.created_by is None:
-            named.setdefault(PERSON, f"MILESTONES/{m.id}.json")
+            named.setdefault(PERSON, source)
     for msg in found.messages:
         for sid in (msg.sender, msg.to):
             if sid != "all":
@@ -196,7 +197,7 @@ def plan(found: Folder, now: str) -> list[Planned]:
 
     every = sorted(t for ts in times.values() for t in ts)
     start = min(every[0], now) if every else now
-    first = {sid: min((*times.get(sid, ()), now)) if sid in times else start for sid in named}
+    first = {sid: min(times[sid]) if times.get(sid) else start for sid in named}
     last = {sid: max(times.get(sid) or [first[sid]]) for sid in named}
 
     def at(t: str | None, *after: str) -> str:
@@ -207,34 +208,33 @@ def plan(found: Folder, now: str) -> list[Planned]:
         out.append(Planned(at(first[sid]), cmd.Hello(session=sid, role=r.role or h.role,
                                                      specialization=r.specialization, about=r.about or h.work),
                            "sessions", sid, named[sid]))
-    beats = {b.session: b.time for b in found.heartbeats}
-    for b in found.heartbeats:
+    beats = {b.session: b.time for b in found.heartbeats.values()}
+    for source, b in found.heartbeats.items():
         out.append(Planned(at(b.time, first[b.session]), cmd.Heartbeat(session=b.session, status=b.status),
-                           "heartbeats", b.session, f"HEARTBEATS/{b.session}.json"))
+                           "heartbeats", b.session, source))
     for r in found.registry:
         if r.last_seen and r.last_seen > (beats.get(r.id) or ""):  # the registry saw it after its heartbeat
             out.append(Planned(at(r.last_seen, first[r.id]), cmd.Heartbeat(session=r.id), None, r.id,
                                "REGISTRY.json"))
-    for lock in found.locks:
+    for source, lock in found.locks.items():
         # A lock that gives no time was taken while its holder was last seen: no later sign of life.
         out.append(Planned(at(lock.time or last[lock.session], first[lock.session]),
                            cmd.ClaimPriority(session=lock.session, priority=lock.priority, ttl_s=lock.ttl_s),
-                           "claims", f"{lock.priority} ({lock.session})", f"PRIORITIES/{lock.priority}.lock"))
-    for m in found.milestones:
-        out += _milestone(m, first, at)
+                           "claims", f"{lock.priority} ({lock.session})", source))
+    for source, m in found.milestones.items():
+        out += _milestone(source, m, first, at)
     for msg, when in zip(found.messages, _message_times(found.messages, start), strict=True):
         out.append(Planned(at(when, first[msg.sender], first.get(msg.to, start)),
                            cmd.SendMessage(session=msg.sender, text=msg.text, to=msg.to),
                            "messages", f"{msg.sender} → {msg.to}", f"MESSAGES.md:{msg.line}"))
-    for hs in found.handshakes:
+    for source, hs in found.handshakes.items():
         if hs.status == "agreed" and hs.proposed in named and hs.session not in named:
             # Agreed before: the folder knows the session by its new id only, and so will the hub.
-            out.append(Planned(at(hs.time), None, "handshakes", f"{hs.session} → {hs.proposed} (agreed)",
-                               f"HANDSHAKES/{hs.session}.json"))
+            out.append(Planned(at(hs.time), None, "handshakes", f"{hs.session} → {hs.proposed} (agreed)", source))
             continue
         # Its voters are the sessions live when it is decided, which the folder cannot tell for its time:
         # it is decided last, when the folder's latest signs of life make those live that are now.
-        out += _handshake(hs, first.get(hs.session), at(every[-1] if every else None))
+        out += _handshake(source, hs, first.get(hs.session), at(every[-1] if every else None))
     if found.priority is not None and last:
         # Set by the session seen last, when it was last seen: the folder says no more about who set it.
         sid = max(last, key=lambda s: (last[s], s))
@@ -244,15 +244,12 @@ def plan(found: Folder, now: str) -> list[Planned]:
     return [p for _, p in sorted(enumerate(out), key=lambda item: (item[1].at, item[0]))]
 
 
-def _milestone(m: MilestoneFile, first: dict[str, str], at: AtFn) -> list[Planned]:
-    source = f"MILESTONES/{m.id}.json"
+def _milestone(source: str, m: MilestoneFile, first: dict[str, str], at: AtFn) -> list[Planned]:
     creator = m.created_by or m.owner or PERSON
     created = at(m.created or min((s.updated for s in m.steps if s.updated), default=None), first[creator])
-    done = sum(1 for s in m.steps if s.status in ("done", "skipped"))
-    owner = f", owner {m.owner}" if m.owner else ""
     out = [Planned(created, cmd.CreateMilestone(session=creator, title=m.title, milestone=m.id, priority=m.priority,
                                                 steps=tuple(s.text for s in m.steps)),
-                   "milestones", f"{m.id} ({done}/{len(m.steps)}{owner})", source)]
+                   "milestones", m.id, source)]
     if m.owner is not None:
         created = at(created, first[m.owner])
         out.append(Planned(created, cmd.ClaimMilestone(session=m.owner, milestone=m.id), None, m.id, source))
@@ -276,8 +273,8 @@ def _message_times(messages: tuple[MessageLine, ...], start: str) -> list[str]:
     return out
 
 
-def _handshake(hs: HandshakeFile, first: str | None, when: str) -> list[Planned]:
-    source, name = f"HANDSHAKES/{hs.session}.json", f"{hs.session} → {hs.proposed} ({hs.status})"
+def _handshake(source: str, hs: HandshakeFile, first: str | None, when: str) -> list[Planned]:
+    name = f"{hs.session} → {hs.proposed} ({hs.status})"
     when = max(when, first or when)
     out = [Planned(when, cmd.ProposeId(session=hs.session, proposed=hs.proposed, reason=hs.reason), "handshakes",
                    name, source)]
@@ -310,12 +307,14 @@ def adopted(state: State, planned: list[Planned], found: Folder, legacy: str,
         events += decided
         if p.kind is not None:
             carried[p.kind].append(p.name)
+    # Claims and milestones are named with what the hub now says of them: stale or not, progress, owner.
     for c in state.claims.values():
         reason = state.stale_reason(c, now)
         name = f"{c.priority} ({c.session})"
         if reason and name in carried["claims"]:
             carried["claims"][carried["claims"].index(name)] = f"{c.priority} ({c.session}, stale: {reason})"
-    carried["discovery"] = [h.session for h in found.hellos if state.resolve(h.session) in state.sessions]
+    carried["milestones"] = [_progress(state.milestones[mid]) for mid in carried["milestones"]]
+    carried["discovery"] = [h.session for h in found.hellos.values() if state.resolve(h.session) in state.sessions]
     for kind in KINDS:
         if kind != "messages":  # the board's order is its story; the rest reads best by name
             carried[kind].sort()
@@ -328,6 +327,11 @@ def adopted(state: State, planned: list[Planned], found: Folder, legacy: str,
              if p.kind == "sessions" and not p.source.startswith(("REGISTRY", "HEARTBEATS", "DISCOVERY"))
              and (p.source, p.name) not in refused]
     return events, Adoption(legacy=legacy, carried=carried, not_carried=problems, notes=notes)
+
+
+def _progress(m: Milestone) -> str:
+    owner = f", owner {m.owner}" if m.owner else ""
+    return f"{m.id} ({m.done_count}/{len(m.steps)}{owner})"
 
 
 def hub_events(found: Folder, legacy: str, alive_ttl_s: int, now: str) -> tuple[list[ev.Event], Adoption]:

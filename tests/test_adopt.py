@@ -8,17 +8,21 @@ import json
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 from clock import at
 from command import Runner, ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evhub import _events as ev
+from evhub._adopt import Adoption, Folder, hub_events
 from evhub._errors import BadInput, Unreadable
 from evhub._legacy import (
     HeartbeatFile,
     LockFile,
     MessageLine,
+    RegistryEntry,
     StepFile,
     StrayLine,
     parse_current_priority,
@@ -31,6 +35,7 @@ from evhub._legacy import (
     parse_registry,
     parse_time,
 )
+from evhub._state import State, fold
 
 # -- the parsers -----------------------------------------------------------------------------------------
 
@@ -313,3 +318,35 @@ def test_a_messy_folder_is_adopted_as_far_as_it_can_be_and_every_other_file_is_r
         "frank", [("done", ""), ("in-progress", "indexing 40%"), ("pending", "")])
     assert state.claims["db-migration"].since == "2026-11-25T10:00:00.000000Z"
     ok(evhub("verify"))
+
+
+# -- the plan, through the pure API -------------------------------------------------------------------------
+
+
+def adopt_folder(found: Folder, now: str = at(0)) -> tuple[State, list[ev.Event], Adoption]:
+    events, adoption = hub_events(found, "legacy", 300, now)
+    return fold(events), events, adoption
+
+
+def test_a_session_the_folder_gives_no_time_for_is_not_made_alive_by_adoption() -> None:
+    found = Folder(registry=(RegistryEntry(id="ghost", role="old"),
+                             RegistryEntry(id="alice", last_seen="2026-11-25T10:00:00.000000Z")),
+                   heartbeats={"HEARTBEATS/bob.json": HeartbeatFile(session="bob", time=at(-60))},
+                   locks={"PRIORITIES/old.lock": LockFile(priority="old", session="ghost")})
+    state, events, _ = adopt_folder(found)
+    assert state.live_sessions(at(0)) == ["bob"]
+    # ghost registered, and claimed, at the earliest time the folder gives: no sign of life since.
+    assert state.sessions["ghost"].last_seen == "2026-11-25T10:00:00.000000Z" == events[0].ts
+    assert state.stale_reason(state.claims["old"], at(0)) == "holder not alive"
+
+
+def test_adopted_times_never_run_backwards_nor_past_now() -> None:
+    found = Folder(heartbeats={"HEARTBEATS/a.json": HeartbeatFile(session="a", time=at(3600)),  # a clock ahead
+                               "HEARTBEATS/b.json": HeartbeatFile(session="b", time=at(-7200))},
+                   messages=(MessageLine(sender="b", to="a", text="late", time=at(-60), line=3),
+                             MessageLine(sender="a", to="all", text="no time given", line=4)))
+    _, events, adoption = adopt_folder(found)
+    stamps = [e.ts for e in events]
+    assert stamps == sorted(stamps) and stamps[0] == at(-7200) and max(stamps) == at(0)
+    assert all(e.origin == "adopted" for e in events[1:]) and events[0].origin is msgspec.UNSET
+    assert adoption.carried["messages"] == ["b → a", "a → all"] and adoption.not_carried == []
