@@ -228,6 +228,8 @@ def plan(found: Folder, now: str) -> list[Planned]:
                            cmd.SendMessage(session=msg.sender, text=msg.text, to=msg.to),
                            "messages", f"{msg.sender} → {msg.to}", f"MESSAGES.md:{msg.line}"))
     for source, hs in found.handshakes.items():
+        if hs.status == "withdrawn":
+            continue  # replaced by a later proposal: nothing to carry (adopted() says so)
         if hs.status == "agreed" and hs.proposed in named and hs.session not in named:
             # Agreed before: the folder knows the session by its new id only, and so will the hub.
             out.append(Planned(at(hs.time), None, "handshakes", f"{hs.session} → {hs.proposed} (agreed)", source))
@@ -326,6 +328,8 @@ def adopted(state: State, planned: list[Planned], found: Folder, legacy: str,
     notes = [f"{p.name} is named only in {p.source.split(':')[0]}, and registered from it" for p in planned
              if p.kind == "sessions" and not p.source.startswith(("REGISTRY", "HEARTBEATS", "DISCOVERY"))
              and (p.source, p.name) not in refused]
+    notes += [f"{source}: {hs.session} → {hs.proposed} was withdrawn, nothing to carry over"
+              for source, hs in found.handshakes.items() if hs.status == "withdrawn"]
     return events, Adoption(legacy=legacy, carried=carried, not_carried=problems, notes=notes)
 
 

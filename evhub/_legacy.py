@@ -112,8 +112,8 @@ class HelloFile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HandshakeFile(msgspec.Struct, frozen=True, kw_only=True):
-    """HANDSHAKES/<name>.json: SESSION proposed to be known as PROPOSED; STATUS is pending, agreed or
-    rejected."""
+    """HANDSHAKES/<name>.json: SESSION proposed to be known as PROPOSED; STATUS is pending, agreed,
+    rejected or withdrawn (replaced by a later proposal)."""
 
     session: str
     proposed: str
@@ -390,7 +390,8 @@ def parse_messages(text: str | bytes) -> MessagesFile:
             continue
         if body is not None and (line.startswith((">", " ", "\t")) or not line.strip()):
             # A quoted or indented line carries on the message; a blank one may sit inside its quote.
-            body.append(line.strip()[1:].removeprefix(" ") if line.lstrip().startswith(">") else line.strip())
+            quoted = line.lstrip()
+            body.append(quoted[1:].removeprefix(" ") if quoted.startswith(">") else line.strip())
             continue
         close()
         if (messages or stray) and not _skipped(line):
@@ -461,7 +462,8 @@ def parse_hello(text: str | bytes, name: str) -> HelloFile:
 
 
 _HANDSHAKE_STATUS = {"pending": "pending", "proposed": "pending", "open": "pending", "agreed": "agreed",
-                     "accepted": "agreed", "approved": "agreed", "rejected": "rejected", "declined": "rejected"}
+                     "accepted": "agreed", "approved": "agreed", "rejected": "rejected", "declined": "rejected",
+                     "withdrawn": "withdrawn"}
 
 
 def parse_handshake(text: str | bytes, name: str) -> HandshakeFile:
@@ -473,7 +475,7 @@ def parse_handshake(text: str | bytes, name: str) -> HandshakeFile:
     word = str(_pick(doc, "status", "state") or "pending").lower()
     status = _HANDSHAKE_STATUS.get(word)
     if status is None:
-        raise Unreadable(f"status {word!r} is none of pending, agreed, rejected")
+        raise Unreadable(f"status {word!r} is none of pending, agreed, rejected, withdrawn")
     accepted = _pick(doc, "accepted", "accepted_by", "agreed_by", "votes") or []
     if not isinstance(accepted, list):
         raise Unreadable(f"accepted is {accepted!r}, not a list")

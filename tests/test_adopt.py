@@ -35,6 +35,7 @@ from evhub._legacy import (
     parse_registry,
     parse_time,
 )
+from evhub._render import render
 from evhub._state import State, fold
 
 # -- the parsers -----------------------------------------------------------------------------------------
@@ -166,6 +167,10 @@ def test_a_hello_handshake_and_the_current_priority() -> None:
                             '"accepted_by": ["alice", "bob"]}', "session-1.json")
     assert (shake.session, shake.proposed, shake.status, shake.accepted) == (
         "session-1", "carol", "agreed", ("alice", "bob"))
+    # evhub renders a proposal replaced by a later one as withdrawn.
+    assert parse_handshake('{"session": "a", "proposed": "b", "status": "withdrawn"}', "a.json").status == "withdrawn"
+    with pytest.raises(Unreadable, match="status 'maybe'"):
+        parse_handshake('{"session": "a", "proposed": "b", "status": "maybe"}', "a.json")
     assert parse_current_priority("# State\n\n**Priority:** Ship the dashboard (3)\n") == "Ship the dashboard (3)"
     assert parse_current_priority("**Priority:** (none set; `evhub focus TEXT` sets it)\n") is None
     assert parse_current_priority("nothing here\n") is None
@@ -201,6 +206,7 @@ def test_every_parser_reads_a_file_or_says_why_it_cannot(content: str | bytes) -
 
 SEEDFOLDERS = Path(__file__).resolve().parent / "seedfolders"
 README = Path(__file__).resolve().parent.parent / "README.md"
+SAMPLES = Path(__file__).resolve().parent.parent / "events" / "samples"
 
 
 def hand_kept(tmp_path: Path, name: str) -> Runner:
@@ -350,3 +356,43 @@ def test_adopted_times_never_run_backwards_nor_past_now() -> None:
     assert stamps == sorted(stamps) and stamps[0] == at(-7200) and max(stamps) == at(0)
     assert all(e.origin == "adopted" for e in events[1:]) and events[0].origin is msgspec.UNSET
     assert adoption.carried["messages"] == ["b → a", "a → all"] and adoption.not_carried == []
+
+
+@pytest.mark.parametrize("sample", ["three-sessions-day", "handshakes"])
+def test_the_parsers_read_back_what_evhub_renders(sample: str) -> None:
+    """A view file evhub wrote, read back: what a hand edit of it is compared with."""
+    state = fold(ev.decode(line) for line in (SAMPLES / f"{sample}.jsonl").read_bytes().splitlines())
+    now = state.last_ts
+    rendered = {rel: v.content for rel, v in render(state, now).items()}
+    for rel, content in rendered.items():
+        folder, _, name = rel.rpartition("/")
+        if folder == "HEARTBEATS":
+            beat = parse_heartbeat(content, name)
+            s = state.sessions[beat.session]
+            assert (beat.time, beat.status) == (s.last_seen, s.status)
+        elif folder == "PRIORITIES":
+            lock = parse_lock(content, name)
+            c = state.claims[lock.priority]
+            assert (lock.session, lock.time, lock.ttl_s) == (c.session, c.since, c.ttl_s)
+        elif folder == "MILESTONES":
+            m = parse_milestone(content, name)
+            kept = state.milestones[m.id]
+            assert (m.title, m.priority, m.owner, m.created_by, m.created) == (
+                kept.title, kept.priority, kept.owner, kept.created_by, kept.created)
+            assert [(s.text, s.status, s.note, s.updated or "", s.by or "") for s in m.steps] == [
+                (s.text, s.status, s.note, s.updated, s.by) for s in kept.steps]
+        elif folder == "DISCOVERY":
+            hello = parse_hello(content, name)
+            s = state.sessions[hello.session]
+            assert hello.role == s.role and hello.work == (s.about or s.specialization)
+        elif folder == "HANDSHAKES":
+            shake = parse_handshake(content, name)
+            assert shake.session == name.removesuffix(".json") and shake.proposed
+    board = parse_messages(rendered["MESSAGES.md"])
+    assert board.stray == ()
+    assert [(m.seq, m.time, m.sender, m.to, m.text) for m in board.messages] == [
+        (m.seq, m.ts, m.sender, m.to, m.text) for m in state.messages]
+    registry = parse_registry(rendered["REGISTRY.json"])
+    assert [(r.id, r.role, r.first_seen, r.last_seen) for r in registry.sessions] == [
+        (s.id, s.role, s.first_seen, s.last_seen) for _, s in sorted(state.sessions.items())]
+    assert parse_current_priority(rendered["CURRENT_STATE.md"]) == (state.focus.text if state.focus else None)
