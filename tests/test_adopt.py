@@ -10,11 +10,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from clock import at
+from clock import at, fixed_now
 from command import Runner, ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evhub import Conflict, Hub
 from evhub import _events as ev
 from evhub._adopt import Adoption, Folder, hub_events
 from evhub._errors import BadInput, Unreadable
@@ -396,3 +397,17 @@ def test_the_parsers_read_back_what_evhub_renders(sample: str) -> None:
     assert [(r.id, r.role, r.first_seen, r.last_seen) for r in registry.sessions] == [
         (s.id, s.role, s.first_seen, s.last_seen) for _, s in sorted(state.sessions.items())]
     assert parse_current_priority(rendered["CURRENT_STATE.md"]) == (state.focus.text if state.focus else None)
+
+
+def test_the_python_api_adopts_too_and_a_second_init_adopts_nothing(tmp_path: Path) -> None:
+    shutil.copytree(SEEDFOLDERS / "tidy", tmp_path / "SESSIONS")
+    with fixed_now(at(0)):
+        with pytest.raises(Conflict, match="rerun with --adopt"):
+            Hub.init(tmp_path)
+        assert files(tmp_path / "SESSIONS") == files(SEEDFOLDERS / "tidy")  # refused: nothing moved
+        hub, created = Hub.init(tmp_path, adopt=True)
+        assert created and hub.adopted is not None and hub.adopted.not_carried == []
+        assert hub.adopted.carried["claims"] == ["api-auth (bob)", "flaky-tests (carol)"]
+        again, created = Hub.init(tmp_path, adopt=True)
+    assert not created and again.adopted is None
+    assert len(list((tmp_path / "SESSIONS" / "events").glob("legacy-*"))) == 1
