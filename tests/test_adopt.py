@@ -23,6 +23,7 @@ from evhub._legacy import (
     HeartbeatFile,
     LockFile,
     MessageLine,
+    MessagesFile,
     RegistryEntry,
     StepFile,
     StrayLine,
@@ -143,6 +144,16 @@ bob to carol: no time on this one
     assert parsed.stray == (StrayLine(line=8, text="this line is nobody's message"),)
     # The preamble before the first message is no stray line; an appended line is a new message.
     assert parse_messages(text + "carol -> bob: thanks\n").messages[-1].text == "thanks"
+    # So is a heading appended by hand in evhub's way, without the seq and time evhub writes, or the
+    # seed's, with its text on the lines below, quoted or not, up to a rule.
+    appended = parse_messages(text + "\n### from hank to all\n\nDeploying now.\n> Back in 5.\n\n"
+                              "## [2026-11-25T09:30:00Z] hank -> bob\nsee the runbook\n---\nnot hank's\n")
+    assert [(m.sender, m.to, m.text, m.time) for m in appended.messages[-2:]] == [
+        ("hank", "all", "Deploying now.\nBack in 5.", None),
+        ("hank", "bob", "see the runbook", "2026-11-25T09:30:00.000000Z")]
+    assert appended.stray[-1] == StrayLine(line=24, text="not hank's")
+    # A heading is a message only with `from` or an arrow: "## Notes to self" is not one.
+    assert parse_messages("## Notes to self\nbuy milk\n") == MessagesFile()
 
 
 def test_the_registry_is_read_in_its_shapes_and_a_bad_entry_is_skipped_with_why() -> None:
