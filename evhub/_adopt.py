@@ -325,7 +325,9 @@ def adopted(state: State, planned: list[Planned], found: Folder, legacy: str,
                                 "and the folder names none"))
     # A session no registry entry, heartbeat or hello introduces is registered all the same (its claim or
     # message is carried), and said so.
-    notes = [f"{p.name} is named only in {p.source.split(':')[0]}, and registered from it" for p in planned
+    notes = [f"{p.source} names no creator or owner: {PERSON} made it, registered for that"
+             if p.name == PERSON and p.source.startswith("MILESTONES/") else
+             f"{p.name} is named only in {p.source.split(':')[0]}, and registered from it" for p in planned
              if p.kind == "sessions" and not p.source.startswith(("REGISTRY", "HEARTBEATS", "DISCOVERY"))
              and (p.source, p.name) not in refused]
     notes += [f"{source}: {hs.session} → {hs.proposed} was withdrawn, nothing to carry over"

@@ -24,6 +24,7 @@ from evhub._legacy import (
     LockFile,
     MessageLine,
     MessagesFile,
+    MilestoneFile,
     RegistryEntry,
     StepFile,
     StrayLine,
@@ -422,3 +423,13 @@ def test_the_python_api_adopts_too_and_a_second_init_adopts_nothing(tmp_path: Pa
         again, created = Hub.init(tmp_path, adopt=True)
     assert not created and again.adopted is None
     assert len(list((tmp_path / "SESSIONS" / "events").glob("legacy-*"))) == 1
+
+
+def test_a_milestone_nobody_is_named_for_is_made_by_human_and_said_so() -> None:
+    steps = (StepFile(text="Write", status="done"), StepFile(text="Ship"))
+    found = Folder(milestones={"MILESTONES/docs.json": MilestoneFile(id="docs", title="Docs", priority="docs",
+                                                                     steps=steps)})
+    state, _, adoption = adopt_folder(found)
+    assert (state.milestones["docs"].created_by, state.milestones["docs"].done_count) == ("human", 1)
+    assert adoption.carried["milestones"] == ["docs (1/2)"]
+    assert adoption.notes == ["MILESTONES/docs.json names no creator or owner: human made it, registered for that"]
