@@ -4,10 +4,11 @@ elsewhere parses, and its other samples say what the code does.
 A sample is a ```console block: `$ COMMAND` lines, each followed by what it prints (stdout and stderr
 as a terminal shows them). The blocks of one README section are one story (a block can join another
 section's: see _sections), run in order in one scratch folder: "A day with three sessions" in a git
-repository, "Where the hub lives" in one with worktrees, Codex's install, and the hook, MCP server and
-shell of "The MCP server" (through the MCP Inspector, skipped as test_mcp_inspector.py is when it is
-not installed). Command N of a story runs at its own fixed moment (EVHUB_NOW, see `moment`), so times
-and ages are exact. Output may differ from the README only where the README says it does:
+repository, the adoption of tests/seedfolders/messy/, "Where the hub lives" in one with worktrees,
+Codex's install, and the hook, MCP server and shell of "The MCP server" (through the MCP Inspector,
+skipped as test_mcp_inspector.py is when it is not installed). Command N of a story runs at its own
+fixed moment (EVHUB_NOW, see `moment`), so times and ages are exact. Output may differ from the
+README only where the README says it does:
 - a line `...` stands for lines left out ("trimmed where it says `...`");
 - `/home/me/` and `/tmp/` stand for the scratch folder of the test.
 A command whose sample shows no `error:` line must exit 0.
@@ -28,9 +29,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +124,10 @@ class Story:
     """Runs the commands of one README story in SCRATCH's ROOT, collecting every mismatch."""
 
     def __init__(self, scratch: Path, root: Path, tools: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None, shown_as: str = "/home/me/") -> None:
+                 env: dict[str, str] | None = None, shown_as: str = "/home/me/",
+                 clock: Callable[[int], str] = moment) -> None:
         self.scratch, self.root = scratch, root
+        self.clock = clock  # when the Nth command runs
         self.shown_as = shown_as  # how the README names SCRATCH in this story's outputs
         self.tools = tools or {}  # a program the README runs one way (npx NAME) and the tests another
         self.env = env or {}
@@ -144,7 +148,7 @@ class Story:
         for cmd in block.commands:
             self.n += 1
             done = subprocess.run(["bash", "-c", f"(exit {self.status}); {self.command(cmd.text)}"], cwd=self.root,
-                                  env=clean_env({**GIT_ENV, **self.env, "EVHUB_NOW": moment(self.n)}), text=True,
+                                  env=clean_env({**GIT_ENV, **self.env, "EVHUB_NOW": self.clock(self.n)}), text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
             self.status = done.returncode
             expected = [self.here(line) for line in cmd.expected]
@@ -184,8 +188,8 @@ def test_every_console_sample_belongs_to_a_story_this_file_runs() -> None:
     """A new sample in another section is run only once a test here runs its story (or the sample
     names one that a test runs: `<!-- story: A day with three sessions -->` on a line before it)."""
     told = {b.story for b in console_blocks()}
-    assert told <= {"A day with three sessions", "Where the hub lives", "Using evhub with Claude Code and Codex",
-                    "The MCP server"}, told
+    assert told <= {"A day with three sessions", "From the seed's folder to evhub", "Where the hub lives",
+                    "Using evhub with Claude Code and Codex", "The MCP server"}, told
 
 
 def test_a_day_with_three_sessions(tmp_path: Path) -> None:
@@ -194,6 +198,16 @@ def test_a_day_with_three_sessions(tmp_path: Path) -> None:
     git("init", "-q", cwd=shop)
     story = Story(tmp_path, shop)
     for block in blocks_of("A day with three sessions"):
+        story.run(block)
+    story.check()
+
+
+def test_adopting_a_hand_kept_folder(tmp_path: Path) -> None:
+    """The messy folder of tests/seedfolders/, adopted at T0 (as test_adopt.py adopts it)."""
+    app_dir = tmp_path / "app"
+    shutil.copytree(Path(__file__).parent / "seedfolders" / "messy", app_dir / "SESSIONS")
+    story = Story(tmp_path, app_dir, clock=lambda n: at(0))
+    for block in blocks_of("From the seed's folder to evhub"):
         story.run(block)
     story.check()
 
