@@ -5,7 +5,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
@@ -14,10 +14,13 @@ from . import _events as ev  # already imported by _hub
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError
 from ._hub import Hub
-from ._pgstore import StoreSettings  # already imported by _hub
+from ._pgstore import PASSWORD_PLACES, StoreSettings  # already imported by _hub
 from ._results import Claimed  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
+
+if TYPE_CHECKING:
+    from ._adopt import Adoption
 
 app = typer.Typer(
     add_completion=False,
@@ -43,7 +46,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 StoreOpt = Annotated[
     str | None,
     typer.Option("--store", envvar="EVHUB_STORE", show_envvar=False,
-                 help="Keep the log on PostgreSQL: a postgresql:// string (else $EVHUB_STORE; never saved)."),
+                 help="Keep the log on PostgreSQL: a postgresql:// string (else $EVHUB_STORE), kept "
+                      "without a password."),
 ]
 StoreFileOpt = Annotated[
     str | None, typer.Option("--store-file", help="A file holding the postgresql:// string (its path is saved).")
@@ -123,7 +127,8 @@ def init(
     directory: Annotated[str, typer.Argument(help="Where to make SESSIONS/.")] = ".",
     alive_ttl: Annotated[str, typer.Option("--alive-ttl", help="Silence after which a session is dead.")] = "5m",
     adopt: Annotated[
-        bool, typer.Option("--adopt", help="Keep a hand-kept SESSIONS/ in SESSIONS/events/legacy-<time>/.")
+        bool, typer.Option("--adopt", help="Carry a hand-kept SESSIONS/ (the seed's layout) into the log, keeping "
+                           "its files in SESSIONS/events/legacy-<time>/.")
     ] = False,
     store: StoreOpt = None,
     store_file: StoreFileOpt = None,
@@ -133,9 +138,7 @@ def init(
     """Create a hub: DIR/SESSIONS/ with its log, read model and views (the log on PostgreSQL with --store)."""
     settings = _store_settings(store, store_file, schema)
     h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt, store=settings)
-    _said_init(h, created, json)
-    if store and not store_file and os.environ.get("EVHUB_STORE") != store and not json:
-        out("the connection string is not kept: set EVHUB_STORE to it for the commands that follow here")
+    _said_init(h, created, json, settings)
 
 
 def _store_settings(store: str | None, store_file: str | None, schema: str) -> StoreSettings | None:
@@ -145,14 +148,19 @@ def _store_settings(store: str | None, store_file: str | None, schema: str) -> S
     return StoreSettings(schema, Path(store_file).absolute() if store_file else None, store)
 
 
-def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -> None:
+def _said_init(h: Hub, created: bool, json: bool, settings: StoreSettings | None, imported: int | None = None) -> None:
+    if settings is not None and settings.password_dropped():  # on stderr, so --json stays one document
+        sys.stderr.write(f"the password is not kept with the connection string: put it in {PASSWORD_PLACES}\n")
     where = h.store.where
     # A log out of the views' folder (a git repository's hub keeps it in the common git dir) is named too.
     log_elsewhere = None if where or h.log_path.is_relative_to(h.dir) else h.log_path
+    adopted = h.adopted
     if json:
         out_json({"hub": str(h.dir), "created": created, "store": h.store.name,
-                  **({} if imported is None else {"events": imported})})
-    elif imported is not None:
+                  **({} if imported is None else {"events": imported}),
+                  **({} if adopted is None else {"adopted": adopted})})
+        return
+    if imported is not None:
         out(f"imported {imported} events into a new hub at {h.dir}" + (f", its log in {where}" if where else ""))
     elif created:
         out(f"created a hub at {h.dir}" + (f", its log in {where or log_elsewhere}" if where or log_elsewhere else ""))
@@ -160,6 +168,24 @@ def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -
         out(f"{h.dir} follows the hub in {where}")
     else:
         out(f"a hub is already at {h.dir}; nothing changed")
+    if adopted is not None:
+        _said_adopted(adopted)
+
+
+def _said_adopted(adopted: "Adoption") -> None:
+    """What init --adopt carried over, by kind, and each file (or line) it could not, with why."""
+    from ._adopt import summary
+
+    out(f"adopted the hand-kept SESSIONS/: its files are kept, untouched, in {adopted.legacy}")
+    out("carried over:")
+    for kind, names in adopted.carried.items():
+        out(f"  {kind} ({len(names)}): {one_line(summary(names))}" if names else f"  {kind}: none")
+    for note in adopted.notes:
+        out(f"note: {one_line(note)}")
+    if adopted.not_carried:
+        out(f"not carried over ({len(adopted.not_carried)}; kept in {Path(adopted.legacy).name}/):")
+    for problem in adopted.not_carried:
+        out(f"  {problem.file}: {one_line(problem.reason)}")
 
 
 @app.command("export")
@@ -202,7 +228,7 @@ def import_(
         raise StorageError(f"cannot read {log_file}: {e.strerror}") from e
     lines, events = parse_log(data, log_file)
     h, _ = Hub.init(directory, adopt=False, store=settings, events=(lines, events))
-    _said_init(h, True, json, imported=len(events))
+    _said_init(h, True, json, settings, imported=len(events))
 
 
 @app.command()

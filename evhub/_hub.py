@@ -44,6 +44,7 @@ from ._store import Store
 from ._values import format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
 if TYPE_CHECKING:
+    from ._adopt import Adoption
     from ._history import LogFilter
     from ._integrity import LogLine
 
@@ -95,14 +96,16 @@ class Hub:
     read stopped at (None when the log read whole): the answer holds every event before it, and is
     no whole answer, so the CLI exits 4 after printing it.  A Hub is for one thread at a time."""
 
-    def __init__(self, root: Path | str, *, publish_every: float = 1.0) -> None:
+    def __init__(self, root: Path | str, *, publish_every: float = 1.0, store: StoreSettings | None = None) -> None:
         self.root = Path(root).absolute()
+        self._settings = store  # init's own: its connection string may hold the password the kept one lacks
         self.dir = self.root / SESSIONS
         self.events_dir = _place.events_dir(self.root)
         self.log_path = self.events_dir / "log.jsonl"
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.damage: CorruptLog | None = None
+        self.adopted: Adoption | None = None  # what `init(adopt=True)` carried over from a hand-kept folder
         self.publish_every = publish_every
         # Who the caller is, when known (the CLI's EVHUB_SESSION): acting for another session is then
         # refused unless on_behalf says it is meant, and recorded (decide's rule).
@@ -123,7 +126,7 @@ class Hub:
 
     def open_store(self) -> Store:
         """A new handle on this hub's log: the JSONL file, or the PostgreSQL table its settings name."""
-        return _place.open_store(self.root)
+        return self._settings.open() if self._settings is not None else _place.open_store(self.root)
 
     def exists(self) -> bool:
         return _place.holds_log(self.root)
@@ -140,10 +143,11 @@ class Hub:
              ) -> tuple[Hub, bool]:
         """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged, or another
         init (here, or another machine's on the same PostgreSQL schema) made it first.  See
-        _place.create for STORE, EVENTS and ADOPT."""
+        _place.create for STORE, EVENTS and ADOPT; the hub's `adopted` says what ADOPT carried over."""
         root = Path(directory).absolute()
-        created = _place.create(root, alive_ttl_s, adopt, store, events)
-        hub = cls(root)
+        created, adopted = _place.create(root, alive_ttl_s, adopt, store, events)
+        hub = cls(root, store=store if created is not None else None)
+        hub.adopted = adopted
         if created is not None:
             hub.flush(force=True)
         return hub, bool(created)
