@@ -11,7 +11,7 @@ import msgspec
 import typer
 import typer.main
 from typer._click.core import Command, Context
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from ._documents import one_line
@@ -1105,6 +1105,9 @@ def _usage_failed(e: UsageError, json: bool) -> NoReturn:
     """A usage error as one line (exit 2): what is wrong, and either a valid command the user may
     have meant or the usage of the command they typed."""
     ctx = e.ctx
+    if isinstance(e, NoSuchOption) and e.possibilities:
+        _said_error(f"no such option: {e.option_name}: did you mean {' or '.join(sorted(e.possibilities))}?",
+                    2, json)
     text = one_line(e.format_message()).rstrip(".")
     text = text[:1].lower() + text[1:]
     if ctx is None:

@@ -104,6 +104,7 @@ def test_version_and_mistakes_get_one_line_and_valid_advice(tmp_path: Path) -> N
     procs = {
         "version": started("--version"), "V": started("-V"),
         "help typo": started("hel"), "group typo": started("milestone", "crate"), "nonsense": started("zzzz"),
+        "option typo": started("claim", "api", "--tll", "5m"),
         "missing": started("claim"), "missing json": started("claim", "--json"),
         "no hub json": started("status", "--hub", tmp_path / "nowhere", "--json"),
         "no hub": started("status", "--hub", tmp_path / "nowhere"),
@@ -114,6 +115,7 @@ def test_version_and_mistakes_get_one_line_and_valid_advice(tmp_path: Path) -> N
     assert said["help typo"] == (2, "error: no such command 'hel': did you mean `evhub hello`?\n")
     assert said["group typo"] == (2, "error: no such command 'crate': did you mean `evhub milestone create`?\n")
     assert said["nonsense"] == (2, "error: no such command 'zzzz'; `evhub -h` lists the commands\n")
+    assert said["option typo"] == (2, "error: no such option: --tll: did you mean --ttl?\n")
     usage = "missing argument 'PRIORITY' (usage: evhub claim [OPTIONS] PRIORITY; `evhub claim -h` for help)"
     assert said["missing"] == (2, f"error: {usage}\n")
     assert said["missing json"][0] == 2 and json.loads(said["missing json"][1]) == {"error": usage, "exit": 2}
