@@ -1010,14 +1010,18 @@ _GLOBAL_OPTIONS = {"--hub": True, "--on-behalf": False}
 
 def _arranged(argv: list[str]) -> tuple[list[str], list[str]]:
     """ARGV as the parser reads it: the global options, then the rest, `help [COMMAND...]` read as
-    `COMMAND... --help`. Words after `--` are left as they are."""
+    `COMMAND... --help` and a --json typed before the command name (`evhub --json status`) moved
+    after it. Words after `--` are left as they are."""
     front: list[str] = []
     rest: list[str] = []
+    json = False
     words = iter(argv)
     for word in words:
         name = word.split("=", 1)[0]
         if word == "--":
             rest += [word, *words]
+        elif word == "--json" and not rest:
+            json = True
         elif name not in _GLOBAL_OPTIONS:
             rest.append(word)
         elif _GLOBAL_OPTIONS[name] and word == name:
@@ -1029,6 +1033,9 @@ def _arranged(argv: list[str]) -> tuple[list[str], list[str]]:
             front.append(word)
     while rest[:1] == ["help"]:
         rest = [*rest[1:], "--help"]
+    if json and rest:
+        end = rest.index("--") if "--" in rest else len(rest)
+        rest[end:end] = ["--json"]
     return front, rest
 
 

@@ -135,7 +135,7 @@ def test_hub_after_the_command_and_eval_of_hello(tmp_path: Path) -> None:
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert said.returncode == 0 and said.stdout == "dave\n", said.stderr
     after = ok(run("sessions", "--hub", root, "--json", cwd=tmp_path, env=env))
-    before = ok(run("--hub", root, "sessions", "--json", cwd=tmp_path, env=env))
+    before = ok(run("--json", "--hub", root, "sessions", cwd=tmp_path, env=env))
     assert [s["id"] for s in json.loads(after.stdout)] == ["dave"] and after.stdout == before.stdout
     # --on-behalf, a global option too, after the command as well.
     ok(run("hello", "erin", "--hub", root, cwd=tmp_path, env=env))
