@@ -279,7 +279,7 @@ def hello(
     session_id: Annotated[
         str | None, typer.Argument(metavar="ID", help="Id (default: first free session-N).")
     ] = None,
-    role: Annotated[str, typer.Option("--role")] = "",
+    role: Annotated[str, typer.Option("--role", help="What you do (backend, tests...).")] = "",
     spec: Annotated[str, typer.Option("--spec", help="Specialization.")] = "",
     about: Annotated[str, typer.Option("--about", help="What you are working on.")] = "",
     resume: Annotated[
@@ -500,7 +500,7 @@ def log(
         str | None, typer.Option("--type", help="Only this event type (claim, msg... or full name).")
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="10m ago or an RFC 3339 time.")] = None,
-    until: Annotated[str | None, typer.Option("--until")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to then (10m ago or RFC 3339).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the last N matching events.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until interrupted.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the stored lines.")] = False,
@@ -762,7 +762,7 @@ def milestone_create(
 @milestone_app.command("claim")
 def milestone_claim(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
-    ttl: Annotated[str | None, typer.Option("--ttl")] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Let the claim lapse after this long unrefreshed.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -782,7 +782,7 @@ def milestone_step(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
     n: Annotated[int, typer.Argument(metavar="N", help="Step number, from 1.")],
     status_: Annotated[str, typer.Argument(metavar="STATUS", help="pending, in-progress, done, blocked or skipped.")],
-    note_text: Annotated[str, typer.Option("--note")] = "",
+    note_text: Annotated[str, typer.Option("--note", help="Where the step stands (shown with it).")] = "",
     token: TokenOpt = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
@@ -888,7 +888,7 @@ def msg_inbox(
 
 @msg_app.command("list")
 def msg_list(
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, the newest last.")] = 20,
     json: JsonOpt = False,
 ) -> None:
     """The last messages on the board.
@@ -906,7 +906,7 @@ def msg_list(
 @handshake_app.command("propose")
 def handshake_propose(
     proposed: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the others to read.")] = "",
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -935,7 +935,7 @@ def handshake_accept(
 @handshake_app.command("reject")
 def handshake_reject(
     proposed: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the others to read.")] = "",
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -1073,6 +1073,12 @@ class _Option(TyperOption):
 
     def display_type_rich(self, ctx: Context) -> str | None:
         return None if self.is_flag else self.metavar
+
+    def _get_number_range_help_str(self) -> str | None:
+        """The bounds in words (`at least 1`), not typer's `x>=1`."""
+        if self.max is None:
+            return None if self.min is None else f"at least {self.min}"
+        return f"at most {self.max}" if self.min is None else f"{self.min} to {self.max}"
 
 
 # The word help shows for an option's value; options not named here show N (numbers) or TEXT.

@@ -18,8 +18,8 @@ from typer._click.core import Command
 from evhub._cli import parser
 from evhub._entry import hook_call
 
-# typer's own display of a parameter: `<bool>`, `<list[str]>`, `{priority}`, `[[ID]]`.
-RAW_METAVAR = re.compile(r"<(?:bool|str|int|float|Path|list\[\w+\])>|\{[a-z_]+\}|\[\[")
+# typer's own display of a parameter: `<bool>`, `<list[str]>`, `{priority}`, `[[ID]]`, `x>=1`.
+RAW_METAVAR = re.compile(r"<(?:bool|str|int|float|Path|list\[\w+\])>|\{[a-z_]+\}|\[\[|\bx[<>]=")
 EXAMPLE = re.compile(r"^\s*Example: (.+)$", re.MULTILINE)
 
 # The examples not run here, and why: the rest run, in this order, in one shell (ORDER below).
