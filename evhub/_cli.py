@@ -1176,8 +1176,6 @@ def main() -> None:
         _usage_failed(e, json)
     except ClickException as e:
         _said_error(e.format_message(), e.exit_code, json)
-    except typer.Abort:
-        _said_error("aborted", 1, json)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SystemExit as e:
@@ -1185,7 +1183,7 @@ def main() -> None:
             raise
         code = 0
     if isinstance(code, int) and code:
-        raise SystemExit(code)  # --help on a group, Ctrl-C (130), or a command's typer.Exit(code)
+        raise SystemExit(code)  # typer's answer to Ctrl-C (130)
     for h in _opened:
         warn(h)
     if any(h.damage is not None for h in _opened):
