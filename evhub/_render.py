@@ -220,15 +220,6 @@ run_evhub() {{
 """
 
 
-# A person at a plain shell has no EVHUB_SESSION: the shims that need an acting session then act as
-# the session `human`, registered (or resumed, keeping its claims) on the way.
-_AS_HUMAN = """if [ -z "${EVHUB_SESSION:-}" ]; then
-  export EVHUB_SESSION=human
-  (run_evhub hello human --resume >/dev/null)
-fi
-"""
-
-
 def _shim(comment: str, usage: str, required: int, body: str, up: str = "..") -> str:
     check = f'if [ "$#" -lt {required} ]; then echo "usage: {usage}" >&2; exit 2; fi\n' if required else ""
     return _SHIM_HEAD.format(comment=comment, usage=check, up=up) + body
@@ -254,20 +245,25 @@ _SHIMS: dict[str, str] = {
         'id="$1" session="$2"\nshift 2\nrun_evhub milestone claim "$id" --session "$session" "$@"\n',
     ),
     "update-milestone.sh": _shim(
-        "Seed update-milestone: set a step's status (acting session from EVHUB_SESSION, else human).",
-        "update-milestone.sh <id> <step> <status> [note]",
+        "Seed update-milestone: set a step's status (completed and in_progress read as done and in-progress).",
+        "update-milestone.sh <id> <step> <status> [note] [session]",
         3,
-        _AS_HUMAN + 'if [ "$#" -ge 4 ]; then run_evhub milestone step "$1" "$2" "$3" --note "$4"; fi\n'
-        'run_evhub milestone step "$1" "$2" "$3"\n',
+        # The seed's save-progress.sh passed its session fifth; with none, evhub's rule for a person applies.
+        'opts=()\nif [ "$#" -ge 4 ]; then opts+=(--note "$4"); fi\nif [ "$#" -ge 5 ]; then opts+=(--session "$5"); fi\n'
+        'run_evhub milestone step "$1" "$2" "$3" ${opts[@]+"${opts[@]}"}\n',
     ),
     "create-milestone.sh": _shim(
         "Seed create-milestone: a new milestone with one step per extra argument.",
         "create-milestone.sh <title> <priority> [step...]",
         2,
-        _AS_HUMAN + 'title="$1" priority="$2"\nshift 2\nsteps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
+        'title="$1" priority="$2"\nshift 2\nopts=(--priority "$priority")\n'
+        # The seed's MILESTONES/README gave a level and the creating session: `"Title" HIGH session-3`.
+        'case "$priority" in HIGH|MEDIUM|LOW|high|medium|low)\n'
+        '  opts=()\n  if [ "$#" -ge 1 ]; then opts=(--session "$1"); shift; fi ;;\nesac\n'
+        'steps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
         # `--` keeps a title that starts with '-' from reading as an option; the ${x+...} form keeps
-        # an empty step list from tripping `set -u` on bash before 4.4.
-        'run_evhub milestone create --priority "$priority" ${steps[@]+"${steps[@]}"} -- "$title"\n',
+        # an empty list from tripping `set -u` on bash before 4.4.
+        'run_evhub milestone create ${opts[@]+"${opts[@]}"} ${steps[@]+"${steps[@]}"} -- "$title"\n',
     ),
     "save-progress.sh": _shim(
         "Seed save-progress: record progress in mode auto, quick, milestone or full.",
@@ -547,6 +543,7 @@ evhub msg inbox                    # messages to you or to all
 - `evhub milestone claim ID` makes you the owner and claims its priority.
 - `evhub milestone step ID N STATUS [--note TEXT]` with STATUS one of pending, in-progress, done,
   blocked, skipped. A milestone whose steps are all done or skipped is complete.
+- `evhub milestone add-step ID TEXT...` adds steps at the end.
 - `evhub milestone list`, `evhub milestone show ID` show progress such as 3/8.
 
 ### Messages
@@ -574,15 +571,17 @@ evhub msg inbox                    # messages to you or to all
 ./SESSIONS/quick-status.sh
 ./SESSIONS/milestone-status.sh [ID]
 ./SESSIONS/claim-milestone.sh <id> <session>
-./SESSIONS/update-milestone.sh <id> <step> <status> [note]    # acts as $EVHUB_SESSION, else human
-./SESSIONS/create-milestone.sh <title> <priority> [step...]     # acts as $EVHUB_SESSION, else human
+./SESSIONS/update-milestone.sh <id> <step> <status> [note] [session]
+./SESSIONS/create-milestone.sh <title> <priority> [step...]
 ./SESSIONS/save-progress.sh <mode> <session>
 ./SESSIONS/scripts/register-session.sh <id>
 ./SESSIONS/scripts/claim-priority.sh <priority> <id>
 ```
 
 Each is a thin wrapper that runs evhub on this hub. Run from a plain shell (no `EVHUB_SESSION`),
-the two that need an acting session act as the session `human`, registered on the way.
+`create-milestone.sh` and `update-milestone.sh` act as the person, the session `human` (registered on
+the way); a step of a milestone whose owner is alive is then recorded as the owner's, done by `human`.
+The seed's step statuses `completed` and `in_progress` read as `done` and `in-progress`.
 
 ## Quick commands
 

@@ -466,6 +466,15 @@ def _step_updated(st: State, e: ev.StepUpdated) -> None:
         m.completed = None
 
 
+def _steps_added(st: State, e: ev.StepsAdded) -> None:
+    m = st.milestones.get(e.milestone)
+    if m is None:
+        return
+    m.steps.extend(Step(text=t) for t in e.steps)
+    if e.steps:
+        m.completed = None  # new work to do: complete again once its steps are done too
+
+
 def _message(st: State, e: ev.MessagePosted) -> None:
     m = Message(seq=e.seq, ts=e.ts, sender=e.session, to=e.to, text=e.text)
     st.message_count += 1
@@ -507,6 +516,7 @@ _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.MilestoneCreated: _touching(_milestone_created),
     ev.MilestoneClaimed: _touching(_milestone_claimed),
     ev.StepUpdated: _touching(_step_updated),
+    ev.StepsAdded: _touching(_steps_added),
     ev.MessagePosted: _touching(_message),
     ev.MessagesRead: _touching(_read),
     ev.AgentAttached: _touching(_agent_attached),

@@ -332,6 +332,16 @@ def fake_evhub(tmp_path: Path) -> dict[str, str]:
             ["milestone", "step", "dash", "2", "done", "--note", "a note"],
         ),
         (
+            "update-milestone.sh",
+            ["dash", "2", "completed", "a note", "alice"],
+            ["milestone", "step", "dash", "2", "completed", "--note", "a note", "--session", "alice"],
+        ),
+        (
+            "create-milestone.sh",
+            ["T", "HIGH", "alice", "one"],
+            ["milestone", "create", "--session", "alice", "--step", "one", "--", "T"],
+        ),
+        (
             "create-milestone.sh",
             ["-Odd title", "p1"],
             ["milestone", "create", "--priority", "p1", "--", "-Odd title"],
