@@ -13,6 +13,11 @@ class BadInput(EvhubError):
     """An argument, identifier, duration, time or text is not acceptable."""
 
 
+class Unreadable(BadInput):
+    """A file kept by hand in the seed's layout (a heartbeat, a lock, a milestone...) that evhub cannot
+    read; its message says why. Adoption and hand edits report it and keep the file."""
+
+
 class ClockAhead(BadInput):
     """A time further ahead of the real clock than evhub allows would be written."""
 

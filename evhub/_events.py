@@ -22,6 +22,9 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     ts: str
     more: bool | msgspec.UnsetType = msgspec.UNSET
     by: str | msgspec.UnsetType = msgspec.UNSET  # the caller, when it acted for another session
+    # Where an event came from when no command made it: "adopted" by `init --adopt`, or the view file a
+    # hand edit was read from. Absent on every other event, so older logs read and write byte-identical.
+    origin: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class SessionEvent(Event, kw_only=True, gc=False):
