@@ -716,19 +716,17 @@ def milestone_add_step(
     _done(json, events, f"{milestone_id} has {len(h.milestone(milestone_id).steps)} steps")
 
 
-# A person at a plain shell has no session (no --session, no EVHUB_SESSION): the milestone commands
-# then act as the session `human`, so the seed's scripts work as they did (README: "Who acts").
-PERSON = "human"
-
-
 def _write(h: Hub, session: str | None, make: Any, milestone: str | None = None) -> list[Any]:
     """The events of MAKE(acting session). With no SESSION the person acts: as `human`, registered in
     the same write when it is not yet; on MILESTONE, as its owner while the owner is alive (its claim
     would refuse anyone else), recorded as done by `human`."""
-    from ._decide import Hello
-
     if session:
         return h.execute(make(session))
+    # A person at a plain shell has no session (no --session, no EVHUB_SESSION): the milestone commands
+    # then act as the person adoption names too, so the seed's scripts work as they did (README: "Who acts").
+    from ._adopt import PERSON
+    from ._decide import Hello
+
     state = h.state()
     acting = PERSON
     owner = h.milestone(milestone).owner if milestone is not None else None

@@ -12,7 +12,7 @@ from typing import Union
 import msgspec
 
 from . import _events as ev
-from ._errors import BadInput, Conflict, NotFound, NotYours
+from ._errors import BadInput, Conflict, NotFound, NotYours, Unreadable
 from ._state import Claim, Milestone, State
 from ._values import MAX_DURATION_S, STEP_STATUSES, check_id, check_text, format_duration, seconds_between, slug
 
@@ -331,10 +331,6 @@ def _claim_milestone(cmd: ClaimMilestone, st: State, now: str) -> list[ev.Event]
     return [_new(ev.MilestoneClaimed, session=sid, milestone=mid), claim]
 
 
-# The seed's words for a step's status (its update-milestone.sh took `completed`), as evhub's.
-SEED_STATUSES = {"completed": "done", "complete": "done", "in_progress": "in-progress"}
-
-
 def _update_step(cmd: UpdateStep, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
     m = find_milestone(st, cmd.milestone)
@@ -343,9 +339,14 @@ def _update_step(cmd: UpdateStep, st: State, now: str) -> list[ev.Event]:
         raise BadInput(f"{mid} has no steps yet: add them with `evhub milestone add-step {mid} TEXT...`")
     if not 1 <= cmd.step <= len(m.steps):
         raise BadInput(f"step {cmd.step} is out of range: {mid} has steps 1..{len(m.steps)}")
-    status = SEED_STATUSES.get(cmd.status, cmd.status)
+    status = cmd.status
     if status not in STEP_STATUSES:
-        raise BadInput(f"unknown status {cmd.status!r}: use one of {', '.join(STEP_STATUSES)}")
+        from ._legacy import step_status  # the seed's words too (its update-milestone.sh took `completed`)
+
+        try:
+            status = step_status(status)
+        except Unreadable:
+            raise BadInput(f"unknown status {cmd.status!r}: use one of {', '.join(STEP_STATUSES)}") from None
     _check_token(st, m.priority, cmd.token)
     _check_not_held(st, m, sid, now)
     return [
