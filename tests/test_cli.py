@@ -317,7 +317,7 @@ def test_milestone_create_claim_step_list_show(evhub: Runner) -> None:
     error_line(evhub("milestone", "step", "deploy-dashboard", "5", "done", "--token", "1", session="alice"), 3)
     assert "out of range" in error_line(evhub("milestone", "step", "deploy-dashboard", "9", "done",
                                               session="alice", now=at(31)), 1)
-    error_line(evhub("milestone", "step", "deploy-dashboard", "2", "finito", session="alice", now=at(31)), 1)
+    error_line(evhub("milestone", "step", "deploy-dashboard", "2", "finished", session="alice", now=at(31)), 1)
 
     m = js(evhub("milestone", "show", "deploy-dashboard", "--json", now=at(32)))
     assert {"id", "title", "priority", "owner", "steps", "progress"} <= set(m)
