@@ -37,7 +37,7 @@ app = typer.Typer(
          "`evhub help COMMAND` (or `evhub COMMAND -h`) shows a command's help.\n\n"
          "Example: evhub hello alice --role backend",
 )
-milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, list, show.")
+milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, add-step, list, show.")
 msg_app = typer.Typer(no_args_is_help=True, help="The message board: send, inbox, list.")
 handshake_app = typer.Typer(no_args_is_help=True, help="ID negotiations: propose, accept, reject, list.")
 app.add_typer(milestone_app, name="milestone")
@@ -791,9 +791,11 @@ def milestone_create(
 
     Example: evhub milestone create 'Deploy dashboard' --step Build --step Deploy
     """
-    mid = hub().create_milestone(
-        need_session(session), title, milestone=milestone_id, priority=priority, steps=step or ()
-    )
+    from ._decide import CreateMilestone
+
+    [e] = _write(hub(), session, lambda sid: CreateMilestone(
+        session=sid, title=title, milestone=milestone_id, priority=priority, steps=tuple(step or ())))
+    mid = e.milestone
     if json:
         out_json({"milestone": mid})
     else:
@@ -829,8 +831,52 @@ def milestone_step(
 
     Example: evhub milestone step deploy-dashboard 1 done --note 'bundle built'
     """
-    events = hub().update_step(need_session(session), milestone_id, n, status_, note=note_text, token=token)
-    _done(json, events, f"step {n} of {milestone_id} is {status_}")
+    from ._decide import UpdateStep
+
+    events = _write(hub(), session, lambda sid: UpdateStep(
+        session=sid, milestone=milestone_id, step=n, status=status_, note=note_text, token=token), milestone_id)
+    _done(json, events, f"step {n} of {milestone_id} is {events[-1].status if events else status_}")
+
+
+@milestone_app.command("add-step")
+def milestone_add_step(
+    milestone_id: Annotated[str, typer.Argument(metavar="ID")],
+    text: Annotated[list[str], typer.Argument(metavar="TEXT...", help="One argument per step, in order.")],
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add steps at the end of a milestone (exit 3 while another live session holds its priority).
+
+    Example: evhub milestone add-step deploy-dashboard 'Deploy to production'
+    """
+    from ._decide import AddSteps
+
+    h = hub()
+    events = _write(h, session, lambda sid: AddSteps(session=sid, milestone=milestone_id, steps=tuple(text)),
+                    milestone_id)
+    _done(json, events, f"{milestone_id} has {len(h.milestone(milestone_id).steps)} steps")
+
+
+def _write(h: Hub, session: str | None, make: Any, milestone: str | None = None) -> list[Any]:
+    """The events of MAKE(acting session). With no SESSION the person acts: as `human`, registered in
+    the same write when it is not yet; on MILESTONE, as its owner while the owner is alive (its claim
+    would refuse anyone else), recorded as done by `human`."""
+    if session:
+        return h.execute(make(session))
+    # A person at a plain shell has no session (no --session, no EVHUB_SESSION): the milestone commands
+    # then act as the person adoption names too, so the seed's scripts work as they did (README: "Who acts").
+    from ._adopt import PERSON
+    from ._decide import Hello
+
+    state = h.state()
+    acting = PERSON
+    owner = h.milestone(milestone).owner if milestone is not None else None
+    if owner is not None and owner != PERSON and state.is_alive(owner, _read_time(state)):
+        acting = owner
+        h.caller, h.on_behalf = PERSON, True
+    me = state.sessions.get(PERSON)
+    first = [] if me is not None and not me.left else [Hello(session=PERSON, resume=True)]
+    return h.execute(*first, make(acting))[len(first):]
 
 
 @milestone_app.command("list")

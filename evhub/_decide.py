@@ -91,6 +91,12 @@ class UpdateStep(msgspec.Struct, frozen=True, kw_only=True):
     token: int | None = None
 
 
+class AddSteps(msgspec.Struct, frozen=True, kw_only=True):
+    session: str
+    milestone: str
+    steps: tuple[str, ...]
+
+
 class SendMessage(msgspec.Struct, frozen=True, kw_only=True):
     session: str
     text: str
@@ -138,7 +144,7 @@ class JoinAgent(msgspec.Struct, frozen=True, kw_only=True):
 
 Command = Union[
     Hello, Heartbeat, Bye, ClaimPriority, ReleasePriority, SetFocus, AddNote, CreateMilestone, ClaimMilestone,
-    UpdateStep, SendMessage, MarkRead, ProposeId, AcceptId, RejectId, AttachAgent, JoinAgent,
+    UpdateStep, AddSteps, SendMessage, MarkRead, ProposeId, AcceptId, RejectId, AttachAgent, JoinAgent,
 ]
 
 
@@ -358,29 +364,53 @@ def _claim_milestone(cmd: ClaimMilestone, st: State, now: str) -> list[ev.Event]
     return [_new(ev.MilestoneClaimed, session=sid, milestone=mid), claim]
 
 
+# The two step statuses the seed's scripts and README spell otherwise (update-milestone.sh took
+# `completed`). A command takes these words exactly, nothing looser: reading a hand-kept file
+# (_legacy.step_status) is lenient, a command's input is not.
+SEED_STATUSES = {"completed": "done", "in_progress": "in-progress"}
+
+
 def _update_step(cmd: UpdateStep, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
     m = find_milestone(st, cmd.milestone)
     mid = m.id
+    if not m.steps:
+        raise BadInput(f"{mid} has no steps yet: add them with `evhub milestone add-step {mid} TEXT...`")
     if not 1 <= cmd.step <= len(m.steps):
         raise BadInput(f"step {cmd.step} is out of range: {mid} has steps 1..{len(m.steps)}")
-    if cmd.status not in STEP_STATUSES:
+    status = SEED_STATUSES.get(cmd.status, cmd.status)
+    if status not in STEP_STATUSES:
         raise BadInput(f"unknown status {cmd.status!r}: use one of {', '.join(STEP_STATUSES)}")
     _check_token(st, m.priority, cmd.token)
-    c = st.claims.get(m.priority)
-    if _held_by_other(st, c, sid, now):
-        assert c is not None
-        raise Conflict(f"milestone {mid} is being worked on: {_holder_error(c, now)}")
+    _check_not_held(st, m, sid, now)
     return [
         _new(
             ev.StepUpdated,
             session=sid,
             milestone=mid,
             step=cmd.step,
-            status=cmd.status,
+            status=status,
             note=check_text(cmd.note, "note"),
         )
     ]
+
+
+def _add_steps(cmd: AddSteps, st: State, now: str) -> list[ev.Event]:
+    sid = acting_session(st, cmd.session)
+    m = find_milestone(st, cmd.milestone)
+    if not cmd.steps:
+        raise BadInput("no step given: name at least one")
+    steps = [_nonempty(s, "step") for s in cmd.steps]
+    _check_not_held(st, m, sid, now)
+    return [_new(ev.StepsAdded, session=sid, milestone=m.id, steps=steps)]
+
+
+def _check_not_held(st: State, m: Milestone, sid: str, now: str) -> None:
+    """A milestone whose priority another live session holds is that session's to change."""
+    c = st.claims.get(m.priority)
+    if _held_by_other(st, c, sid, now):
+        assert c is not None
+        raise Conflict(f"milestone {m.id} is being worked on: {_holder_error(c, now)}")
 
 
 def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
@@ -474,6 +504,7 @@ _DECIDERS: dict[type, Callable[..., list[ev.Event]]] = {
     CreateMilestone: _create_milestone,
     ClaimMilestone: _claim_milestone,
     UpdateStep: _update_step,
+    AddSteps: _add_steps,
     SendMessage: _send,
     MarkRead: _mark_read,
     ProposeId: _propose,

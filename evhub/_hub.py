@@ -383,6 +383,10 @@ class Hub:
         return self.execute(cmd.UpdateStep(session=session, milestone=milestone, step=step, status=status,
                                            note=note, token=token))
 
+    def add_steps(self, session: str, milestone: str, steps: Sequence[str]) -> list[ev.Event]:
+        """Append STEPS to MILESTONE, numbered on from its last step."""
+        return self.execute(cmd.AddSteps(session=session, milestone=milestone, steps=tuple(steps)))
+
     def send(self, session: str, text: str, to: str = "all") -> int:
         """Post a message; returns its seq."""
         [e] = self.execute(cmd.SendMessage(session=session, text=text, to=to))

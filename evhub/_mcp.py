@@ -174,6 +174,16 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         call(lambda: hub.update_step(who(session), milestone, step, status, note=note, token=token))
         return milestone_show(milestone)
 
+    @tool(WRITES)
+    def milestone_add_steps(
+        milestone: Milestone,
+        steps: Annotated[list[str], Field(min_length=1, description="The steps to add at the end, in order.")],
+        session: You = None,
+    ) -> dict[str, Any]:
+        """Add steps at the end of a milestone; returns the milestone as milestone_show does."""
+        call(lambda: hub.add_steps(who(session), milestone, steps))
+        return milestone_show(milestone)
+
     @tool(READS)
     def milestone_show(milestone: Milestone) -> dict[str, Any]:
         """One milestone, step by step, with its owner and progress."""

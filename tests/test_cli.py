@@ -444,9 +444,10 @@ def test_handshake_agreed_renames_with_claims_and_a_rejection_rejects(evhub: Run
     by_id = {s["id"]: s for s in registry["sessions"]}
     assert by_id["alice"]["agreement"] == "agreed" and by_id["alice"]["aka"] == ["session-1"]
     assert by_id["bob"]["agreement"] == "none"
-    # The proposal is kept under the id that made it.
-    handshake = json.loads((evhub.sessions_dir / "HANDSHAKES" / "session-1.json").read_text())
-    assert (handshake["proposed"], handshake["status"]) == ("alice", "agreed")
+    # The proposal is kept under its proposer's id now (it was under session-1, the id that made it).
+    handshake = json.loads((evhub.sessions_dir / "HANDSHAKES" / "alice.json").read_text())
+    assert (handshake["session"], handshake["proposed"], handshake["status"]) == ("session-1", "alice", "agreed")
+    assert not (evhub.sessions_dir / "HANDSHAKES" / "session-1.json").exists()
     assert not (evhub.sessions_dir / "DISCOVERY" / "session-1-HELLO.md").exists()
 
     evhub.ok("handshake", "propose", "robert", session="bob", now=at(20))

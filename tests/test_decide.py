@@ -311,6 +311,27 @@ def test_step_of_a_milestone_another_live_session_works_on_is_a_conflict() -> No
     assert sim.state.milestones["deploy-the-dashboard"].steps[0].by == "a"
 
 
+def test_steps_added_later_are_numbered_on_fenced_like_a_step_and_reopen_a_complete_milestone() -> None:
+    sim = hub("a", "b")
+    only(sim.do(d.CreateMilestone(session="a", title="Docs")))
+    with pytest.raises(BadInput, match="no steps yet: add them with `evhub milestone add-step docs"):
+        sim.do(d.UpdateStep(session="a", milestone="docs", step=1, status="done"))
+    added = only(sim.do(d.AddSteps(session="a", milestone="docs", steps=("write",))))
+    assert isinstance(added, ev.StepsAdded) and added.steps == ["write"]
+    # The seed's word for done.
+    assert only(sim.do(d.UpdateStep(session="a", milestone="docs", step=1, status="completed"))).status == "done"  # type: ignore[attr-defined]
+    assert sim.state.milestones["docs"].completed is not None
+    sim.do(d.ClaimMilestone(session="a", milestone="docs"))
+    with pytest.raises(Conflict, match="being worked on"):
+        sim.do(d.AddSteps(session="b", milestone="docs", steps=("review",)))
+    with pytest.raises(BadInput, match="step is empty"):
+        sim.do(d.AddSteps(session="a", milestone="docs", steps=("publish", " ")))
+    sim.do(d.AddSteps(session="a", milestone="docs", steps=("publish", "announce")))
+    m = sim.state.milestones["docs"]
+    assert [s.text for s in m.steps] == ["write", "publish", "announce"]
+    assert (m.completed, m.next_step) == (None, 2)
+
+
 def test_milestone_with_every_step_done_or_skipped_is_completed() -> None:
     sim = hub("a")
     create(sim)
