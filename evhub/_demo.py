@@ -91,7 +91,9 @@ class Story:
         self.pace_s = pace_s
         self.end = now()
         self.processes = 0
-        self.env = dict(os.environ)
+        # The story's hub and sessions are its own: a caller's session, hub or store (an agent's shell)
+        # would make every step act for someone else, or write the story into the caller's hub.
+        self.env = {k: v for k, v in os.environ.items() if k not in ("EVHUB_SESSION", "EVHUB_HUB", "EVHUB_STORE")}
         # Paced, the processes read the real clock, and a story minute is a fifth of the alive ttl.
         self.alive_ttl_s = max(1, math.ceil(DEAD_AFTER_MINUTES * pace_s)) if pace_s else DEAD_AFTER_MINUTES * 60
         self.minute_s = self.alive_ttl_s / DEAD_AFTER_MINUTES

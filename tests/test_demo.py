@@ -17,7 +17,9 @@ AGENTS = {"alice", "bob", "carol"}
 
 def test_demo_runs_the_story_and_leaves_a_sound_hub(tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    proc = ok(run("demo", root, timeout=120))
+    # Run from an agent's shell: its own session and hub must not leak into the story's processes.
+    agent = {"EVHUB_SESSION": "zed", "EVHUB_HUB": str(tmp_path / "elsewhere")}
+    proc = ok(run("demo", root, env=agent, timeout=120))
     assert "race to claim deploy-dashboard" in proc.stdout
     assert "# evhub status" in proc.stdout
     assert f"evhub --hub {root} why {PRIORITY}" in proc.stdout
