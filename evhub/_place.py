@@ -12,6 +12,7 @@ earlier evhub made inside a repository, until `evhub migrate` moves it.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -105,13 +106,15 @@ def _present(path: Path) -> bool:
     """Whether PATH, a hub's log or store settings, is there. Something else by that name is an error, so
     init and every other command say the same of it (not one 'already a hub', the rest 'no hub')."""
     try:
-        if path.is_file():
-            return True
-        if not path.exists():
-            return False
-        kind = "a folder" if path.is_dir() else "not a file"
-    except OSError as e:  # is_file() answers False for a missing path, but raises for EACCES
+        # One stat: asking is_file() then exists() would call a log a racing init makes in between "not a file".
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
         raise StorageError(f"cannot look for a hub at {path.parent}: {e.strerror}") from e
+    if stat.S_ISREG(mode):
+        return True
+    kind = "a folder" if stat.S_ISDIR(mode) else "not a file"
     raise StorageError(f"{path} is {kind}, not evhub's {path.name}: move it aside")
 
 

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stores import HubStore
 
-from evhub import BadInput, Conflict, CorruptLog, EvhubError, Hub, HubBusy, HubNotFound, NotFound, StorageError
+from evhub import BadInput, Conflict, CorruptLog, EvhubError, Hub, HubBusy, HubNotFound, NotFound, StorageError, _place
 from evhub import _events as ev
 from evhub._errors import LogRewound
 from evhub._state import State, fold
@@ -915,6 +915,22 @@ def test_racing_inits_make_one_hub_and_only_one_says_it_made_it(tmp_path: Path, 
     assert [e.type if isinstance(e, ev.UnknownEvent) else e.__struct_config__.tag for e in events] == [
         "hub_created"
     ]
+
+
+def test_a_log_that_a_racing_init_makes_while_it_is_looked_for_is_a_log(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving behind a rare failure of the racing-inits test: the log appears between two
+    looks at it, and was called 'not a file'."""
+    log = tmp_path / "log.jsonl"
+    real_is_file = Path.is_file
+
+    def created_just_after(path: Path) -> bool:
+        answer = real_is_file(path)
+        log.touch()  # the other init's write lands here
+        return answer
+
+    monkeypatch.setattr(Path, "is_file", created_just_after)
+    assert _place._present(log) in (False, True)  # either look is right; an error is not
 
 
 def test_init_over_an_empty_log_left_by_a_crash_makes_the_hub(tmp_path: Path) -> None:
