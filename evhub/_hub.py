@@ -19,6 +19,8 @@ import sys
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from . import _place
 from ._cache import StateCache
 from ._errors import (
     BadInput,
+    Conflict,
     CorruptLog,
     EvhubError,
     ExpectedPositionError,
@@ -35,13 +38,14 @@ from ._errors import (
     LogRewound,
     StorageError,
 )
+from ._handedits import COPIES, Edit, Record, commands_for, digest, find_edits, written
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
 from ._results import Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
-from ._values import new_id, now, parse_when, read_time, write_time
+from ._values import file_stamp, new_id, now, parse_when, read_time, write_time
 
 if TYPE_CHECKING:
     from ._history import LogFilter
@@ -96,6 +100,8 @@ class Hub:
         self.on_behalf = False
         self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
+        self._views = Record(self.events_dir)
+        self._untaken: dict[tuple[Path, str], str] = {}  # hand edits not taken, by (folder, file): why
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
         if _place.in_work_tree(self.root):
@@ -167,7 +173,7 @@ class Hub:
         """Save the read model and render the views now, if any call left them for later (or FORCE)."""
         if force or self in _unpublished:
             with self._lock():
-                self._publish(self._cache.catch_up(), now_=True)
+                self._publish(self._take_hand_edits(self._cache.catch_up()), now_=True)
 
     def _rebuild(self) -> State:
         """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
@@ -197,8 +203,16 @@ class Hub:
         if not tracked:
             views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
         written = 0
+        self._views.load()
+        stamp = file_stamp()
         for folder in self.views_dirs():
-            written += write_views(folder, views)
+            seen = self._views.files(folder)
+            stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp)
+            self._views.folders[str(folder)] = seen = {} if seen is None else seen
+            try:
+                written += write_views(folder, views, seen, stranger)
+            finally:
+                self._views.save()  # what was written, even when a later file failed
             ours = folder / ".gitignore"
             try:
                 if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
@@ -206,7 +220,71 @@ class Hub:
                     written += 1
             except OSError as e:
                 raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+        self._untaken.clear()
         return written
+
+    def _label(self, folder: Path, rel: str) -> str:
+        """FOLDER/REL as a person finds it: SESSIONS/REL in this hub's own folder, else its full path."""
+        return f"{SESSIONS}/{rel}" if folder == self.dir else str(folder / rel)
+
+    def _keep_hand_edit(self, folder: Path, stamp: str, rel: str, content: bytes) -> None:
+        """Keep a copy of a hand edit that is about to be rendered over, and say so."""
+        copy = self.events_dir / COPIES / stamp / (rel if folder == self.dir else f"{folder.parent.name}/{rel}")
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(content)
+        except OSError as e:
+            raise StorageError(f"cannot keep a copy of the hand edit of {folder / rel} in {copy}: "
+                               f"{e.strerror or e}") from e
+        why = self._untaken.get((folder, rel), "evhub renders this file from the log and reads nothing back from it")
+        self.warnings.append(f"{self._label(folder, rel)} was edited by hand and not understood ({why}); "
+                             f"kept a copy in {copy}")
+
+    def _hand_edits(self) -> list[Edit]:
+        """The view files changed by hand since evhub wrote them, in every views folder. Caller holds
+        the hub lock."""
+        from ._render import VIEW_DIRS
+
+        self._views.load()
+        edits = []
+        for folder in self.views_dirs():
+            seen = self._views.files(folder)
+            if seen is not None:
+                edits += find_edits(folder, seen, VIEW_DIRS)
+        # A view removed by hand is rendered again. Heartbeats go first: one may register the session
+        # that another file names.
+        return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith("HEARTBEATS/"))
+
+    def _take_hand_edits(self, state: State) -> State:
+        """STATE with the hand edits of the views taken as events (one write), when there are any.
+        Caller holds the hub lock, not the store's."""
+        if not self._hand_edits():
+            return state
+        with self.store.locked():
+            return self._decide_and_append((), state)[1]
+
+    def _adopt(self, edits: list[Edit], state: State, clock: str) -> list[ev.Event]:
+        """The events the seed's protocol meant by EDITS, decided by the usual rules and folded into STATE.
+        What is not taken is remembered in _untaken: the render keeps a copy of its file and says why."""
+        events: list[ev.Event] = []
+        for edit in edits:
+            meant = commands_for(edit, state)
+            problem = meant.problem
+            for c in meant.commands:
+                try:
+                    # No caller: the file says who acts, as the seed's protocol let it.
+                    decided = cmd.decide(c, state, clock)
+                except EvhubError as e:
+                    problem = f"refused: {e}" if isinstance(e, Conflict) else str(e)
+                    continue
+                for event in decided:
+                    event.id = new_id()
+                    event.origin = edit.rel
+                    evolve(state, event)
+                events += decided
+            if problem is not None:
+                self._untaken[(edit.folder, edit.rel)] = problem
+        return events
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
@@ -215,35 +293,72 @@ class Hub:
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
         with self._lock(), self.store.locked():
-            for attempt in range(RETRIES):
+            events, state = self._decide_and_append(commands)
+            self._publish(state)
+        return events, state
+
+    def _decide_and_append(self, commands: Sequence[cmd.Command], state: State | None = None,
+                           ) -> tuple[list[ev.Event], State]:
+        """Take the hand edits of the views, then decide COMMANDS, against the head of the log (STATE when
+        the caller just caught up), and append what they decided. Caller holds both locks."""
+        edits = self._hand_edits()
+        for attempt in range(RETRIES):
+            if state is None:
                 try:
                     state = self._cache.catch_up()
                 except CorruptLog as e:
                     raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
+            try:
+                if edits:
+                    # In a write of their own before the command decides: a refused command loses none.
+                    clock = write_time(state.last_ts, self.store.clock())
+                    head = state.seq
+                    taken = self._adopt(edits, state, clock)
+                    if taken:
+                        self.store.append(taken, head)
+                    self._mark_taken(edits)
+                    edits = []
                 head = state.seq
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
-                try:
-                    for c in commands:
-                        decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
-                        for event in decided:
-                            event.id = new_id()
-                            evolve(state, event)
-                        events += decided
-                    if events:
-                        self.store.append(events, head)
-                except ExpectedPositionError:
-                    # Another machine appended first (a shared store): decide again on what it wrote.
-                    self._cache.forget()
-                    if attempt == RETRIES - 1:
-                        raise
-                    continue
-                except BaseException:
-                    self._cache.forget()  # folded events that were never appended
+                for c in commands:
+                    decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
+                    for event in decided:
+                        event.id = new_id()
+                        evolve(state, event)
+                    events += decided
+                if events:
+                    self.store.append(events, head)
+            except ExpectedPositionError:
+                # Another machine appended first (a shared store): decide again on what it wrote.
+                self._cache.forget()
+                state = None
+                self._untaken.clear()
+                if attempt == RETRIES - 1:
                     raise
-                break
-            self._publish(state)
+                continue
+            except BaseException:
+                self._cache.forget()  # folded events that were never appended
+                raise
+            break
+        assert state is not None
         return events, state
+
+    def _mark_taken(self, edits: list[Edit]) -> None:
+        """The files of EDITS that were taken now hold what the log says: the record takes them as
+        evhub's, so no later command takes them again, and the next render writes over them."""
+        for edit in edits:
+            files = self._views.files(edit.folder)
+            if (edit.folder, edit.rel) in self._untaken or edit.content is None or files is None:
+                continue
+            try:
+                st = os.lstat(edit.folder / edit.rel)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise StorageError(f"cannot read {edit.folder / edit.rel}: {e.strerror or e}") from e
+            files[edit.rel] = written(st, digest(edit.content))
+        self._views.save()
 
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""
@@ -263,6 +378,7 @@ class Hub:
             except CorruptLog:
                 self._cacheless = True
                 return self._fold_readable()
+            state = self._take_hand_edits(state)
             self._publish(state, now_=True)
             return state
 
@@ -511,10 +627,16 @@ class Hub:
         return why(self.open_store(), priority)
 
     def verify(self) -> dict[str, Any]:
-        """Check the whole log; raises CorruptLog naming the first damaged line."""
-        from ._verify import verify
+        """Check the whole log, raising CorruptLog naming the first damaged line; then the views: `views`
+        lists each file that disagrees with the log (changed by hand since evhub wrote it)."""
+        from ._verify import check_views, verify
 
-        return verify(self.open_store(), self.readmodel)
+        report = verify(self.open_store(), self.readmodel)
+        # Under the lock, so no render replaces a file between reading the record and its stat.
+        with self._lock() if os.access(self.events_dir, os.W_OK) else nullcontext():
+            self._views.load()
+            report["views"] = check_views(self._views, self.views_dirs(), self._label)
+        return report
 
     def repair(self) -> dict[str, Any]:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""

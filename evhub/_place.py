@@ -23,7 +23,8 @@ from ._store import JsonlStore, Store
 from ._values import file_stamp, new_id, write_time
 
 SESSIONS = "SESSIONS"
-GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
+GITIGNORE = ("# evhub: the read model, the views' record and the lock are local caches, never shared\n"
+             "readmodel.sqlite3*\nviews.json\nlock\n")
 
 
 class Repo(NamedTuple):
