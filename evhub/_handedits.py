@@ -11,19 +11,21 @@ could not take, and only then renders over it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
+from _blake2 import blake2b  # hashlib's own, without hashlib's import of OpenSSL (some ms on every command)
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
 from . import _decide as cmd
 from ._errors import EvhubError, StorageError
-from ._legacy import parse_heartbeat, parse_lock, parse_messages, parse_milestone
 from ._state import State
+
+if TYPE_CHECKING:
+    from ._legacy import HeartbeatFile, MessagesFile, MilestoneFile
 
 RECORD = "views.json"  # in the hub's events folder
 COPIES = "hand-edits"  # likewise: hand-edits/<time>/<file>, what evhub could not take from a hand edit
@@ -44,7 +46,7 @@ class Written(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
 
 def digest(content: bytes) -> str:
-    return hashlib.blake2b(content, digest_size=16).hexdigest()
+    return blake2b(content, digest_size=16).hexdigest()
 
 
 def written(st: os.stat_result, content_digest: str) -> Written:
@@ -92,12 +94,19 @@ class Record:
 
 class Edit(NamedTuple):
     """FOLDER/REL differs from what evhub wrote there (BEFORE; None for a file evhub did not write).
-    CONTENT is what it holds now; None when it is gone."""
+    CONTENT is what it holds now, read after its stat ST (so a write since shows as another change);
+    both None when it is gone."""
 
     folder: Path
     rel: str
     content: bytes | None
     before: Written | None
+    st: os.stat_result | None = None
+
+    def taken(self) -> Written:
+        """The record's entry for the file as it was read."""
+        assert self.content is not None and self.st is not None
+        return written(self.st, digest(self.content))
 
 
 def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edit]:
@@ -121,12 +130,13 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edi
                 before.mode):
             files[rel] = written(st, before.digest)
         else:
-            edits.append(Edit(folder, rel, content, before))
+            edits.append(Edit(folder, rel, content, before, st))
     for rel, path in _view_folder_files(folder, view_dirs):
         if rel not in files:
-            content = _read(path, os.lstat(path))
+            st = os.lstat(path)
+            content = _read(path, st)
             if content is not None:
-                edits.append(Edit(folder, rel, content, None))
+                edits.append(Edit(folder, rel, content, None, st))
     return edits
 
 
@@ -169,25 +179,29 @@ class Meant(NamedTuple):
 
 def commands_for(edit: Edit, state: State) -> Meant:
     """What the seed's protocol meant by EDIT (its content is not None), against STATE."""
+    from . import _legacy  # the seed's formats are read only when a hand edit is found
+
     assert edit.content is not None
     folder, _, name = edit.rel.rpartition("/")
     try:
         if folder == "HEARTBEATS":
-            return Meant(_heartbeat(edit.content, name, state))
+            return Meant(_heartbeat(_legacy.parse_heartbeat(edit.content, name), state))
         if folder == "PRIORITIES":
-            lock = parse_lock(edit.content, name)
+            lock = _legacy.parse_lock(edit.content, name)
             return Meant([cmd.ClaimPriority(session=lock.session, priority=lock.priority, ttl_s=lock.ttl_s)])
         if folder == "MILESTONES":
-            return _milestone(edit.content, name, state)
+            return _milestone(_legacy.parse_milestone(edit.content, name), state)
         if edit.rel == "MESSAGES.md":
-            return _messages(edit)
+            added = _added(edit)
+            if added is None:
+                return Meant([], "it was changed above its end; only lines added at the end are read as messages")
+            return _messages(_legacy.parse_messages(added))
     except EvhubError as e:
         return Meant([], str(e))
     return Meant([], "evhub renders this file from the log and reads nothing back from it")
 
 
-def _heartbeat(content: bytes, name: str, state: State) -> list[cmd.Command]:
-    beat = parse_heartbeat(content, name)
+def _heartbeat(beat: HeartbeatFile, state: State) -> list[cmd.Command]:
     sid = state.resolve(beat.session)
     known = state.sessions.get(sid)
     # The seed's first step for a new session is its heartbeat file: that registers it.
@@ -195,9 +209,8 @@ def _heartbeat(content: bytes, name: str, state: State) -> list[cmd.Command]:
     return [*hello, cmd.Heartbeat(session=sid, status=beat.status)]
 
 
-def _milestone(content: bytes, name: str, state: State) -> Meant:
+def _milestone(m: MilestoneFile, state: State) -> Meant:
     """The step updates that make the milestone what its file now says."""
-    m = parse_milestone(content, name)
     ours = state.milestones.get(m.id)
     if ours is None:
         return Meant([], f"there is no milestone {m.id!r} (`evhub milestone create` makes one)")
@@ -213,13 +226,16 @@ def _milestone(content: bytes, name: str, state: State) -> Meant:
                   if (new.status, new.note) != (old.status, old.note)])
 
 
-def _messages(edit: Edit) -> Meant:
-    """The messages appended at the end of MESSAGES.md; any other change is not understood."""
-    assert edit.content is not None and edit.before is not None
-    kept = edit.before.size
-    if len(edit.content) < kept or digest(edit.content[:kept]) != edit.before.digest:
-        return Meant([], "it was changed above its end; only lines added at the end are read as messages")
-    board = parse_messages(edit.content[kept:])
+def _added(edit: Edit) -> bytes | None:
+    """What was added at the end of the file evhub wrote; None when it changed above its end."""
+    assert edit.content is not None
+    if edit.before is None or digest(edit.content[:edit.before.size]) != edit.before.digest:
+        return None
+    return edit.content[edit.before.size:]
+
+
+def _messages(board: MessagesFile) -> Meant:
+    """The messages of lines added at the end of MESSAGES.md."""
     commands: list[cmd.Command] = [cmd.SendMessage(session=m.sender, to=m.to, text=m.text) for m in board.messages]
     if not board.messages:
         return Meant([], "the lines added are no message (`from -> to: text`)")
@@ -232,12 +248,13 @@ def _messages(edit: Edit) -> Meant:
 def describe(edit: Edit) -> str:
     """How EDIT's file differs from what evhub wrote, in a few words (for `verify`)."""
     if edit.content is None:
-        return "removed (evhub wrote it)"
+        return "removed (evhub wrote it)" if edit.st is None else "replaced by something that is no file"
     if edit.before is None:
         return "written by hand (evhub did not write it)"
-    if len(edit.content) > edit.before.size and digest(edit.content[:edit.before.size]) == edit.before.digest:
-        added = edit.content[edit.before.size:].count(b"\n") or 1
-        return f"{added} line{'s' if added > 1 else ''} added at the end by hand"
+    added = _added(edit)
+    if added:
+        n = added.count(b"\n") or 1
+        return f"{n} line{'s' if n > 1 else ''} added at the end by hand"
     if edit.content == b"":
         return "emptied by hand"
     return "changed by hand since evhub wrote it"

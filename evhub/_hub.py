@@ -38,7 +38,7 @@ from ._errors import (
     LogRewound,
     StorageError,
 )
-from ._handedits import COPIES, Edit, Record, commands_for, digest, find_edits, written
+from ._handedits import COPIES, Edit, Record, commands_for, find_edits
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
 RECENT_EVENTS = 10  # a recall's latest events of the session
+RENDERED_ONLY = "the views were rebuilt from the log without reading it"
 IGNORE_VIEWS = b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n"
 
 # Hubs holding events that their read model and views do not show yet; flushed at exit.
@@ -100,8 +101,7 @@ class Hub:
         self.on_behalf = False
         self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
-        self._views = Record(self.events_dir)
-        self._untaken: dict[tuple[Path, str], str] = {}  # hand edits not taken, by (folder, file): why
+        self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
         if _place.in_work_tree(self.root):
@@ -207,7 +207,9 @@ class Hub:
         stamp = file_stamp()
         for folder in self.views_dirs():
             seen = self._views.files(folder)
-            stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp)
+            # A hand edit still there when the views are rendered (replay does not take them): kept, and said.
+            stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
+                                                          ("not understood", RENDERED_ONLY))
             self._views.folders[str(folder)] = seen = {} if seen is None else seen
             try:
                 written += write_views(folder, views, seen, stranger)
@@ -220,15 +222,15 @@ class Hub:
                     written += 1
             except OSError as e:
                 raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
-        self._untaken.clear()
         return written
 
     def _label(self, folder: Path, rel: str) -> str:
         """FOLDER/REL as a person finds it: SESSIONS/REL in this hub's own folder, else its full path."""
         return f"{SESSIONS}/{rel}" if folder == self.dir else str(folder / rel)
 
-    def _keep_hand_edit(self, folder: Path, stamp: str, rel: str, content: bytes) -> None:
-        """Keep a copy of a hand edit that is about to be rendered over, and say so."""
+    def _keep_hand_edit(self, folder: Path, stamp: str, why: tuple[str, str], rel: str, content: bytes) -> None:
+        """Keep a copy of a hand edit that evhub did not take before it renders over it, and say so: WHY
+        is (not understood or refused, the reason)."""
         copy = self.events_dir / COPIES / stamp / (rel if folder == self.dir else f"{folder.parent.name}/{rel}")
         try:
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -236,8 +238,7 @@ class Hub:
         except OSError as e:
             raise StorageError(f"cannot keep a copy of the hand edit of {folder / rel} in {copy}: "
                                f"{e.strerror or e}") from e
-        why = self._untaken.get((folder, rel), "evhub renders this file from the log and reads nothing back from it")
-        self.warnings.append(f"{self._label(folder, rel)} was edited by hand and not understood ({why}); "
+        self.warnings.append(f"{self._label(folder, rel)} was edited by hand and {why[0]} ({why[1]}); "
                              f"kept a copy in {copy}")
 
     def _hand_edits(self) -> list[Edit]:
@@ -256,26 +257,29 @@ class Hub:
         return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith("HEARTBEATS/"))
 
     def _take_hand_edits(self, state: State) -> State:
-        """STATE with the hand edits of the views taken as events (one write), when there are any.
-        Caller holds the hub lock, not the store's."""
-        if not self._hand_edits():
+        """STATE with the hand edits of the views taken, when there are any. Caller holds the hub lock,
+        not the store's."""
+        edits = self._hand_edits()
+        if not edits:
             return state
         with self.store.locked():
-            return self._decide_and_append((), state)[1]
+            return self._decide_and_append((), edits, state)[1]
 
-    def _adopt(self, edits: list[Edit], state: State, clock: str) -> list[ev.Event]:
-        """The events the seed's protocol meant by EDITS, decided by the usual rules and folded into STATE.
-        What is not taken is remembered in _untaken: the render keeps a copy of its file and says why."""
+    def _decide_hand_edits(self, edits: list[Edit], state: State, clock: str,
+                           ) -> tuple[list[ev.Event], list[tuple[Edit, tuple[str, str]]]]:
+        """The events the seed's protocol meant by EDITS, decided by the usual rules and folded into
+        STATE; and each edit that could not be taken, or not all of it, with why (see _keep_hand_edit)."""
         events: list[ev.Event] = []
+        untaken = []
         for edit in edits:
             meant = commands_for(edit, state)
-            problem = meant.problem
+            problem = None if meant.problem is None else ("not understood", meant.problem)
             for c in meant.commands:
                 try:
                     # No caller: the file says who acts, as the seed's protocol let it.
                     decided = cmd.decide(c, state, clock)
                 except EvhubError as e:
-                    problem = f"refused: {e}" if isinstance(e, Conflict) else str(e)
+                    problem = ("refused" if isinstance(e, Conflict) else "not understood", str(e))
                     continue
                 for event in decided:
                     event.id = new_id()
@@ -283,8 +287,22 @@ class Hub:
                     evolve(state, event)
                 events += decided
             if problem is not None:
-                self._untaken[(edit.folder, edit.rel)] = problem
-        return events
+                untaken.append((edit, problem))
+        return events, untaken
+
+    def _taken(self, edits: list[Edit], untaken: list[tuple[Edit, tuple[str, str]]]) -> None:
+        """EDITS are in the log (what could be taken of them) or kept aside (UNTAKEN, said on stderr):
+        the record takes their files as evhub's, so no later command takes them again, and the next
+        render writes over them."""
+        stamp = file_stamp()
+        for edit, why in untaken:
+            assert edit.content is not None
+            self._keep_hand_edit(edit.folder, stamp, why, edit.rel, edit.content)
+        for edit in edits:
+            files = self._views.files(edit.folder)
+            assert files is not None
+            files[edit.rel] = edit.taken()
+        self._views.save()
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
@@ -293,15 +311,14 @@ class Hub:
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
         with self._lock(), self.store.locked():
-            events, state = self._decide_and_append(commands)
+            events, state = self._decide_and_append(commands, self._hand_edits())
             self._publish(state)
         return events, state
 
-    def _decide_and_append(self, commands: Sequence[cmd.Command], state: State | None = None,
+    def _decide_and_append(self, commands: Sequence[cmd.Command], edits: list[Edit], state: State | None = None,
                            ) -> tuple[list[ev.Event], State]:
-        """Take the hand edits of the views, then decide COMMANDS, against the head of the log (STATE when
+        """Take the hand EDITS of the views, then decide COMMANDS, against the head of the log (STATE when
         the caller just caught up), and append what they decided. Caller holds both locks."""
-        edits = self._hand_edits()
         for attempt in range(RETRIES):
             if state is None:
                 try:
@@ -313,11 +330,12 @@ class Hub:
                     # In a write of their own before the command decides: a refused command loses none.
                     clock = write_time(state.last_ts, self.store.clock())
                     head = state.seq
-                    taken = self._adopt(edits, state, clock)
+                    taken, untaken = self._decide_hand_edits(edits, state, clock)
                     if taken:
                         self.store.append(taken, head)
-                    self._mark_taken(edits)
+                    self._taken(edits, untaken)
                     edits = []
+                    self._published_at = -math.inf  # the views show them at once, whatever the pace
                 head = state.seq
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
@@ -333,7 +351,6 @@ class Hub:
                 # Another machine appended first (a shared store): decide again on what it wrote.
                 self._cache.forget()
                 state = None
-                self._untaken.clear()
                 if attempt == RETRIES - 1:
                     raise
                 continue
@@ -343,22 +360,6 @@ class Hub:
             break
         assert state is not None
         return events, state
-
-    def _mark_taken(self, edits: list[Edit]) -> None:
-        """The files of EDITS that were taken now hold what the log says: the record takes them as
-        evhub's, so no later command takes them again, and the next render writes over them."""
-        for edit in edits:
-            files = self._views.files(edit.folder)
-            if (edit.folder, edit.rel) in self._untaken or edit.content is None or files is None:
-                continue
-            try:
-                st = os.lstat(edit.folder / edit.rel)
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise StorageError(f"cannot read {edit.folder / edit.rel}: {e.strerror or e}") from e
-            files[edit.rel] = written(st, digest(edit.content))
-        self._views.save()
 
     def state(self) -> State:
         """The current state, catching up (and mending the read model and views) on the way."""

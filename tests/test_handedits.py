@@ -75,8 +75,8 @@ def test_a_hand_lock_claims_a_free_priority_and_is_refused_and_reported_on_a_hel
     done = runner("claims", "--json", now=at(10))
     assert {c["priority"]: c["session"] for c in js(done)} == {"api": "alice", "web": "bob"}
     [warning] = warnings(done.stderr)
-    assert warning.startswith("warning: SESSIONS/PRIORITIES/api.lock was edited by hand and not understood "
-                              "(refused: api is held by alice"), warning
+    assert warning.startswith("warning: SESSIONS/PRIORITIES/api.lock was edited by hand and refused "
+                              "(api is held by alice"), warning
     copy = Path(warning.rsplit("kept a copy in ", 1)[1])
     assert copy.read_text() == "bob\n" and copy.parts[-2:] == ("PRIORITIES", "api.lock")
     assert json.loads((priorities / "api.lock").read_text())["session"] == "alice"
