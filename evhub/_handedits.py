@@ -23,6 +23,7 @@ import msgspec
 from . import _decide as cmd
 from ._errors import EvhubError, StorageError
 from ._state import State
+from ._values import seconds_between
 
 if TYPE_CHECKING:
     from ._legacy import HeartbeatFile, MessagesFile, MilestoneFile
@@ -204,6 +205,8 @@ def commands_for(edit: Edit, state: State) -> Meant:
 def _heartbeat(beat: HeartbeatFile, state: State) -> list[cmd.Command]:
     sid = state.resolve(beat.session)
     known = state.sessions.get(sid)
+    if known is not None and beat.time is not None and seconds_between(beat.time, known.last_seen) >= 0:
+        return []  # no later than the log has seen it (an old copy put back): says nothing new
     # The seed's first step for a new session is its heartbeat file: that registers it.
     hello: list[cmd.Command] = [] if known is not None and not known.left else [cmd.Hello(session=sid, resume=True)]
     return [*hello, cmd.Heartbeat(session=sid, status=beat.status)]

@@ -203,25 +203,27 @@ class Hub:
         if not tracked:
             views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
         written = 0
+        folders = self.views_dirs()
         self._views.load()
+        self._views.folders = {f: files for f, files in self._views.folders.items() if Path(f) in folders}
         stamp = file_stamp()
-        for folder in self.views_dirs():
-            seen = self._views.files(folder)
-            # A hand edit still there when the views are rendered (replay does not take them): kept, and said.
-            stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
-                                                          ("not understood", RENDERED_ONLY))
-            self._views.folders[str(folder)] = seen = {} if seen is None else seen
-            try:
+        try:
+            for folder in folders:
+                seen = self._views.files(folder)
+                # A hand edit still there when the views are rendered (replay takes none): kept, and said.
+                stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
+                                                              ("not understood", RENDERED_ONLY))
+                self._views.folders[str(folder)] = seen = {} if seen is None else seen
                 written += write_views(folder, views, seen, stranger)
-            finally:
-                self._views.save()  # what was written, even when a later file failed
-            ours = folder / ".gitignore"
-            try:
-                if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
-                    ours.unlink()  # git was asked to track the views since
-                    written += 1
-            except OSError as e:
-                raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+                ours = folder / ".gitignore"
+                try:
+                    if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
+                        ours.unlink()  # git was asked to track the views since
+                        written += 1
+                except OSError as e:
+                    raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+        finally:
+            self._views.save()  # what was written, even when a later file failed
         return written
 
     def _label(self, folder: Path, rel: str) -> str:

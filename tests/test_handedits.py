@@ -43,6 +43,8 @@ def test_a_heartbeat_and_a_message_written_by_hand_become_events_and_nothing_is_
     sessions = runner.sessions_dir
     # As the seed's quick start writes them: `echo '{"id":...,"time":"'$(date -u)'"}' > HEARTBEATS/...`
     (sessions / "HEARTBEATS" / "hank.json").write_text('{"id":"hank","time":"Tue Dec  1 03:09:00 UTC 2026"}\n')
+    # alice's heartbeat put back as it was before her last event: nothing new
+    (sessions / "HEARTBEATS" / "alice.json").write_text('{"id": "alice", "time": "2026-11-25T11:59:00Z"}')
     with open(sessions / "MESSAGES.md", "a") as board:
         board.write("alice -> bob: staging is deployed\n")
 
