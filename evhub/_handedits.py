@@ -145,6 +145,8 @@ def _view_folder_files(folder: Path, view_dirs: Iterable[str]) -> Iterator[tuple
     """The regular files in FOLDER's VIEW_DIRS, but a killed writer's temp files (never a link)."""
     for name in view_dirs:
         try:
+            if not stat.S_ISDIR(os.lstat(folder / name).st_mode):
+                continue  # a planted link is never followed (the render removes it)
             with os.scandir(folder / name) as entries:
                 found = [(f"{name}/{e.name}", Path(e.path)) for e in entries if e.is_file(follow_symlinks=False)
                          and not (e.name.startswith(".") and e.name.endswith(".tmp"))]
