@@ -163,3 +163,18 @@ def test_a_hand_edit_in_another_worktrees_views_is_taken(tmp_path: Path) -> None
     assert [(e["type"], e["origin"]) for e in hand] == [("session_registered", "HEARTBEATS/hank.json"),
                                                         ("heartbeat", "HEARTBEATS/hank.json")]
     assert (repo.top / "SESSIONS" / "HEARTBEATS" / "hank.json").exists(), "shown in every worktree"
+
+
+def test_a_view_folder_planted_as_a_link_is_not_read_through(tmp_path: Path) -> None:
+    runner = hub_with(tmp_path, "alice")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "hank.json").write_text('{"id": "hank"}')
+    heartbeats = runner.sessions_dir / "HEARTBEATS"
+    (heartbeats / "alice.json").unlink()
+    heartbeats.rmdir()
+    heartbeats.symlink_to(outside)
+
+    with runner.api(at(10)) as hub:
+        assert "hank" not in hub.state().sessions and hub.warnings == []
+    assert not heartbeats.is_symlink() and (outside / "hank.json").read_text() == '{"id": "hank"}'
