@@ -22,11 +22,11 @@ import msgspec
 
 from . import _decide as cmd
 from ._errors import EvhubError, StorageError
-from ._state import State
+from ._state import State, Step
 from ._values import seconds_between
 
 if TYPE_CHECKING:
-    from ._legacy import HeartbeatFile, MessagesFile, MilestoneFile
+    from ._legacy import HeartbeatFile, LockFile, MessagesFile, MilestoneFile, StepFile
 
 RECORD = "views.json"  # in the hub's events folder
 COPIES = "hand-edits"  # likewise: hand-edits/<time>/<file>, what evhub could not take from a hand edit
@@ -190,8 +190,7 @@ def commands_for(edit: Edit, state: State) -> Meant:
         if folder == "HEARTBEATS":
             return Meant(_heartbeat(_legacy.parse_heartbeat(edit.content, name), state))
         if folder == "PRIORITIES":
-            lock = _legacy.parse_lock(edit.content, name)
-            return Meant([cmd.ClaimPriority(session=lock.session, priority=lock.priority, ttl_s=lock.ttl_s)])
+            return Meant(_lock(_legacy.parse_lock(edit.content, name), state))
         if folder == "MILESTONES":
             return _milestone(_legacy.parse_milestone(edit.content, name), state)
         if edit.rel == "MESSAGES.md":
@@ -214,6 +213,20 @@ def _heartbeat(beat: HeartbeatFile, state: State) -> list[cmd.Command]:
     return [*hello, cmd.Heartbeat(session=sid, status=beat.status)]
 
 
+def _lock(lock: LockFile, state: State) -> list[cmd.Command]:
+    held = state.claims.get(lock.priority)
+    if held is not None and lock.time is not None:
+        older = seconds_between(lock.time, held.since)
+        if older > 0 or (older == 0 and held.session == state.resolve(lock.session)):
+            return []  # from before the claim the log holds (an old copy put back), or that claim: nothing new
+    return [cmd.ClaimPriority(session=lock.session, priority=lock.priority, ttl_s=lock.ttl_s)]
+
+
+def _older(step: StepFile, ours: Step) -> bool:
+    """Whether STEP, as a file shows it, is from before the log's last update of it (an old copy)."""
+    return bool(ours.updated) and (step.updated is None or seconds_between(step.updated, ours.updated) > 0)
+
+
 def _milestone(m: MilestoneFile, state: State) -> Meant:
     """The step updates that make the milestone what its file now says."""
     ours = state.milestones.get(m.id)
@@ -228,7 +241,7 @@ def _milestone(m: MilestoneFile, state: State) -> Meant:
         return Meant([], "no session owns the milestone to act for the change")
     return Meant([cmd.UpdateStep(session=actor, milestone=m.id, step=n, status=new.status, note=new.note)
                   for n, (new, old) in enumerate(zip(m.steps, ours.steps, strict=True), 1)
-                  if (new.status, new.note) != (old.status, old.note)])
+                  if (new.status, new.note) != (old.status, old.note) and not _older(new, old)])
 
 
 def _added(edit: Edit) -> bytes | None:

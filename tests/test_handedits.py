@@ -115,7 +115,8 @@ def test_a_milestone_edited_by_hand_becomes_its_step_updates(tmp_path: Path) -> 
         hub.create_milestone("bob", "Deploy", milestone="deploy", steps=["build", "upload", "smoke"])
         hub.claim_milestone("bob", "deploy")
     path = runner.sessions_dir / "MILESTONES" / "deploy.json"
-    doc = json.loads(path.read_text())
+    rendered = path.read_bytes()
+    doc = json.loads(rendered)
     doc["steps"][0]["status"] = "done"
     doc["steps"][1].update(status="in-progress", note="uploading")
     path.write_text(json.dumps(doc))
@@ -125,6 +126,12 @@ def test_a_milestone_edited_by_hand_becomes_its_step_updates(tmp_path: Path) -> 
         ("done", ""), ("in-progress", "uploading"), ("pending", "")]
     assert [(e["type"], e["session"], e["step"], e["origin"]) for e in by_hand(runner)] == [
         ("step_updated", "bob", 1, "MILESTONES/deploy.json"), ("step_updated", "bob", 2, "MILESTONES/deploy.json")]
+
+    # The file as it was before (a checkout of tracked views puts old copies back): no step goes back.
+    path.write_bytes(rendered)
+    assert [s["status"] for s in js(runner("milestone", "show", "deploy", "--json", now=at(20)))["steps"]] == [
+        "done", "in-progress", "pending"]
+    assert len(by_hand(runner)) == 2
 
 
 def test_verify_names_each_hand_edited_file_and_changes_nothing(tmp_path: Path) -> None:
