@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._adopt import Adoption
     from ._decide import Command
     from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubBusy, HubNotFound, NotFound, StorageError
     from ._events import AnyEvent, Event
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _HOMES = {
+    "Adoption": "_adopt",
     "Command": "_decide",
     **dict.fromkeys(("BadInput", "Conflict", "CorruptLog", "EvhubError", "HubBusy", "HubNotFound", "NotFound",
                      "StorageError"), "_errors"),
@@ -32,6 +34,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "Adoption",
     "AnyEvent",
     "BadInput",
     "Claim",

@@ -5,7 +5,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
@@ -16,6 +16,9 @@ from ._hub import Hub
 from ._pgstore import StoreSettings  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
+
+if TYPE_CHECKING:
+    from ._adopt import Adoption
 
 app = typer.Typer(
     add_completion=False,
@@ -121,7 +124,8 @@ def init(
     directory: Annotated[str, typer.Argument(help="Where to make SESSIONS/.")] = ".",
     alive_ttl: Annotated[str, typer.Option("--alive-ttl", help="Silence after which a session is dead.")] = "5m",
     adopt: Annotated[
-        bool, typer.Option("--adopt", help="Keep a hand-kept SESSIONS/ in SESSIONS/events/legacy-<time>/.")
+        bool, typer.Option("--adopt", help="Carry a hand-kept SESSIONS/ (the seed's layout) into the log, keeping "
+                           "its files in SESSIONS/events/legacy-<time>/.")
     ] = False,
     store: StoreOpt = None,
     store_file: StoreFileOpt = None,
@@ -147,10 +151,13 @@ def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -
     where = h.store.where
     # A log out of the views' folder (a git repository's hub keeps it in the common git dir) is named too.
     log_elsewhere = None if where or h.log_path.is_relative_to(h.dir) else h.log_path
+    adopted = h.adopted
     if json:
         out_json({"hub": str(h.dir), "created": created, "store": h.store.name,
-                  **({} if imported is None else {"events": imported})})
-    elif imported is not None:
+                  **({} if imported is None else {"events": imported}),
+                  **({} if adopted is None else {"adopted": adopted})})
+        return
+    if imported is not None:
         out(f"imported {imported} events into a new hub at {h.dir}" + (f", its log in {where}" if where else ""))
     elif created:
         out(f"created a hub at {h.dir}" + (f", its log in {where or log_elsewhere}" if where or log_elsewhere else ""))
@@ -158,6 +165,24 @@ def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -
         out(f"{h.dir} follows the hub in {where}")
     else:
         out(f"a hub is already at {h.dir}; nothing changed")
+    if adopted is not None:
+        _said_adopted(adopted)
+
+
+def _said_adopted(adopted: "Adoption") -> None:
+    """What init --adopt carried over, by kind, and each file (or line) it could not, with why."""
+    from ._adopt import summary
+
+    out(f"adopted the hand-kept SESSIONS/: its files are kept, untouched, in {adopted.legacy}")
+    out("carried over:")
+    for kind, names in adopted.carried.items():
+        out(f"  {kind} ({len(names)}): {one_line(summary(names))}" if names else f"  {kind}: none")
+    for note in adopted.notes:
+        out(f"note: {one_line(note)}")
+    if adopted.not_carried:
+        out(f"not carried over ({len(adopted.not_carried)}; kept in {Path(adopted.legacy).name}/):")
+    for problem in adopted.not_carried:
+        out(f"  {problem.file}: {one_line(problem.reason)}")
 
 
 @app.command("export")

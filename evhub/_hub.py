@@ -48,6 +48,7 @@ from ._store import Store
 from ._values import file_stamp, new_id, now, parse_when, read_time, write_time
 
 if TYPE_CHECKING:
+    from ._adopt import Adoption
     from ._history import LogFilter
     from ._integrity import LogLine
 
@@ -94,6 +95,7 @@ class Hub:
         self.readmodel = ReadModel(self.events_dir / "readmodel.sqlite3")
         self.warnings: list[str] = []
         self.damage: CorruptLog | None = None
+        self.adopted: Adoption | None = None  # what `init(adopt=True)` carried over from a hand-kept folder
         self.publish_every = publish_every
         # Who the caller is, when known (the CLI's EVHUB_SESSION): acting for another session is then
         # refused unless on_behalf says it is meant, and recorded (decide's rule).
@@ -132,10 +134,11 @@ class Hub:
              ) -> tuple[Hub, bool]:
         """Create a hub in DIRECTORY; (hub, False) when one is already there, unchanged, or another
         init (here, or another machine's on the same PostgreSQL schema) made it first.  See
-        _place.create for STORE, EVENTS and ADOPT."""
+        _place.create for STORE, EVENTS and ADOPT; the hub's `adopted` says what ADOPT carried over."""
         root = Path(directory).absolute()
-        created = _place.create(root, alive_ttl_s, adopt, store, events)
+        created, adopted = _place.create(root, alive_ttl_s, adopt, store, events)
         hub = cls(root)
+        hub.adopted = adopted
         if created is not None:
             hub.flush(force=True)
         return hub, bool(created)

@@ -112,8 +112,8 @@ class HelloFile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HandshakeFile(msgspec.Struct, frozen=True, kw_only=True):
-    """HANDSHAKES/<name>.json: SESSION proposed to be known as PROPOSED; STATUS is pending, agreed or
-    rejected."""
+    """HANDSHAKES/<name>.json: SESSION proposed to be known as PROPOSED; STATUS is pending, agreed,
+    rejected or withdrawn (replaced by a later proposal)."""
 
     session: str
     proposed: str
@@ -235,6 +235,8 @@ def parse_lock(text: str | bytes, name: str) -> LockFile:
     holder, `key: value` lines (session, time...), or just the holder's id."""
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     priority = _id(_stem(name, ".lock"), "priority")
+    if not raw.strip():
+        raise Unreadable("the file is empty: it does not say which session holds it")
     if raw.lstrip().startswith("{"):
         doc = _json_object(raw)
     else:
@@ -322,16 +324,22 @@ def parse_milestone(text: str | bytes, name: str) -> MilestoneFile:
     )
 
 
-# The header evhub renders above each message (its text follows on `>` lines), and the seed's one-line
-# messages: an optional bullet or heading, an optional [time], `from -> to` (or →, "to"), an optional
-# (time), then `: text`. Names may be **bold**.
-_EVHUB_HEADER = re.compile(r"### #(\d+) (\S+) from (\S+) to (\S+)")
+# A message on one line, as the seed's board is kept: an optional bullet or heading, an optional [time],
+# `from -> to` (or →, "to"), an optional (time), then `: text`; indented or `>` lines below carry it on.
+# Names may be **bold**.
 _NAME = r"\*{0,2}@?([A-Za-z0-9][A-Za-z0-9._-]{0,63})\*{0,2}"
 _SEED_LINE = re.compile(
     r"(?:[-*+]\s+|#{1,6}\s+)?(?:\[([^\]]+)\]\s*)?(?:\*{0,2}from:?\*{0,2}\s+)?" + _NAME
-    + r"\s*(?:->|→|=>|\bto\b)\s*" + _NAME + r"(?:\s*\(([^)]+)\))?\s*\*{0,2}:\*{0,2}\s*(.*)",
+    + r"\s*(?:->|→|=>|\bto\b)\s*" + _NAME + r"(?:\s*\(([^)]+)\))?\s*\*{0,2}:\*{0,2}\s*(.*\S)",
     re.IGNORECASE,
 )
+# A heading above a message whose text is the lines below it: evhub's `### #seq time from A to B` (its
+# text quoted with `>`), the same without seq or time as someone appending by hand writes it, and
+# `## [time] A -> B (time)`.
+_HEADING_FROM = re.compile(r"#{1,6}\s+(?:#(\d+)\s+)?(?:(?!from\s)(\S+)\s+)?from\s+" + _NAME + r"\s+to\s+" + _NAME
+                           + r"\s*:?", re.IGNORECASE)
+_HEADING_ARROW = re.compile(r"#{1,6}\s+()(?:\[([^\]]+)\]\s*)?" + _NAME + r"\s*(?:->|→|=>)\s*" + _NAME
+                            + r"(?:\s*\(([^)]+)\))?\s*:?", re.IGNORECASE)
 _EVERYONE = ("all", "everyone", "everybody", "broadcast")
 
 
@@ -339,21 +347,53 @@ def _recipient(name: str) -> str:
     return "all" if name.lower() in _EVERYONE else _id(name, "recipient")
 
 
+def _rule(line: str) -> bool:
+    """A horizontal rule (---, ***, ===) or nothing at all."""
+    return set(line.strip()) <= set("-=*_ ")
+
+
 def _skipped(line: str) -> bool:
     """Lines that are no message and need no report: blank, headings, rules, evhub's italic remarks."""
     s = line.strip()
-    return not s or s.startswith("#") or set(s) <= set("-=*_ ") or (s.startswith("_") and s.endswith("_"))
+    return _rule(s) or s.startswith("#") or (s.startswith("_") and s.endswith("_"))
+
+
+def _header(line: str, number: int) -> tuple[dict[str, Any], list[str] | None] | None:
+    """The message LINE starts, if it starts one: its fields, and its first text line (None: the text is
+    on the lines below)."""
+    s = line.strip()
+    one = _SEED_LINE.fullmatch(s)
+    if one:
+        when, sender, to, text = one[1] or one[4], one[2], one[3], [one[5]]
+        seq = None
+    else:
+        found = _HEADING_FROM.fullmatch(s)
+        if found:
+            seq, when, sender, to = found.groups()
+        else:
+            found = _HEADING_ARROW.fullmatch(s)
+            if not found:
+                return None
+            seq, when, sender, to, later = found.groups()
+            when = when or later
+        text = None
+    head = {"sender": _id(sender, "sender"), "to": _recipient(to),
+            "time": None if when is None else parse_time(when), "line": number,
+            "seq": None if not seq else int(seq)}
+    return head, text
 
 
 def parse_messages(text: str | bytes) -> MessagesFile:
-    """MESSAGES.md: its messages in order (evhub's `### #seq time from A to B` blocks and the seed's
-    `[time] alice -> bob: text` lines, whose indented or `>` lines carry on the text), and the stray
-    lines after the first message that are neither. Lines before the first message are the file's
+    """MESSAGES.md: its messages in order, and the stray lines after the first message that are no part of
+    one. A message is a seed line (`[time] alice -> bob: text`, carried on by indented or `>` lines) or a
+    heading (evhub's `### #seq time from A to B`, or `### from A to B`) with its text on the lines below,
+    `>`-quoted or not, up to the next message or a rule. Lines before the first message are the file's
     preamble."""
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     messages: list[MessageLine] = []
     stray: list[StrayLine] = []
     body: list[str] | None = None  # the text lines of the message being read
+    below = False  # whether its text is the lines below its heading (else only indented or quoted ones)
     head: dict[str, Any] = {}
 
     def close() -> None:
@@ -367,28 +407,21 @@ def parse_messages(text: str | bytes) -> MessagesFile:
         body = None
 
     for number, line in enumerate(raw.splitlines(), 1):
-        evhub_head = _EVHUB_HEADER.fullmatch(line.strip())
-        seed = None if evhub_head else _SEED_LINE.fullmatch(line.strip())
-        if evhub_head or seed:
+        try:
+            started = _header(line, number)
+        except Unreadable as e:
             close()
-            try:
-                if evhub_head:
-                    seq, ts, sender, to = evhub_head.groups()
-                    head = {"sender": _id(sender, "sender"), "to": _recipient(to), "time": parse_time(ts),
-                            "line": number, "seq": int(seq)}
-                    body = []
-                else:
-                    assert seed is not None
-                    when = seed[1] or seed[4]
-                    head = {"sender": _id(seed[2], "sender"), "to": _recipient(seed[3]),
-                            "time": None if when is None else parse_time(when), "line": number}
-                    body = [seed[5]]
-            except Unreadable as e:
-                stray.append(StrayLine(line=number, text=f"{line.strip()} ({e})"))
+            stray.append(StrayLine(line=number, text=f"{line.strip()} ({e})"))
             continue
-        if body is not None and (line.startswith((">", " ", "\t")) or not line.strip()):
-            # A quoted or indented line carries on the message; a blank one may sit inside its quote.
-            body.append(line.strip()[1:].removeprefix(" ") if line.lstrip().startswith(">") else line.strip())
+        if started is not None:
+            close()
+            head, body = started[0], started[1] or []
+            below = started[1] is None
+            continue
+        quoted = line.lstrip()
+        if body is not None and (line.startswith((">", " ", "\t")) or not line.strip()
+                                 or (below and not _rule(line))):
+            body.append(quoted[1:].removeprefix(" ") if quoted.startswith(">") else line.strip())
             continue
         close()
         if (messages or stray) and not _skipped(line):
@@ -436,7 +469,7 @@ def parse_registry(text: str | bytes) -> RegistryFile:
     return RegistryFile(sessions=tuple(sessions), skipped=tuple(skipped))
 
 
-_HELLO_HEADING = re.compile(r"#\s*hello,?\s+i['’]?m\s+(\[[^\]]*\]|\S+?)\s*[.!]?", re.IGNORECASE)
+_HELLO_HEADING = re.compile(r"#\s*hello,?\s+i(?:['’]?m| am)\s+(\[[^\]]*\]|\S+?)\s*[.!]?", re.IGNORECASE)
 
 
 def parse_hello(text: str | bytes, name: str) -> HelloFile:
@@ -459,7 +492,8 @@ def parse_hello(text: str | bytes, name: str) -> HelloFile:
 
 
 _HANDSHAKE_STATUS = {"pending": "pending", "proposed": "pending", "open": "pending", "agreed": "agreed",
-                     "accepted": "agreed", "approved": "agreed", "rejected": "rejected", "declined": "rejected"}
+                     "accepted": "agreed", "approved": "agreed", "rejected": "rejected", "declined": "rejected",
+                     "withdrawn": "withdrawn"}
 
 
 def parse_handshake(text: str | bytes, name: str) -> HandshakeFile:
@@ -471,7 +505,7 @@ def parse_handshake(text: str | bytes, name: str) -> HandshakeFile:
     word = str(_pick(doc, "status", "state") or "pending").lower()
     status = _HANDSHAKE_STATUS.get(word)
     if status is None:
-        raise Unreadable(f"status {word!r} is none of pending, agreed, rejected")
+        raise Unreadable(f"status {word!r} is none of pending, agreed, rejected, withdrawn")
     accepted = _pick(doc, "accepted", "accepted_by", "agreed_by", "votes") or []
     if not isinstance(accepted, list):
         raise Unreadable(f"accepted is {accepted!r}, not a list")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import _events as ev
 from ._errors import BadInput, Conflict, ExpectedPositionError, HubNotFound, StorageError
@@ -21,6 +21,9 @@ from ._lock import HubLock
 from ._pgstore import STORE_FILE, StoreSettings
 from ._store import JsonlStore, Store
 from ._values import file_stamp, new_id, write_time
+
+if TYPE_CHECKING:
+    from ._adopt import Adoption
 
 SESSIONS = "SESSIONS"
 GITIGNORE = ("# evhub: the read model, the views' record and the lock are local caches, never shared\n"
@@ -200,15 +203,16 @@ def open_store(root: Path) -> Store:
 
 
 def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: StoreSettings | None = None,
-           events: tuple[list[bytes], list[ev.AnyEvent]] | None = None) -> bool | None:
+           events: tuple[list[bytes], list[ev.AnyEvent]] | None = None) -> tuple[bool | None, Adoption | None]:
     """Make a hub at ROOT: True when this call made it, False when another (a racing init here, or
     another machine's on the same PostgreSQL schema) made it first, None when one was already here
-    and nothing was done.
+    and nothing was done; and what it adopted.
 
     With STORE its log is the PostgreSQL table those settings name. With EVENTS (the lines of an
     exported log and their events) the new log is those lines, byte for byte.  A hand-kept
-    SESSIONS/ is never overwritten: with ADOPT its files are first moved, untouched, into
-    SESSIONS/events/legacy-<time>/; without it, create refuses."""
+    SESSIONS/ is never overwritten: with ADOPT its files are first moved, untouched, into the hub's
+    folder (SESSIONS/events/, or .git/evhub/ in a repository) as legacy-<time>/, and the new log starts
+    with the events that reproduce them (_adopt); without it, create refuses."""
     repo = repository(root)
     if repo is not None and not _has_log(_in_tree(root)):
         if root != repo.root and made(repo.root):
@@ -219,7 +223,7 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
     if made(root):
         if events is not None:
             raise Conflict(f"a hub is already at {folder}: import loads into a new hub only")
-        return None
+        return None, None
     if not 1 <= alive_ttl_s <= 30 * 86400:
         raise BadInput("the alive ttl must be between 1s and 30d")
     write_time("")  # a clock too far ahead is refused before anything is made
@@ -236,12 +240,21 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
         kept = [p for p in folder.iterdir() if p.name != "events"] if folder.is_dir() else []
         if kept and not adopt:
             if made(root) and events is None:
-                return False  # another init here finished first: those are its views
+                return False, None  # another init here finished first: those are its views
             raise Conflict(
                 f"{folder} exists and was not made by evhub: rerun with --adopt to keep its files "
                 "in SESSIONS/events/legacy-<time>/ and start the hub there"
             )
-        _make_folder(events_folder, kept)
+        legacy = events_folder / f"legacy-{file_stamp()}"
+        first: list[ev.Event] = []
+        adoption = None
+        if kept:
+            # Read and decided before anything moves: whatever goes wrong, the hand-kept folder stays as it was.
+            from ._adopt import hub_events, read_folder
+
+            first, adoption = hub_events(read_folder(folder, kept), str(legacy), alive_ttl_s,
+                                         write_time("", log.clock()))
+        _make_folder(events_folder, kept, legacy)
         with HubLock(events_folder / "lock"):
             # Decided under the lock (and the store's own check of the head): of several racing inits,
             # only the one that wrote says it made the hub.
@@ -251,8 +264,11 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 if events is not None:
                     log.load(*events)
                 else:
-                    created = ev.HubCreated(seq=1, id=new_id(), ts=write_time("", log.clock()), alive_ttl_s=alive_ttl_s)
-                    log.append([created], 0)
+                    first = first or [ev.HubCreated(seq=1, id="", ts=write_time("", log.clock()),
+                                                    alive_ttl_s=alive_ttl_s)]
+                    for e in first:
+                        e.id = new_id()
+                    log.append(first, 0)  # one write: the hub is made with all it adopted, or not at all
                 made_it = True
             except ExpectedPositionError:
                 if events is not None:
@@ -260,17 +276,17 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
                 made_it = False  # another machine's init made it first
         if store is not None:
             store.write(events_folder)  # once the store holds a hub: a failed init leaves no settings saying it does
-        return made_it
+        return made_it, adoption
     finally:
         log.close()
 
 
-def _make_folder(events_folder: Path, kept: list[Path]) -> None:
-    """SESSIONS/events/ with its .gitignore, after moving KEPT (a hand-kept folder's files) aside."""
+def _make_folder(events_folder: Path, kept: list[Path], legacy: Path) -> None:
+    """SESSIONS/events/ with its .gitignore, after moving KEPT (a hand-kept folder's files) aside into
+    LEGACY."""
     try:
         events_folder.mkdir(parents=True, exist_ok=True)
         if kept:
-            legacy = events_folder / f"legacy-{file_stamp()}"
             legacy.mkdir()
             for path in kept:
                 path.rename(legacy / path.name)
