@@ -134,7 +134,12 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edi
             edits.append(Edit(folder, rel, content, before, st))
     for rel, path in _view_folder_files(folder, view_dirs):
         if rel not in files:
-            st = os.lstat(path)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue  # gone since it was listed
+            except OSError as e:
+                raise StorageError(f"cannot read {path}: {e.strerror or e}") from e
             content = _read(path, st)
             if content is not None:
                 edits.append(Edit(folder, rel, content, None, st))
