@@ -153,14 +153,18 @@ class Hub:
     def _lock(self) -> HubLock:
         return self._hub_lock
 
-    def _publish(self, state: State, now_: bool = False) -> None:
-        """Save the read model and render the views, now when NOW_ or PUBLISH_EVERY seconds have passed
-        since this Hub last did, else at the next call that finds them due, flush() or exit.
+    def _due(self) -> bool:
+        """Whether PUBLISH_EVERY seconds have passed since this Hub last published."""
+        return time.monotonic() - self._published_at >= self.publish_every
+
+    def _publish(self, state: State, now_: bool = True) -> None:
+        """Save the read model and render the views now when NOW_, else at the next call that finds
+        them due (_due), flush() or exit.
 
         Both are caches of the log, so failing to write them is a warning: the log already holds
         every acknowledged event."""
         self._cache.remember(state)
-        if not now_ and time.monotonic() - self._published_at < self.publish_every:
+        if not now_:
             _unpublished.add(self)
             return
         try:
@@ -176,12 +180,12 @@ class Hub:
         """Save the read model and render the views now, if any call left them for later (or FORCE)."""
         if force or self in _unpublished:
             with self._lock():
-                self._publish(self._take_hand_edits(self._cache.catch_up()), now_=True)
+                self._publish(self._take_hand_edits(self._cache.catch_up()))
 
     def _rebuild(self) -> State:
         """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
         state = self._cache.rebuild("replay")
-        self._publish(state, now_=True)
+        self._publish(state)
         return state
 
     def where(self) -> Location:
@@ -316,8 +320,11 @@ class Hub:
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
         with self._lock(), self.store.locked():
-            events, state = self._decide_and_append(commands, self._hand_edits())
-            self._publish(state)
+            # Hand edits are looked for when the views are due to be rendered over them: a burst of calls
+            # pays for one look a second, as for one render.
+            due = self._due()
+            events, state = self._decide_and_append(commands, self._hand_edits() if due else [])
+            self._publish(state, now_=due)
         return events, state
 
     def _decide_and_append(self, commands: Sequence[cmd.Command], edits: list[Edit], state: State | None = None,
@@ -340,7 +347,6 @@ class Hub:
                         self.store.append(taken, head)
                     self._taken(edits, untaken)
                     edits = []
-                    self._published_at = -math.inf  # the views show them at once, whatever the pace
                 head = state.seq
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
@@ -385,7 +391,7 @@ class Hub:
                 self._cacheless = True
                 return self._fold_readable()
             state = self._take_hand_edits(state)
-            self._publish(state, now_=True)
+            self._publish(state)
             return state
 
     def _fold_readable(self) -> State:
