@@ -13,7 +13,7 @@ import typer
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError, ViewsDisagree
 from ._hub import Hub
-from ._pgstore import StoreSettings  # already imported by _hub
+from ._pgstore import PASSWORD_PLACES, StoreSettings  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
 
@@ -44,7 +44,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 StoreOpt = Annotated[
     str | None,
     typer.Option("--store", envvar="EVHUB_STORE", show_envvar=False,
-                 help="Keep the log on PostgreSQL: a postgresql:// string (else $EVHUB_STORE; never saved)."),
+                 help="Keep the log on PostgreSQL: a postgresql:// string (else $EVHUB_STORE), kept "
+                      "without a password."),
 ]
 StoreFileOpt = Annotated[
     str | None, typer.Option("--store-file", help="A file holding the postgresql:// string (its path is saved).")
@@ -135,9 +136,7 @@ def init(
     """Create a hub: DIR/SESSIONS/ with its log, read model and views (the log on PostgreSQL with --store)."""
     settings = _store_settings(store, store_file, schema)
     h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt, store=settings)
-    _said_init(h, created, json)
-    if store and not store_file and os.environ.get("EVHUB_STORE") != store and not json:
-        out("the connection string is not kept: set EVHUB_STORE to it for the commands that follow here")
+    _said_init(h, created, json, settings)
 
 
 def _store_settings(store: str | None, store_file: str | None, schema: str) -> StoreSettings | None:
@@ -147,7 +146,9 @@ def _store_settings(store: str | None, store_file: str | None, schema: str) -> S
     return StoreSettings(schema, Path(store_file).absolute() if store_file else None, store)
 
 
-def _said_init(h: Hub, created: bool, json: bool, imported: int | None = None) -> None:
+def _said_init(h: Hub, created: bool, json: bool, settings: StoreSettings | None, imported: int | None = None) -> None:
+    if settings is not None and settings.password_dropped():  # on stderr, so --json stays one document
+        sys.stderr.write(f"the password is not kept with the connection string: put it in {PASSWORD_PLACES}\n")
     where = h.store.where
     # A log out of the views' folder (a git repository's hub keeps it in the common git dir) is named too.
     log_elsewhere = None if where or h.log_path.is_relative_to(h.dir) else h.log_path
@@ -225,7 +226,7 @@ def import_(
         raise StorageError(f"cannot read {log_file}: {e.strerror}") from e
     lines, events = parse_log(data, log_file)
     h, _ = Hub.init(directory, adopt=False, store=settings, events=(lines, events))
-    _said_init(h, True, json, imported=len(events))
+    _said_init(h, True, json, settings, imported=len(events))
 
 
 @app.command()

@@ -87,8 +87,9 @@ class Hub:
     read stopped at (None when the log read whole): the answer holds every event before it, and is
     no whole answer, so the CLI exits 4 after printing it.  A Hub is for one thread at a time."""
 
-    def __init__(self, root: Path | str, *, publish_every: float = 1.0) -> None:
+    def __init__(self, root: Path | str, *, publish_every: float = 1.0, store: StoreSettings | None = None) -> None:
         self.root = Path(root).absolute()
+        self._settings = store  # init's own: its connection string may hold the password the kept one lacks
         self.dir = self.root / SESSIONS
         self.events_dir = _place.events_dir(self.root)
         self.log_path = self.events_dir / "log.jsonl"
@@ -117,7 +118,7 @@ class Hub:
 
     def open_store(self) -> Store:
         """A new handle on this hub's log: the JSONL file, or the PostgreSQL table its settings name."""
-        return _place.open_store(self.root)
+        return self._settings.open() if self._settings is not None else _place.open_store(self.root)
 
     def exists(self) -> bool:
         return _place.holds_log(self.root)
@@ -137,7 +138,7 @@ class Hub:
         _place.create for STORE, EVENTS and ADOPT; the hub's `adopted` says what ADOPT carried over."""
         root = Path(directory).absolute()
         created, adopted = _place.create(root, alive_ttl_s, adopt, store, events)
-        hub = cls(root)
+        hub = cls(root, store=store if created is not None else None)
         hub.adopted = adopted
         if created is not None:
             hub.flush(force=True)

@@ -9,8 +9,9 @@ append (`locked`), so machines take turns instead of deciding on a head another 
 unique event id makes an append whose reply was lost safe to check and retry.  A NOTIFY per append
 wakes followers; they read the table itself, so a missed notification only delays them.
 
-The connection string comes from EVHUB_STORE or from a file the user names; it is never written
-into the log or the views.
+The connection string comes from EVHUB_STORE, else from the hub's store settings: the string init
+was given, kept there without its password (libpq reads that from ~/.pgpass, PGPASSFILE, PGPASSWORD
+or a service file), or the path of a file the user names.  It is never written into the log or the views.
 """
 
 from __future__ import annotations
@@ -70,12 +71,15 @@ def check_schema(name: str) -> str:
 
 
 class StoreSettings:
-    """Where a PostgreSQL hub's log is: the schema, and where the connection string comes from."""
+    """Where a PostgreSQL hub's log is: the schema, and where the connection string comes from: the one
+    given (--store, EVHUB_STORE), else the one init kept (never with a password), else a named file's."""
 
-    def __init__(self, schema: str, dsn_file: Path | None = None, dsn: str | None = None) -> None:
+    def __init__(self, schema: str, dsn_file: Path | None = None, dsn: str | None = None,
+                 kept: str | None = None) -> None:
         self.schema = check_schema(schema)
         self.dsn_file = dsn_file
-        self.given = dsn  # from the command line: used, never kept
+        self.given = dsn  # from the command line: used, and kept without its password unless a file is named
+        self.kept = kept
         if dsn is not None and not is_dsn(dsn):
             raise BadInput("--store takes a postgresql:// connection string")
 
@@ -85,8 +89,9 @@ class StoreSettings:
         path = events_dir / STORE_FILE
         try:
             doc = msgspec.json.decode(path.read_bytes())
-            dsn_file = doc.get("dsn_file")
-            return cls(str(doc["schema"]), Path(dsn_file) if dsn_file else None)
+            dsn_file, kept = doc.get("dsn_file"), doc.get("dsn")
+            return cls(str(doc["schema"]), Path(dsn_file) if dsn_file else None,
+                       kept=str(kept) if kept else None)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -94,9 +99,17 @@ class StoreSettings:
         except (msgspec.DecodeError, KeyError, TypeError, AttributeError) as e:
             raise StorageError(f"{path} is not evhub's store settings: {e}") from e
 
+    def keep(self) -> None:
+        """Decide what write() keeps, before init makes anything (a string whose password cannot be taken out
+        is refused here): the named file's path, else the connection string this init uses, without its
+        password (libpq finds that in its own places: see password_dropped)."""
+        if self.dsn_file is None:
+            self.kept = without_password(self.dsn())
+
     def write(self, events_dir: Path) -> None:
+        """Keep the settings in EVENTS_DIR, as keep() decided."""
         doc = {"store": "postgresql", "schema": self.schema,
-               "dsn_file": str(self.dsn_file) if self.dsn_file else None}
+               "dsn_file": str(self.dsn_file) if self.dsn_file else None, "dsn": self.kept}
         tmp = events_dir / f".{STORE_FILE}.{os.getpid()}.tmp"
         try:
             tmp.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
@@ -104,13 +117,19 @@ class StoreSettings:
         except OSError as e:
             raise StorageError(f"cannot write {events_dir / STORE_FILE}: {e.strerror}") from e
 
+    def password_dropped(self) -> bool:
+        """Whether the connection string write() kept is the one used without its password."""
+        return self.kept is not None and self.kept != self.dsn()
+
     def dsn(self) -> str:
-        """The connection string: the one given, else EVHUB_STORE, else the named file's."""
+        """The connection string: the one given, else EVHUB_STORE, else the one kept, else the named file's."""
         given = self.given or os.environ.get("EVHUB_STORE", "")
         if given:
             if not is_dsn(given):
                 raise BadInput("EVHUB_STORE must be a postgresql:// connection string")
             return given
+        if self.kept is not None:
+            return self.kept
         if self.dsn_file is None:
             raise BadInput(f"this hub's log is on PostgreSQL (schema {self.schema}): set EVHUB_STORE to the "
                            "connection string")
@@ -124,6 +143,37 @@ class StoreSettings:
 
     def open(self) -> PgStore:
         return PgStore(self.dsn(), self.schema)
+
+
+# Where libpq looks for a password left out of the connection string, as init and errors tell the user.
+PASSWORD_PLACES = "~/.pgpass (or the file PGPASSFILE names), PGPASSWORD, or a service file (?service=NAME)"
+
+
+# libpq's words when the server wants a password it was not given, or refused the one it was.
+_PASSWORD_REFUSED_RE = re.compile(r"no password supplied|password authentication failed")
+
+
+def without_password(dsn: str) -> str:
+    """DSN without its password (a URL's `user:password@`, a `password=` parameter), the rest as written;
+    BadInput when libpq would still read a password from it (a password holding an unescaped ? or @)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    scheme, _, rest = dsn.partition("://")
+    head, q, query = rest.partition("?")
+    userinfo, at, hosts = head.rpartition("@")
+    if at:
+        head = f"{userinfo.partition(':')[0]}@{hosts}"
+    params = [p for p in query.split("&") if p.partition("=")[0].lower() != "password"] if q else []
+    kept = f"{scheme}://{head}" + (f"?{'&'.join(params)}" if params else "")
+    try:
+        before, after = conninfo_to_dict(dsn), conninfo_to_dict(kept)
+    except Exception as e:  # the parser's message may quote the string: shown without its password
+        raise BadInput(f"the PostgreSQL connection string is malformed: {redact(_reason(e), dsn)}") from None
+    before.pop("password", None)
+    if after != before:
+        raise BadInput("cannot take the password out of the PostgreSQL connection string: give it without one "
+                       f"and put the password in {PASSWORD_PLACES}")
+    return kept
 
 
 # A password in a connection string or a message quoting one: a URL's `user:password@` (up to the last @,
@@ -344,6 +394,9 @@ class PgStore(Store):
                 raise self._refused(e) from e
             except self._pg.OperationalError as e:
                 self._drop()
+                if _PASSWORD_REFUSED_RE.search(str(e)):  # not a server away for a moment: waiting cannot help
+                    raise StorageError(f"the PostgreSQL store at {self.where} wants a password: put it in "
+                                       f"{PASSWORD_PLACES} ({self._reason(e)})") from e
                 if time.monotonic() + delay > deadline:
                     raise StorageError(f"{failed or f'cannot reach the PostgreSQL store at {self.where}'}: "
                                        f"{self._reason(e)}") from e

@@ -228,6 +228,7 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
         raise BadInput("the alive ttl must be between 1s and 30d")
     write_time("")  # a clock too far ahead is refused before anything is made
     if store is not None:
+        store.keep()
         shared = store.open()
         log: Store = shared
     else:

@@ -84,6 +84,22 @@ class Cluster:
                 raise RuntimeError(f"PostgreSQL on port {self.port} did not start")
             time.sleep(0.1)
 
+    def password_role(self, role: str, password: str) -> str:
+        """The connection string of ROLE, a login that must give PASSWORD (every other login is trusted),
+        made unless it is there: a test can then tell a password libpq found from none at all."""
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+                conn.execute(f"GRANT CREATE ON DATABASE postgres TO {role}")
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())  # the first line that matches decides
+            self._run("pg_ctl", "-D", str(self.data), "reload")
+        return f"postgresql://{role}@127.0.0.1:{self.port}/postgres"
+
     @classmethod
     def temporary(cls, port: int | None = None) -> Cluster:
         """A new cluster in a new folder under the system's temp folder, which the server's user can

@@ -22,15 +22,15 @@ from typing import Any
 import msgspec
 import pytest
 from clock import T0, fixed_now
-from command import finished, run, started
+from command import error_line, finished, run, started
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stores import HubStore, free_port
 
-from evhub import CorruptLog, Hub, StorageError
+from evhub import BadInput, CorruptLog, Hub, StorageError
 from evhub import _events as ev
 from evhub._errors import ExpectedPositionError
-from evhub._pgstore import PgStore, StoreSettings
+from evhub._pgstore import PgStore, StoreSettings, without_password
 from evhub._store import JsonlStore, Store
 from evhub._values import format_ts, new_id
 
@@ -544,6 +544,25 @@ class TestJsonlStore(StoreConformance):
 
 
 
+@pytest.mark.parametrize(("given", "kept"), [
+    ("postgresql://evo:S3cret@db:5432/team", "postgresql://evo@db:5432/team"),
+    ("postgresql://evo@db/team?password=S3cret&sslmode=require", "postgresql://evo@db/team?sslmode=require"),
+    ("postgresql://evo:S3c%40ret@db/team?password=S3cret", "postgresql://evo@db/team"),
+    ("postgresql://evo@db/team", "postgresql://evo@db/team"),
+    ("postgresql://?service=team", "postgresql://?service=team"),
+])
+def test_a_connection_string_is_kept_without_its_password(given: str, kept: str) -> None:
+    assert without_password(given) == kept
+
+
+@pytest.mark.parametrize("given", ["postgresql://evo:S3c@ret@db/team", "postgresql://evo:S3c?ret@db/team",
+                                   "postgresql://evo:S3cret@[::1/team"])
+def test_a_password_that_cannot_be_taken_out_is_refused_without_showing_it(given: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        without_password(given)
+    assert "S3c" not in str(refused.value)
+
+
 class TestPgStore(StoreConformance):
     """The same promises from the PostgreSQL store (one schema per hub root), then what only a server has."""
 
@@ -716,6 +735,35 @@ class TestPgStore(StoreConformance):
                     assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
                     assert len(said.stderr.splitlines()) == 1, (argv, said)
             assert not any(folder.exists() for folder in new)
+
+    def test_a_hub_made_with_a_password_keeps_the_string_without_it_and_libpq_finds_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The role must give its password (the rest of the cluster trusts), so each command that works
+        got it from where libpq looks: here PGPASSFILE; no command needs EVHUB_STORE after init."""
+        assert self.pg.cluster is not None
+        monkeypatch.delenv("PGPASSWORD", raising=False)
+        dsn = self.pg.cluster.password_role("evhub_pw_test", "S3cretPW")
+        root, schema = tmp_path / "hub", self.settings_for(tmp_path / "hub").schema
+        with_password = dsn.replace("evhub_pw_test@", "evhub_pw_test:S3cretPW@") + "?connect_timeout=5"
+        made = run("init", root, "--store", with_password, "--schema", schema)
+        assert made.returncode == 0 and "S3c" not in made.stdout + made.stderr, made
+        assert made.stderr.splitlines() == ["the password is not kept with the connection string: put it in "
+                                            "~/.pgpass (or the file PGPASSFILE names), PGPASSWORD, or a service "
+                                            "file (?service=NAME)"]
+        kept = (root / "SESSIONS" / "events" / "store.json").read_text()
+        assert "S3c" not in kept and msgspec.json.decode(kept)["dsn"] == f"{dsn}?connect_timeout=5"
+        passfile = tmp_path / "pgpass"
+        no_file = {"PGPASSFILE": str(passfile)}
+        refused = error_line(run("status", env=no_file, cwd=root), 1)
+        assert "wants a password: put it in ~/.pgpass" in refused and "no password supplied" in refused, refused
+        passfile.write_text(f"127.0.0.1:{self.pg.cluster.port}:postgres:evhub_pw_test:S3cretPW\n")
+        passfile.chmod(0o600)
+        assert run("hello", "alice", env=no_file, cwd=root).returncode == 0
+        assert run("claim", "api", "-s", "alice", env=no_file, cwd=root).stdout == "claimed api (token 3)\n"
+        # EVHUB_STORE, when set, still wins over the kept string.
+        port = free_port()
+        where = run("where", env={"EVHUB_STORE": f"postgresql://nobody@localhost:{port}/other"}, cwd=root)
+        assert f"log: localhost:{port}/other schema {schema}\n" in where.stdout, where
 
     def test_init_on_a_schema_whose_events_table_is_the_applications_refuses_and_leaves_nothing(
             self, tmp_path: Path) -> None:
