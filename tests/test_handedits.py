@@ -10,7 +10,6 @@ touched. The installed `evhub` in subprocesses; setup through the Python API.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from test_worktrees import repo_with_hub
 
 from evhub import Hub
 from evhub._errors import ViewsDisagree
-
-README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def hub_with(tmp_path: Path, *sessions: str) -> Runner:
@@ -189,32 +186,3 @@ def test_a_view_folder_planted_as_a_link_is_not_read_through(tmp_path: Path) -> 
         assert "hank" not in hub.state().sessions and hub.warnings == []
     assert not heartbeats.is_symlink() and (outside / "hank.json").read_text() == '{"id": "hank"}'
 
-
-def readme_session() -> list[tuple[str, str]]:
-    """The commands of the README's hand edits sample, each with the output it shows."""
-    block = README.read_text().split("### Hand edits\n", 1)[1].split("```console\n", 1)[1].split("```", 1)[0]
-    steps: list[tuple[str, str]] = []
-    for line in block.splitlines(keepends=True):
-        if line.startswith("$ "):
-            steps.append((line[2:].rstrip("\n"), ""))
-        else:
-            steps[-1] = (steps[-1][0], steps[-1][1] + line)
-    return steps
-
-
-def test_the_readme_sample_is_what_evhub_prints(tmp_path: Path) -> None:
-    app = tmp_path / "home" / "me" / "app"
-    app.parent.mkdir(parents=True)
-    runner = Runner(init_hub(app))
-    with runner.api() as hub:
-        hub.hello("carol")
-        hub.claim("carol", "e2e-tests")
-    steps = readme_session()
-    assert [command.split()[0] for command, _ in steps] == ["echo", "echo", "echo", "evhub", "evhub"]
-    for command, shown in steps:
-        if command.startswith("evhub "):
-            done = runner(*command.split()[1:], now=at(70))
-            said = done.stdout + done.stderr
-        else:  # the seed's own lines, run by a shell as an agent runs them
-            said = subprocess.run(["bash", "-c", command], cwd=app, capture_output=True, text=True, check=True).stdout
-        assert said.replace(str(app), "/home/me/app") == shown, command
