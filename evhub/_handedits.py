@@ -198,6 +198,16 @@ def commands_for(edit: Edit, state: State) -> Meant:
             return Meant(_lock(_legacy.parse_lock(edit.content, name), state))
         if folder == "MILESTONES":
             return _milestone(_legacy.parse_milestone(edit.content, name), state)
+        if edit.rel == "REGISTRY.json":  # the seed's "add yourself when you first appear"
+            registry = _legacy.parse_registry(edit.content)
+            return _register([(e.id, e.role, e.specialization, e.about) for e in registry.sessions], state,
+                             registry.skipped)
+        if folder == "DISCOVERY":  # the seed's introduction of a new session
+            hello = _legacy.parse_hello(edit.content, name)
+            if state.resolve(hello.session) in state.sessions:
+                return Meant([], f"{hello.session} is known: `evhub hello {hello.session} --resume --role R "
+                                 "--about A` changes its introduction")
+            return _register([(hello.session, hello.role, "", hello.work)], state)
         if edit.rel == "MESSAGES.md":
             added = _added(edit)
             if added is None:
@@ -216,6 +226,23 @@ def _heartbeat(beat: HeartbeatFile, state: State) -> list[cmd.Command]:
     # The seed's first step for a new session is its heartbeat file: that registers it.
     hello: list[cmd.Command] = [] if known is not None and not known.left else [cmd.Hello(session=sid, resume=True)]
     return [*hello, cmd.Heartbeat(session=sid, status=beat.status)]
+
+
+def _register(entries: list[tuple[str, str, str, str]], state: State, skipped: Iterable[str] = ()) -> Meant:
+    """Hellos of the sessions of ENTRIES (id, role, specialization, about) that the log does not know;
+    what the file says otherwise of known ones is not read back."""
+    commands: list[cmd.Command] = []
+    changed, problems = [], list(skipped)
+    for sid, role, specialization, about in entries:
+        known = state.sessions.get(state.resolve(sid))
+        if known is None:
+            commands.append(cmd.Hello(session=sid, role=role, specialization=specialization, about=about))
+        elif (role, specialization, about) != (known.role, known.specialization, known.about):
+            changed.append(sid)
+    if changed:
+        problems.append(f"what it says of {', '.join(changed)} is not read back (`evhub hello ID --resume --role R` "
+                        "changes it)")
+    return Meant(commands, "; ".join(problems) or None)
 
 
 def _lock(lock: LockFile, state: State) -> list[cmd.Command]:

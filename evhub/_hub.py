@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
 RECENT_EVENTS = 10  # a recall's latest events of the session
+REGISTERING = ("HEARTBEATS/", "DISCOVERY/", "REGISTRY.json")  # views whose hand edits may register a session
 RENDERED_ONLY = "the views were rebuilt from the log without reading it"
 IGNORE_VIEWS = b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n"
 
@@ -262,9 +263,9 @@ class Hub:
             seen = self._views.files(folder)
             if seen is not None:
                 edits += find_edits(folder, seen, VIEW_DIRS)
-        # A view removed by hand is rendered again. Heartbeats go first: one may register the session
-        # that another file names.
-        return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith("HEARTBEATS/"))
+        # A view removed by hand is rendered again. The files that register sessions go first: another
+        # file may name one.
+        return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith(REGISTERING))
 
     def _take_hand_edits(self, state: State) -> State:
         """STATE with the hand edits of the views taken, when there are any. Caller holds the hub lock,

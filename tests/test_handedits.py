@@ -109,6 +109,25 @@ def test_what_is_not_understood_is_reported_once_kept_and_rendered_again(tmp_pat
     assert warnings(ok(runner("sessions", now=at(10))).stderr) == [], "reported once"
 
 
+def test_sessions_added_to_the_registry_or_discovery_by_hand_are_registered_first(tmp_path: Path) -> None:
+    runner = hub_with(tmp_path, "alice")
+    sessions = runner.sessions_dir
+    (sessions / "PRIORITIES" / "search.lock").write_text("ivy\n")  # names a session added below
+    registry = json.loads((sessions / "REGISTRY.json").read_text())
+    registry["sessions"].append({"id": "ivy", "role": "search", "specialization": "", "about": "indexes"})
+    (sessions / "REGISTRY.json").write_text(json.dumps(registry))
+    (sessions / "DISCOVERY" / "jo-HELLO.md").write_text("# Hello, I'm jo\nMy role: docs\nMy work: the guide\n")
+
+    done = runner("sessions", "--json", now=at(10))
+    assert warnings(done.stderr) == []
+    assert {s["id"]: s["role"] for s in js(done)} == {"alice": "", "ivy": "search", "jo": "docs"}
+    assert [(e["type"], e["session"], e["origin"]) for e in by_hand(runner)] == [
+        ("session_registered", "ivy", "REGISTRY.json"),
+        ("session_registered", "jo", "DISCOVERY/jo-HELLO.md"),
+        ("priority_claimed", "ivy", "PRIORITIES/search.lock"),
+    ]
+
+
 def test_a_milestone_edited_by_hand_becomes_its_step_updates(tmp_path: Path) -> None:
     runner = hub_with(tmp_path, "bob")
     with runner.api() as hub:
