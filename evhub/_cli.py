@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
+import typer.main
+from typer._click.core import Command, Context
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError, ViewsDisagree
@@ -20,11 +24,16 @@ from ._values import parse_duration
 if TYPE_CHECKING:
     from ._adopt import Adoption
 
+_HELP_OPTIONS = ["-h", "--help"]
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
-    help="evhub: an event-sourced coordination hub for AI coding sessions sharing one repository.",
+    suggest_commands=False,  # main suggests whole commands, valid ones (`evhub milestone create`)
+    context_settings={"help_option_names": _HELP_OPTIONS},
+    help="evhub: an event-sourced coordination hub for AI coding sessions sharing one repository.\n\n"
+         "`evhub help COMMAND` (or `evhub COMMAND -h`) shows a command's help.\n\n"
+         "Example: evhub hello alice --role backend",
 )
 milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, list, show.")
 msg_app = typer.Typer(no_args_is_help=True, help="The message board: send, inbox, list.")
@@ -104,16 +113,28 @@ def duration(value: str | None) -> int | None:
     return None if value is None else parse_duration(value)
 
 
+def _say_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        out(f"evhub {version('evhub')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     hub_dir: Annotated[
         str | None,
-        typer.Option("--hub", help="The folder holding SESSIONS/ (else $EVHUB_HUB, else found upward)."),
+        typer.Option("--hub", help="The folder holding SESSIONS/ (else $EVHUB_HUB, else found upward); "
+                     "before or after the command."),
     ] = None,
     on_behalf: Annotated[
         bool,
         typer.Option("--on-behalf", help="Let --session name a session other than yours ($EVHUB_SESSION): "
                      "its events record you as `by`."),
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", "-V", is_eager=True, callback=_say_version, help="Print evhub's version.")
     ] = False,
 ) -> None:
     global _hub_dir, _on_behalf
@@ -133,7 +154,10 @@ def init(
     schema: SchemaOpt = "evhub",
     json: JsonOpt = False,
 ) -> None:
-    """Create a hub: DIR/SESSIONS/ with its log, read model and views (the log on PostgreSQL with --store)."""
+    """Create a hub: DIR/SESSIONS/ with its log, read model and views (the log on PostgreSQL with --store).
+
+    Example: evhub init
+    """
     settings = _store_settings(store, store_file, schema)
     h, created = Hub.init(directory, parse_duration(alive_ttl), adopt=adopt, store=settings)
     _said_init(h, created, json, settings)
@@ -189,11 +213,15 @@ def _said_adopted(adopted: "Adoption") -> None:
 @app.command("export")
 def export_(
     out_file: Annotated[str | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="With --out: say what was written as JSON.")] = False,
 ) -> None:
-    """Write the hub's log as standard JSONL, whatever store holds it."""
+    """Write the hub's log as standard JSONL, whatever store holds it.
+
+    Example: evhub export --out backup.jsonl
+    """
     h = hub()
     if out_file is None:
-        h.export(sys.stdout.buffer)
+        h.export(sys.stdout.buffer)  # the log itself, JSON Lines with or without --json
         return
     target = Path(out_file)
     tmp = target.with_name(f".{target.name}.tmp")
@@ -204,7 +232,10 @@ def export_(
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {target}: {e.strerror}") from e
-    out(f"exported {count} events to {target}")
+    if json:
+        out_json({"events": count, "out": str(target)})
+    else:
+        out(f"exported {count} events to {target}")
 
 
 @app.command("import")
@@ -216,7 +247,10 @@ def import_(
     schema: SchemaOpt = "evhub",
     json: JsonOpt = False,
 ) -> None:
-    """Make a new hub whose log is FILE, byte for byte (on PostgreSQL with --store)."""
+    """Make a new hub whose log is FILE, byte for byte (on PostgreSQL with --store).
+
+    Example: evhub import backup.jsonl copy
+    """
     from ._store import parse_log
 
     settings = _store_settings(store, store_file, schema)
@@ -231,7 +265,10 @@ def import_(
 
 @app.command()
 def migrate() -> None:
-    """Move a hub an earlier evhub kept in the work tree (SESSIONS/events/) out of git's reach."""
+    """Move a hub an earlier evhub kept in the work tree (SESSIONS/events/) out of git's reach.
+
+    Example: evhub migrate
+    """
     from ._place import migrate as move
 
     root = Hub.find(_hub_dir).root
@@ -248,7 +285,10 @@ def migrate() -> None:
 
 @app.command()
 def where(json: JsonOpt = False) -> None:
-    """Where the hub is: its root, its log, its read model and the SESSIONS/ folders it keeps live."""
+    """Where the hub is: its root, its log, its read model and the SESSIONS/ folders it keeps live.
+
+    Example: evhub where --json
+    """
     found = hub().where()
     if json:
         out_json(found._asdict())
@@ -263,9 +303,9 @@ def where(json: JsonOpt = False) -> None:
 @app.command()
 def hello(
     session_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="Id (default: first free session-N).")
+        str | None, typer.Argument(metavar="ID", help="Id (default: first free session-N).")
     ] = None,
-    role: Annotated[str, typer.Option("--role")] = "",
+    role: Annotated[str, typer.Option("--role", help="What you do (backend, tests...).")] = "",
     spec: Annotated[str, typer.Option("--spec", help="Specialization.")] = "",
     about: Annotated[str, typer.Option("--about", help="What you are working on.")] = "",
     resume: Annotated[
@@ -273,7 +313,10 @@ def hello(
     ] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Register a session (say hello)."""
+    """Register a session (say hello).
+
+    Example: eval "$(evhub hello alice --role backend)"
+    """
     h = hub()
     # A known id starting again without --resume drops its claims (decide's rule); say which, on
     # stderr so that `eval "$(evhub hello ID)"` still reads only the export line.
@@ -285,8 +328,7 @@ def hello(
     if json:
         out_json({"session": sid, "export": f"export EVHUB_SESSION={sid}"})
     else:
-        out(sid)
-        out(f"export EVHUB_SESSION={sid}")
+        out(f"export EVHUB_SESSION={sid}")  # shell, so that `eval "$(evhub hello ID)"` sets it
 
 
 @app.command()
@@ -295,14 +337,20 @@ def heartbeat(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Prove you are alive (refresh every 30 seconds while active)."""
+    """Prove you are alive (refresh every 30 seconds while active).
+
+    Example: evhub heartbeat --status 'writing tests'
+    """
     events = hub().heartbeat(need_session(session), status)
     _done(json, events, "heartbeat recorded")
 
 
 @app.command()
 def bye(session: SessionOpt = None, json: JsonOpt = False) -> None:
-    """Leave the hub, releasing everything you hold."""
+    """Leave the hub, releasing everything you hold.
+
+    Example: evhub bye
+    """
     events = hub().bye(need_session(session))
     _done(json, events, "left the hub")
 
@@ -312,7 +360,10 @@ def sessions(
     all_: Annotated[bool, typer.Option("--all", help="Include sessions that are not alive.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Who is alive (or, with --all, every session ever registered)."""
+    """Who is alive (or, with --all, every session ever registered).
+
+    Example: evhub sessions --all
+    """
     from ._documents import sessions as rows
 
     h = hub()
@@ -336,7 +387,10 @@ def claim(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Claim a priority before starting work on it (exit 3 when someone holds it)."""
+    """Claim a priority before starting work on it (exit 3 when someone holds it).
+
+    Example: evhub claim api --ttl 30m
+    """
     h = hub()
     token = h.claim(need_session(session), priority, duration(ttl))
     if json:
@@ -355,14 +409,20 @@ def release(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Release a claimed priority."""
+    """Release a claimed priority.
+
+    Example: evhub release api --done --note 'GET /api/metrics is live'
+    """
     events = hub().release(need_session(session), priority, done=done, note=note, force=force, token=token)
     _done(json, events, f"released {priority}")
 
 
 @app.command()
 def claims(json: JsonOpt = False) -> None:
-    """Every claim, with holder, token and whether it is stale."""
+    """Every claim, with holder, token and whether it is stale.
+
+    Example: evhub claims --json
+    """
     from ._documents import claims as rows
 
     state = hub().state()
@@ -379,21 +439,30 @@ def claims(json: JsonOpt = False) -> None:
 
 @app.command()
 def focus(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
-    """Set the hub's current priority (CURRENT_STATE.md)."""
+    """Set the hub's current priority (CURRENT_STATE.md).
+
+    Example: evhub focus 'Ship the metrics dashboard'
+    """
     events = hub().focus(need_session(session), text)
     _done(json, events, "focus set")
 
 
 @app.command()
 def note(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
-    """Add a note to your session (shown by recall)."""
+    """Add a note to your session (shown by recall).
+
+    Example: evhub note 'the staging database is read-only today'
+    """
     events = hub().note(need_session(session), text)
     _done(json, events, "note added")
 
 
 @app.command()
 def status(json: JsonOpt = False) -> None:
-    """The seed's quick-status: focus, sessions, claims, milestones, completed, messages."""
+    """The seed's quick-status: focus, sessions, claims, milestones, completed, messages.
+
+    Example: evhub status
+    """
     from ._documents import status as doc
     from ._report import status_markdown
 
@@ -407,11 +476,14 @@ def status(json: JsonOpt = False) -> None:
 
 @app.command()
 def recall(
-    session_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="Default: $EVHUB_SESSION.")] = None,
+    session_id: Annotated[str | None, typer.Argument(metavar="ID", help="Default: $EVHUB_SESSION.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """What a session needs after a context loss (unread messages stay unread)."""
+    """What a session needs after a context loss (unread messages stay unread).
+
+    Example: evhub recall
+    """
     from ._documents import recall as doc
     from ._report import recall_markdown
 
@@ -431,7 +503,10 @@ def save(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """The seed's save-progress: record where you are (full also commits SESSIONS/ to git)."""
+    """The seed's save-progress: record where you are (full also commits SESSIONS/ to git).
+
+    Example: evhub save --mode quick --note 'tests pass'
+    """
     saved = hub().save(need_session(session), mode, note_text)
     if json:
         out_json(saved._asdict())
@@ -451,12 +526,15 @@ def log(
         str | None, typer.Option("--type", help="Only this event type (claim, msg... or full name).")
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="10m ago or an RFC 3339 time.")] = None,
-    until: Annotated[str | None, typer.Option("--until")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to then (10m ago or RFC 3339).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the last N matching events.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until interrupted.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the stored lines.")] = False,
 ) -> None:
-    """The history, one line an event."""
+    """The history, one line an event.
+
+    Example: evhub log --type claim --since 1h
+    """
     from ._history import LogFilter
 
     h = hub()
@@ -481,7 +559,10 @@ def replay(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write the views here, not into SESSIONS/.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Rebuild every view from the log alone (in place, or into a folder)."""
+    """Rebuild every view from the log alone (in place, or into a folder).
+
+    Example: evhub replay --upto 5 --out then
+    """
     if at is not None and upto is not None:
         raise BadInput("give --at or --upto, not both")
     h = hub()
@@ -495,7 +576,10 @@ def replay(
 
 @app.command()
 def why(priority: str, json: JsonOpt = False) -> None:
-    """Who held PRIORITY when, who took it over, who released it."""
+    """Who held PRIORITY when, who took it over, who released it.
+
+    Example: evhub why api
+    """
     rows = hub().why(priority)
     if json:
         out_json(rows)
@@ -515,7 +599,10 @@ def why(priority: str, json: JsonOpt = False) -> None:
 
 @app.command()
 def verify(json: JsonOpt = False) -> None:
-    """Check the log: every line parses, seq is gap-free, ids unique, the read model and views agree (exit 4 if not)."""
+    """Check the log: every line parses, seq is gap-free, ids unique, the read model and views agree (exit 4 if not).
+
+    Example: evhub verify
+    """
     report = hub().verify()
     if json:
         out_json(report)
@@ -534,7 +621,10 @@ def verify(json: JsonOpt = False) -> None:
 
 @app.command()
 def repair(json: JsonOpt = False) -> None:
-    """Copy the log aside, quarantine what cannot be read, leave a log that verifies."""
+    """Copy the log aside, quarantine what cannot be read, leave a log that verifies.
+
+    Example: evhub repair
+    """
     h = hub()
     result = h.repair()
     if json:
@@ -551,7 +641,10 @@ def repair(json: JsonOpt = False) -> None:
 def watch(
     at: Annotated[str | None, typer.Option("--at", help="Show the hub as it stood then (30m, or RFC 3339).")] = None,
 ) -> None:
-    """A live dashboard of sessions, claims, milestones, messages and events; q or Ctrl-C quits."""
+    """A live dashboard of sessions, claims, milestones, messages and events; q or Ctrl-C quits.
+
+    Example: evhub watch --at 1m
+    """
     from ._values import now, parse_when
     from ._watch import watch as run_watch
 
@@ -563,8 +656,12 @@ def timeline(
     out_file: Annotated[str, typer.Option("--out", help="The HTML file to write.")],
     since: Annotated[str | None, typer.Option("--since", help="From then on (30m, 2h, or RFC 3339).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Up to then.")] = None,
+    json: JsonOpt = False,
 ) -> None:
-    """Draw the hub's history (who was alive, who held what when, steps, messages) as one HTML file."""
+    """Draw the hub's history (who was alive, who held what when, steps, messages) as one HTML file.
+
+    Example: evhub timeline --out history.html --since 2h
+    """
     from ._timeline import history, write
     from ._values import now, parse_when
 
@@ -574,15 +671,22 @@ def timeline(
                    None if until is None else parse_when(until, clock))
     target = Path(out_file)
     write(target, data, f"evhub timeline of {h.root.name}")
-    out(f"wrote {target} ({len(data['sessions'])} sessions, {len(data['priorities'])} priorities, "
-        f"{len(data['steps'])} step changes, {len(data['messages'])} messages)")
+    drawn = {"out": str(target), **{k: len(data[k]) for k in ("sessions", "priorities", "steps", "messages")}}
+    if json:
+        out_json(drawn)
+    else:
+        out(f"wrote {target} ({drawn['sessions']} sessions, {drawn['priorities']} priorities, "
+            f"{drawn['steps']} step changes, {drawn['messages']} messages)")
 
 
 @app.command()
 def hook(
     agent: Annotated[str, typer.Option("--agent", help="The agent sending the event: claude or codex.")] = "claude",
 ) -> None:
-    """Handle one agent hook event (JSON on stdin); never fails the agent (see `install`)."""
+    """Handle one agent hook event (JSON on stdin); never fails the agent (see `install`).
+
+    Example: echo '{"hook_event_name": "Stop", "session_id": "s1"}' | evhub hook
+    """
     from ._entry import hook as handle  # the console script answers hooks without typer; this is for -m and help
 
     handle(_hub_dir, agent)
@@ -590,7 +694,10 @@ def hook(
 
 @app.command()
 def mcp() -> None:
-    """Serve the hub's coordination actions as MCP tools over stdio (for `claude mcp` and the like)."""
+    """Serve the hub's coordination actions as MCP tools over stdio (for `claude mcp` and the like).
+
+    Example: claude mcp add evhub -- evhub mcp
+    """
     from ._mcp import serve
 
     serve(_hub_dir)
@@ -607,7 +714,10 @@ def install(
         "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md), not the "
                         "shared ones teammates without evhub would get too.")] = False,
 ) -> None:
-    """Add evhub's hooks and instructions to an agent's project configuration (or --remove them)."""
+    """Add evhub's hooks and instructions to an agent's project configuration (or --remove them).
+
+    Example: evhub install claude --mcp
+    """
     from ._install import TARGETS
 
     if target not in TARGETS:
@@ -623,7 +733,10 @@ def install(
 
 @app.command()
 def sql(query: str, json: JsonOpt = False) -> None:
-    """A read-only SQL query against the read model (tables: sessions, claims, milestones, steps, messages)."""
+    """A read-only SQL query against the read model (tables: sessions, claims, milestones, steps, messages).
+
+    Example: evhub sql 'SELECT id, role FROM sessions'
+    """
     from ._history import query_readmodel
 
     h = hub()
@@ -645,7 +758,10 @@ def demo(
     ] = None,
     pace: Annotated[float, typer.Option("--pace", help="Seconds to pause after each step (to watch it live).")] = 0.0,
 ) -> None:
-    """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent."""
+    """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent.
+
+    Example: evhub demo
+    """
     from ._demo import run_demo
 
     run_demo(directory, pace)
@@ -663,7 +779,10 @@ def milestone_create(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create a milestone (exit 3 when its id exists)."""
+    """Create a milestone (exit 3 when its id exists).
+
+    Example: evhub milestone create 'Deploy dashboard' --step Build --step Deploy
+    """
     mid = hub().create_milestone(
         need_session(session), title, milestone=milestone_id, priority=priority, steps=step or ()
     )
@@ -676,11 +795,14 @@ def milestone_create(
 @milestone_app.command("claim")
 def milestone_claim(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
-    ttl: Annotated[str | None, typer.Option("--ttl")] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Let the claim lapse after this long unrefreshed.")] = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Own a milestone and claim its priority (exit 3 when a live session holds it)."""
+    """Own a milestone and claim its priority (exit 3 when a live session holds it).
+
+    Example: evhub milestone claim deploy-dashboard
+    """
     token = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
     if json:
         out_json({"milestone": milestone_id, "token": token})
@@ -693,12 +815,15 @@ def milestone_step(
     milestone_id: Annotated[str, typer.Argument(metavar="ID")],
     n: Annotated[int, typer.Argument(metavar="N", help="Step number, from 1.")],
     status_: Annotated[str, typer.Argument(metavar="STATUS", help="pending, in-progress, done, blocked or skipped.")],
-    note_text: Annotated[str, typer.Option("--note")] = "",
+    note_text: Annotated[str, typer.Option("--note", help="Where the step stands (shown with it).")] = "",
     token: TokenOpt = None,
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Set the status of step N of a milestone."""
+    """Set the status of step N of a milestone.
+
+    Example: evhub milestone step deploy-dashboard 1 done --note 'bundle built'
+    """
     events = hub().update_step(need_session(session), milestone_id, n, status_, note=note_text, token=token)
     _done(json, events, f"step {n} of {milestone_id} is {status_}")
 
@@ -708,7 +833,10 @@ def milestone_list(
     all_: Annotated[bool, typer.Option("--all", help="Include completed milestones.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Milestones with progress."""
+    """Milestones with progress.
+
+    Example: evhub milestone list --all
+    """
     from ._documents import milestones, progress_bar
 
     h = hub()
@@ -726,7 +854,10 @@ def milestone_list(
 
 @milestone_app.command("show")
 def milestone_show(milestone_id: Annotated[str, typer.Argument(metavar="ID")], json: JsonOpt = False) -> None:
-    """One milestone, step by step."""
+    """One milestone, step by step.
+
+    Example: evhub milestone show deploy-dashboard
+    """
     from ._documents import milestone_dict
 
     h = hub()
@@ -752,7 +883,10 @@ def msg_send(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Post a message to one session or to all."""
+    """Post a message to one session or to all.
+
+    Example: evhub msg send 'staging is up' --to bob
+    """
     seq = hub().send(need_session(session), text, to)
     if json:
         out_json({"seq": seq})
@@ -776,7 +910,10 @@ def msg_inbox(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Unread messages to you or to all; then marks them read (unless --peek)."""
+    """Unread messages to you or to all; then marks them read (unless --peek).
+
+    Example: evhub msg inbox --peek
+    """
     from ._documents import message_dicts
 
     _print_messages(message_dicts(hub().inbox(need_session(session), peek=peek)), json, "no unread messages")
@@ -784,10 +921,13 @@ def msg_inbox(
 
 @msg_app.command("list")
 def msg_list(
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, the newest last.")] = 20,
     json: JsonOpt = False,
 ) -> None:
-    """The last messages on the board."""
+    """The last messages on the board.
+
+    Example: evhub msg list --limit 5
+    """
     from ._documents import message_dicts
 
     _print_messages(message_dicts(hub().last_messages(limit)), json, "no messages")
@@ -799,11 +939,14 @@ def msg_list(
 @handshake_app.command("propose")
 def handshake_propose(
     proposed: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the others to read.")] = "",
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Ask to be known as ID; every other live session answers."""
+    """Ask to be known as ID; every other live session answers.
+
+    Example: evhub handshake propose alice-api --reason 'clearer in the logs'
+    """
     events = hub().propose_id(need_session(session), proposed, reason)
     _done(json, events, f"proposed {proposed}")
 
@@ -814,7 +957,10 @@ def handshake_accept(
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Accept another session's proposed ID."""
+    """Accept another session's proposed ID.
+
+    Example: evhub handshake accept bob
+    """
     events = hub().accept_id(need_session(session), proposed)
     _done(json, events, f"accepted {proposed}")
 
@@ -822,18 +968,24 @@ def handshake_accept(
 @handshake_app.command("reject")
 def handshake_reject(
     proposed: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the others to read.")] = "",
     session: SessionOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Reject another session's proposed ID."""
+    """Reject another session's proposed ID.
+
+    Example: evhub handshake reject carol --reason 'carol is taken'
+    """
     events = hub().reject_id(need_session(session), proposed, reason)
     _done(json, events, f"rejected {proposed}")
 
 
 @handshake_app.command("list")
 def handshake_list(json: JsonOpt = False) -> None:
-    """Proposals, pending and decided."""
+    """Proposals, pending and decided.
+
+    Example: evhub handshake list
+    """
     h = hub()
     docs = [msgspec.to_builtins(p) for p in h.state().proposals]
     if json:
@@ -871,26 +1023,63 @@ def _done(json: bool, events: list[Any], message: str) -> None:
         out(f"{message} (nothing changed)")
 
 
-def fail(error: EvhubError) -> NoReturn:
-    sys.stderr.write(f"error: {_CONTROL.sub('?', str(error))}\n")
-    raise SystemExit(error.exit_code)
+def fail(error: EvhubError, json: bool = False) -> NoReturn:
+    _said_error(str(error), error.exit_code, json)
+
+
+def _said_error(text: str, code: int, json: bool) -> NoReturn:
+    """The one line an error is: `error: TEXT`, or under --json `{"error": TEXT, "exit": CODE}`."""
+    if json:
+        sys.stderr.write(msgspec.json.encode({"error": text, "exit": code}).decode() + "\n")
+    else:
+        sys.stderr.write(f"error: {_CONTROL.sub('?', one_line(text))}\n")
+    raise SystemExit(code)
+
+
+# The options of the whole app, and whether each takes a value: main moves them before the command
+# name wherever the user typed them (`evhub status --hub DIR`).
+_GLOBAL_OPTIONS = {"--hub": True, "--on-behalf": False}
+
+
+def _arranged(argv: list[str]) -> tuple[list[str], list[str]]:
+    """ARGV as the parser reads it: the global options, then the rest, `help [COMMAND...]` read as
+    `COMMAND... --help` and a --json typed before the command name (`evhub --json status`) moved
+    after it. Words after `--` are left as they are."""
+    front: list[str] = []
+    rest: list[str] = []
+    json = False
+    words = iter(argv)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if word == "--":
+            rest += [word, *words]
+        elif word == "--json" and not rest:
+            json = True
+        elif name not in _GLOBAL_OPTIONS:
+            rest.append(word)
+        elif _GLOBAL_OPTIONS[name] and word == name:
+            value = next(words, None)
+            if value is None:
+                raise UsageError(f"option {name!r} requires an argument")
+            front += [word, value]
+        else:
+            front.append(word)
+    while rest[:1] == ["help"]:
+        rest = [*rest[1:], "--help"]
+    if json and rest:
+        end = rest.index("--") if "--" in rest else len(rest)
+        rest[end:end] = ["--json"]
+    return front, rest
 
 
 def _keep_only_the_command_named(argv: list[str], group: typer.Typer = app) -> None:
-    """Drop every command but the one ARGV names: typer reads the signature of each registered
-    command on every run (about 30 ms for all of ours), so a hot command should pay for itself
-    alone.  With no name, an option first (--help) or an unknown name, all are kept, so help and
-    typer's own errors are unchanged."""
-    words = iter(argv)
-    for word in words:
-        if word == "--hub":
-            next(words, None)
-        elif not word.startswith("--hub="):
-            break
-    else:
+    """Drop every command but the one ARGV (the words after the global options) names: typer reads
+    the signature of each registered command on every run (about 30 ms for all of ours), so a hot
+    command should pay for itself alone.  With no name, an option first (--help) or an unknown name,
+    all are kept, so help and the suggestions for a mistyped name see them all."""
+    if not argv or argv[0].startswith("-"):
         return
-    if word.startswith("-"):
-        return
+    word, words = argv[0], argv[1:]
     commands = [c for c in group.registered_commands
                 if (c.name or getattr(c.callback, "__name__", "").replace("_", "-")) == word]
     groups = [g for g in group.registered_groups if g.name == word]
@@ -898,21 +1087,112 @@ def _keep_only_the_command_named(argv: list[str], group: typer.Typer = app) -> N
         return
     group.registered_commands, group.registered_groups = commands, groups
     if groups and groups[0].typer_instance is not None:
-        _keep_only_the_command_named(list(words), groups[0].typer_instance)
+        _keep_only_the_command_named(words, groups[0].typer_instance)
+
+
+class _Argument(TyperArgument):
+    """An argument shown as NAME, or [NAME] when optional: not typer's {name}, and no <type>."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """An option shown with a word for its value (--ttl DURATION), a flag alone: no <type>."""
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None if self.is_flag else self.metavar
+
+    def _get_number_range_help_str(self) -> str | None:
+        """The bounds in words (`at least 1`), not typer's `x>=1`."""
+        if self.max is None:
+            return None if self.min is None else f"at least {self.min}"
+        return f"at most {self.max}" if self.min is None else f"{self.min} to {self.max}"
+
+
+# The word help shows for an option's value; options not named here show N (numbers) or TEXT.
+_METAVARS = {
+    "--hub": "DIR", "--session": "ID", "--ttl": "DURATION", "--alive-ttl": "DURATION", "--store": "URL",
+    "--store-file": "FILE", "--schema": "NAME", "--mode": "MODE", "--type": "TYPE", "--since": "TIME",
+    "--until": "TIME", "--at": "TIME", "--upto": "SEQ", "--out": "PATH", "--priority": "P", "--id": "ID",
+    "--to": "ID", "--agent": "NAME", "--project": "DIR", "--pace": "SECONDS",
+}
+
+
+def _plain_help(command: Command) -> None:
+    """Show COMMAND's parameters (and its subcommands') as a person writes them: PRIORITY, [ID],
+    --ttl DURATION, --json; typer's own display (`{priority}`, `<bool>`, `<list[str]>`) is its types'."""
+    # The help option is made on first use; made here, it is shown like the others.
+    for param in [*command.params, command.get_help_option(Context(command, help_option_names=_HELP_OPTIONS))]:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+            param.metavar = param.metavar or (param.name or "").upper()
+        elif isinstance(param, TyperOption):
+            param.__class__ = _Option
+            long_name = max(param.opts, key=len)
+            number = param.type_descriptor.annotation in (int, float)
+            param.metavar = param.metavar or _METAVARS.get(long_name, "N" if number else "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def parser() -> Command:
+    """The app as typer's click runs it (the commands main kept), each help written plainly."""
+    command = typer.main.get_command(app)
+    _plain_help(command)
+    return command
+
+
+def _usage_failed(e: UsageError, json: bool) -> NoReturn:
+    """A usage error as one line (exit 2): what is wrong, and either a valid command the user may
+    have meant or the usage of the command they typed."""
+    ctx = e.ctx
+    if isinstance(e, NoSuchOption) and e.possibilities:
+        _said_error(f"no such option: {e.option_name}: did you mean {' or '.join(sorted(e.possibilities))}?",
+                    2, json)
+    text = one_line(e.format_message()).rstrip(".")
+    text = text[:1].lower() + text[1:]
+    if ctx is None:
+        _said_error(text, 2, json)
+    path = ctx.command_path
+    if text.startswith("no such command") and isinstance(ctx.command, TyperGroup):
+        from difflib import get_close_matches
+
+        typed = text.split("'")[1] if "'" in text else ""
+        near = get_close_matches(typed, ctx.command.list_commands(ctx), n=2)
+        hint = " or ".join(f"`{path} {m}`" for m in near)
+        _said_error(f"{text}: did you mean {hint}?" if near else f"{text}; `{path} -h` lists the commands", 2, json)
+    usage = one_line(ctx.get_usage()).removeprefix("Usage: ")
+    _said_error(f"{text} (usage: {usage}; `{path} -h` for help)", 2, json)
 
 
 def main() -> None:
-    _keep_only_the_command_named(sys.argv[1:])
+    json = "--json" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
     try:
-        app()
+        options, words = _arranged(sys.argv[1:])
+        _keep_only_the_command_named(words)
+        code = parser().main(options + words, standalone_mode=False)
     except EvhubError as e:
-        fail(e)  # an error is its one line: the warnings that led to it would only bury it
+        fail(e, json)  # an error is its one line: the warnings that led to it would only bury it
+    except NoArgsIsHelpError:
+        raise SystemExit(2) from None  # the help is printed
+    except UsageError as e:
+        _usage_failed(e, json)
+    except ClickException as e:
+        _said_error(e.format_message(), e.exit_code, json)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SystemExit as e:
-        if not e.code:
-            for h in _opened:
-                warn(h)
-            if any(h.damage is not None for h in _opened):
-                raise SystemExit(CorruptLog.exit_code) from None  # an answer from before a damaged line
-        raise
+        if e.code:
+            raise
+        code = 0
+    if isinstance(code, int) and code:
+        raise SystemExit(code)  # typer's answer to Ctrl-C (130)
+    for h in _opened:
+        warn(h)
+    if any(h.damage is not None for h in _opened):
+        raise SystemExit(CorruptLog.exit_code)  # an answer from before a damaged line

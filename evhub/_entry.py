@@ -1,5 +1,6 @@
-"""`evhub [--hub DIR] hook [--agent NAME]` without typer: the console script (evhub.__main__) sends
-every hook call here, and the CLI's own `hook` command (reached by `hook --help`) comes here too.
+"""`evhub [--hub DIR] hook [--agent NAME]` (`--hub DIR` may come after `hook` too) without typer: the
+console script (evhub.__main__) sends every hook call here, and the CLI's own `hook` command (reached
+by `hook --help`) comes here too.
 
 An agent runs the hook on every tool call, so its start-up is the agent's wait: this module imports
 nothing but the standard library until it has the event, and loads the hub only when the fast path
@@ -18,9 +19,9 @@ LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
 
 
 def hook_call(argv: Sequence[str]) -> tuple[str | None, str] | str | None:
-    """For ARGV `[--hub DIR] hook [--agent NAME]`: (hub folder, agent); for another hook command line
-    but `hook --help`: what is wrong with it (a hook never fails on typer's usage error); else None,
-    for the CLI."""
+    """For ARGV `hook [--agent NAME]` with `--hub DIR` before or after `hook`: (hub folder, agent); for
+    another hook command line but `hook -h/--help`: what is wrong with it (a hook never fails on a
+    usage error); else None, for the CLI."""
     hub_dir: str | None = None
     agent = DEFAULT_AGENT
     words = iter(argv)
@@ -38,19 +39,20 @@ def hook_call(argv: Sequence[str]) -> tuple[str | None, str] | str | None:
     else:
         return None
     rest = list(words)
-    if "--help" in rest:
+    if "--help" in rest or "-h" in rest:
         return None
     words = iter(rest)
     for word in words:
-        if word == "--agent":
-            named = next(words, None)
-            if not named:
-                return "--agent needs a NAME"
-            agent = named
-        elif word.startswith("--agent=") and word != "--agent=":
-            agent = word.removeprefix("--agent=")
-        else:
+        name, given, value = word.partition("=")
+        if name not in ("--agent", "--hub"):
             return f"unexpected {word!r}: the command is `evhub [--hub DIR] hook [--agent NAME]`"
+        named = value if given else next(words, None)
+        if not named:
+            return f"{name} needs a {'NAME' if name == '--agent' else 'DIR'}"
+        if name == "--agent":
+            agent = named
+        else:
+            hub_dir = named
     return hub_dir, agent
 
 

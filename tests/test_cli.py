@@ -100,7 +100,7 @@ def test_a_log_that_is_a_folder_is_named_alike_by_init_and_every_command(
 def test_the_hub_is_found_from_a_subfolder_from_hub_and_from_evhub_hub(evhub: Runner, tmp_path: Path) -> None:
     deep = evhub.root / "src" / "pkg"
     deep.mkdir(parents=True)
-    assert evhub.ok("hello", "alice", cwd=deep).stdout.splitlines()[0] == "alice"
+    assert evhub.ok("hello", "alice", cwd=deep).stdout == "export EVHUB_SESSION=alice\n"
     assert [s["id"] for s in js(run("--hub", evhub.root, "sessions", "--json", env={"EVHUB_NOW": at(1)},
                                     cwd=tmp_path))] == ["alice"]
     assert [s["id"] for s in js(run("sessions", "--json", env={"EVHUB_NOW": at(1), "EVHUB_HUB": str(evhub.root)},
@@ -138,16 +138,16 @@ def test_a_bad_setting_is_one_error_line_naming_it(evhub: Runner, variable: str,
 
 def test_hello_picks_the_first_free_session_n_and_prints_the_export_line(evhub: Runner) -> None:
     first = evhub.ok("hello", "--role", "builder")
-    assert first.stdout.splitlines() == ["session-1", "export EVHUB_SESSION=session-1"]
-    assert evhub.ok("hello").stdout.splitlines()[0] == "session-2"
+    assert first.stdout == "export EVHUB_SESSION=session-1\n"
+    assert evhub.ok("hello").stdout == "export EVHUB_SESSION=session-2\n"
     named = evhub.ok("hello", "alice", "--role", "reviewer", "--spec", "backend", "--about", "the API")
-    assert named.stdout.splitlines() == ["alice", "export EVHUB_SESSION=alice"]
+    assert named.stdout == "export EVHUB_SESSION=alice\n"
     hello_md = (evhub.sessions_dir / "DISCOVERY" / "alice-HELLO.md").read_text()
     assert hello_md.startswith("# Hello, I'm alice\nMy role: reviewer\nMy work: the API\n")
 
     taken = error_line(evhub("hello", "alice", now=at(10)), 3)
     assert "alice" in taken and "--resume" in taken
-    assert evhub.ok("hello", "alice", "--resume", now=at(20)).stdout.splitlines()[0] == "alice"
+    assert evhub.ok("hello", "alice", "--resume", now=at(20)).stdout == "export EVHUB_SESSION=alice\n"
 
     rows = {s["id"]: s for s in js(evhub("sessions", "--json", now=at(30)))}
     assert set(rows) == {"session-1", "session-2", "alice"}
@@ -164,7 +164,7 @@ def test_a_new_incarnation_drops_old_claims_and_resume_keeps_them(evhub: Runner)
     # Both go silent past the TTL; then come back, alice afresh, bob resuming.
     back = evhub.ok("hello", "alice", now=at(400))
     # Never silent: stderr says which claims go and how to keep them; stdout stays eval-able.
-    assert back.stdout.splitlines() == ["alice", "export EVHUB_SESSION=alice"]
+    assert back.stdout == "export EVHUB_SESSION=alice\n"
     assert back.stderr == ("warning: alice started again without --resume: dropped its claims on api "
                            "(to keep them: evhub hello alice --resume)\n")
     assert evhub.ok("hello", "bob", "--resume", now=at(400)).stderr == ""

@@ -158,7 +158,7 @@ class Story:
                 self.failures.append(f"README.md:{cmd.line}: $ {cmd.text}\n--- the README shows:\n"
                                      + "".join(f"{line}\n" for line in cmd.expected)
                                      + f"--- the command printed (exit {done.returncode}):\n{actual}")
-            elif done.returncode != 0 and not any(line.startswith("error:") for line in cmd.expected):
+            elif done.returncode != 0 and not any(line.startswith(("error:", '{"error":')) for line in cmd.expected):
                 self.failures.append(f"README.md:{cmd.line}: $ {cmd.text}\nexited {done.returncode}:\n{actual}")
 
     def check(self) -> None:
