@@ -1,13 +1,14 @@
 """The Hub: the imperative shell around the pure core, and the use cases every front end calls.
 
-Every mutating call runs the one loop: take the hub lock -> catch up on the log -> decide against
-that state -> append all of its events in one write (fsync) -> publish (the read model and the
-views) -> release.  Reading calls catch up the same way, so the read model and the views mend
-themselves after any damage, and answer from that state.
+Every mutating call runs the one loop: take the hub lock -> catch up on the log -> take the hand
+edits of the views (in a write of their own) -> decide against that state -> append all of its
+events in one write (fsync) -> publish (the read model and the views) -> release.  Reading calls
+catch up the same way, so the read model and the views mend themselves after any damage, and answer
+from that state.
 
 Finding and creating hubs is in _place, loading the state in _cache, history queries in _history,
-verify in _verify, repair in the store (only it knows how its log is kept): the Hub calls them and
-keeps only the loop.
+what a hand edit of a view meant in _handedits, verify in _verify, repair in the store (only it knows
+how its log is kept): the Hub calls them and keeps only the loop.
 """
 
 from __future__ import annotations
