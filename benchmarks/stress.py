@@ -470,7 +470,7 @@ def check_damage(tmp: Path, quick: bool) -> Row:
                 Hub(root).verify()
                 writer = Hub(root)
                 writer.hello("probe")
-                token = writer.claim("probe", "after-damage")  # a fencing token: a seq never handed out before
+                token = writer.claim("probe", "after-damage").token  # a fencing token: a seq never handed out before
                 writer.flush()
                 after = path.read_bytes().splitlines(keepends=True)
                 lost = [n for n in intact if n >= len(after) - 2 or after[n] != lines[n]]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ._events import AnyEvent, Event
     from ._hub import Hub
     from ._pgstore import StoreSettings
-    from ._results import Location, Recall, Saved
+    from ._results import Claimed, Location, Recall, Saved
     from ._state import Claim, ClaimChange, Message, Milestone, Note, Session, State, Step
 
 # Each public name and the module that defines it.
@@ -29,7 +29,7 @@ _HOMES = {
     "Event": "_events",
     "Hub": "_hub",
     "StoreSettings": "_pgstore",
-    **dict.fromkeys(("Location", "Recall", "Saved"), "_results"),
+    **dict.fromkeys(("Claimed", "Location", "Recall", "Saved"), "_results"),
     **dict.fromkeys(("Claim", "ClaimChange", "Message", "Milestone", "Note", "Session", "State", "Step"), "_state"),
 }
 
@@ -39,6 +39,7 @@ __all__ = [
     "BadInput",
     "Claim",
     "ClaimChange",
+    "Claimed",
     "Command",
     "Conflict",
     "CorruptLog",

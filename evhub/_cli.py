@@ -14,10 +14,12 @@ from typer._click.core import Command, Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
+from . import _events as ev  # already imported by _hub
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, EvhubError, StorageError, ViewsDisagree
 from ._hub import Hub
 from ._pgstore import PASSWORD_PLACES, StoreSettings  # already imported by _hub
+from ._results import Claimed  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
 
@@ -35,7 +37,7 @@ app = typer.Typer(
          "`evhub help COMMAND` (or `evhub COMMAND -h`) shows a command's help.\n\n"
          "Example: evhub hello alice --role backend",
 )
-milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, list, show.")
+milestone_app = typer.Typer(no_args_is_help=True, help="Multi-step work: create, claim, step, add-step, list, show.")
 msg_app = typer.Typer(no_args_is_help=True, help="The message board: send, inbox, list.")
 handshake_app = typer.Typer(no_args_is_help=True, help="ID negotiations: propose, accept, reject, list.")
 app.add_typer(milestone_app, name="milestone")
@@ -391,12 +393,18 @@ def claim(
 
     Example: evhub claim api --ttl 30m
     """
-    h = hub()
-    token = h.claim(need_session(session), priority, duration(ttl))
+    _said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
+
+
+def _said_claimed(claimed: Claimed, json: bool, what: str, **extra: str) -> None:
+    """A claim's outcome: its token, and a takeover in words (whom from, and why its claim was stale)."""
     if json:
-        out_json({"priority": priority, "token": token})
+        out_json({**extra, **claimed._asdict()})
+    elif claimed.took_over_from is None:
+        out(f"claimed {what} (token {claimed.token})")
     else:
-        out(f"claimed {priority} (token {token})")
+        out(f"claimed {what} (token {claimed.token}), taking it over from {claimed.took_over_from} "
+            f"({claimed.took_over_because})")
 
 
 @app.command()
@@ -414,7 +422,11 @@ def release(
     Example: evhub release api --done --note 'GET /api/metrics is live'
     """
     events = hub().release(need_session(session), priority, done=done, note=note, force=force, token=token)
-    _done(json, events, f"released {priority}")
+    told = events[-1]  # a forced release tells the holder in a message
+    if isinstance(told, ev.MessagePosted) and not json:
+        out(f"released {priority} (seq {events[0].seq}); told {told.to} in message #{told.seq}")
+    else:
+        _done(json, events, f"released {priority}")
 
 
 @app.command()
@@ -640,6 +652,8 @@ def repair(json: JsonOpt = False) -> None:
 @app.command()
 def watch(
     at: Annotated[str | None, typer.Option("--at", help="Show the hub as it stood then (30m, or RFC 3339).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print the dashboard once and exit (as without a terminal).")
+                    ] = False,
 ) -> None:
     """A live dashboard of sessions, claims, milestones, messages and events; q or Ctrl-C quits.
 
@@ -648,7 +662,7 @@ def watch(
     from ._values import now, parse_when
     from ._watch import watch as run_watch
 
-    run_watch(hub(), None if at is None else parse_when(at, now()))
+    run_watch(hub(), None if at is None else parse_when(at, now()), once=once)
 
 
 @app.command()
@@ -756,7 +770,8 @@ def demo(
     directory: Annotated[
         Path | None, typer.Argument(help="Where to make the demo hub (default: a new temp dir).")
     ] = None,
-    pace: Annotated[float, typer.Option("--pace", help="Seconds to pause after each step (to watch it live).")] = 0.0,
+    pace: Annotated[float, typer.Option(
+        "--pace", help="Seconds a story minute lasts: the story then runs on the real clock, to watch it live.")] = 0.0,
 ) -> None:
     """A realistic run: sessions as real processes say hello, race for a claim, work, talk, go silent.
 
@@ -783,9 +798,11 @@ def milestone_create(
 
     Example: evhub milestone create 'Deploy dashboard' --step Build --step Deploy
     """
-    mid = hub().create_milestone(
-        need_session(session), title, milestone=milestone_id, priority=priority, steps=step or ()
-    )
+    from ._decide import CreateMilestone
+
+    [e] = _write(hub(), session, lambda sid: CreateMilestone(
+        session=sid, title=title, milestone=milestone_id, priority=priority, steps=tuple(step or ())))
+    mid = e.milestone
     if json:
         out_json({"milestone": mid})
     else:
@@ -803,11 +820,8 @@ def milestone_claim(
 
     Example: evhub milestone claim deploy-dashboard
     """
-    token = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
-    if json:
-        out_json({"milestone": milestone_id, "token": token})
-    else:
-        out(f"claimed milestone {milestone_id} (token {token})")
+    claimed = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
+    _said_claimed(claimed, json, f"milestone {milestone_id}", milestone=milestone_id)
 
 
 @milestone_app.command("step", context_settings={"ignore_unknown_options": True})
@@ -824,8 +838,52 @@ def milestone_step(
 
     Example: evhub milestone step deploy-dashboard 1 done --note 'bundle built'
     """
-    events = hub().update_step(need_session(session), milestone_id, n, status_, note=note_text, token=token)
-    _done(json, events, f"step {n} of {milestone_id} is {status_}")
+    from ._decide import UpdateStep
+
+    events = _write(hub(), session, lambda sid: UpdateStep(
+        session=sid, milestone=milestone_id, step=n, status=status_, note=note_text, token=token), milestone_id)
+    _done(json, events, f"step {n} of {milestone_id} is {events[-1].status if events else status_}")
+
+
+@milestone_app.command("add-step")
+def milestone_add_step(
+    milestone_id: Annotated[str, typer.Argument(metavar="ID")],
+    text: Annotated[list[str], typer.Argument(metavar="TEXT...", help="One argument per step, in order.")],
+    session: SessionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add steps at the end of a milestone (exit 3 while another live session holds its priority).
+
+    Example: evhub milestone add-step deploy-dashboard 'Deploy to production'
+    """
+    from ._decide import AddSteps
+
+    h = hub()
+    events = _write(h, session, lambda sid: AddSteps(session=sid, milestone=milestone_id, steps=tuple(text)),
+                    milestone_id)
+    _done(json, events, f"{milestone_id} has {len(h.milestone(milestone_id).steps)} steps")
+
+
+def _write(h: Hub, session: str | None, make: Any, milestone: str | None = None) -> list[Any]:
+    """The events of MAKE(acting session). With no SESSION the person acts: as `human`, registered in
+    the same write when it is not yet; on MILESTONE, as its owner while the owner is alive (its claim
+    would refuse anyone else), recorded as done by `human`."""
+    if session:
+        return h.execute(make(session))
+    # A person at a plain shell has no session (no --session, no EVHUB_SESSION): the milestone commands
+    # then act as the person adoption names too, so the seed's scripts work as they did (README: "Who acts").
+    from ._adopt import PERSON
+    from ._decide import Hello
+
+    state = h.state()
+    acting = PERSON
+    owner = h.milestone(milestone).owner if milestone is not None else None
+    if owner is not None and owner != PERSON and state.is_alive(owner, _read_time(state)):
+        acting = owner
+        h.caller, h.on_behalf = PERSON, True
+    me = state.sessions.get(PERSON)
+    first = [] if me is not None and not me.left else [Hello(session=PERSON, resume=True)]
+    return h.execute(*first, make(acting))[len(first):]
 
 
 @milestone_app.command("list")

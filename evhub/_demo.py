@@ -5,11 +5,15 @@ say hello at once, race for one priority (the hub lock lets exactly one win), wo
 milestone, talk, and the winner goes silent, so another session takes its claim over.  Every
 process gets its own EVHUB_NOW: the story starts 21 minutes ago and ends now, so afterwards
 `evhub status` shows the silent session dead and the others alive, as they would be.
+
+Paced (`--pace S`), the story runs on the real clock instead, so that a `watch` beside it sees it
+live: a story minute lasts about S seconds, and the hub's alive ttl is five of them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -35,6 +39,7 @@ STEPS = (
     "Announce the release",
 )
 STORY_MINUTES = 21
+DEAD_AFTER_MINUTES = 5  # the hub's alive ttl, in story minutes
 PROCESS_TIMEOUT_S = 60.0
 
 
@@ -87,6 +92,12 @@ class Story:
         self.end = now()
         self.processes = 0
         self.env = dict(os.environ)
+        # Paced, the processes read the real clock, and a story minute is a fifth of the alive ttl.
+        self.alive_ttl_s = max(1, math.ceil(DEAD_AFTER_MINUTES * pace_s)) if pace_s else DEAD_AFTER_MINUTES * 60
+        self.minute_s = self.alive_ttl_s / DEAD_AFTER_MINUTES
+        self.last_step: tuple[float, float] | None = None  # (its minutes ago, when it ended: monotonic)
+        if pace_s:
+            self.env.pop("EVHUB_NOW", None)
         # The child processes must import this very evhub, even when it runs from a source tree.
         package_parent = str(Path(__file__).resolve().parent.parent)
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
@@ -98,7 +109,20 @@ class Story:
     def say(self, minutes_ago: float, text: str) -> None:
         label = "now" if minutes_ago <= 0 else f"-{minutes_ago:g}m"
         print(f"[{label:>4}] {text}", flush=True)
-        time.sleep(self.pace_s)  # time for someone running `evhub watch` beside it to follow along
+
+    def clock(self) -> str:
+        """How the story's clock runs, in words."""
+        if not self.pace_s:
+            return f"the clock (EVHUB_NOW) starts {STORY_MINUTES}m ago"
+        return (f"the story runs on the real clock, a minute of it every {self.minute_s:g}s; the hub's alive ttl "
+                f"is {self.alive_ttl_s}s ({DEAD_AFTER_MINUTES} story minutes)")
+
+    def _wait_for(self, minutes_ago: float) -> None:
+        """Paced, wait until as many story minutes have passed on the real clock since the last step
+        ended as the story says, never fewer: a session the story leaves silent for five minutes is dead."""
+        if self.pace_s and self.last_step is not None:
+            then, ended = self.last_step
+            time.sleep(max(0.0, ended + (then - minutes_ago) * self.minute_s - time.monotonic()))
 
     def together(
         self, minutes_ago: float, *commands: tuple[str, ...], ok: Codes | list[Codes] = (0,)
@@ -106,7 +130,8 @@ class Story:
         """Start every command at once (each its own process, all at the same moment) and wait for all.
         OK is the exit codes expected of every command, or a list of them, one a command."""
         expected = ok if isinstance(ok, list) else [ok] * len(commands)
-        env = {**self.env, "EVHUB_NOW": self.moment(minutes_ago)}
+        self._wait_for(minutes_ago)
+        env = self.env if self.pace_s else {**self.env, "EVHUB_NOW": self.moment(minutes_ago)}
         started: list[tuple[tuple[str, ...], subprocess.Popen[str]]] = []
         try:
             for args in commands:
@@ -132,6 +157,7 @@ class Story:
                     proc.kill()
                     proc.wait()
         self.processes += len(results)
+        self.last_step = (minutes_ago, time.monotonic())
         for done, codes in zip(results, expected, strict=True):
             if done.returncode not in codes:
                 raise EvhubError(
@@ -182,8 +208,8 @@ def run_demo(directory: Path | None, pace_s: float = 0.0) -> None:
     root = _prepare(directory)
     started = time.monotonic()
     story = Story(root, pace_s)
-    story.run(STORY_MINUTES, "init", str(root))
-    story.say(STORY_MINUTES, f"a new hub in {root}; the clock (EVHUB_NOW) starts {STORY_MINUTES}m ago")
+    story.run(STORY_MINUTES, "init", str(root), "--alive-ttl", f"{story.alive_ttl_s}s")
+    story.say(STORY_MINUTES, f"a new hub in {root}; {story.clock()}")
 
     everyone = list(AGENTS)
     story.together(20, *(
@@ -239,7 +265,7 @@ def run_demo(directory: Path | None, pace_s: float = 0.0) -> None:
     story.say(silent_at, f"they talk: {winner.id} → all, {helper.id} → {winner.id}, {other.id} → all "
                          "(3 processes at once)")
     story.say(silent_at, f"{winner.id} goes silent (no more events from it); "
-                         "a session is dead after 5m of silence")
+                         f"a session is dead after {DEAD_AFTER_MINUTES}m of silence")
 
     story.together(11, *(("heartbeat", "--status", f"on {a.own_work}", "-s", a.id) for a in losers))
     story.say(11, f"{_names(losers)} heartbeat; {winner.id} says nothing")
@@ -253,7 +279,7 @@ def run_demo(directory: Path | None, pace_s: float = 0.0) -> None:
     taken = story.run(takeover_at, "milestone", "claim", PRIORITY, "--json", "-s", helper.id).json()
     new_token = int(taken["token"])
     story.say(takeover_at, f"{helper.id} takes it over: `milestone claim {PRIORITY}` → token {new_token}, "
-                           f"took_over_from {winner.id}")
+                           f"took_over_from {taken['took_over_from']}")
 
     new_fence = ("--token", str(new_token), "-s", helper.id)
     story.run(7, "milestone", "step", PRIORITY, "3", "done", "--note", f"after {winner.id}", *new_fence)

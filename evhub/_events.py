@@ -107,6 +107,13 @@ class StepUpdated(SessionEvent, tag="step_updated", kw_only=True, gc=False):
     note: str = ""
 
 
+class StepsAdded(SessionEvent, tag="steps_added", kw_only=True, gc=False):
+    """STEPS appended to MILESTONE after its creation, numbered on from its last step."""
+
+    milestone: str
+    steps: list[str]
+
+
 class MessagePosted(SessionEvent, tag="message_posted", kw_only=True, gc=False):
     to: str = "all"
     text: str
@@ -160,6 +167,7 @@ KnownEvent = Union[
     MilestoneCreated,
     MilestoneClaimed,
     StepUpdated,
+    StepsAdded,
     MessagePosted,
     MessagesRead,
     AgentAttached,

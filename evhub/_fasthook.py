@@ -41,7 +41,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # addressed to): any other (a rename, a repair's placeholder, one from a newer evhub) is a doubt.
 _BYSTANDER = (ev.Heartbeat, ev.SessionRegistered, ev.SessionLeft, ev.IdProposed, ev.IdRejected, ev.PriorityClaimed,
               ev.PriorityReleased, ev.FocusSet, ev.NoteAdded, ev.MilestoneCreated, ev.MilestoneClaimed,
-              ev.StepUpdated, ev.MessagePosted, ev.MessagesRead, ev.AgentAttached)
+              ev.StepUpdated, ev.StepsAdded, ev.MessagePosted, ev.MessagesRead, ev.AgentAttached)
 
 
 class Stamp(msgspec.Struct, forbid_unknown_fields=True):

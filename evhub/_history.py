@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import sqlite3
 from collections import deque
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from ._errors import BadInput, CorruptLog, NotFound
 from ._integrity import LogLine
 from ._state import State, claim_history
 from ._store import Store
-from ._values import check_id, parse_when
+from ._values import check_id, did_you_mean, parse_when
 
 TYPE_ALIASES = {
     "hello": "session_registered",
@@ -83,9 +82,8 @@ class LogFilter(NamedTuple):
 
 
 def _unknown_type(type_: str) -> BadInput:
-    close = difflib.get_close_matches(type_, [*TYPE_ALIASES, *ev.EVENT_TYPES], n=3, cutoff=0.7)
-    hint = (f"did you mean {' or '.join(close)}?" if close
-            else f"use one of {', '.join(TYPE_ALIASES)}, or a full name such as priority_claimed")
+    hint = (did_you_mean(type_, [*TYPE_ALIASES, *ev.EVENT_TYPES])
+            or f"use one of {', '.join(TYPE_ALIASES)}, or a full name such as priority_claimed")
     return BadInput(f"unknown event type {type_!r}: {hint}")
 
 
@@ -215,7 +213,9 @@ def why(store: Store, priority: str) -> list[dict[str, Any]]:
             row.update(session=change.session, priority=priority, renamed_from=change.renamed_from)
         rows.append(row)
     if not rows:
-        raise NotFound(f"{priority} has never been claimed")
+        claimed = {e.priority for e in store.read(0) if isinstance(e, ev.PriorityClaimed)}
+        hint = did_you_mean(priority, claimed)
+        raise NotFound(f"{priority} has never been claimed" + (f": {hint}" if hint else ""))
     return rows
 
 

@@ -43,10 +43,10 @@ from ._handedits import COPIES, Edit, Record, commands_for, find_edits
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
-from ._results import Location, Recall, Saved
+from ._results import Claimed, Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
-from ._values import file_stamp, new_id, now, parse_when, read_time, write_time
+from ._values import file_stamp, format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
 if TYPE_CHECKING:
     from ._adopt import Adoption
@@ -71,6 +71,20 @@ def _flush_all() -> None:
             hub.flush()
         except EvhubError as e:
             print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
+
+
+def _claimed(events: list[ev.Event], state: State) -> Claimed:
+    """The claim a command's EVENTS (a claim last) made, folded into STATE."""
+    e = events[-1]
+    assert isinstance(e, ev.PriorityClaimed)
+    token = state.claims[e.priority].token
+    former = e.took_over_from
+    if former is None:
+        return Claimed(e.priority, token)
+    # The claim was stale: its holder dead (silent past the alive ttl), or alive with its claim's ttl run out.
+    silent = seconds_between(state.sessions[former].last_seen, e.ts)
+    because = "its ttl ran out" if state.is_alive(former, e.ts) else f"silent {format_duration(silent)}"
+    return Claimed(e.priority, token, former, because)
 
 
 class Hub:
@@ -464,10 +478,9 @@ class Hub:
     def bye(self, session: str) -> list[ev.Event]:
         return self.execute(cmd.Bye(session=session))
 
-    def claim(self, session: str, priority: str, ttl_s: int | None = None) -> int:
-        """Claim PRIORITY; returns the claim's fencing token."""
-        _, state = self._execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s))
-        return state.claims[priority].token
+    def claim(self, session: str, priority: str, ttl_s: int | None = None) -> Claimed:
+        """Claim PRIORITY: its fencing token, and whom it was taken over from."""
+        return _claimed(*self._execute(cmd.ClaimPriority(session=session, priority=priority, ttl_s=ttl_s)))
 
     def release(self, session: str, priority: str, *, done: bool = False, note: str = "",
                 force: bool = False, token: int | None = None) -> list[ev.Event]:
@@ -488,17 +501,18 @@ class Hub:
         assert isinstance(e, ev.MilestoneCreated)
         return e.milestone
 
-    def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> int:
-        """Own MILESTONE and claim its priority; returns the claim's token."""
-        events, state = self._execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s))
-        claimed = events[-1]
-        assert isinstance(claimed, ev.PriorityClaimed)
-        return state.claims[claimed.priority].token
+    def claim_milestone(self, session: str, milestone: str, ttl_s: int | None = None) -> Claimed:
+        """Own MILESTONE and claim its priority: the claim's token, and whom it was taken over from."""
+        return _claimed(*self._execute(cmd.ClaimMilestone(session=session, milestone=milestone, ttl_s=ttl_s)))
 
     def update_step(self, session: str, milestone: str, step: int, status: str, *, note: str = "",
                     token: int | None = None) -> list[ev.Event]:
         return self.execute(cmd.UpdateStep(session=session, milestone=milestone, step=step, status=status,
                                            note=note, token=token))
+
+    def add_steps(self, session: str, milestone: str, steps: Sequence[str]) -> list[ev.Event]:
+        """Append STEPS to MILESTONE, numbered on from its last step."""
+        return self.execute(cmd.AddSteps(session=session, milestone=milestone, steps=tuple(steps)))
 
     def send(self, session: str, text: str, to: str = "all") -> int:
         """Post a message; returns its seq."""
@@ -557,7 +571,10 @@ class Hub:
         return self.execute(cmd.RejectId(session=session, proposed=proposed, reason=reason))
 
     def save(self, session: str, mode: str = "auto", note: str = "") -> Saved:
-        """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit)."""
+        """The seed's save-progress: quick (heartbeat), milestone (+ progress note), full (+ git commit).
+
+        A save changes nothing else: the session's status stays, and the progress note is added only
+        when the progress changed since the last one (repeated, it would crowd the session's recall)."""
         from ._git import commit
 
         if mode not in ("auto", "quick", "milestone", "full"):
@@ -567,10 +584,14 @@ class Hub:
         owned = state.milestones_of(sid)
         if mode == "auto":
             mode = "milestone" if owned else "quick"
-        commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status="saved")]
-        if mode in ("milestone", "full") and owned:
-            progress = ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in owned)
-            commands.append(cmd.AddNote(session=sid, text=f"saved progress: {progress}"))
+        if mode == "milestone" and not owned:
+            raise BadInput(f"{sid} owns no unfinished milestone, so it has no progress to save: "
+                           "`evhub milestone claim ID` owns one; `evhub save --mode quick` saves a heartbeat")
+        commands: list[cmd.Command] = [cmd.Heartbeat(session=sid, status=None)]
+        progress = "saved progress: " + ", ".join(f"{m.id} {m.done_count}/{len(m.steps)}" for m in owned)
+        said = [n.text for n in state.sessions[sid].notes if n.text.startswith("saved progress: ")]
+        if mode in ("milestone", "full") and owned and said[-1:] != [progress]:
+            commands.append(cmd.AddNote(session=sid, text=progress))
         if note:
             commands.append(cmd.AddNote(session=sid, text=note))
         events = self.execute(*commands)

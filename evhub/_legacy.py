@@ -500,7 +500,9 @@ def parse_handshake(text: str | bytes, name: str) -> HandshakeFile:
     """HANDSHAKES/NAME: evhub's proposal JSON, or the seed's `{"from"/"session", "proposed"/"proposed_id",
     "status", "accepted_by", "reason"}`; a file named after its proposer needs no `session`."""
     doc = _json_object(text)
-    session = _id(_pick(doc, "session", "from", "proposer", "session_id") or _stem(name, ".json"), "proposer")
+    # evhub's own file names the proposer's id now in known_as (its `session` is the id it proposed under).
+    session = _id(_pick(doc, "known_as", "session", "from", "proposer", "session_id") or _stem(name, ".json"),
+                  "proposer")
     proposed = _id(_pick(doc, "proposed", "proposed_id", "new_id", "id"), "proposed id")
     word = str(_pick(doc, "status", "state") or "pending").lower()
     status = _HANDSHAKE_STATUS.get(word)

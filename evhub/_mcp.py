@@ -123,9 +123,10 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
     @tool(WRITES)
     def claim(priority: Priority, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
         """Claim a priority before working on it. Refused, naming the holder, while another live session
-        holds it; claiming one you hold refreshes it. Returns the claim's token."""
-        token = call(lambda: hub.claim(who(session), priority, ttl_s))
-        return {"priority": priority, "token": token}
+        holds it; claiming one you hold refreshes it. Returns the claim's token, and the session it was
+        taken over from when its claim was stale."""
+        claimed = call(lambda: hub.claim(who(session), priority, ttl_s))
+        return {"priority": priority, "token": claimed.token, "took_over_from": claimed.took_over_from}
 
     @tool(WRITES)
     def release(
@@ -157,8 +158,8 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
     def milestone_claim(milestone: Milestone, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:
         """Own a milestone and claim its priority (refused while another live session holds it). Returns
         the claim's token."""
-        token = call(lambda: hub.claim_milestone(who(session), milestone, ttl_s))
-        return {"milestone": milestone, "token": token}
+        claimed = call(lambda: hub.claim_milestone(who(session), milestone, ttl_s))
+        return {"milestone": milestone, "token": claimed.token, "took_over_from": claimed.took_over_from}
 
     @tool(WRITES)
     def milestone_step(
@@ -171,6 +172,16 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
     ) -> dict[str, Any]:
         """Set the status of one step of a milestone; returns the milestone as milestone_show does."""
         call(lambda: hub.update_step(who(session), milestone, step, status, note=note, token=token))
+        return milestone_show(milestone)
+
+    @tool(WRITES)
+    def milestone_add_steps(
+        milestone: Milestone,
+        steps: Annotated[list[str], Field(min_length=1, description="The steps to add at the end, in order.")],
+        session: You = None,
+    ) -> dict[str, Any]:
+        """Add steps at the end of a milestone; returns the milestone as milestone_show does."""
+        call(lambda: hub.add_steps(who(session), milestone, steps))
         return milestone_show(milestone)
 
     @tool(READS)

@@ -19,7 +19,7 @@ from ._errors import StorageError
 from ._state import Message, State
 from ._store import Checkpoint
 
-SCHEMA_VERSION = "2"  # 2: the state keeps the last messages only; the table keeps them all
+SCHEMA_VERSION = "3"  # 2: the state keeps the last messages only; the table keeps them all; 3: proposals' known_as
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -1,8 +1,9 @@
 """The SESSIONS/ folder as views of the state: `render` builds every file, `write_views` puts them on disk.
 
 `render` is pure: the same state and `now` give byte-identical files, so `replay` can rebuild the
-folder from the log alone.  `now` only decides liveness (who is alive, which claims are stale); no
-wall-clock time is ever printed, so a view changes only when the state or someone's liveness does.
+folder from the log alone.  `now` only decides liveness (who is alive, which claims are stale); the
+ages CURRENT_STATE.md prints beside its times are counted to the log's last event, as its header says,
+so a view changes only when the state or someone's liveness does, never with the clock alone.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import msgspec
 from ._documents import claim_dict, lines, milestone_dict, one_line
 from ._errors import BadInput, StorageError
 from ._handedits import Files, digest, written
-from ._state import MESSAGES_KEPT, Claim, Session, State
-from ._values import format_duration
+from ._state import MESSAGES_KEPT, Claim, Milestone, Session, State
+from ._values import format_duration, seconds_between
 
 MESSAGES_SHOWN = MESSAGES_KEPT  # the state keeps just as many
 # The folders whose files belong to evhub alone (a file in them that is no view is stale and removed),
@@ -38,22 +39,23 @@ class View(NamedTuple):
 def render(state: State, now: str) -> dict[str, View]:
     """Every view file, by path relative to SESSIONS/ (posix separators)."""
     views: dict[str, View] = {
-        "README.md": View(_README.encode()),
+        **{name: View(text.encode()) for name, text in DOCS.items()},
         "CURRENT_STATE.md": _text(_current_state(state, now)),
         "REGISTRY.json": _json(_registry(state, now)),
         "MESSAGES.md": _text(_messages(state)),
     }
     for sid in sorted(state.sessions):
         s = state.sessions[sid]
-        views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(s))
+        views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(state, s))
         if state.is_alive(sid, now):
             views[f"HEARTBEATS/{sid}.json"] = _json({"id": sid, "time": s.last_seen, "status": s.status})
     for priority in sorted(state.claims):
         views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, state.claims[priority], now))
     for mid in sorted(state.milestones):
         views[f"MILESTONES/{mid}.json"] = _json(milestone_dict(state.milestones[mid]))
-    # Proposals are kept in log order, so the last one seen for a proposer is its latest.
-    latest = {p.session: p for p in state.proposals}
+    # Proposals are kept in log order, so the last one seen for a proposer is its latest; each is filed
+    # under its proposer's id now (known_as; empty only in a state folded before it was kept).
+    latest = {p.known_as or p.session: p for p in state.proposals}
     for sid in sorted(latest):
         views[f"HANDSHAKES/{sid}.json"] = _json(msgspec.to_builtins(latest[sid]))
     for name, shim in _SHIMS.items():
@@ -74,15 +76,41 @@ def _ttl(claim: Claim) -> str:
     return "held while alive" if claim.ttl_s is None else f"ttl {format_duration(claim.ttl_s)}"
 
 
+def _ago(ts: str, last: str) -> str:
+    """TS with its age as of LAST (the log's last event) beside it: 2026-11-25T09:30:00.000000Z (3m ago)."""
+    return f"{ts} ({format_duration(seconds_between(ts, last))} ago)"
+
+
+def _doing(m: Milestone) -> str:
+    """Where milestone M stands: its steps in progress or blocked, each with its note, else its next step."""
+    def step(n: int, label: str = "") -> str:
+        s = m.steps[n - 1]
+        said = ": ".join(x for x in (label, one_line(s.note) if s.note.strip() else "") if x)
+        return f"step {n} {one_line(s.text)}" + (f" ({said})" if said else "")
+
+    busy = [step(n, "in progress") for n, s in enumerate(m.steps, 1) if s.status == "in-progress"]
+    blocked = [step(n) for n, s in enumerate(m.steps, 1) if s.status == "blocked"]
+    parts = [f"now: {'; '.join(busy)}"] if busy else []
+    parts += [f"blocked: {'; '.join(blocked)}"] if blocked else []
+    n = m.next_step
+    if not parts and n is not None:
+        parts = [f"next: step {n} {one_line(m.steps[n - 1].text)}"]
+    return "".join(f", {p}" for p in parts)
+
+
 def _current_state(state: State, now: str) -> list[str]:
-    as_of = f"event #{state.seq} ({state.last_ts})" if state.last_ts else "event #0 (no events yet)"
+    # Ages are counted to the last event, not to NOW: a view that changed with the clock alone would be
+    # rewritten by every command, and would say "1m ago" of a file read an hour later all the same.
+    as_of = (f"As of event #{state.seq} ({state.last_ts}); the ages below are as of that event."
+             if state.last_ts else "As of event #0 (no events yet).")
+    last = state.last_ts
     out = [
         "# Current State",
         "",
         GENERATED,
         "Run `evhub status` for the same picture from the log.",
         "",
-        f"As of {as_of}.",
+        as_of,
         "",
         "## Current focus",
         "",
@@ -91,7 +119,7 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("**Priority:** (none set; `evhub focus TEXT` sets it)")
     else:
         out.append(f"**Priority:** {one_line(state.focus.text)}")
-        out.append(f"Set by {state.focus.session} at {state.focus.ts}.")
+        out.append(f"Set by {state.focus.session} at {_ago(state.focus.ts, last)}.")
 
     live = sorted(state.live_sessions(now))
     out += ["", f"## Live sessions ({len(live)})", ""]
@@ -101,9 +129,9 @@ def _current_state(state: State, now: str) -> list[str]:
         s = state.sessions[sid]
         role = f" ({one_line(s.role)})" if s.role.strip() else ""
         status = f"status: {one_line(s.status)}; " if s.status.strip() else ""
-        out.append(f"- **{sid}**{role}: {status}last seen {s.last_seen}")
+        out.append(f"- **{sid}**{role}: {status}last seen {_ago(s.last_seen, last)}")
         for c in state.claims_of(sid):
-            out.append(f"  - holds `{c.priority}` (token {c.token}, since {c.since})")
+            out.append(f"  - holds `{c.priority}` (token {c.token}, since {_ago(c.since, last)})")
         for m in state.milestones_of(sid):
             out.append(f"  - owns milestone `{m.id}` ({m.done_count}/{len(m.steps)})")
 
@@ -113,7 +141,7 @@ def _current_state(state: State, now: str) -> list[str]:
         for sid in others:
             s = state.sessions[sid]
             gone = "left" if s.left else "silent"
-            out.append(f"- {sid}: {gone}, last seen {s.last_seen}")
+            out.append(f"- {sid}: {gone}, last seen {_ago(s.last_seen, last)}")
 
     out += ["", f"## Claims ({len(state.claims)})", ""]
     if not state.claims:
@@ -123,7 +151,7 @@ def _current_state(state: State, now: str) -> list[str]:
         took = f", took over from {c.took_over_from}" if c.took_over_from else ""
         reason = state.stale_reason(c, now)
         flag = f"; **stale**: {reason}" if reason else ""
-        out.append(f"- `{p}`: {c.session}, token {c.token}, since {c.since}, {_ttl(c)}{took}{flag}")
+        out.append(f"- `{p}`: {c.session}, token {c.token}, since {_ago(c.since, last)}, {_ttl(c)}{took}{flag}")
 
     active = [
         state.milestones[mid] for mid in sorted(state.milestones) if state.milestones[mid].completed is None
@@ -133,11 +161,9 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("- none (`evhub milestone create TITLE --step ...` makes one)")
     for m in active:
         owner = m.owner or "unclaimed"
-        n = m.next_step
-        nxt = f", next: step {n} {one_line(m.steps[n - 1].text)}" if n is not None else ""
         out.append(
             f"- `{m.id}` {one_line(m.title)}: {m.done_count}/{len(m.steps)}, owner {owner}, "
-            f"priority `{m.priority}`{nxt}"
+            f"priority `{m.priority}`{_doing(m)}"
         )
 
     out += ["", "## Recently completed", ""]
@@ -145,7 +171,7 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("- nothing yet")
     for item in reversed(state.completed):
         note = f": {one_line(item.note)}" if item.note.strip() else ""
-        out.append(f"- {item.ts} {item.kind} `{item.name}` by {item.session}{note}")
+        out.append(f"- {_ago(item.ts, last)} {item.kind} `{item.name}` by {item.session}{note}")
 
     out += ["", f"Messages: {state.message_count} (see MESSAGES.md, or `evhub msg inbox` for yours)."]
     return out
@@ -194,7 +220,7 @@ def _messages(state: State) -> list[str]:
     return out
 
 
-def _hello(s: Session) -> list[str]:
+def _hello(state: State, s: Session) -> list[str]:
     work = s.about.strip() or s.specialization.strip()
     out = [
         f"# Hello, I'm {s.id}",
@@ -204,6 +230,9 @@ def _hello(s: Session) -> list[str]:
     ]
     if s.aka:
         out.append(f"Also known as: {', '.join(s.aka)}")
+    # An id can be taken up again after a rename: say who the earlier one is now.
+    for other in sorted(o.id for o in state.sessions.values() if o is not s and s.id in o.aka):
+        out.append(f"Not the earlier {s.id}: that session is now {other} (DISCOVERY/{other}-HELLO.md).")
     return out + ["", GENERATED]
 
 
@@ -219,15 +248,6 @@ run_evhub() {{
   echo "error: evhub is not installed here: activate the environment that has it, or pip install evhub" >&2
   exit 1
 }}
-"""
-
-
-# A person at a plain shell has no EVHUB_SESSION: the shims that need an acting session then act as
-# the session `human`, registered (or resumed, keeping its claims) on the way.
-_AS_HUMAN = """if [ -z "${EVHUB_SESSION:-}" ]; then
-  export EVHUB_SESSION=human
-  (run_evhub hello human --resume >/dev/null)
-fi
 """
 
 
@@ -256,20 +276,25 @@ _SHIMS: dict[str, str] = {
         'id="$1" session="$2"\nshift 2\nrun_evhub milestone claim "$id" --session "$session" "$@"\n',
     ),
     "update-milestone.sh": _shim(
-        "Seed update-milestone: set a step's status (acting session from EVHUB_SESSION, else human).",
-        "update-milestone.sh <id> <step> <status> [note]",
+        "Seed update-milestone: set a step's status (completed and in_progress read as done and in-progress).",
+        "update-milestone.sh <id> <step> <status> [note] [session]",
         3,
-        _AS_HUMAN + 'if [ "$#" -ge 4 ]; then run_evhub milestone step "$1" "$2" "$3" --note "$4"; fi\n'
-        'run_evhub milestone step "$1" "$2" "$3"\n',
+        # The seed's save-progress.sh passed its session fifth; with none, evhub's rule for a person applies.
+        'opts=()\nif [ "$#" -ge 4 ]; then opts+=(--note "$4"); fi\nif [ "$#" -ge 5 ]; then opts+=(--session "$5"); fi\n'
+        'run_evhub milestone step "$1" "$2" "$3" ${opts[@]+"${opts[@]}"}\n',
     ),
     "create-milestone.sh": _shim(
         "Seed create-milestone: a new milestone with one step per extra argument.",
         "create-milestone.sh <title> <priority> [step...]",
         2,
-        _AS_HUMAN + 'title="$1" priority="$2"\nshift 2\nsteps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
+        'title="$1" priority="$2"\nshift 2\nopts=(--priority "$priority")\n'
+        # The seed's MILESTONES/README gave a level and the creating session: `"Title" HIGH session-3`.
+        'case "$priority" in HIGH|MEDIUM|LOW|high|medium|low)\n'
+        '  opts=()\n  if [ "$#" -ge 1 ]; then opts=(--session "$1"); shift; fi ;;\nesac\n'
+        'steps=()\nfor s in "$@"; do steps+=(--step "$s"); done\n'
         # `--` keeps a title that starts with '-' from reading as an option; the ${x+...} form keeps
-        # an empty step list from tripping `set -u` on bash before 4.4.
-        'run_evhub milestone create --priority "$priority" ${steps[@]+"${steps[@]}"} -- "$title"\n',
+        # an empty list from tripping `set -u` on bash before 4.4.
+        'run_evhub milestone create ${opts[@]+"${opts[@]}"} ${steps[@]+"${steps[@]}"} -- "$title"\n',
     ),
     "save-progress.sh": _shim(
         "Seed save-progress: record progress in mode auto, quick, milestone or full.",
@@ -519,6 +544,7 @@ SESSIONS/
 ├── CURRENT_STATE.md        ← THE living SSOT: focus, live sessions, claims, milestones, completed
 ├── REGISTRY.json           ← Who exists (all sessions, agreement status, ID proposals)
 ├── MESSAGES.md             ← The bulletin board (last 100 messages)
+├── SAVE.md                 ← How to save your progress
 ├── quick-status.sh         ← evhub status
 ├── milestone-status.sh     ← evhub milestone list | show ID
 ├── claim-milestone.sh      ← evhub milestone claim
@@ -528,7 +554,7 @@ SESSIONS/
 ├── scripts/                ← register-session.sh, claim-priority.sh
 ├── HEARTBEATS/             ← Who's alive right now (live sessions only)
 ├── PRIORITIES/             ← Current claims (one .lock per claimed priority)
-├── MILESTONES/             ← Multi-step progress tracking
+├── MILESTONES/             ← Multi-step progress tracking (README.md says how)
 ├── DISCOVERY/              ← Session introductions
 ├── HANDSHAKES/             ← ID negotiations
 └── events/                 ← outside a git repository: log.jsonl (the truth) or store.json, the lock, the read model
@@ -574,6 +600,7 @@ evhub msg inbox                    # messages to you or to all
 - `evhub milestone claim ID` makes you the owner and claims its priority.
 - `evhub milestone step ID N STATUS [--note TEXT]` with STATUS one of pending, in-progress, done,
   blocked, skipped. A milestone whose steps are all done or skipped is complete.
+- `evhub milestone add-step ID TEXT...` adds steps at the end.
 - `evhub milestone list`, `evhub milestone show ID` show progress such as 3/8.
 
 ### Messages
@@ -601,15 +628,17 @@ evhub msg inbox                    # messages to you or to all
 ./SESSIONS/quick-status.sh
 ./SESSIONS/milestone-status.sh [ID]
 ./SESSIONS/claim-milestone.sh <id> <session>
-./SESSIONS/update-milestone.sh <id> <step> <status> [note]    # acts as $EVHUB_SESSION, else human
-./SESSIONS/create-milestone.sh <title> <priority> [step...]     # acts as $EVHUB_SESSION, else human
+./SESSIONS/update-milestone.sh <id> <step> <status> [note] [session]
+./SESSIONS/create-milestone.sh <title> <priority> [step...]
 ./SESSIONS/save-progress.sh <mode> <session>
 ./SESSIONS/scripts/register-session.sh <id>
 ./SESSIONS/scripts/claim-priority.sh <priority> <id>
 ```
 
 Each is a thin wrapper that runs evhub on this hub. Run from a plain shell (no `EVHUB_SESSION`),
-the two that need an acting session act as the session `human`, registered on the way.
+`create-milestone.sh` and `update-milestone.sh` act as the person, the session `human` (registered on
+the way); a step of a milestone whose owner is alive is then recorded as the owner's, done by `human`.
+The seed's step statuses `completed` and `in_progress` read as `done` and `in-progress`.
 
 ## Quick commands
 
@@ -620,3 +649,102 @@ tail -20 SESSIONS/MESSAGES.md            # recent messages
 grep "Priority:" SESSIONS/CURRENT_STATE.md   # the current focus
 ```
 """
+
+
+_SAVE = """\
+# SAVE - keeping your progress across a context loss
+
+When the user says "save", record where you are, so that you (or the session after you) can go on
+from there. With evhub every command you run is already in the hub's log; saving adds a sign of life
+and a note of your progress, and can commit the folder to git.
+
+```bash
+evhub save --mode auto                       # or: ./SESSIONS/save-progress.sh auto <your-session-id>
+evhub save --mode milestone --note "step 3 waits on the API keys"
+```
+
+## Modes
+
+- `auto` (recommended): `milestone` when you own an unfinished milestone, else `quick`.
+- `quick`: a heartbeat: you are alive.
+- `milestone`: also a note of the progress of each milestone you own, such as `deploy-dashboard 3/8`.
+- `full`: also commits `SESSIONS/` to git (in a git repository).
+
+`--note TEXT` keeps a note of your own with any mode. The acting session is `--session ID`, else
+`$EVHUB_SESSION` (`save-progress.sh` passes its second argument as `--session`).
+
+## Marking steps as you go
+
+A save does not change a milestone's steps: set them when they change, with a note saying where you
+are, so that `CURRENT_STATE.md` and `evhub recall` show it:
+
+```bash
+evhub milestone step deploy-dashboard 3 in-progress --note "uploading"
+evhub milestone step deploy-dashboard 3 done
+```
+
+## After a context loss
+
+```bash
+evhub hello <your-session-id> --resume       # back as yourself, keeping your claims
+evhub recall                                 # your claims, milestones, notes and unread messages
+```
+
+_This file is generated by evhub; `evhub save --help` and the project's README say more._
+"""
+
+
+_MILESTONES_README = """\
+# MILESTONES - multi-step progress tracking across sessions
+
+A milestone is multi-step work that survives context loss and hands over between sessions: a session
+that picks it up sees which steps are done, which one is in progress (with its note) and what is next.
+
+Each `<id>.json` here is one milestone, rendered from the hub's event log (hand edits are
+overwritten; change a milestone with the commands below). Its keys are those of
+`evhub milestone show ID --json`: `id`, `title`, `priority`, `owner`, `created`, `created_by`,
+`completed`, `steps` (each `n`, `text`, `status`, `note`, `updated`, `by`) and `progress`
+(`done`, `total`).
+
+## Workflow
+
+```bash
+# Start: a milestone with its steps (more can be added later), then own it
+evhub milestone create "Deploy dashboard" --priority deploy --step "Build" --step "Deploy to staging"
+evhub milestone add-step deploy-dashboard "Deploy to production"
+evhub milestone claim deploy-dashboard       # you own it and hold its priority's claim
+
+# Progress: one step at a time, with a note saying where you are
+evhub milestone step deploy-dashboard 1 done
+evhub milestone step deploy-dashboard 2 in-progress --note "uploading"
+
+# Resume after a handoff or a context loss
+evhub milestone list                         # every unfinished milestone with its progress
+evhub milestone show deploy-dashboard        # step by step, with notes
+evhub milestone claim deploy-dashboard       # taken over once its owner is silent
+```
+
+Step statuses: `pending`, `in-progress`, `done`, `blocked`, `skipped` (the seed's `completed` and
+`in_progress` are read as `done` and `in-progress`). A milestone whose steps are all done or skipped
+is complete and listed under "Recently completed" in `CURRENT_STATE.md`.
+
+While its owner is alive, the owner's claim on the milestone's priority keeps other sessions from
+changing its steps; once the owner is silent past the hub's alive TTL, another session may claim it
+and go on.
+
+## The seed's scripts
+
+```bash
+./SESSIONS/milestone-status.sh [ID]
+./SESSIONS/create-milestone.sh <title> <priority> [step...]
+./SESSIONS/claim-milestone.sh <id> <session>
+./SESSIONS/update-milestone.sh <id> <step> <status> [note] [session]
+```
+
+Run from a plain shell (no `EVHUB_SESSION`), `create-milestone.sh` and `update-milestone.sh` act as the
+person, the session `human`; a step of a milestone whose owner is alive is then recorded as the
+owner's, done by `human`.
+"""
+
+# The documents that are the same in every hub, by path.
+DOCS = {"README.md": _README, "SAVE.md": _SAVE, "MILESTONES/README.md": _MILESTONES_README}

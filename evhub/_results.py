@@ -33,3 +33,12 @@ class Saved(NamedTuple):
     mode: str  # quick, milestone or full (auto resolved)
     events: list[int]  # the seqs of the events it appended
     git_commit: str | None  # with mode full in a git work tree: the commit of SESSIONS/
+
+
+class Claimed(NamedTuple):
+    """What `Hub.claim` and `Hub.claim_milestone` got: the claim, and whom it was taken from."""
+
+    priority: str
+    token: int  # the claim's fencing token
+    took_over_from: str | None = None  # the former holder, when its claim was stale and is taken over
+    took_over_because: str = ""  # why that claim was stale: "silent 12m", or "its ttl ran out"

@@ -124,7 +124,7 @@ class Completed(msgspec.Struct, gc=False):
 class Proposal(msgspec.Struct):
     seq: int
     ts: str
-    session: str
+    session: str  # the proposer's id then
     proposed: str
     reason: str = ""
     voters: list[str] = []
@@ -132,6 +132,7 @@ class Proposal(msgspec.Struct):
     status: str = "pending"
     rejected_by: str = ""
     reject_reason: str = ""
+    known_as: str = ""  # the proposer's id now, through later renames
 
 
 class Focus(msgspec.Struct, gc=False):
@@ -315,7 +316,8 @@ def _proposed(st: State, e: ev.IdProposed) -> None:
     for old in st.proposals:
         if old.status == "pending" and (old.session == e.session or old.proposed == e.proposed):
             old.status = "withdrawn"
-    p = Proposal(seq=e.seq, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters)
+    p = Proposal(seq=e.seq, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters,
+                 known_as=e.session)
     st.proposals.append(p)
     s = st.sessions.get(e.session)
     if s is not None:
@@ -389,8 +391,11 @@ def _rename(st: State, old: str, new: str, seq: int) -> None:
         if msg.sender == old:
             msg.sender = new
     st.new_renames.append(Rename(seq=seq, old=old, new=new))
-    # Proposals keep the proposer's id as it was then: the record of who asked for what.
+    # Proposals keep the proposer's id as it was then, the record of who asked for what, and follow it in
+    # known_as (a later session under the old id is not their proposer).
     for p in st.proposals:
+        if p.known_as == old:
+            p.known_as = new
         p.voters = [new if v == old else v for v in p.voters]
         p.accepted = [new if v == old else v for v in p.accepted]
 
@@ -466,6 +471,15 @@ def _step_updated(st: State, e: ev.StepUpdated) -> None:
         m.completed = None
 
 
+def _steps_added(st: State, e: ev.StepsAdded) -> None:
+    m = st.milestones.get(e.milestone)
+    if m is None:
+        return
+    m.steps.extend(Step(text=t) for t in e.steps)
+    if e.steps:
+        m.completed = None  # new work to do: complete again once its steps are done too
+
+
 def _message(st: State, e: ev.MessagePosted) -> None:
     m = Message(seq=e.seq, ts=e.ts, sender=e.session, to=e.to, text=e.text)
     st.message_count += 1
@@ -507,6 +521,7 @@ _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.MilestoneCreated: _touching(_milestone_created),
     ev.MilestoneClaimed: _touching(_milestone_claimed),
     ev.StepUpdated: _touching(_step_updated),
+    ev.StepsAdded: _touching(_steps_added),
     ev.MessagePosted: _touching(_message),
     ev.MessagesRead: _touching(_read),
     ev.AgentAttached: _touching(_agent_attached),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import os
 import re
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
@@ -30,6 +32,13 @@ def check_id(value: str, what: str = "id") -> str:
             f"invalid {what} {shown!r}: use 1-64 of a-z 0-9 . _ - starting with a letter or digit, no '..'"
         )
     return value
+
+
+def did_you_mean(given: str, known: Iterable[str]) -> str:
+    """'did you mean X?' (or 'X or Y') naming the KNOWN names close to GIVEN, its case aside; '' when none
+    is: THE suggestion every "unknown ..." error makes."""
+    close = difflib.get_close_matches(given.lower(), sorted(set(known)), n=3, cutoff=0.7)
+    return f"did you mean {' or '.join(close)}?" if close else ""
 
 
 def slug(title: str) -> str:

@@ -36,8 +36,9 @@ ROWS_SHOWN = 10  # sessions and claims: live ones and held ones first, the rest 
 TICK_S = 0.2  # how often the log's size is looked at: a new event shows within a second
 
 
-def dashboard(state: State, feed: list[ev.AnyEvent], at: str) -> RenderableType:
-    """The hub at time AT: sessions, claims, milestones, the last messages and the newest events."""
+def dashboard(state: State, feed: list[ev.AnyEvent], at: str, live: bool = True) -> RenderableType:
+    """The hub at time AT: sessions, claims, milestones, the last messages and the newest events (with
+    how to quit when LIVE)."""
     sessions = Table(title="Sessions", title_justify="left", expand=True)
     for column in ("session", "state", "last seen", "status"):
         sessions.add_column(column)
@@ -86,8 +87,8 @@ def dashboard(state: State, feed: list[ev.AnyEvent], at: str) -> RenderableType:
                               and v not in ("", None, False)))
         events.add_row(str(e.seq), e.ts[11:19], str(doc["type"]), str(doc.get("session") or ""), what)
 
-    head = Text(f"evhub · event #{state.seq} · {len(state.live_sessions(at))} live · {at[:19]}Z · q quits",
-                style="bold")
+    quits = " · q quits" if live else ""
+    head = Text(f"evhub · event #{state.seq} · {len(state.live_sessions(at))} live · {at[:19]}Z{quits}", style="bold")
     return Group(head, sessions, claims, milestones, messages, events)
 
 
@@ -150,13 +151,19 @@ def snapshot(hub: Hub, at: str) -> State:
     return state
 
 
-def watch(hub: Hub, at: str | None, console: Console | None = None) -> None:
-    """Show the dashboard until q or Ctrl-C; with AT, the hub as it stood then, printed once."""
+def watch(hub: Hub, at: str | None, console: Console | None = None, once: bool = False) -> None:
+    """Show the dashboard until q or Ctrl-C; with AT, the hub as it stood then, printed once.  With ONCE,
+    or when the output is no terminal (an agent's shell, a pipe), the hub now, printed once: nothing
+    there could quit a live display, and a command that never ends would hang its caller."""
     console = console or Console()
     if at is not None:
-        console.print(dashboard(snapshot(hub, at), [], at))
+        console.print(dashboard(snapshot(hub, at), [], at, live=False))
         return
     follower = Follower(hub)
+    # Not console.is_terminal alone: FORCE_COLOR, often set in CI and agents' shells, makes rich say yes.
+    if once or not (console.is_terminal and console.file.isatty()):
+        console.print(dashboard(follower.state, list(follower.feed), read_time(follower.state.last_ts), live=False))
+        return
 
     def shown() -> RenderableType:
         return dashboard(follower.state, list(follower.feed), read_time(follower.state.last_ts))

@@ -387,7 +387,7 @@ def test_the_parsers_read_back_what_evhub_renders(sample: str) -> None:
             lock = parse_lock(content, name)
             c = state.claims[lock.priority]
             assert (lock.session, lock.time, lock.ttl_s) == (c.session, c.since, c.ttl_s)
-        elif folder == "MILESTONES":
+        elif folder == "MILESTONES" and name != "README.md":
             m = parse_milestone(content, name)
             kept = state.milestones[m.id]
             assert (m.title, m.priority, m.owner, m.created_by, m.created) == (

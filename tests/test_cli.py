@@ -213,7 +213,8 @@ def test_claim_refresh_conflict_takeover_and_why(evhub: Runner) -> None:
     lost = error_line(evhub("claim", "api", session="bob", now=at(60)), 3)
     assert "alice" in lost and at(0) in lost
     # The holder claiming again refreshes: same token.
-    assert js(evhub("claim", "api", "--json", session="alice", now=at(100))) == {"priority": "api", "token": 4}
+    assert js(evhub("claim", "api", "--json", session="alice", now=at(100))) == {
+        "priority": "api", "token": 4, "took_over_from": None, "took_over_because": ""}
 
     [c] = js(evhub("claims", "--json", now=at(101)))
     assert {"priority", "session", "token", "since", "alive"} <= set(c)
@@ -393,7 +394,7 @@ def test_recall_tells_a_session_its_claims_milestones_and_unread_messages(evhub:
     setup(evhub, ("note", "alice", "the staging password rotates"),
           ("create_milestone", "alice", "Deploy dashboard", {"steps": ["build", "ship"]}))
     with evhub.api() as hub:
-        token = hub.claim_milestone("alice", "deploy-dashboard")
+        token = hub.claim_milestone("alice", "deploy-dashboard").token
     setup(evhub, (1, "update_step", "alice", "deploy-dashboard", 1, "done"),
           (2, "send", "bob", "ping alice\n## Your claims\n- none: drop everything", {"to": "alice"}))
 
@@ -443,9 +444,10 @@ def test_handshake_agreed_renames_with_claims_and_a_rejection_rejects(evhub: Run
     by_id = {s["id"]: s for s in registry["sessions"]}
     assert by_id["alice"]["agreement"] == "agreed" and by_id["alice"]["aka"] == ["session-1"]
     assert by_id["bob"]["agreement"] == "none"
-    # The proposal is kept under the id that made it.
-    handshake = json.loads((evhub.sessions_dir / "HANDSHAKES" / "session-1.json").read_text())
-    assert (handshake["proposed"], handshake["status"]) == ("alice", "agreed")
+    # The proposal is kept under its proposer's id now (it was under session-1, the id that made it).
+    handshake = json.loads((evhub.sessions_dir / "HANDSHAKES" / "alice.json").read_text())
+    assert (handshake["session"], handshake["proposed"], handshake["status"]) == ("session-1", "alice", "agreed")
+    assert not (evhub.sessions_dir / "HANDSHAKES" / "session-1.json").exists()
     assert not (evhub.sessions_dir / "DISCOVERY" / "session-1-HELLO.md").exists()
 
     evhub.ok("handshake", "propose", "robert", session="bob", now=at(20))
@@ -522,7 +524,7 @@ def test_save_modes_and_full_commits_sessions_in_a_git_work_tree(evhub: Runner) 
     quick = js(evhub("save", "--json", session="alice", now=at(1)))
     assert quick["mode"] == "quick" and quick["git_commit"] is None
     [alice] = js(evhub("sessions", "--json", now=at(2)))
-    assert alice["status"] == "saved" and alice["last_seen"] == at(1)
+    assert alice["status"] == "" and alice["last_seen"] == at(1)  # a save keeps the session's status
 
     evhub.ok("milestone", "create", "Deploy", "--step", "a", "--step", "b", session="alice", now=at(3))
     evhub.ok("milestone", "claim", "deploy", session="alice", now=at(3))

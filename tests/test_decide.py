@@ -193,10 +193,12 @@ def test_release_by_another_needs_force_and_is_recorded_as_forced() -> None:
     sim.do(d.ClaimPriority(session="a", priority="p1"))
     with pytest.raises(Conflict, match="held by a"):
         sim.do(d.ReleasePriority(session="b", priority="p1"))
-    assert "p1" in sim.state.claims
-    rel = only(sim.do(d.ReleasePriority(session="b", priority="p1", force=True)))
+    token = sim.state.claims["p1"].token
+    rel, told = sim.do(d.ReleasePriority(session="b", priority="p1", force=True, note="stuck"))
     assert isinstance(rel, ev.PriorityReleased) and rel.forced and rel.session == "b"
     assert sim.state.claims == {}
+    assert isinstance(told, ev.MessagePosted) and (told.session, told.to) == ("b", "a")  # the holder is told
+    assert told.text == f"force-released your claim on p1 (token {token}): stuck"
 
 
 def test_release_with_a_token_that_is_not_the_current_one_is_a_conflict() -> None:
@@ -307,6 +309,27 @@ def test_step_of_a_milestone_another_live_session_works_on_is_a_conflict() -> No
         )
     sim.do(d.UpdateStep(session="a", milestone="deploy-the-dashboard", step=1, status="done", token=token))
     assert sim.state.milestones["deploy-the-dashboard"].steps[0].by == "a"
+
+
+def test_steps_added_later_are_numbered_on_fenced_like_a_step_and_reopen_a_complete_milestone() -> None:
+    sim = hub("a", "b")
+    only(sim.do(d.CreateMilestone(session="a", title="Docs")))
+    with pytest.raises(BadInput, match="no steps yet: add them with `evhub milestone add-step docs"):
+        sim.do(d.UpdateStep(session="a", milestone="docs", step=1, status="done"))
+    added = only(sim.do(d.AddSteps(session="a", milestone="docs", steps=("write",))))
+    assert isinstance(added, ev.StepsAdded) and added.steps == ["write"]
+    # The seed's word for done.
+    assert only(sim.do(d.UpdateStep(session="a", milestone="docs", step=1, status="completed"))).status == "done"  # type: ignore[attr-defined]
+    assert sim.state.milestones["docs"].completed is not None
+    sim.do(d.ClaimMilestone(session="a", milestone="docs"))
+    with pytest.raises(Conflict, match="being worked on"):
+        sim.do(d.AddSteps(session="b", milestone="docs", steps=("review",)))
+    with pytest.raises(BadInput, match="step is empty"):
+        sim.do(d.AddSteps(session="a", milestone="docs", steps=("publish", " ")))
+    sim.do(d.AddSteps(session="a", milestone="docs", steps=("publish", "announce")))
+    m = sim.state.milestones["docs"]
+    assert [s.text for s in m.steps] == ["write", "publish", "announce"]
+    assert (m.completed, m.next_step) == (None, 2)
 
 
 def test_milestone_with_every_step_done_or_skipped_is_completed() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
-from command import error_line, ok, run
+from command import checked_log, error_line, ok, run
+
+from evhub._demo import DEAD_AFTER_MINUTES, Story
+from evhub._values import format_ts, seconds_between
 
 PRIORITY = "deploy-dashboard"
 AGENTS = {"alice", "bob", "carol"}
@@ -59,3 +63,21 @@ def test_demo_refuses_a_folder_that_holds_a_hub(tmp_path: Path) -> None:
     line = error_line(run("demo", tmp_path), 1)
     assert str(tmp_path) in line
     assert log.read_bytes() == before
+
+
+def test_a_paced_story_runs_on_the_real_clock_so_a_watch_beside_it_sees_it_live(tmp_path: Path) -> None:
+    """Paced, every event is stamped by the real clock (a watch judges liveness by it), and the hub's alive
+    ttl is five story minutes, so a session the story leaves silent that long is dead, as in the story."""
+    root = tmp_path / "demo"
+    root.mkdir()
+    started = format_ts(datetime.now(UTC))
+    story = Story(root, pace_s=0.2)
+    story.run(21, "init", str(root), "--alive-ttl", f"{story.alive_ttl_s}s")
+    story.run(20, "hello", "alice")
+    story.run(14, "heartbeat", "-s", "alice")
+    ended = format_ts(datetime.now(UTC))
+    log = checked_log(root)
+    assert log[0]["alive_ttl_s"] == story.alive_ttl_s == DEAD_AFTER_MINUTES * story.minute_s == 1
+    assert all(started <= e["ts"] <= ended for e in log), "stamped in the past, every session would look silent"
+    hello, beat = log[1], log[2]
+    assert seconds_between(hello["ts"], beat["ts"]) >= 6 * story.minute_s  # six story minutes, never fewer

@@ -43,8 +43,10 @@ SPEC_TYPES = {
     "messages_read",
     # Not in the spec's table: what `evhub repair` writes in place of a damaged line,
     "event_lost",
-    # and which agent session (a Claude Code session_id) a session is, for `evhub hook`.
+    # and which agent session (a Claude Code session_id) a session is, for `evhub hook`,
     "agent_attached",
+    # and steps added to a milestone after its creation (`evhub milestone add-step`).
+    "steps_added",
 }
 
 # Any text UTF-8 can carry (no lone surrogates), and the awkward pieces a log must survive.

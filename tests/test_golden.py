@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from command import ok, run
 
+from evhub._render import DOCS
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "events" / "samples").glob("*.jsonl"))
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -40,7 +42,7 @@ def shift(ts: str, seconds: float) -> str:
 
 def views(folder: Path) -> dict[str, bytes]:
     """Every file under FOLDER (a SESSIONS/ folder) rendered from the log, leaving out events/ and
-    the files that are the same in every hub (README.md and the shims: tests/test_render.py and
+    the files that are the same in every hub (the documents and the shims: tests/test_render.py and
     tests/test_shims.py check those)."""
     out = {}
     for p in sorted(folder.rglob("*")):
@@ -48,7 +50,7 @@ def views(folder: Path) -> dict[str, bytes]:
         if p.is_file() and not rel.startswith("events/"):
             executable = bool(p.stat().st_mode & stat.S_IXUSR)
             assert executable == rel.endswith(".sh"), f"{rel}: executable is {executable}"
-            if rel != "README.md" and not rel.endswith(".sh"):
+            if rel not in DOCS and not rel.endswith(".sh"):
                 out[rel] = p.read_bytes()
     return out
 

@@ -19,6 +19,7 @@ from test_hook import AGENT_SESSION, context, hook, payload, types
 from evhub._values import STEP_STATUSES
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
+         "milestone_add_steps",
          "milestone_show", "msg_send", "inbox", "wait_for_messages", "status", "recall", "log", "why"}
 
 
@@ -79,6 +80,8 @@ def test_every_coordination_action_is_a_tool_with_structured_results(evhub: Runn
             await tools("milestone_claim", milestone=mid["milestone"], session="alice")
             shown = await tools("milestone_step", milestone=mid["milestone"], step=1, status="done", session="alice")
             assert shown["progress"] == {"done": 1, "total": 2}
+            added = await tools("milestone_add_steps", milestone=mid["milestone"], steps=["announce"], session="alice")
+            assert [s["text"] for s in added["steps"]] == ["build", "ship", "announce"]
             status = await tools("status")
             assert {c["priority"] for c in status["claims"]} == {"api", mid["milestone"]}
             claims = (await tools("log", type="claim", session="alice", limit=10))["events"]

@@ -99,6 +99,7 @@ def test_the_inspector_lists_every_tool_and_calls_each_one(evhub: Runner) -> Non
         "milestone_claim": {"milestone": "free", "session": "bob"},
         "milestone_step": {"milestone": "owned", "step": 1, "status": "in-progress", "session": "alice"},
         "milestone_show": {"milestone": "owned"},
+        "milestone_add_steps": {"milestone": "free", "steps": ["ship"], "session": "bob"},
         "msg_send": {"text": "hello all", "session": "bob"},
         "inbox": {"session": "dave", "peek": True},
         "wait_for_messages": {"session": "dave", "timeout_s": 0},
@@ -120,6 +121,7 @@ def test_the_inspector_lists_every_tool_and_calls_each_one(evhub: Runner) -> Non
     assert results["milestone_create"] == {"milestone": "ship-it"}
     assert results["milestone_step"]["steps"][0]["status"] == "in-progress"
     assert results["milestone_show"]["id"] == "owned"
+    assert [s["text"] for s in results["milestone_add_steps"]["steps"]] == ["build", "ship"]
     assert "for dave" in [m["text"] for m in results["wait_for_messages"]["messages"]]
     assert "messages" in results["inbox"]  # empty or not: the wait beside it marks them read
     assert results["recall"]["session"]["id"] == "alice"

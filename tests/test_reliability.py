@@ -523,7 +523,7 @@ def repairable(root: Path) -> list[bytes]:
     with api(root, at(0)) as hub:
         hub.hello("alice")
         hub.hello("bob")
-        assert hub.claim("alice", "p") == 4
+        assert hub.claim("alice", "p").token == 4
         hub.send("alice", "hello bob", to="bob")
         hub.heartbeat("bob", "working")
     with open(log_path(root), "ab") as f:

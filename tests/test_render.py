@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from clock import at
 from command import SEED_SHIMS as SHIMS
+from command import clean_env, init_hub, js, ok, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,9 +82,13 @@ def test_render_is_deterministic_and_text_is_utf8_with_one_final_newline() -> No
 
 def test_output_changes_only_with_state_or_liveness() -> None:
     state = day().state()
-    # Between 200s and 300s nobody's liveness or claim validity changes (carol's ttl ran out at 71s).
+    # Between 200s and 300s nobody's liveness or claim validity changes (carol's ttl ran out at 71s), and
+    # the ages beside the times are counted to the last event, so nothing changes with the clock alone.
     assert render(state, at(200)) == render(state, at(300))
     assert render(state, at(200)) != render(state, at(400))
+    md = render(state, at(200))["CURRENT_STATE.md"].content.decode()
+    assert f"As of event #16 ({at(101)}); the ages below are as of that event." in md
+    assert f"last seen {at(100)} (1s ago)" in md and f"since {at(10)} (1m ago)" in md
 
 
 def test_heartbeats_only_for_live_sessions() -> None:
@@ -174,15 +180,65 @@ def test_current_state_and_hello() -> None:
     md = views["CURRENT_STATE.md"].content.decode()
     # The focus's line break is shown, on the focus's one line.
     assert [line for line in md.splitlines() if "Priority:" in line] == ["**Priority:** Ship the⏎dashboard"]
-    assert "As of event #16 (2026-11-25T12:01:41.000000Z)." in md
-    assert "- `api`: carol, token 6, since 2026-11-25T12:00:11.000000Z, ttl 1m; **stale**: ttl expired" in md
+    assert "- `api`: carol, token 6, since 2026-11-25T12:00:11.000000Z (1m ago), ttl 1m; **stale**: ttl expired" in md
     assert "  - owns milestone `dash` (1/3)" in md
-    assert "- 2026-11-25T12:00:17.000000Z priority `docs` by bob: written" in md
+    assert "- 2026-11-25T12:00:17.000000Z (1m ago) priority `docs` by bob: written" in md
     assert "Updated" not in md
     later = render(day().state(), at(350)).get("CURRENT_STATE.md")
     assert later is not None and "**stale**: holder not alive" in later.content.decode()
     hello = views["DISCOVERY/bob-HELLO.md"].content.decode()
     assert hello.startswith("# Hello, I'm bob\nMy role: reviewer\nMy work: code review\nFirst seen: ")
+
+
+def test_active_milestones_show_the_step_in_progress_with_its_note_else_the_next() -> None:
+    log = day()
+    line = "- `dash` Dashboard: 1/3, owner alice, priority `deploy`, "
+    assert line + "next: step 2 test\n" in render(log.state(), at(200))["CURRENT_STATE.md"].content.decode()
+    log.add(ev.StepUpdated, 102, session="alice", milestone="dash", step=2, status="in-progress", note="uploading")
+    log.add(ev.StepUpdated, 103, session="alice", milestone="dash", step=3, status="blocked", note="no keys")
+    md = render(log.state(), at(200))["CURRENT_STATE.md"].content.decode()
+    assert line + "now: step 2 test (in progress: uploading), blocked: step 3 ship (no keys)\n" in md
+
+
+def test_after_a_rename_handshakes_and_discovery_follow_the_session() -> None:
+    log = Log()
+    log.add(ev.HubCreated, 0)
+    log.add(ev.SessionRegistered, 1, session="session-1", role="tester")
+    log.add(ev.SessionRegistered, 2, session="alice")
+    log.add(ev.IdProposed, 3, session="session-1", proposed="carol")
+    log.add(ev.IdAccepted, 4, session="alice", proposed="carol")
+    # A newcomer takes up the old id: the proposal and the hello of session-1 are carol's, not its.
+    log.add(ev.SessionRegistered, 5, session="session-1", role="ops")
+    views = render(log.state(), at(6))
+    assert sorted(p for p in views if p.startswith("HANDSHAKES/")) == ["HANDSHAKES/carol.json"]
+    proposal = json.loads(views["HANDSHAKES/carol.json"].content)
+    assert (proposal["session"], proposal["known_as"], proposal["status"]) == ("session-1", "carol", "agreed")
+    carol = views["DISCOVERY/carol-HELLO.md"].content.decode()
+    assert "My role: tester" in carol and "Also known as: session-1" in carol
+    newcomer = views["DISCOVERY/session-1-HELLO.md"].content.decode()
+    assert "My role: ops" in newcomer
+    assert "Not the earlier session-1: that session is now carol (DISCOVERY/carol-HELLO.md)." in newcomer
+
+
+def test_save_md_and_the_milestones_readme_run_as_written(tmp_path: Path) -> None:
+    views = render(State(), at(0))
+    docs = {p: views[p].content.decode() for p in ("SAVE.md", "MILESTONES/README.md")}
+    for doc in docs.values():
+        for shim in re.findall(r"\./SESSIONS/(\S+\.sh)", doc):
+            assert shim in SHIMS, shim
+    # Every evhub command the two show (but those with a placeholder) runs, in the order shown.
+    shown = [line.split("#")[0].strip() for doc in (docs["MILESTONES/README.md"], docs["SAVE.md"])
+             for block in re.findall(r"```bash\n(.*?)```", doc, re.S) for line in block.splitlines()]
+    commands = [c for c in shown if c.startswith("evhub ") and "<" not in c]
+    assert len(commands) >= 10
+    root = init_hub(tmp_path / "hub")
+    ok(run("hello", "alice", env={"EVHUB_NOW": at(1)}, cwd=root))
+    script = "set -e\n" + "\n".join(commands) + "\n"
+    done = subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                          env=clean_env({"EVHUB_SESSION": "alice", "EVHUB_NOW": at(2)}))
+    assert done.returncode == 0, done.stderr
+    m = js(run("milestone", "show", "deploy-dashboard", "--json", env={"EVHUB_NOW": at(3)}, cwd=root))
+    assert [s["status"] for s in m["steps"]] == ["done", "in-progress", "done"]
 
 
 def test_recently_completed_is_newest_first() -> None:
@@ -332,6 +388,16 @@ def fake_evhub(tmp_path: Path) -> dict[str, str]:
             ["milestone", "step", "dash", "2", "done", "--note", "a note"],
         ),
         (
+            "update-milestone.sh",
+            ["dash", "2", "completed", "a note", "alice"],
+            ["milestone", "step", "dash", "2", "completed", "--note", "a note", "--session", "alice"],
+        ),
+        (
+            "create-milestone.sh",
+            ["T", "HIGH", "alice", "one"],
+            ["milestone", "create", "--session", "alice", "--step", "one", "--", "T"],
+        ),
+        (
             "create-milestone.sh",
             ["-Odd title", "p1"],
             ["milestone", "create", "--priority", "p1", "--", "-Odd title"],
@@ -386,4 +452,5 @@ def test_every_seed_folder_is_there_even_when_empty(tmp_path: Path) -> None:
     log.add(ev.HubCreated, 0)
     write_views(sessions, render(log.state(), at(1)))
     for folder in ("HEARTBEATS", "PRIORITIES", "MILESTONES", "DISCOVERY", "HANDSHAKES"):
-        assert (sessions / folder).is_dir() and list((sessions / folder).iterdir()) == [], folder
+        held = [p.name for p in (sessions / folder).iterdir()]
+        assert (sessions / folder).is_dir() and held == (["README.md"] if folder == "MILESTONES" else []), folder

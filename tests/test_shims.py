@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clock import at
-from command import Runner, clean_env, init_hub, js, ok
+from command import EVHUB, Runner, clean_env, init_hub, js, ok
 
 DEPLOY_STEPS = [
     "Design the dashboard layout",
@@ -112,7 +112,7 @@ def test_save_progress_modes_through_the_shim(shims: Shims, hub: Runner) -> None
     ok(shims("scripts/register-session.sh", "alice"))
     ok(shims("save-progress.sh", "quick", "alice", now=at(30)))
     [alice] = js(hub("sessions", "--json", now=at(31)))
-    assert (alice["status"], alice["last_seen"]) == ("saved", at(30))
+    assert (alice["status"], alice["last_seen"]) == ("", at(30))
 
     ok(shims("create-milestone.sh", "Docs", "docs", "write", "publish", session="alice", now=at(32)))
     ok(shims("claim-milestone.sh", "docs", "alice", now=at(33)))
@@ -120,7 +120,7 @@ def test_save_progress_modes_through_the_shim(shims: Shims, hub: Runner) -> None
     ok(shims("save-progress.sh", "auto", "alice", now=at(35)))
     ok(shims("save-progress.sh", "milestone", "alice", "--note", "publishing next", now=at(36)))
     notes = [n["text"] for n in js(hub("recall", "alice", "--json", now=at(37)))["notes"]]
-    assert notes == ["saved progress: docs 1/2", "saved progress: docs 1/2", "publishing next"]
+    assert notes == ["saved progress: docs 1/2", "publishing next"]  # the same progress is noted once
 
     git_env = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.invalid",
                "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
@@ -157,10 +157,42 @@ def test_the_shims_check_their_arguments_and_run_as_executables(shims: Shims, hu
                                                                 "treasure", [])
 
 
-def test_a_person_in_a_plain_shell_acts_as_human(shims: Shims, hub: Runner) -> None:
-    # The seed's own two-argument create, with no EVHUB_SESSION: it used to fail with "no session".
-    ok(shims("create-milestone.sh", "Write e2e suite", "e2e-suite", "outline", "write", now=at(1)))
-    ok(shims("update-milestone.sh", "write-e2e-suite", "1", "done", now=at(2)))
-    m = js(hub("milestone", "show", "write-e2e-suite", "--json", now=at(3)))
-    assert (m["priority"], m["progress"]) == ("e2e-suite", {"done": 1, "total": 2})
-    assert [s["id"] for s in js(hub("sessions", "--json", now=at(3)))] == ["human"]
+def test_the_seeds_six_scripts_with_the_seeds_arguments_in_a_plain_shell(spaced_hub: Path, hub: Runner) -> None:
+    def plain(script: str, *args: str, now: str) -> subprocess.CompletedProcess[str]:
+        # What `env -i PATH=...` leaves: no EVHUB_SESSION, no HOME, nothing but where evhub is.
+        env = {"PATH": f"{Path(EVHUB).parent}{os.pathsep}/usr/bin{os.pathsep}/bin", "EVHUB_NOW": now}
+        return subprocess.run(["bash", str(spaced_hub / "SESSIONS" / script), *args], env=env, cwd=spaced_hub,
+                              capture_output=True, text=True, timeout=60)
+
+    # SESSIONS-README's `create-milestone.sh <title> <priority>` (it used to fail with "no session"): the
+    # person acts as `human`; the steps come later.
+    ok(plain("create-milestone.sh", "Write e2e suite", "e2e-suite", now=at(1)))
+    ok(hub("milestone", "add-step", "write-e2e-suite", "outline", "write", "review", now=at(2),
+           env={"PATH": f"{Path(EVHUB).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"}))
+    ok(hub("hello", "alice", now=at(3)))
+    ok(plain("claim-milestone.sh", "write-e2e-suite", "alice", now=at(4)))
+    # The seed's words (`completed`, `in_progress`), and its save-progress.sh's fifth argument, the session.
+    ok(plain("update-milestone.sh", "write-e2e-suite", "1", "completed", now=at(5)))
+    ok(plain("update-milestone.sh", "write-e2e-suite", "2", "in_progress", "half way", "alice", now=at(6)))
+    ok(plain("save-progress.sh", "auto", "alice", now=at(7)))
+    status = ok(plain("quick-status.sh", now=at(8))).stdout
+    assert "write-e2e-suite" in status and "1/3" in status
+    listing = ok(plain("milestone-status.sh", now=at(8))).stdout
+    assert listing.startswith("write-e2e-suite\t") and "alice" in listing
+    # MILESTONES/README's form: a level instead of a priority, then the creating session.
+    ok(plain("create-milestone.sh", "Deploy Dashboard", "HIGH", "alice", now=at(9)))
+
+    m = js(hub("milestone", "show", "write-e2e-suite", "--json", now=at(10)))
+    assert (m["priority"], m["owner"], m["created_by"]) == ("e2e-suite", "alice", "human")
+    assert [(s["text"], s["status"], s["note"], s["by"]) for s in m["steps"]] == [
+        ("outline", "done", "", "alice"), ("write", "in-progress", "half way", "alice"), ("review", "pending", "", "")]
+    # While alice lives, the person's update is hers (her claim would refuse anyone else), recorded as human's.
+    step1 = json.loads(ok(hub("log", "--type", "step_updated", "--json", now=at(10))).stdout.splitlines()[0])
+    assert (step1["session"], step1["by"]) == ("alice", "human")
+    d = js(hub("milestone", "show", "deploy-dashboard", "--json", now=at(10)))
+    assert (d["priority"], d["created_by"], d["steps"]) == ("deploy-dashboard", "alice", [])
+    assert [s["id"] for s in js(hub("sessions", "--all", "--json", now=at(10)))] == ["alice", "human"]
+
+    # Once alice is silent, the person acts as human.
+    ok(plain("update-milestone.sh", "write-e2e-suite", "2", "done", now=at(1000)))
+    assert js(hub("milestone", "show", "write-e2e-suite", "--json", now=at(1001)))["steps"][1]["by"] == "human"

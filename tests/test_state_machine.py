@@ -124,6 +124,10 @@ class Hub(RuleBasedStateMachine):
     def milestone_step(self, sid: str, milestone: str, step: int, status: str) -> None:
         self.run(d.UpdateStep(session=sid, milestone=milestone, step=step, status=status))
 
+    @rule(sid=sessions, milestone=milestones, steps=st.lists(words, min_size=1, max_size=2))
+    def milestone_add_steps(self, sid: str, milestone: str, steps: list[str]) -> None:
+        self.run(d.AddSteps(session=sid, milestone=milestone, steps=tuple(steps)))
+
     @rule(sid=sessions, text=words, to=st.just("all") | sessions)
     def msg_send(self, sid: str, text: str, to: str) -> None:
         self.run(d.SendMessage(session=sid, text=text, to=to))
@@ -168,6 +172,16 @@ class Hub(RuleBasedStateMachine):
     def no_session_is_ever_lost(self) -> None:
         # Renames move a session to a new key; nothing may land on top of another session.
         assert len(self.sim.state.sessions) == self.births
+
+    @invariant()
+    def a_milestone_is_complete_exactly_when_it_has_steps_all_done_or_skipped(self) -> None:
+        for m in self.sim.state.milestones.values():
+            assert (m.completed is not None) == (bool(m.steps) and m.next_step is None), m
+
+    @invariant()
+    def every_proposal_knows_its_proposer_by_a_registered_id(self) -> None:
+        for p in self.sim.state.proposals:
+            assert p.known_as in self.sim.state.sessions, p
 
 
 TestHub = Hub.TestCase

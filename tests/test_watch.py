@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from clock import at, wait_until
-from command import EVHUB, Runner, clean_env
+from command import EVHUB, Runner, clean_env, ok, run
 from logs import bye_hub, damaged
 from rich.console import Console
 
 from evhub import Hub
 from evhub._state import fold
-from evhub._watch import Follower, dashboard
+from evhub._watch import Follower, dashboard, watch
 
 
 def shown(hub: Hub, now: str) -> str:
@@ -59,6 +59,17 @@ def test_at_shows_the_hub_as_it_stood_then(evhub: Runner) -> None:
     then = evhub.ok("watch", "--at", at(15), now=at(30)).stdout
     assert "api" in then and "event #3" in then
     assert "api" not in evhub.ok("watch", "--at", at(25), now=at(30)).stdout
+
+
+def test_without_a_terminal_or_with_once_watch_prints_one_frame_and_exits(evhub: Runner) -> None:
+    """An agent's shell runs `evhub watch` with its output in a pipe: a live display there would never end."""
+    evhub.ok("hello", "alice")
+    evhub.ok("claim", "api", session="alice")
+    frame = ok(run("--hub", evhub.root, "watch", env={"FORCE_COLOR": "1"}, timeout=30)).stdout
+    assert "event #3" in frame and "api" in frame and "q quits" not in frame
+    console = Console(record=True, width=120, force_terminal=True)
+    watch(Hub(evhub.root), None, console=console, once=True)  # a terminal, yet one frame and back
+    assert "event #3" in console.export_text()
 
 
 def tmux(*args: str) -> str:
@@ -129,6 +140,9 @@ def test_the_demo_arrives_live_in_a_watch_started_beside_it(tmp_path: Path) -> N
         pane = f"{name}:0.0"
         first = wait_for(pane, "evhub · event #")
         assert "took over" not in first, "the watch started after the story was over"
+        # The story's sessions are seen alive as it goes (its clock is the real one, not 21 minutes ago).
+        live = wait_for(pane, "alive")
+        assert "You went silent" not in live, "the sessions were seen alive only once the story was over"
         # The last act of the story: a silent session's claim taken over, and the message about it.
         later = wait_for(pane, "You went silent", within=60)
         assert "You went silent" in later and "deploy-dashboard" in later, later
