@@ -16,7 +16,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from . import _events as ev  # already imported by _hub
 from ._documents import one_line
-from ._errors import BadInput, CorruptLog, EvhubError, StorageError
+from ._errors import BadInput, CorruptLog, EvhubError, StorageError, ViewsDisagree
 from ._hub import Hub
 from ._pgstore import PASSWORD_PLACES, StoreSettings  # already imported by _hub
 from ._results import Claimed  # already imported by _hub
@@ -611,7 +611,7 @@ def why(priority: str, json: JsonOpt = False) -> None:
 
 @app.command()
 def verify(json: JsonOpt = False) -> None:
-    """Check the log: every line parses, seq is gap-free, ids unique, the read model agrees (exit 4 if not).
+    """Check the log: every line parses, seq is gap-free, ids unique, the read model and views agree (exit 4 if not).
 
     Example: evhub verify
     """
@@ -622,6 +622,13 @@ def verify(json: JsonOpt = False) -> None:
         for w in report["warnings"]:
             sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
         out(f"ok: {report['events']} events, log verified")
+        for v in report["views"]:
+            out(f"{v['file']}: {v['differs']}")
+    if report["views"]:
+        n = len(report["views"])
+        raise ViewsDisagree(f"{n} view file{'s disagree' if n > 1 else ' disagrees'} with the log: the next evhub "
+                            "command takes what it understands of the hand edits as events, and keeps a copy of "
+                            "the rest")
 
 
 @app.command()

@@ -60,3 +60,9 @@ class CorruptLog(EvhubError):
 
 class LogRewound(CorruptLog):
     """The log no longer holds what the hub has seen: it was rewound or replaced; `evhub repair` restores it."""
+
+
+class ViewsDisagree(EvhubError):
+    """View files disagree with the log: edited by hand since evhub wrote them (`verify` names each)."""
+
+    exit_code = 4

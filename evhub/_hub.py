@@ -1,13 +1,14 @@
 """The Hub: the imperative shell around the pure core, and the use cases every front end calls.
 
-Every mutating call runs the one loop: take the hub lock -> catch up on the log -> decide against
-that state -> append all of its events in one write (fsync) -> publish (the read model and the
-views) -> release.  Reading calls catch up the same way, so the read model and the views mend
-themselves after any damage, and answer from that state.
+Every mutating call runs the one loop: take the hub lock -> catch up on the log -> take the hand
+edits of the views (in a write of their own) -> decide against that state -> append all of its
+events in one write (fsync) -> publish (the read model and the views) -> release.  Reading calls
+catch up the same way, so the read model and the views mend themselves after any damage, and answer
+from that state.
 
 Finding and creating hubs is in _place, loading the state in _cache, history queries in _history,
-verify in _verify, repair in the store (only it knows how its log is kept): the Hub calls them and
-keeps only the loop.
+what a hand edit of a view meant in _handedits, verify in _verify, repair in the store (only it knows
+how its log is kept): the Hub calls them and keeps only the loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,6 +31,7 @@ from . import _place
 from ._cache import StateCache
 from ._errors import (
     BadInput,
+    Conflict,
     CorruptLog,
     EvhubError,
     ExpectedPositionError,
@@ -35,13 +39,14 @@ from ._errors import (
     LogRewound,
     StorageError,
 )
+from ._handedits import COPIES, Edit, Record, commands_for, find_edits
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
 from ._results import Claimed, Location, Recall, Saved
 from ._state import Message, Milestone, State, evolve, is_unread
 from ._store import Store
-from ._values import format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
+from ._values import file_stamp, format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
 if TYPE_CHECKING:
     from ._adopt import Adoption
@@ -51,6 +56,8 @@ if TYPE_CHECKING:
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
 RECENT_EVENTS = 10  # a recall's latest events of the session
+REGISTERING = ("HEARTBEATS/", "DISCOVERY/", "REGISTRY.json")  # views whose hand edits may register a session
+RENDERED_ONLY = "the views were rebuilt from the log without reading it"
 IGNORE_VIEWS = b"# evhub: generated views, not tracked (git config evhub.trackViews true)\n*\n"
 
 # Hubs holding events that their read model and views do not show yet; flushed at exit.
@@ -113,6 +120,7 @@ class Hub:
         self.on_behalf = False
         self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
+        self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
         self._published_at = -math.inf
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
         if _place.in_work_tree(self.root):
@@ -162,14 +170,18 @@ class Hub:
     def _lock(self) -> HubLock:
         return self._hub_lock
 
-    def _publish(self, state: State, now_: bool = False) -> None:
-        """Save the read model and render the views, now when NOW_ or PUBLISH_EVERY seconds have passed
-        since this Hub last did, else at the next call that finds them due, flush() or exit.
+    def _due(self) -> bool:
+        """Whether PUBLISH_EVERY seconds have passed since this Hub last published."""
+        return time.monotonic() - self._published_at >= self.publish_every
+
+    def _publish(self, state: State, now_: bool = True) -> None:
+        """Save the read model and render the views now when NOW_, else at the next call that finds
+        them due (_due), flush() or exit.
 
         Both are caches of the log, so failing to write them is a warning: the log already holds
         every acknowledged event."""
         self._cache.remember(state)
-        if not now_ and time.monotonic() - self._published_at < self.publish_every:
+        if not now_:
             _unpublished.add(self)
             return
         try:
@@ -185,12 +197,12 @@ class Hub:
         """Save the read model and render the views now, if any call left them for later (or FORCE)."""
         if force or self in _unpublished:
             with self._lock():
-                self._publish(self._cache.catch_up(), now_=True)
+                self._publish(self._take_hand_edits(self._cache.catch_up()))
 
     def _rebuild(self) -> State:
         """Replay in place: a new read model from the whole log, then the views. Caller holds the lock."""
         state = self._cache.rebuild("replay")
-        self._publish(state, now_=True)
+        self._publish(state)
         return state
 
     def where(self) -> Location:
@@ -215,16 +227,108 @@ class Hub:
         if not tracked:
             views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
         written = 0
-        for folder in self.views_dirs():
-            written += write_views(folder, views)
-            ours = folder / ".gitignore"
-            try:
-                if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
-                    ours.unlink()  # git was asked to track the views since
-                    written += 1
-            except OSError as e:
-                raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+        folders = self.views_dirs()
+        self._views.load()
+        self._views.folders = {f: files for f, files in self._views.folders.items() if Path(f) in folders}
+        stamp = file_stamp()
+        try:
+            for folder in folders:
+                seen = self._views.files(folder)
+                # A hand edit still there when the views are rendered (replay takes none): kept, and said.
+                stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
+                                                              ("not understood", RENDERED_ONLY))
+                self._views.folders[str(folder)] = seen = {} if seen is None else seen
+                written += write_views(folder, views, seen, stranger)
+                ours = folder / ".gitignore"
+                try:
+                    if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
+                        ours.unlink()  # git was asked to track the views since
+                        written += 1
+                except OSError as e:
+                    raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+        finally:
+            self._views.save()  # what was written, even when a later file failed
         return written
+
+    def _label(self, folder: Path, rel: str) -> str:
+        """FOLDER/REL as a person finds it: SESSIONS/REL in this hub's own folder, else its full path."""
+        return f"{SESSIONS}/{rel}" if folder == self.dir else str(folder / rel)
+
+    def _keep_hand_edit(self, folder: Path, stamp: str, why: tuple[str, str], rel: str, content: bytes) -> None:
+        """Keep a copy of a hand edit that evhub did not take before it renders over it, and say so: WHY
+        is (not understood or refused, the reason)."""
+        copy = self.events_dir / COPIES / stamp / (rel if folder == self.dir else f"{folder.parent.name}/{rel}")
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(content)
+        except OSError as e:
+            raise StorageError(f"cannot keep a copy of the hand edit of {folder / rel} in {copy}: "
+                               f"{e.strerror or e}") from e
+        self.warnings.append(f"{self._label(folder, rel)} was edited by hand and {why[0]} ({why[1]}); "
+                             f"kept a copy in {copy}")
+
+    def _hand_edits(self) -> list[Edit]:
+        """The view files changed by hand since evhub wrote them, in every views folder. Caller holds
+        the hub lock."""
+        from ._render import VIEW_DIRS
+
+        self._views.load()
+        edits = []
+        for folder in self.views_dirs():
+            seen = self._views.files(folder)
+            if seen is not None:
+                edits += find_edits(folder, seen, VIEW_DIRS)
+        # A view removed by hand is rendered again. The files that register sessions go first: another
+        # file may name one.
+        return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith(REGISTERING))
+
+    def _take_hand_edits(self, state: State) -> State:
+        """STATE with the hand edits of the views taken, when there are any. Caller holds the hub lock,
+        not the store's."""
+        edits = self._hand_edits()
+        if not edits:
+            return state
+        with self.store.locked():
+            return self._decide_and_append((), edits, state)[1]
+
+    def _decide_hand_edits(self, edits: list[Edit], state: State, clock: str,
+                           ) -> tuple[list[ev.Event], list[tuple[Edit, tuple[str, str]]]]:
+        """The events the seed's protocol meant by EDITS, decided by the usual rules and folded into
+        STATE; and each edit that could not be taken, or not all of it, with why (see _keep_hand_edit)."""
+        events: list[ev.Event] = []
+        untaken = []
+        for edit in edits:
+            meant = commands_for(edit, state)
+            problem = None if meant.problem is None else ("not understood", meant.problem)
+            for c in meant.commands:
+                try:
+                    # No caller: the file says who acts, as the seed's protocol let it.
+                    decided = cmd.decide(c, state, clock)
+                except EvhubError as e:
+                    problem = ("refused" if isinstance(e, Conflict) else "not understood", str(e))
+                    continue
+                for event in decided:
+                    event.id = new_id()
+                    event.origin = edit.rel
+                    evolve(state, event)
+                events += decided
+            if problem is not None:
+                untaken.append((edit, problem))
+        return events, untaken
+
+    def _taken(self, edits: list[Edit], untaken: list[tuple[Edit, tuple[str, str]]]) -> None:
+        """EDITS are in the log (what could be taken of them) or kept aside (UNTAKEN, said on stderr):
+        the record takes their files as evhub's, so no later command takes them again, and the next
+        render writes over them."""
+        stamp = file_stamp()
+        for edit, why in untaken:
+            assert edit.content is not None
+            self._keep_hand_edit(edit.folder, stamp, why, edit.rel, edit.content)
+        for edit in edits:
+            files = self._views.files(edit.folder)
+            assert files is not None
+            files[edit.rel] = edit.taken()
+        self._views.save()
 
     def execute(self, *commands: cmd.Command) -> list[ev.Event]:
         """Decide COMMANDS in turn against the current state and append their events in one write."""
@@ -233,34 +337,56 @@ class Hub:
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
         with self._lock(), self.store.locked():
-            for attempt in range(RETRIES):
+            # Hand edits are looked for when the views are due to be rendered over them: a burst of calls
+            # pays for one look a second, as for one render.
+            due = self._due()
+            events, state = self._decide_and_append(commands, self._hand_edits() if due else [])
+            self._publish(state, now_=due)
+        return events, state
+
+    def _decide_and_append(self, commands: Sequence[cmd.Command], edits: list[Edit], state: State | None = None,
+                           ) -> tuple[list[ev.Event], State]:
+        """Take the hand EDITS of the views, then decide COMMANDS, against the head of the log (STATE when
+        the caller just caught up), and append what they decided. Caller holds both locks."""
+        for attempt in range(RETRIES):
+            if state is None:
                 try:
                     state = self._cache.catch_up()
                 except CorruptLog as e:
                     raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
+            try:
+                if edits:
+                    # In a write of their own before the command decides: a refused command loses none.
+                    clock = write_time(state.last_ts, self.store.clock())
+                    head = state.seq
+                    taken, untaken = self._decide_hand_edits(edits, state, clock)
+                    if taken:
+                        self.store.append(taken, head)
+                    self._taken(edits, untaken)
+                    edits = []
                 head = state.seq
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
-                try:
-                    for c in commands:
-                        decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
-                        for event in decided:
-                            event.id = new_id()
-                            evolve(state, event)
-                        events += decided
-                    if events:
-                        self.store.append(events, head)
-                except ExpectedPositionError:
-                    # Another machine appended first (a shared store): decide again on what it wrote.
-                    self._cache.forget()
-                    if attempt == RETRIES - 1:
-                        raise
-                    continue
-                except BaseException:
-                    self._cache.forget()  # folded events that were never appended
+                for c in commands:
+                    decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
+                    for event in decided:
+                        event.id = new_id()
+                        evolve(state, event)
+                    events += decided
+                if events:
+                    self.store.append(events, head)
+            except ExpectedPositionError:
+                # Another machine appended first (a shared store): decide again on what it wrote.
+                self._cache.forget()
+                state = None
+                if attempt == RETRIES - 1:
                     raise
-                break
-            self._publish(state)
+                continue
+            except BaseException:
+                self._cache.forget()  # folded events that were never appended
+                raise
+            break
+        assert state is not None
         return events, state
 
     def state(self) -> State:
@@ -281,7 +407,8 @@ class Hub:
             except CorruptLog:
                 self._cacheless = True
                 return self._fold_readable()
-            self._publish(state, now_=True)
+            state = self._take_hand_edits(state)
+            self._publish(state)
             return state
 
     def _fold_readable(self) -> State:
@@ -536,10 +663,16 @@ class Hub:
         return why(self.open_store(), priority)
 
     def verify(self) -> dict[str, Any]:
-        """Check the whole log; raises CorruptLog naming the first damaged line."""
-        from ._verify import verify
+        """Check the whole log, raising CorruptLog naming the first damaged line; then the views: `views`
+        lists each file that disagrees with the log (changed by hand since evhub wrote it)."""
+        from ._verify import check_views, verify
 
-        return verify(self.open_store(), self.readmodel)
+        report = verify(self.open_store(), self.readmodel)
+        # Under the lock, so no render replaces a file between reading the record and its stat.
+        with self._lock() if os.access(self.events_dir, os.W_OK) else nullcontext():
+            self._views.load()
+            report["views"] = check_views(self._views, self.views_dirs(), self._label)
+        return report
 
     def repair(self) -> dict[str, Any]:
         """Set aside what cannot be read so the log verifies again; nothing is deleted."""

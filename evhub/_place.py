@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from ._adopt import Adoption
 
 SESSIONS = "SESSIONS"
-GITIGNORE = "# evhub: the read model and the lock are local caches, never shared\nreadmodel.sqlite3*\nlock\n"
+GITIGNORE = ("# evhub: the read model, the views' record and the lock are local caches, never shared\n"
+             "readmodel.sqlite3*\nviews.json\nlock\n")
 
 
 class Repo(NamedTuple):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ import msgspec
 
 from ._documents import claim_dict, lines, milestone_dict, one_line
 from ._errors import BadInput, StorageError
+from ._handedits import Files, digest, written
 from ._state import MESSAGES_KEPT, Claim, Milestone, Session, State
 from ._values import format_duration, seconds_between
 
@@ -317,8 +319,14 @@ _SHIMS: dict[str, str] = {
 }
 
 
-def write_views(sessions_dir: Path, views: dict[str, View]) -> int:
-    """Make SESSIONS/ hold exactly VIEWS; returns how many files were written or removed."""
+def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None = None,
+                stranger: Callable[[str, bytes], None] | None = None) -> int:
+    """Make SESSIONS/ hold exactly VIEWS; returns how many files were written or removed.
+
+    SEEN is what evhub last wrote there (see _handedits), brought up to date as files are written: a file
+    whose stat still matches its entry is not read again. STRANGER(rel, content) is told of each file
+    about to be overwritten or removed that holds what evhub did not write (a hand edit), before it is."""
+    seen = {} if seen is None else seen
     try:
         # `replay --out DIR` renders into a folder that need not exist yet.
         os.makedirs(sessions_dir, exist_ok=True)
@@ -333,17 +341,16 @@ def write_views(sessions_dir: Path, views: dict[str, View]) -> int:
     except OSError as e:
         raise StorageError(f"cannot write {sessions_dir}: {e.strerror or e}") from e
     for rel in sorted(views):
-        view = views[rel]
         path = sessions_dir / rel
         try:
             _ensure_dirs(sessions_dir, path.parent, real_dirs)
-            if not _is_current(path, view):
-                _replace(path, view)
-                changed += 1
+            changed += _write(path, rel, views[rel], seen, stranger)
         except OSError as e:
             raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
     for folder in VIEW_DIRS:
-        changed += _remove_stale(sessions_dir, folder, views)
+        changed += _remove_stale(sessions_dir, folder, views, seen, stranger)
+    for rel in [rel for rel in seen if rel not in views]:
+        del seen[rel]
     for temps_dir in (sessions_dir, sessions_dir / "scripts"):
         changed += _remove_leftover_temps(temps_dir)
     return changed
@@ -430,19 +437,30 @@ def _ensure_dirs(root: Path, folder: Path, known: set[Path]) -> None:
     known.add(folder)
 
 
-def _is_current(path: Path, view: View) -> bool:
+def _write(path: Path, rel: str, view: View, seen: Files,
+           stranger: Callable[[str, bytes], None] | None) -> bool:
+    """Make PATH hold VIEW, unless it does; whether it was written."""
+    want = digest(view.content)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return False
-    if (
-        not stat.S_ISREG(st.st_mode)
-        or stat.S_IMODE(st.st_mode) != _mode(view)
-        or st.st_size != len(view.content)
-    ):
-        return False
-    with open(path, "rb") as f:
-        return f.read() == view.content
+        st = None
+    if st is not None:
+        known = seen.get(rel)
+        if known is not None and known.matches(st):
+            if known.digest == want:
+                return False  # as evhub wrote it, and still what it would write
+        elif stat.S_ISREG(st.st_mode):
+            with open(path, "rb") as f:
+                content = f.read()
+            if content == view.content and stat.S_IMODE(st.st_mode) == _mode(view):
+                seen[rel] = written(st, want)
+                return False
+            if content != view.content and stranger is not None:
+                stranger(rel, content)
+    _replace(path, view)
+    seen[rel] = written(os.lstat(path), want)
+    return True
 
 
 def _mode(view: View) -> int:
@@ -466,7 +484,8 @@ def _replace(path: Path, view: View) -> None:
         raise
 
 
-def _remove_stale(sessions_dir: Path, folder: str, views: dict[str, View]) -> int:
+def _remove_stale(sessions_dir: Path, folder: str, views: dict[str, View], seen: Files,
+                  stranger: Callable[[str, bytes], None] | None) -> int:
     """Remove the files in one view folder that VIEWS does not hold; never recurse, never follow links."""
     d = sessions_dir / folder
     removed = 0
@@ -488,6 +507,12 @@ def _remove_stale(sessions_dir: Path, folder: str, views: dict[str, View]) -> in
                 if f"{folder}/{e.name}" not in views and not e.is_dir(follow_symlinks=False)
             ]
         for p in sorted(stale):
+            rel = f"{folder}/{os.path.basename(p)}"
+            st = os.lstat(p)
+            known = seen.pop(rel, None)
+            if stranger is not None and stat.S_ISREG(st.st_mode) and not (known is not None and known.matches(st)):
+                with open(p, "rb") as f:
+                    stranger(rel, f.read())
             os.unlink(p)
             removed += 1
     except OSError as e:
@@ -503,9 +528,11 @@ _README = """\
 Every file here is generated by evhub from the hub's append-only event log, the only source of
 truth: in a git repository `.git/evhub/log.jsonl`, shared by every worktree and out of git's reach,
 elsewhere `SESSIONS/events/log.jsonl`, or a PostgreSQL table when the hub is shared by several
-machines (`evhub where` says which; `evhub export` prints it either way). Hand edits are overwritten
-the next time evhub renders the views; to change anything, run an evhub command. `evhub replay`
-rebuilds this whole folder from the log.
+machines (`evhub where` says which; `evhub export` prints it either way). To change anything, run an
+evhub command. A file written by hand the old way (a heartbeat, a lock, a line at the end of
+MESSAGES.md, a step's status) is taken as the event it meant by the next command; anything else
+is kept in the hub's `hand-edits/` and rendered over. `evhub replay` rebuilds this whole folder
+from the log.
 
 If you're a session, CHECK HERE FIRST, or simply run `evhub status`.
 

@@ -1,14 +1,18 @@
-"""`evhub verify`: read every line of the log and check it against the read model."""
+"""`evhub verify`: read every line of the log and check it against the read model; and the views
+against what evhub last wrote from it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import takewhile
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from ._cache import SnapshotStale, load_snapshot, rewound, still_holds
 from ._errors import CorruptLog
+from ._handedits import Record, describe, find_edits
 from ._integrity import LogCheck
 from ._progress import Progress
 from ._readmodel import ReadModel
@@ -87,3 +91,15 @@ def _check_read_model(snapshot: Snapshot, store: Store, state: State, warnings: 
     cached_state.stored()
     if held != state.message_count or msgspec.msgpack.encode(cached_state) != msgspec.msgpack.encode(state):
         raise CorruptLog("the read model disagrees with a full fold of the log: run `evhub replay`")
+
+
+def check_views(record: Record, folders: list[Path], label: Callable[[Path, str], str]) -> list[dict[str, str]]:
+    """Each file of FOLDERS that differs from what evhub last wrote there from the log (by RECORD): its
+    LABEL and how it differs. A folder evhub has not written yet is not checked."""
+    from ._render import VIEW_DIRS
+
+    return [
+        {"file": label(folder, edit.rel), "differs": describe(edit)}
+        for folder in folders if (seen := record.files(folder)) is not None
+        for edit in find_edits(folder, dict(seen), VIEW_DIRS)  # a copy: verify changes nothing
+    ]

@@ -772,7 +772,7 @@ def _small_hub(root: Path, store: HubStore | None = None) -> tuple[Hub, list[byt
 
 def test_verify_a_sound_log(tmp_path: Path, store: HubStore) -> None:
     hub, lines = _small_hub(tmp_path, store)
-    assert hub.verify() == {"events": 6, "warnings": [], "unknown": 0}
+    assert hub.verify() == {"events": 6, "warnings": [], "unknown": 0, "views": []}
 
 
 def _expect_corrupt(hub: Hub, line: int, offset: int, *words: str) -> None:

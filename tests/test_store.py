@@ -432,7 +432,7 @@ class TestJsonlStore(StoreConformance):
         assert b"".join(lines[:2]) == good and len(lines) == 3
         assert ev.decode(lines[2]).seq == 3
         assert torn in _files(log.parent / "quarantine").values()
-        assert Hub(tmp_path).verify() == {"events": 3, "warnings": [], "unknown": 0}
+        assert Hub(tmp_path).verify() == {"events": 3, "warnings": [], "unknown": 0, "views": []}
 
     # -- a damaged line in the middle ----------------------------------------------------------
 

@@ -24,7 +24,7 @@ from evhub._verify import verify
 def test_a_clean_log_verifies(tmp_path: Path) -> None:
     hub, _ = bye_hub(tmp_path)
     assert ok(run("verify", cwd=tmp_path, env={"EVHUB_NOW": at(10)})).stdout == "ok: 7 events, log verified\n"
-    assert Hub(tmp_path).verify() == {"events": 7, "warnings": [], "unknown": 0}
+    assert Hub(tmp_path).verify() == {"events": 7, "warnings": [], "unknown": 0, "views": []}
 
 
 @pytest.mark.parametrize("kind", KINDS)
