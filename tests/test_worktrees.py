@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from clock import at
@@ -205,8 +206,8 @@ def test_three_worktrees_racing_for_one_claim_one_wins_and_no_token_repeats(tmp_
     assert codes == [0, 3, 3], [(p.returncode, p.stderr) for p in same.values()]
     [winner] = [sid for sid, p in same.items() if p.returncode == 0]
     for sid, p in same.items():
-        if sid != winner:
-            assert f"held by {winner}" in error_line(p, 3)
+        if sid != winner:  # under --json the refusal is a JSON error on stderr
+            assert json.loads(p.stderr) == {"error": ANY, "exit": 3} and f"held by {winner}" in p.stderr
     [held] = js(repo.evhub("claims", "--json", cwd=wt2, now=at(11)))
     assert held["priority"] == "api" and held["session"] == winner
     assert held["token"] == json.loads(same[winner].stdout)["token"]
