@@ -529,7 +529,7 @@ def test_replay_after_deleting_every_view_and_the_read_model_is_byte_identical(
     cached = hub.readmodel.load()
     assert cached is not None and plain(cached[0]) == folded(hub)
 
-    # hand edits are overwritten and files that are no view are removed
+    # replay renders over hand edits (a copy of each is kept) and removes files that are no view
     (hub.dir / "CURRENT_STATE.md").write_text("edited by hand\n")
     (hub.dir / "HEARTBEATS" / "ghost.json").write_text("{}")
     (hub.dir / "PRIORITIES" / "api.lock").unlink()
