@@ -100,7 +100,8 @@ def read_folder(folder: Path, kept: list[Path]) -> Folder:
             continue
         for top, dirs, names in os.walk(entry):  # links to folders are listed as names, never followed
             paths += [Path(top, name) for name in names + [d for d in dirs if Path(top, d).is_symlink()]]
-    for path in sorted(paths):
+    # MESSAGES.md last: a line `alice: text` is a message when alice is a session the other files name.
+    for path in sorted(paths, key=lambda p: (p == folder / "MESSAGES.md", p)):
         rel = path.relative_to(folder).as_posix()
         try:
             if path.is_symlink():
@@ -110,6 +111,7 @@ def read_folder(folder: Path, kept: list[Path]) -> Folder:
             found.problems.append(Problem(rel, str(e)))
         except (OSError, UnicodeDecodeError) as e:
             found.problems.append(Problem(rel, f"cannot read it: {getattr(e, 'strerror', None) or e}"))
+    found.problems.sort(key=lambda p: p.file.partition(":")[0])  # by file, as listed; a file's lines in order
     return found
 
 
@@ -134,7 +136,9 @@ def _read_one(found: Folder, rel: str, path: Path) -> None:
         found.registry = registry.sessions
         found.problems += [Problem(rel, why) for why in registry.skipped]
     elif rel == "MESSAGES.md":
-        board = parse_messages(path.read_bytes())
+        senders = [e.id for e in found.registry] + [b.session for b in found.heartbeats.values()] + [
+            h.session for h in found.hellos.values()]
+        board = parse_messages(path.read_bytes(), senders)
         found.messages = board.messages
         found.problems += [Problem(f"{rel}:{s.line}", f"not a message: {s.text}") for s in board.stray]
     elif rel == "CURRENT_STATE.md":

@@ -212,7 +212,7 @@ def commands_for(edit: Edit, state: State) -> Meant:
             added = _added(edit)
             if added is None:
                 return Meant([], "it was changed above its end; only lines added at the end are read as messages")
-            return _messages(_legacy.parse_messages(added))
+            return _messages(_legacy.parse_messages(added, state.sessions))
     except EvhubError as e:
         return Meant([], str(e))
     return Meant([], "evhub renders this file from the log and reads nothing back from it")
@@ -288,7 +288,7 @@ def _messages(board: MessagesFile) -> Meant:
     """The messages of lines added at the end of MESSAGES.md."""
     commands: list[cmd.Command] = [cmd.SendMessage(session=m.sender, to=m.to, text=m.text) for m in board.messages]
     if not board.messages:
-        return Meant([], "the lines added are no message (`from -> to: text`)")
+        return Meant([], "the lines added are no message (`from -> to: text`, or `id: text` from a known session)")
     if board.stray:
         lines = ", ".join(str(s.line) for s in board.stray)
         return Meant(commands, f"added lines {lines} are no message (`from -> to: text`)")

@@ -11,6 +11,7 @@ raises Unreadable, whose message says why in one line.  No parser touches the di
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -333,6 +334,9 @@ _SEED_LINE = re.compile(
     + r"\s*(?:->|→|=>|\bto\b)\s*" + _NAME + r"(?:\s*\(([^)]+)\))?\s*\*{0,2}:\*{0,2}\s*(.*\S)",
     re.IGNORECASE,
 )
+# `alice: text`, or `- [time] alice: text`: a note to everyone, read as one only from a known sender (else
+# "Note: ..." would be a message from someone called note).
+_SAID_LINE = re.compile(r"(?:[-*+]\s+)?(?:\[([^\]]+)\]\s*)?" + _NAME + r"\s*:\s*(.*\S)")
 # A heading above a message whose text is the lines below it: evhub's `### #seq time from A to B` (its
 # text quoted with `>`), the same without seq or time as someone appending by hand writes it, and
 # `## [time] A -> B (time)`.
@@ -358,14 +362,17 @@ def _skipped(line: str) -> bool:
     return _rule(s) or s.startswith("#") or (s.startswith("_") and s.endswith("_"))
 
 
-def _header(line: str, number: int) -> tuple[dict[str, Any], list[str] | None] | None:
+def _header(line: str, number: int, senders: frozenset[str]) -> tuple[dict[str, Any], list[str] | None] | None:
     """The message LINE starts, if it starts one: its fields, and its first text line (None: the text is
     on the lines below)."""
     s = line.strip()
     one = _SEED_LINE.fullmatch(s)
+    said = None if one else _SAID_LINE.fullmatch(s)
     if one:
         when, sender, to, text = one[1] or one[4], one[2], one[3], [one[5]]
         seq = None
+    elif said and said[2].lower() in senders:
+        when, sender, to, text, seq = said[1], said[2], "all", [said[3]], None
     else:
         found = _HEADING_FROM.fullmatch(s)
         if found:
@@ -383,12 +390,14 @@ def _header(line: str, number: int) -> tuple[dict[str, Any], list[str] | None] |
     return head, text
 
 
-def parse_messages(text: str | bytes) -> MessagesFile:
+def parse_messages(text: str | bytes, senders: Iterable[str] = ()) -> MessagesFile:
     """MESSAGES.md: its messages in order, and the stray lines after the first message that are no part of
-    one. A message is a seed line (`[time] alice -> bob: text`, carried on by indented or `>` lines) or a
-    heading (evhub's `### #seq time from A to B`, or `### from A to B`) with its text on the lines below,
+    one. A message is a seed line (`[time] alice -> bob: text`, carried on by indented or `>` lines), a
+    line `alice: text` when alice is one of SENDERS (a note to everyone, as people write on a board), or
+    a heading (evhub's `### #seq time from A to B`, or `### from A to B`) with its text on the lines below,
     `>`-quoted or not, up to the next message or a rule. Lines before the first message are the file's
     preamble."""
+    known = frozenset(name.lower() for name in senders)
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     messages: list[MessageLine] = []
     stray: list[StrayLine] = []
@@ -408,7 +417,7 @@ def parse_messages(text: str | bytes) -> MessagesFile:
 
     for number, line in enumerate(raw.splitlines(), 1):
         try:
-            started = _header(line, number)
+            started = _header(line, number, known)
         except Unreadable as e:
             close()
             stray.append(StrayLine(line=number, text=f"{line.strip()} ({e})"))

@@ -155,6 +155,11 @@ bob to carol: no time on this one
     assert appended.stray[-1] == StrayLine(line=24, text="not hank's")
     # A heading is a message only with `from` or an arrow: "## Notes to self" is not one.
     assert parse_messages("## Notes to self\nbuy milk\n") == MessagesFile()
+    # `id: text` is a note to everyone from a session the folder names, and nothing from anyone else.
+    said = parse_messages("alice: morning all\n- [2026-11-25T10:00:00Z] bob: on it\nNote: buy milk\n", ["alice", "bob"])
+    assert [(m.sender, m.to, m.text, m.time) for m in said.messages] == [
+        ("alice", "all", "morning all", None), ("bob", "all", "on it", "2026-11-25T10:00:00.000000Z")]
+    assert said.stray == (StrayLine(line=3, text="Note: buy milk"),)
 
 
 def test_the_registry_is_read_in_its_shapes_and_a_bad_entry_is_skipped_with_why() -> None:

@@ -66,6 +66,25 @@ def test_a_heartbeat_and_a_message_written_by_hand_become_events_and_nothing_is_
     assert ok(runner("verify", now=at(40))).stdout == f"ok: {len(before)} events, log verified\n"
 
 
+def test_a_line_said_by_a_known_session_is_a_note_to_everyone_and_any_other_line_is_reported(tmp_path: Path) -> None:
+    runner = hub_with(tmp_path, "alice", "bob")
+    with open(runner.sessions_dir / "MESSAGES.md", "a") as board:
+        board.write("bob: Hi all, I'm picking up the flaky tests\n")
+
+    listed = runner("msg", "list", "--json", now=at(10))
+    assert [(m["from"], m["to"], m["text"]) for m in js(listed)] == [
+        ("bob", "all", "Hi all, I'm picking up the flaky tests")]
+    assert warnings(listed.stderr) == []
+
+    # `Note:` names no session: not a message from someone called note, and said so.
+    with open(runner.sessions_dir / "MESSAGES.md", "a") as board:
+        board.write("Note: staging is down until noon\n")
+    before = checked_log(runner.root)
+    [warning] = warnings(runner("status", now=at(20)).stderr)
+    assert "SESSIONS/MESSAGES.md was edited by hand and not understood" in warning
+    assert checked_log(runner.root) == before
+
+
 def test_a_hand_lock_claims_a_free_priority_and_is_refused_and_reported_on_a_held_one(tmp_path: Path) -> None:
     runner = hub_with(tmp_path, "alice", "bob")
     with runner.api() as hub:
