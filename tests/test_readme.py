@@ -140,9 +140,11 @@ class Story:
         return PLACES.sub(lambda m: f"{self.scratch}/", text)
 
     def command(self, text: str) -> str:
+        # The README's paths first: a tool's own path may itself be under /tmp/ (a clone in CI).
+        text = self.here(text)
         for shown, used in self.tools.items():
             text = text.replace(shown, used)
-        return self.here(text)
+        return text
 
     def run(self, block: Block) -> None:
         for cmd in block.commands:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -58,6 +59,8 @@ TEMPLATES: list[tuple[type[ev.Event], dict[str, Any]]] = [
     (ev.MessagesRead, {"session": "alice", "upto": 3}),
     (ev.EventLost, {"reason": "seq 17 was missing or unreadable; see quarantine/"}),
     (ev.AgentAttached, {"session": "alice", "agent": "claude", "agent_session": "9f1c2b7e-4a5d-4c1e"}),
+    (ev.StepsAdded, {"session": "alice", "milestone": "dash", "steps": ["docs", "announce, then rest"],
+                     "origin": "MILESTONES/dash.json"}),
 ]
 
 
@@ -630,7 +633,7 @@ class TestPgStore(StoreConformance):
         # Another machine joins the hub as that role, and works.
         other = Hub.init(tmp_path / "app", store=StoreSettings(schema, tmp_path / "app.dsn"))[0]
         other.hello("bob")
-        assert other.claim("bob", "api") > 0
+        assert other.claim("bob", "api").token > 0
         assert [s for s in Hub(owner).state().sessions] == ["alice", "bob"]
         with psycopg.connect(dsn, autocommit=True) as conn:
             for query in (f"UPDATE {schema}.events SET line = 'x'", f"DELETE FROM {schema}.events",
@@ -732,8 +735,11 @@ class TestPgStore(StoreConformance):
             for (argv, _), said in zip(calls, map(finished, procs), strict=True):
                 assert "S3c" not in said.stdout + said.stderr, (argv, said)
                 if argv[0] != "where":  # which names the server, and asks it nothing
-                    assert said.returncode == 1 and said.stderr.startswith("error: "), (argv, said)
-                    assert len(said.stderr.splitlines()) == 1, (argv, said)
+                    assert said.returncode == 1 and len(said.stderr.splitlines()) == 1, (argv, said)
+                    if "--json" in argv:  # under --json the error is a JSON line
+                        assert json.loads(said.stderr)["exit"] == 1, (argv, said)
+                    else:
+                        assert said.stderr.startswith("error: "), (argv, said)
             assert not any(folder.exists() for folder in new)
 
     def test_a_hub_made_with_a_password_keeps_the_string_without_it_and_libpq_finds_it(
