@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import difflib
 import os
 import re
 import time
@@ -37,6 +36,8 @@ def check_id(value: str, what: str = "id") -> str:
 def did_you_mean(given: str, known: Iterable[str]) -> str:
     """'did you mean X?' (or 'X or Y') naming the KNOWN names close to GIVEN, its case aside; '' when none
     is: THE suggestion every "unknown ..." error makes."""
+    import difflib  # only an error needs it: kept off every command's start-up
+
     close = difflib.get_close_matches(given.lower(), sorted(set(known)), n=3, cutoff=0.7)
     return f"did you mean {' or '.join(close)}?" if close else ""
 
