@@ -73,6 +73,18 @@ def _flush_all() -> None:
             print(f"warning: evhub could not refresh {hub.dir} at exit: {e}", file=sys.stderr)
 
 
+def _decided(command: cmd.Command, state: State, clock: str, *, origin: str | None = None,
+             caller: str | None = None, on_behalf: bool = False) -> list[ev.Event]:
+    """COMMAND's events, decided against STATE at CLOCK, given their ids (and ORIGIN) and folded into STATE."""
+    decided = cmd.decide(command, state, clock, caller=caller, on_behalf=on_behalf)
+    for event in decided:
+        event.id = new_id()
+        if origin is not None:
+            event.origin = origin
+        evolve(state, event)
+    return decided
+
+
 def _claimed(events: list[ev.Event], state: State) -> Claimed:
     """The claim a command's EVENTS (a claim last) made, folded into STATE."""
     e = events[-1]
@@ -303,15 +315,9 @@ class Hub:
             for c in meant.commands:
                 try:
                     # No caller: the file says who acts, as the seed's protocol let it.
-                    decided = cmd.decide(c, state, clock)
+                    events += _decided(c, state, clock, origin=edit.rel)
                 except EvhubError as e:
                     problem = ("refused" if isinstance(e, Conflict) else "not understood", str(e))
-                    continue
-                for event in decided:
-                    event.id = new_id()
-                    event.origin = edit.rel
-                    evolve(state, event)
-                events += decided
             if problem is not None:
                 untaken.append((edit, problem))
         return events, untaken
@@ -368,11 +374,7 @@ class Hub:
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
                 for c in commands:
-                    decided = cmd.decide(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
-                    for event in decided:
-                        event.id = new_id()
-                        evolve(state, event)
-                    events += decided
+                    events += _decided(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
                 if events:
                     self.store.append(events, head)
             except ExpectedPositionError:
