@@ -12,11 +12,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._adopt import Adoption
     from ._decide import Command
-    from ._errors import BadInput, Conflict, CorruptLog, EvhubError, HubBusy, HubNotFound, NotFound, StorageError
+    from ._errors import (
+        BadInput,
+        Conflict,
+        CorruptLog,
+        EvhubError,
+        HubBusy,
+        HubNotFound,
+        NotFound,
+        StorageError,
+        UnrelatedHub,
+    )
     from ._events import AnyEvent, Event
     from ._hub import Hub
     from ._pgstore import StoreSettings
-    from ._results import Claimed, Location, Recall, Saved
+    from ._results import Claimed, Location, Merged, Recall, Saved
     from ._state import Claim, ClaimChange, Message, Milestone, Note, Session, State, Step
 
 # Each public name and the module that defines it.
@@ -24,12 +34,12 @@ _HOMES = {
     "Adoption": "_adopt",
     "Command": "_decide",
     **dict.fromkeys(("BadInput", "Conflict", "CorruptLog", "EvhubError", "HubBusy", "HubNotFound", "NotFound",
-                     "StorageError"), "_errors"),
+                     "StorageError", "UnrelatedHub"), "_errors"),
     "AnyEvent": "_events",
     "Event": "_events",
     "Hub": "_hub",
     "StoreSettings": "_pgstore",
-    **dict.fromkeys(("Claimed", "Location", "Recall", "Saved"), "_results"),
+    **dict.fromkeys(("Claimed", "Location", "Merged", "Recall", "Saved"), "_results"),
     **dict.fromkeys(("Claim", "ClaimChange", "Message", "Milestone", "Note", "Session", "State", "Step"), "_state"),
 }
 
@@ -49,6 +59,7 @@ __all__ = [
     "HubBusy",
     "HubNotFound",
     "Location",
+    "Merged",
     "Message",
     "Milestone",
     "NotFound",
@@ -60,6 +71,7 @@ __all__ = [
     "StorageError",
     "Step",
     "StoreSettings",
+    "UnrelatedHub",
 ]
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from . import _events as ev
 from ._errors import CorruptLog, LogRewound, StorageError
+from ._order import fold_in_order, fold_log
 from ._progress import Progress
 from ._readmodel import ReadModel, ReadModelBehind
-from ._state import State, fold
+from ._state import OutOfOrder, State, fold
 from ._store import Checkpoint, Store
 
 
@@ -91,8 +92,12 @@ class StateCache:
             self._state = None
             if state.seq == 0:
                 state = self.rebuild("building the read model")
-            for events in self.store.read_blocks(state.seq):
-                fold(events, state)
+            try:
+                for events in self.store.read_blocks(state.seq):
+                    fold(events, state)
+            except OutOfOrder:
+                # A merge brought events that sort before some this state holds: fold the log again, in order.
+                state = self.rebuild("folding the merged log in order")
         except BaseException:
             self._state = None
             raise
@@ -159,10 +164,14 @@ class StateCache:
             self.readmodel.discard()
             progress = Progress(label, self.store.size())
             with self.readmodel.writing(0) as writer:
-                for events in self.store.read_blocks(0):
-                    fold(events, state)
-                    writer.take(state)
-                    progress.update(self.store.reached, state.seq)
+                try:
+                    for events in self.store.read_blocks(0):
+                        fold(events, state)
+                        writer.take(state)
+                        progress.update(self.store.reached, state.seq)
+                except OutOfOrder:
+                    writer.restart()
+                    state = fold_in_order(self.store, each=writer.take)
                 progress.done()
                 self.remember(state)
                 assert self._kept is not None
@@ -171,6 +180,6 @@ class StateCache:
         except StorageError as e:
             # The messages handed to the failed transaction are gone from STATE: fold again, in memory.
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
-            state = fold(self.store.read(0))
+            state = fold_log(self.store)
             self._base = 0
         return state

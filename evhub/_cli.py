@@ -424,7 +424,7 @@ def release(
     events = hub().release(need_session(session), priority, done=done, note=note, force=force, token=token)
     told = events[-1]  # a forced release tells the holder in a message
     if isinstance(told, ev.MessagePosted) and not json:
-        out(f"released {priority} (seq {events[0].seq}); told {told.to} in message #{told.seq}")
+        out(f"released {priority} (seq {events[0].number}); told {told.to} in message #{told.number}")
     else:
         _done(json, events, f"released {priority}")
 
@@ -1074,9 +1074,9 @@ def _read_time(state: State) -> str:
 
 def _done(json: bool, events: list[Any], message: str) -> None:
     if json:
-        out_json({"events": [e.seq for e in events]})
+        out_json({"events": [e.number for e in events]})
     elif events:
-        out(f"{message} (seq {events[-1].seq})")
+        out(f"{message} (seq {events[-1].number})")
     else:
         out(f"{message} (nothing changed)")
 

@@ -13,7 +13,7 @@ import msgspec
 
 from . import _events as ev
 from ._errors import BadInput, Conflict, NotFound, NotYours
-from ._state import Claim, Milestone, State
+from ._state import Claim, Milestone, State, next_number
 from ._values import (
     MAX_DURATION_S,
     STEP_STATUSES,
@@ -149,11 +149,12 @@ Command = Union[
 
 
 def decide(cmd: Command, state: State, now: str, *, caller: str | None = None,
-           on_behalf: bool = False) -> list[ev.Event]:
+           on_behalf: bool = False, clone: int | None = None) -> list[ev.Event]:
     """The events COMMAND produces against STATE at time NOW (none when it changes nothing).
 
     CALLER is the session the caller itself is, when known: a command for another registered session
-    is refused unless ON_BEHALF says it is meant, and then its events record the caller (`by`)."""
+    is refused unless ON_BEHALF says it is meant, and then its events record the caller (`by`). A hub
+    that is clone CLONE of a hub numbers its events as that clone (_order)."""
     other = _other_session(cmd, state, caller)
     if other is not None and not on_behalf:
         raise NotYours(f"you are session {caller}: acting for {other} needs --on-behalf (and is recorded)")
@@ -162,8 +163,11 @@ def decide(cmd: Command, state: State, now: str, *, caller: str | None = None,
     # command is decided at the time it is stamped with, so a slow clock cannot see a live holder as dead.
     ts = max(now, state.last_ts)
     events = _DECIDERS[type(cmd)](cmd, state, ts)
+    top = state.number
     for n, e in enumerate(events, state.seq + 1):
         e.seq, e.ts, e.by = n, ts, by
+        if clone is not None:
+            top = e.num = next_number(top, clone)
     return events
 
 
@@ -427,8 +431,8 @@ def _send(cmd: SendMessage, st: State, now: str) -> list[ev.Event]:
 def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
     sid = acting_session(st, cmd.session)
     last = max((cmd.upto, *cmd.seqs))
-    if last > st.seq:
-        raise BadInput(f"cannot mark messages read up to {last}: the log ends at {st.seq}")
+    if last > st.number:
+        raise BadInput(f"cannot mark messages read up to {last}: the log ends at {st.number}")
     s = st.sessions[sid]
     upto = max(cmd.upto, s.read_upto)
     seqs = sorted({q for q in cmd.seqs if q > upto} - set(s.read_seqs))

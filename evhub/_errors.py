@@ -22,6 +22,10 @@ class ClockAhead(BadInput):
     """A time further ahead of the real clock than evhub allows would be written."""
 
 
+class UnrelatedHub(BadInput):
+    """A log or remote to merge with belongs to another hub: only clones of one hub merge."""
+
+
 class NotFound(EvhubError):
     """The session, priority, milestone or proposal named does not exist."""
 

@@ -11,13 +11,17 @@ LOG_VERSION = 1
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
-    """Fields every event has: its gap-free position, a unique id and a UTC time.
+    """Fields every event has: its gap-free position in this log, a unique id and a UTC time.
+
+    `num` is the event's number across the clones of a hub (see _order): absent, it is `seq`, as on
+    every event of a hub that never synced, so those logs read and write byte-identical.
 
     `more` is true on every event but the last of one command's write (bye, milestone claim,
     save...), and absent otherwise: a write cut short leaves a batch with `more` on its last
     line, which readers treat as torn, never as half a command."""
 
     seq: int
+    num: int | msgspec.UnsetType = msgspec.UNSET
     id: str
     ts: str
     more: bool | msgspec.UnsetType = msgspec.UNSET
@@ -25,6 +29,11 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     # Where an event came from when no command made it: "adopted" by `init --adopt`, or the view file a
     # hand edit was read from. Absent on every other event, so older logs read and write byte-identical.
     origin: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def number(self) -> int:
+        """The event's number across clones: tokens, message numbers and the fold's order use it."""
+        return self.seq if self.num is msgspec.UNSET else self.num
 
 
 class SessionEvent(Event, kw_only=True, gc=False):
@@ -145,11 +154,16 @@ class UnknownEvent(msgspec.Struct, kw_only=True, gc=False):
     """An event of a type this evhub does not know (from a newer one): kept, never folded."""
 
     seq: int
+    num: int | msgspec.UnsetType = msgspec.UNSET
     id: str
     ts: str
     type: str
     more: bool | msgspec.UnsetType = msgspec.UNSET
     session: str | None = None
+
+    @property
+    def number(self) -> int:
+        return self.seq if self.num is msgspec.UNSET else self.num
 
 
 KnownEvent = Union[

@@ -14,6 +14,7 @@ how its log is kept): the Hub calls them and keeps only the loop.
 from __future__ import annotations
 
 import atexit
+import io
 import math
 import os
 import sys
@@ -43,8 +44,8 @@ from ._handedits import COPIES, Edit, Record, commands_for, find_edits
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
-from ._results import Claimed, Location, Recall, Saved
-from ._state import Message, Milestone, State, evolve, is_unread
+from ._results import Claimed, Location, Merged, Recall, Saved
+from ._state import CLONES, Message, Milestone, State, evolve, is_unread
 from ._store import Store
 from ._values import file_stamp, format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
@@ -74,9 +75,10 @@ def _flush_all() -> None:
 
 
 def _decided(command: cmd.Command, state: State, clock: str, *, origin: str | None = None,
-             caller: str | None = None, on_behalf: bool = False) -> list[ev.Event]:
-    """COMMAND's events, decided against STATE at CLOCK, given their ids (and ORIGIN) and folded into STATE."""
-    decided = cmd.decide(command, state, clock, caller=caller, on_behalf=on_behalf)
+             caller: str | None = None, on_behalf: bool = False, clone: int | None = None) -> list[ev.Event]:
+    """COMMAND's events, decided against STATE at CLOCK (numbered as clone CLONE), given their ids (and ORIGIN)
+    and folded into STATE."""
+    decided = cmd.decide(command, state, clock, caller=caller, on_behalf=on_behalf, clone=clone)
     for event in decided:
         event.id = new_id()
         if origin is not None:
@@ -303,7 +305,7 @@ class Hub:
         with self.store.locked():
             return self._decide_and_append((), edits, state)[1]
 
-    def _decide_hand_edits(self, edits: list[Edit], state: State, clock: str,
+    def _decide_hand_edits(self, edits: list[Edit], state: State, clock: str, clone: int | None,
                            ) -> tuple[list[ev.Event], list[tuple[Edit, tuple[str, str]]]]:
         """The events the seed's protocol meant by EDITS, decided by the usual rules and folded into
         STATE; and each edit that could not be taken, or not all of it, with why (see _keep_hand_edit)."""
@@ -315,7 +317,7 @@ class Hub:
             for c in meant.commands:
                 try:
                     # No caller: the file says who acts, as the seed's protocol let it.
-                    events += _decided(c, state, clock, origin=edit.rel)
+                    events += _decided(c, state, clock, origin=edit.rel, clone=clone)
                 except EvhubError as e:
                     problem = ("refused" if isinstance(e, Conflict) else "not understood", str(e))
             if problem is not None:
@@ -361,22 +363,25 @@ class Hub:
                 except CorruptLog as e:
                     raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
             try:
+                clone = self._clone_index(state)
                 if edits:
                     # In a write of their own before the command decides: a refused command loses none.
                     clock = write_time(state.last_ts, self.store.clock())
                     head = state.seq
-                    taken, untaken = self._decide_hand_edits(edits, state, clock)
+                    taken, untaken = self._decide_hand_edits(edits, state, clock, clone)
                     if taken:
                         self.store.append(taken, head)
+                        state.appended(taken)
                     self._taken(edits, untaken)
                     edits = []
                 head = state.seq
                 clock = write_time(state.last_ts, self.store.clock())
                 events: list[ev.Event] = []
                 for c in commands:
-                    events += _decided(c, state, clock, caller=self.caller, on_behalf=self.on_behalf)
+                    events += _decided(c, state, clock, caller=self.caller, on_behalf=self.on_behalf, clone=clone)
                 if events:
                     self.store.append(events, head)
+                    state.appended(events)
             except ExpectedPositionError:
                 # Another machine appended first (a shared store): decide again on what it wrote.
                 self._cache.forget()
@@ -519,7 +524,7 @@ class Hub:
     def send(self, session: str, text: str, to: str = "all") -> int:
         """Post a message; returns its seq."""
         [e] = self.execute(cmd.SendMessage(session=session, text=text, to=to))
-        return e.seq
+        return e.number
 
     def inbox(self, session: str, *, peek: bool = False) -> list[Message]:
         """Unread messages for SESSION, oldest first; unless PEEK, they are then marked read."""
@@ -601,7 +606,7 @@ class Hub:
         if mode == "full":
             self.flush(force=True)  # the views committed agree with the log, and nothing is left to render
             committed = commit(self.root, SESSIONS, f"evhub save by {sid}")
-        return Saved(mode=mode, events=[e.seq for e in events], git_commit=committed)
+        return Saved(mode=mode, events=[e.number for e in events], git_commit=committed)
 
     # -- history ------------------------------------------------------------------------------
 
@@ -628,6 +633,63 @@ class Hub:
         """Write every event's line as stored to OUT; how many."""
         self.state()
         return self.open_store().dump(out)
+
+    # -- clones ----------------------------------------------------------------------------------
+
+    @property
+    def hub_id(self) -> str:
+        """The id of this hub's first event: the same in every clone of it."""
+        return self.state().hub_id
+
+    @property
+    def clone(self) -> int | None:
+        """This clone's index among the hub's clones (its events' numbers end in it); None before its first
+        sync."""
+        return self._clone_index(self.state())
+
+    def _clone_index(self, state: State) -> int | None:
+        """The clone index to number the events decided against STATE with (a clone file left by another
+        hub that was here before counts for nothing)."""
+        identity = _place.clone_of(self.events_dir)
+        return identity.clone if identity is not None and identity.hub == state.hub_id else None
+
+    def become_clone(self, clone: int) -> None:
+        """Make this hub clone CLONE of itself: from now on its events are numbered apart from every other
+        clone's (_order). A hub that is a clone already keeps its index."""
+        if not 0 <= clone < CLONES:
+            raise BadInput(f"a clone's index is 0 to {CLONES - 1}, not {clone}")
+        with self._lock():
+            state = self._cache.catch_up()
+            if self._clone_index(state) is None:
+                _place.write_clone(self.events_dir, _place.CloneOf(hub=state.hub_id, clone=clone))
+
+    def log_bytes(self) -> bytes:
+        """The whole log, as `evhub export` writes it."""
+        out = io.BytesIO()
+        self.export(out)
+        return out.getvalue()
+
+    def merge_log(self, data: bytes, name: str = "the log") -> Merged:
+        """Take every event of DATA (another clone's whole log, as `evhub export` writes it, read from NAME)
+        that this hub lacks, keeping each write whole; adds no event of its own, so merging the same log
+        again takes nothing. UnrelatedHub when DATA is another hub's log."""
+        from ._order import union
+        from ._store import parse_log
+
+        _, theirs = parse_log(data, name)
+        self._check_exists()
+        with self._lock(), self.store.locked():
+            state = self._cache.catch_up()
+            known = {e.id for e in self.store.read(0)}
+            new = union(state, known, theirs, name)
+            if new:
+                try:
+                    self.store.append(new, state.seq, chained=True)
+                finally:
+                    self._cache.forget()  # the kept state never saw these: fold them from the log
+                state = self._cache.catch_up()
+                self._publish(state)
+        return Merged(added=len(new), known=len(theirs) - len(new))
 
     def recent_events(self, session: str | None, limit: int = RECENT_EVENTS,
                       window: int = 256 * 1024) -> list[ev.AnyEvent]:

@@ -118,7 +118,7 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
         """Tell the hub you are alive (and what you are doing); a session silent for the hub's alive TTL
         (5 minutes by default) is dead, and its claims can be taken over."""
         events = call(lambda: hub.heartbeat(who(session), status))
-        return {"seq": events[-1].seq}
+        return {"seq": events[-1].number}
 
     @tool(WRITES)
     def claim(priority: Priority, session: You = None, ttl_s: TtlS = None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from ._errors import (
 from ._integrity import Damage, LogCheck, LogLine
 from ._lock import lock_timeout
 from ._progress import Progress
-from ._store import ESCAPE, Checkpoint, Store, check_numbering
+from ._store import ESCAPE, Checkpoint, Store, chain, check_numbering
 from ._values import env_number, format_ts
 
 if TYPE_CHECKING:
@@ -533,10 +533,10 @@ class PgStore(Store):
         """The number of events (the unit of a PostgreSQL log's marks)."""
         return self.head()
 
-    def append(self, events: Sequence[ev.Event], expected: int) -> None:
+    def append(self, events: Sequence[ev.Event], expected: int, *, chained: bool = False) -> None:
         check_numbering(events, expected)
-        for e in events[:-1]:
-            e.more = True  # the same lines the JSONL store writes, so a moved hub stays byte-identical
+        if not chained:
+            chain(events)  # the same lines the JSONL store writes, so a moved hub stays byte-identical
         rows = [(e.seq, e.id, ev.encode(e)[:-1].decode()) for e in events]
         self._write(rows, expected, [e.id for e in events])
 

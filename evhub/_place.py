@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import msgspec
+
 from . import _events as ev
 from ._errors import BadInput, Conflict, ExpectedPositionError, HubNotFound, StorageError
 from ._lock import HubLock
@@ -27,8 +29,41 @@ if TYPE_CHECKING:
     from ._adopt import Adoption
 
 SESSIONS = "SESSIONS"
-GITIGNORE = ("# evhub: the read model, the views' record and the lock are local caches, never shared\n"
-             "readmodel.sqlite3*\nviews.json\nlock\n")
+GITIGNORE = ("# evhub: the read model, the views' record, the lock and the clone's identity are this clone's own, "
+             "never shared\nreadmodel.sqlite3*\nviews.json\nlock\nclone.json\nsynced.json\n")
+CLONE_FILE = "clone.json"
+
+
+class CloneOf(msgspec.Struct, frozen=True):
+    """This clone's place among the clones of hub HUB: its index, which its events' numbers end in."""
+
+    hub: str
+    clone: int
+
+
+def clone_of(events_folder: Path) -> CloneOf | None:
+    """This hub's clone identity (None before its first sync): read at every write, so a sync by another
+    process is never missed."""
+    try:
+        return msgspec.json.decode((events_folder / CLONE_FILE).read_bytes(), type=CloneOf)
+    except FileNotFoundError:
+        return None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise StorageError(f"cannot read {events_folder / CLONE_FILE}: {e}") from e
+
+
+def write_clone(events_folder: Path, clone: CloneOf) -> None:
+    """Make this hub clone CLONE (whole or not at all). Caller holds the hub lock."""
+    part = events_folder / f".{CLONE_FILE}.part"
+    try:
+        with open(part, "wb") as f:
+            f.write(msgspec.json.encode(clone) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, events_folder / CLONE_FILE)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {events_folder / CLONE_FILE}: {e.strerror}") from e
 
 
 class Repo(NamedTuple):
@@ -283,6 +318,34 @@ def create(root: Path, alive_ttl_s: int = 300, adopt: bool = False, store: Store
         return made_it, adoption
     finally:
         log.close()
+
+
+def join(root: Path, data: bytes, clone: int, name: str = "the remote's log") -> None:
+    """Make the hub at ROOT a clone, index CLONE, of the hub whose log (as another clone keeps it) is
+    DATA: its events laid out in the fold's order, so the part numbered by seqs keeps its seqs."""
+    from ._order import in_order
+    from ._store import parse_log
+
+    _, theirs = parse_log(data, name)
+    events = in_order(theirs)
+    for seq, e in enumerate(events, 1):
+        if isinstance(e, ev.UnknownEvent):
+            raise BadInput(f"{name}: event {e.number} is of type {e.type}, unknown to this evhub: upgrade evhub "
+                           "to join this hub")
+        if e.num is msgspec.UNSET and e.seq != seq:
+            raise BadInput(f"{name}: event {e.seq} is numbered by its position but is not where it was: "
+                           "not the log of a clone")
+        e.seq = seq
+    folder = events_dir(root)
+    if made(root):
+        raise Conflict(f"a hub is already at {root}: a clone joins only where there is none")
+    # The identity first: no event can be written here before the hub is a clone (it would be numbered by
+    # its position, as only the hub's first clone numbers the events it wrote before syncing).
+    _make_folder(folder, [], folder)
+    write_clone(folder, CloneOf(hub=events[0].id, clone=clone))
+    created, _ = create(root, events=([ev.encode(e) for e in events if not isinstance(e, ev.UnknownEvent)], events))
+    if created is not True:
+        raise Conflict(f"a hub appeared at {root} while joining: run the sync again")
 
 
 def _make_folder(events_folder: Path, kept: list[Path], legacy: Path) -> None:

@@ -19,7 +19,9 @@ from ._errors import StorageError
 from ._state import Message, State
 from ._store import Checkpoint
 
-SCHEMA_VERSION = "3"  # 2: the state keeps the last messages only; the table keeps them all; 3: proposals' known_as
+# 2: the state keeps the last messages only; the table keeps them all; 3: proposals' known_as; 4: numbers across
+# clones (messages are keyed by number)
+SCHEMA_VERSION = "4"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -132,7 +134,7 @@ class ReadModel:
         return conn
 
     def message_count(self, upto: int | None = None) -> int:
-        """How many messages the table holds (those up to seq UPTO when given)."""
+        """How many messages the table holds (those numbered up to UPTO when given)."""
         if upto is None:
             return int(self._query("SELECT count(*) FROM messages", [])[0][0])
         return int(self._query("SELECT count(*) FROM messages WHERE seq <= ?", [upto])[0][0])
@@ -178,6 +180,10 @@ class Writer:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    def restart(self) -> None:
+        """Forget the messages taken so far in this transaction (a fold that starts again, in order)."""
+        self.conn.execute("DELETE FROM messages")
 
     def take(self, state: State) -> None:
         """Move STATE's new messages and renames into the messages table (a replay does this a

@@ -102,7 +102,7 @@ def _doing(m: Milestone) -> str:
 def _current_state(state: State, now: str) -> list[str]:
     # Ages are counted to the last event, not to NOW: a view that changed with the clock alone would be
     # rewritten by every command, and would say "1m ago" of a file read an hour later all the same.
-    as_of = (f"As of event #{state.seq} ({state.last_ts}); the ages below are as of that event."
+    as_of = (f"As of event #{state.number} ({state.last_ts}); the ages below are as of that event."
              if state.last_ts else "As of event #0 (no events yet).")
     last = state.last_ts
     out = [

@@ -42,3 +42,10 @@ class Claimed(NamedTuple):
     token: int  # the claim's fencing token
     took_over_from: str | None = None  # the former holder, when its claim was stale and is taken over
     took_over_because: str = ""  # why that claim was stale: "silent 12m", or "its ttl ran out"
+
+
+class Merged(NamedTuple):
+    """What `Hub.merge_log` took from another clone's log."""
+
+    added: int  # events this hub lacked, now in its log
+    known: int  # events it held already

@@ -19,6 +19,7 @@ import msgspec
 from . import _events as ev
 from ._values import FUTURE_BOUND_S, seconds_between
 
+CLONES = 1000  # a clone's numbers end in its index: num % CLONES
 NOTES_KEPT = 10
 MESSAGES_KEPT = 100
 COMPLETED_KEPT = 10
@@ -141,8 +142,18 @@ class Focus(msgspec.Struct, gc=False):
     ts: str
 
 
+class OutOfOrder(Exception):
+    """A write sorts before one the state has folded (a merge brought events older than the state's): the
+    whole log must be folded again, in its order (_order.fold_in_order)."""
+
+
 class State(msgspec.Struct):
-    seq: int = 0
+    seq: int = 0  # the position in this clone's log of the last event folded
+    top: int = 0  # the highest `num` folded (0 while the hub never synced: its numbers are its seqs)
+    tops: dict[int, int] = {}  # clone -> the highest number folded from it (a clone's events arrive in order)
+    order: int = 0  # the number of the first event of the last write folded: the fold's place in its order
+    opening: bool = False  # the last event folded has `more`: the next one continues its write
+    hub_id: str = ""
     last_ts: str = ""
     created: str = ""
     alive_ttl_s: int = 300
@@ -163,6 +174,17 @@ class State(msgspec.Struct):
 
     # Liveness is computed from the clock, never stored; a sign of life from further in the future
     # than a clock may run ahead is no sign of life (it would last until the future came).
+    @property
+    def number(self) -> int:
+        """The highest event number folded: the hub's place across clones ("as of event #N")."""
+        return self.top or self.seq
+
+    def appended(self, events: list[ev.Event]) -> None:
+        """EVENTS, folded one command at a time, were appended as one write: place the state where a fold of
+        the log puts it, after a write that begins with their first."""
+        if events and events[0].num is not msgspec.UNSET:
+            self.order = events[0].num
+
     def is_alive(self, session_id: str, now: str) -> bool:
         s = self.sessions.get(session_id)
         return (
@@ -226,10 +248,13 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
     handlers = _HANDLERS
     sessions = st.sessions
     heartbeat = ev.Heartbeat
+    unset = msgspec.UNSET
     seq, last_ts = st.seq, st.last_ts
     try:
         for e in events:
             seq = e.seq
+            if e.num is not unset:
+                _numbered(st, e, e.num)
             if e.ts > last_ts:
                 last_ts = e.ts
             if e.__class__ is heartbeat:
@@ -244,6 +269,27 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
         # Kept in locals in the loop: setting a Struct attribute costs as much as the rest of a heartbeat.
         st.seq, st.last_ts = seq, last_ts
     return st
+
+
+def next_number(top: int, clone: int) -> int:
+    """The number clone CLONE gives its next event when the highest number it knows is TOP: the smallest
+    above TOP that ends in CLONE (see _order)."""
+    return top + 1 + (clone - top - 1) % CLONES
+
+
+def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int) -> None:
+    """Place event E, numbered N by a clone, in the fold's order: a write must begin after the last one
+    folded began (else OutOfOrder)."""
+    if not st.opening:
+        if n < st.order:
+            raise OutOfOrder(f"event {n} sorts before event {st.order}, folded already")
+        st.order = n
+    st.opening = e.more is True
+    if n > st.top:
+        st.top = n
+    clone = n % CLONES
+    if n > st.tops.get(clone, 0):
+        st.tops[clone] = n
 
 
 def evolve(state: State, e: ev.Event | ev.UnknownEvent) -> State:
@@ -267,6 +313,7 @@ def _touching(handler: Callable[[State, Any], None]) -> Callable[[State, Any], N
 
 
 def _hub_created(st: State, e: ev.HubCreated) -> None:
+    st.hub_id = e.id
     st.created = e.ts
     st.alive_ttl_s = e.alive_ttl_s
     st.version = e.v
@@ -283,14 +330,14 @@ def _registered(st: State, e: ev.SessionRegistered) -> None:
             about=e.about,
             first_seen=e.ts,
             last_seen=e.ts,
-            incarnation=e.seq,
+            incarnation=e.number,
         )
         return
     if not e.resume:
         # A new incarnation never revives the claims its predecessor left behind.
         for c in st.claims_of(e.session):
             del st.claims[c.priority]
-        old.incarnation = e.seq
+        old.incarnation = e.number
         old.first_seen = e.ts
         old.role, old.specialization, old.about = e.role, e.specialization, e.about
     else:
@@ -316,13 +363,13 @@ def _proposed(st: State, e: ev.IdProposed) -> None:
     for old in st.proposals:
         if old.status == "pending" and (old.session == e.session or old.proposed == e.proposed):
             old.status = "withdrawn"
-    p = Proposal(seq=e.seq, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters,
+    p = Proposal(seq=e.number, ts=e.ts, session=e.session, proposed=e.proposed, reason=e.reason, voters=voters,
                  known_as=e.session)
     st.proposals.append(p)
     s = st.sessions.get(e.session)
     if s is not None:
         s.agreement = "proposed"
-    _settle(st, p, e.seq)
+    _settle(st, p, e.number)
 
 
 def _accepted(st: State, e: ev.IdAccepted) -> None:
@@ -330,7 +377,7 @@ def _accepted(st: State, e: ev.IdAccepted) -> None:
     if p is None or e.session in p.accepted:
         return
     p.accepted.append(e.session)
-    _settle(st, p, e.seq)
+    _settle(st, p, e.number)
 
 
 def _rejected(st: State, e: ev.IdRejected) -> None:
@@ -410,7 +457,7 @@ def _claimed(st: State, e: ev.PriorityClaimed) -> None:
     st.claims[e.priority] = Claim(
         priority=e.priority,
         session=e.session,
-        token=e.seq,
+        token=e.number,
         since=e.ts,
         refreshed=e.ts,
         ttl_s=e.ttl_s,
@@ -436,7 +483,7 @@ def _focus(st: State, e: ev.FocusSet) -> None:
 def _note(st: State, e: ev.NoteAdded) -> None:
     s = st.sessions.get(e.session)
     if s is not None:
-        s.notes.append(Note(seq=e.seq, ts=e.ts, text=e.text))
+        s.notes.append(Note(seq=e.number, ts=e.ts, text=e.text))
         del s.notes[:-NOTES_KEPT]
 
 
@@ -481,7 +528,7 @@ def _steps_added(st: State, e: ev.StepsAdded) -> None:
 
 
 def _message(st: State, e: ev.MessagePosted) -> None:
-    m = Message(seq=e.seq, ts=e.ts, sender=e.session, to=e.to, text=e.text)
+    m = Message(seq=e.number, ts=e.ts, sender=e.session, to=e.to, text=e.text)
     st.message_count += 1
     st.new_messages.append(m)
     st.messages.append(m)

@@ -71,8 +71,10 @@ class Store(ABC):
         at seq AFTER, from where the checkpoint stands."""
 
     @abstractmethod
-    def append(self, events: Sequence[ev.Event], expected: int) -> None:
-        """Append EVENTS (numbered expected+1, ...) if the head is EXPECTED, else ExpectedPositionError."""
+    def append(self, events: Sequence[ev.Event], expected: int, *, chained: bool = False) -> None:
+        """Append EVENTS (numbered expected+1, ...) as one write if the head is EXPECTED, else
+        ExpectedPositionError. CHAINED: EVENTS are several writes whose `more` is set already (a merge
+        keeps another clone's writes as they were), appended at once all the same."""
 
     position: tuple[int, int]  # (seq, the store's mark after it) that the last read or append reached
 
@@ -193,6 +195,12 @@ def _spans(block: bytes, needle: bytes) -> list[tuple[int, int]]:
             found.append((start, end))
             at = block.find(one, end)
     return sorted(set(found)) if kinds > 1 else found
+
+
+def chain(events: Sequence[ev.Event]) -> None:
+    """Mark EVENTS as one write: each but the last has `more`."""
+    for e in events[:-1]:
+        e.more = True
 
 
 def check_numbering(events: Sequence[ev.Event], expected: int) -> None:
@@ -400,15 +408,15 @@ class JsonlStore(Store):
             count += block[: offset - block_offset].count(b"\n")
         return count
 
-    def append(self, events: Sequence[ev.Event], expected: int) -> None:
+    def append(self, events: Sequence[ev.Event], expected: int, *, chained: bool = False) -> None:
         head = self.head()
         if head != expected:
             raise ExpectedPositionError(f"the log moved: expected head {expected}, found {head}")
         check_numbering(events, expected)
         if not events:
             return
-        for e in events[:-1]:
-            e.more = True
+        if not chained:
+            chain(events)
         data = b"".join(ev.encode(e) for e in events)
         end = self.position[1]
         if self.torn_tail:

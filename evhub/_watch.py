@@ -88,7 +88,8 @@ def dashboard(state: State, feed: list[ev.AnyEvent], at: str, live: bool = True)
         events.add_row(str(e.seq), e.ts[11:19], str(doc["type"]), str(doc.get("session") or ""), what)
 
     quits = " · q quits" if live else ""
-    head = Text(f"evhub · event #{state.seq} · {len(state.live_sessions(at))} live · {at[:19]}Z{quits}", style="bold")
+    live_count = len(state.live_sessions(at))
+    head = Text(f"evhub · event #{state.number} · {live_count} live · {at[:19]}Z{quits}", style="bold")
     return Group(head, sessions, claims, milestones, messages, events)
 
 
