@@ -604,14 +604,14 @@ def save(
     if json:
         out_json({**saved._asdict(), **({} if saved.mode != "full" else {"synced": synced})})
         return
-    if synced is not None:
-        out(f"synced with {synced.remote}: took {synced.took} events, gave {synced.gave}")
     if saved.git_commit:
         out(f"saved ({saved.mode}); committed SESSIONS/ as {saved.git_commit[:12]}")
     elif saved.mode == "full":
         out("saved (full); nothing to commit: SESSIONS/ holds no change git tracks")
     else:
         out(f"saved ({saved.mode})")
+    if synced is not None:
+        out(f"synced with {synced.remote}: took {synced.took} events, gave {synced.gave}")
 
 
 def _synced_quietly(h: Hub) -> Any:

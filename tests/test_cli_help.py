@@ -46,7 +46,8 @@ ORDER: list[tuple[str, ...] | str] = [
     ("handshake", "accept"), ("handshake", "reject"), ("handshake", "propose"), ("handshake", "list"),
     ("msg", "send"), ("msg", "inbox"), ("msg", "list"),
     ("log",), ("why",), ("release",), ("replay",), ("verify",), ("repair",), ("where",), ("export",),
-    ("import",), "cp backup.jsonl laptop.jsonl", ("merge",), ("migrate",), ("timeline",), ("watch",), ("sql",), ("install",), ("hook",), ("bye",),
+    ("import",), "cp backup.jsonl laptop.jsonl", ("merge",),
+    ("migrate",), ("timeline",), ("watch",), ("sql",), ("install",), ("hook",), ("bye",),
 ]
 
 
