@@ -25,7 +25,6 @@ The design, and why:
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import subprocess
@@ -145,14 +144,7 @@ def sync_if_remote(hub: Hub) -> Synced | None:
 def wanted(root: Path) -> bool:
     """Whether `git config evhub.sync true` asks the hook to sync at a session's start and end."""
     repo = _place.repository(root)
-    if repo is None:
-        return False
-    config = configparser.ConfigParser(strict=False, interpolation=None)
-    try:
-        config.read(repo.common / "config")
-        return config.getboolean("evhub", "sync", fallback=False)
-    except (configparser.Error, ValueError):
-        return False
+    return repo is not None and repo.says("sync")
 
 
 def set_wanted(project: Path, on: bool) -> bool:
@@ -357,8 +349,8 @@ def _exchange(git: _Git, hub: Hub, remote: str, url: str, hub_id: str, k: int,
     took = 0
     for i, (blob, data) in sorted(blobs.items()):
         key = f"{remote}/{i}"
-        if i == k or record.merged.get(key) == blob:
-            continue
+        if record.merged.get(key) == blob:
+            continue  # merged before (or pushed from here): nothing new in it
         try:
             took += hub.merge_log(data, f"{remote}'s {REFS}/{hub_id}/{i}").added
         except EvhubError as e:
@@ -374,11 +366,12 @@ def _exchange(git: _Git, hub: Hub, remote: str, url: str, hub_id: str, k: int,
         gave = len(_ids(ours) - theirs)
     if pushing:
         before = _tracked(git, remote, hub_id).get(k)
-        commit, _ = _commit(git, ours, hub_id, k, before)
+        commit, blob = _commit(git, ours, hub_id, k, before)
         if not _push(git, remote, commit, ref, before):
             raise _rewritten(remote, ref, f"{TRACKING}/{remote}/{hub_id}/{k}",
                              "was just written by someone else (another clone with index "
                              f"{k}, or a force-push)")
+        record.merged[f"{remote}/{k}"] = blob
     record.last = Synced(remote=remote, url=url, at=now(), took=took, gave=gave,
                          clones=sorted({*blobs, k}), clone=k, joined=joined)
     _write_record(hub.events_dir, record)
