@@ -306,6 +306,11 @@ def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int, before: int) -> 
     clone = n % CLONES
     if n > st.tops.get(clone, 0):
         st.tops[clone] = n
+    # Written on a clone that had not seen a rename agreed on another: the id it names is the renamed
+    # session's (decide names sessions by their current ids, so no other event needs this).
+    sid = getattr(e, "session", None)
+    if sid in st.aliases and sid not in st.sessions and not isinstance(e, ev.SessionRegistered):
+        e.session = st.aliases[sid]  # type: ignore[union-attr]
 
 
 def evolve(state: State, e: ev.Event | ev.UnknownEvent) -> State:
