@@ -292,3 +292,19 @@ def test_the_history_of_a_clone_that_merged_is_read_in_the_fold_order(tmp_path: 
         assert [row["session"] for row in b.why("api")] == ["alice"]
         timeline = run("timeline", "--out", tmp_path / "t.html", cwd=b.root, env={"EVHUB_NOW": at(1)})
         assert "Traceback" not in timeline.stderr and timeline.returncode == 0, timeline.stderr
+
+
+@pytest.mark.xfail(strict=True, raises=(AssertionError, BadInput),
+                   reason="reported to the lead: a hub that never synced merges a clone's log and stays unnumbered")
+def test_a_hub_that_merged_a_clones_log_numbers_its_events_above_it(tmp_path: Path) -> None:
+    with fixed_now(at(0)):
+        ours, _ = Hub.init(tmp_path / "ours")
+        ours.hello("alice")
+        _place.join(tmp_path / "clone", ours.log_bytes(), 1)  # as a clone made from an export of ours
+        clone = Hub(tmp_path / "clone")
+        clone.hello("bob")
+        ours.merge_log(clone.log_bytes())  # what `evhub merge FILE` does in a hub that never synced
+        seen = max(e.number for e in ours.events())
+        # A later event outnumbers everything its writer knew, and the clone can take it.
+        assert ours.send("alice", "hi") > seen
+        assert clone.merge_log(ours.log_bytes()).added == 1
