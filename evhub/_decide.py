@@ -435,7 +435,9 @@ def _mark_read(cmd: MarkRead, st: State, now: str) -> list[ev.Event]:
         raise BadInput(f"cannot mark messages read up to {last}: the log ends at {st.number}")
     s = st.sessions[sid]
     upto = max(cmd.upto, s.read_upto)
-    seqs = sorted({q for q in cmd.seqs if q > upto} - set(s.read_seqs))
+    # Once the hub is cloned, UPTO does not cover what came from other clones: those are read when listed.
+    floor = s.read_upto if st.top else upto
+    seqs = sorted({q for q in cmd.seqs if q > floor} - set(s.read_seqs))
     if upto == s.read_upto and not seqs:
         return []
     return [_new(ev.MessagesRead, session=sid, upto=upto, seqs=seqs or msgspec.UNSET)]

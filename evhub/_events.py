@@ -8,6 +8,7 @@ import msgspec
 from ._errors import CorruptLog
 
 LOG_VERSION = 1
+CLONES = 1000  # an event's `num` ends in the index of the clone that wrote it: num % CLONES (see _order)
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):

@@ -109,20 +109,24 @@ def answer(raw: bytes, env: Mapping[str, str], hub_dir: str | None, agent: str) 
         return False
     store = _place.open_store(root)
     try:
-        return store.resume(stamp.checkpoint) and _quiet_since(store, stamp)
+        clone = _place.clone_of(events_dir)
+        return store.resume(stamp.checkpoint) and _quiet_since(store, stamp, None if clone is None else clone.clone)
     finally:
         store.close()
 
 
-def _quiet_since(store: Store, stamp: Stamp) -> bool:
+def _quiet_since(store: Store, stamp: Stamp, clone: int | None) -> bool:
     """Whether every event after STAMP's checkpoint (resumed), read by the log's own rules, leaves its
-    session as it was: none by it, no message to it or to all, no attachment of its agent session."""
+    session as it was: none by it, no message to it or to all, no attachment of its agent session, none
+    merged from another clone than this one, CLONE (a merge may have lost it a claim)."""
     start = stamp.checkpoint.offset
     for events in store.read_blocks(stamp.checkpoint.seq):
         if store.reached - start > MAX_TAIL:
             return False
         for e in events:
             if not isinstance(e, _BYSTANDER) or e.session == stamp.session:
+                return False
+            if e.num is not msgspec.UNSET and e.num % ev.CLONES != clone:
                 return False
             if isinstance(e, ev.MessagePosted) and e.to in ("all", stamp.session):
                 return False

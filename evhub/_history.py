@@ -12,6 +12,7 @@ from . import _events as ev
 from ._documents import one_line
 from ._errors import BadInput, CorruptLog, NotFound
 from ._integrity import LogLine
+from ._order import events_in_order
 from ._state import State, claim_history
 from ._store import Store
 from ._values import check_id, did_you_mean, parse_when
@@ -207,7 +208,7 @@ def why(store: Store, priority: str) -> list[dict[str, Any]]:
     end, as the fold decided it (claim_history), with the event that made it."""
     priority = check_id(priority, "priority")
     rows: list[dict[str, Any]] = []
-    for change in claim_history(store.read(0), State(), priority):
+    for change in claim_history(events_in_order(store), State(), priority):
         row = {"action": change.action, **ev.to_dict(change.event)}
         if change.action == "renamed":  # the event is the vote that agreed it: name the holder
             row.update(session=change.session, priority=priority, renamed_from=change.renamed_from)

@@ -45,7 +45,7 @@ from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
 from ._results import Claimed, Location, Merged, Recall, Saved
-from ._state import CLONES, Message, Milestone, State, evolve, is_unread
+from ._state import CLONES, NOT_CLONED, Message, Milestone, State, evolve, is_unread
 from ._store import Store
 from ._values import file_stamp, format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
@@ -363,7 +363,7 @@ class Hub:
                 except CorruptLog as e:
                     raise type(e)(f"{e}; writing is refused until `evhub repair`") from e
             try:
-                clone = self._clone_index(state)
+                clone = self._writing_clone(state)
                 if edits:
                     # In a write of their own before the command decides: a refused command loses none.
                     clock = write_time(state.last_ts, self.store.clock())
@@ -544,7 +544,10 @@ class Hub:
             return []
         kept = {m.seq for m in unread} - {m.seq for m in shown}
         upto = min(kept) - 1 if kept else max(m.seq for m in shown)
-        return self.mark_read(session, upto, [m.seq for m in shown if m.seq > upto])
+        # "Read up to" covers what was written on this clone (is_unread): the rest is listed.
+        identity = _place.clone_of(self.events_dir)
+        here = {NOT_CLONED, identity.clone if identity is not None else NOT_CLONED}
+        return self.mark_read(session, upto, [m.seq for m in shown if m.seq > upto or m.clone not in here])
 
     def attach_agent(self, session: str, agent: str, agent_session: str) -> list[ev.Event]:
         """Remember that AGENT's own session AGENT_SESSION is SESSION here."""
@@ -611,9 +614,12 @@ class Hub:
     # -- history ------------------------------------------------------------------------------
 
     def events(self, after: int = 0) -> Iterator[ev.AnyEvent]:
-        """Every event after seq AFTER, from the log itself."""
+        """Every event after seq AFTER, from the log itself: all of them in the fold's order (_order), when
+        AFTER is 0."""
+        from ._order import events_in_order
+
         self.state()  # history read from a log that went behind the hub comes with that warning
-        return self.open_store().read(after)
+        return self.open_store().read(after) if after else events_in_order(self.open_store())
 
     def log(self, flt: LogFilter, limit: int | None = None) -> tuple[list[LogLine], int]:
         """The log lines that FLT matches (only the last LIMIT when given), and where the log ended
@@ -652,6 +658,15 @@ class Hub:
         hub that was here before counts for nothing)."""
         identity = _place.clone_of(self.events_dir)
         return identity.clone if identity is not None and identity.hub == state.hub_id else None
+
+    def _writing_clone(self, state: State) -> int | None:
+        """_clone_index, for a write: a log that holds numbered events (a clone's, imported) cannot take events
+        numbered by their positions, which could be numbers its clones gave already."""
+        clone = self._clone_index(state)
+        if clone is None and state.top:
+            raise Conflict("this hub's log came from a clone of a hub shared by `evhub sync`, but this copy is no "
+                           "clone of it: run `evhub sync` to join that hub's clones before writing")
+        return clone
 
     def become_clone(self, clone: int) -> None:
         """Make this hub clone CLONE of itself: from now on its events are numbered apart from every other
@@ -708,9 +723,11 @@ class Hub:
         moment = parse_when(at, clock) if at else None
         state = State()
         for e in self.events():
-            if (upto is not None and e.seq > upto) or (moment is not None and e.ts > moment):
+            if moment is not None and e.ts > moment:
                 break
             evolve(state, e)
+            if e.number == upto:
+                break
         view_time = moment or (clock if upto is None else max(state.last_ts, state.created))
         if out is not None:
             self.render(state, at=view_time, out=out)

@@ -9,8 +9,10 @@ but numbers (`Event.number`):
   the smallest number above every number it knows that ends in k (num % CLONES == k): Lamport numbers
   in disjoint classes. Two clones never hand out one number (nor one fencing token), and an event always
   outnumbers everything its writer knew, so nothing sorts before what it was decided on.
-- The fold takes whole writes (one command's events, chained by `more`) by the number of their first
-  event. Clones that hold the same events fold them in the same order, whatever order they arrived in.
+- The fold takes whole writes (one command's events, chained by `more`) by the time of their first event,
+  then its number. A write is stamped no earlier than anything its writer knew, and numbered above it, so
+  nothing sorts before what it was decided on; of writes made apart, the earlier by the clocks comes first.
+  Clones that hold the same events fold them in the same order, whatever order they arrived in.
 
 A log whose writes arrived in that order (every hub that never merged, and a clone whose merges only
 brought newer events) folds in one pass; otherwise the fold meets a write that sorts before one it
@@ -46,8 +48,12 @@ def writes(events: Iterable[ev.AnyEvent]) -> list[list[ev.AnyEvent]]:
 
 
 def in_order(events: Iterable[ev.AnyEvent]) -> list[ev.AnyEvent]:
-    """EVENTS in the fold's order: whole writes, by the number of their first event."""
-    return [e for write in sorted(writes(events), key=lambda w: w[0].number) for e in write]
+    """EVENTS in the fold's order: whole writes, by the time and number of their first event."""
+    return [e for write in sorted(writes(events), key=_when) for e in write]
+
+
+def _when(write: list[ev.AnyEvent]) -> tuple[str, int]:
+    return write[0].ts, write[0].number
 
 
 def fold_in_order(store: Store, state: State | None = None,
@@ -104,7 +110,7 @@ def union(state: State, known: set[str], theirs: Sequence[ev.AnyEvent], name: st
                                "that log is a copy of this hub that went on apart, not a clone (clones are made "
                                "by `evhub sync`); its events cannot be numbered apart from these")
         new.append(write)
-    new.sort(key=lambda w: w[0].number)
+    new.sort(key=_when)
     out: list[ev.Event] = []
     for seq, e in enumerate((e for write in new for e in write), state.seq + 1):
         assert not isinstance(e, ev.UnknownEvent)

@@ -42,7 +42,7 @@ CREATE TABLE steps (
     milestone TEXT, n INTEGER, text TEXT, status TEXT, note TEXT, updated TEXT, by TEXT,
     PRIMARY KEY (milestone, n)
 );
-CREATE TABLE messages (seq INTEGER PRIMARY KEY, ts TEXT, sender TEXT, "to" TEXT, text TEXT);
+CREATE TABLE messages (seq INTEGER PRIMARY KEY, ts TEXT, sender TEXT, "to" TEXT, text TEXT, clone INTEGER);
 """
 
 
@@ -142,7 +142,7 @@ class ReadModel:
     def messages(self, after: int = 0, to: str | None = None, last: int | None = None) -> list[Message]:
         """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST
         ones when LAST is given."""
-        query = 'SELECT seq, ts, sender, "to", text FROM messages WHERE seq > ?'
+        query = 'SELECT seq, ts, sender, "to", text, clone FROM messages WHERE seq > ?'
         args: list[object] = [after]
         if to is not None:
             query += " AND \"to\" IN ('all', ?)"
@@ -189,8 +189,8 @@ class Writer:
         """Move STATE's new messages and renames into the messages table (a replay does this a
         block at a time, so a million events never hold every message in memory)."""
         self.conn.executemany(
-            'INSERT OR REPLACE INTO messages (seq, ts, sender, "to", text) VALUES (?, ?, ?, ?, ?)',
-            [(m.seq, m.ts, m.sender, m.to, m.text) for m in state.new_messages],
+            'INSERT OR REPLACE INTO messages (seq, ts, sender, "to", text, clone) VALUES (?, ?, ?, ?, ?, ?)',
+            [(m.seq, m.ts, m.sender, m.to, m.text, m.clone) for m in state.new_messages],
         )
         for r in state.new_renames:
             self.conn.execute('UPDATE messages SET "to" = ? WHERE "to" = ? AND seq < ?', (r.new, r.old, r.seq))

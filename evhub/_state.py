@@ -19,7 +19,7 @@ import msgspec
 from . import _events as ev
 from ._values import FUTURE_BOUND_S, seconds_between
 
-CLONES = 1000  # a clone's numbers end in its index: num % CLONES
+CLONES = ev.CLONES
 NOTES_KEPT = 10
 MESSAGES_KEPT = 100
 COMPLETED_KEPT = 10
@@ -42,8 +42,9 @@ class Session(msgspec.Struct):
     status: str = ""
     left: bool = False
     incarnation: int = 0
-    read_upto: int = 0
+    read_upto: int = 0  # every message up to this number from before the hub's first sync is read
     read_seqs: list[int] = []  # messages read above read_upto, ascending
+    read_clones: dict[int, int] = {}  # clone -> messages written there up to this number are read
     agreement: str = "none"
     aka: list[str] = []
     notes: list[Note] = []
@@ -90,12 +91,18 @@ class Milestone(msgspec.Struct):
         return None
 
 
-class Message(msgspec.Struct, gc=False):
-    seq: int
+NOT_CLONED = -1  # a message's clone before the hub's first sync: known on every clone
+NOTICE = -2  # a message the fold wrote (a claim lost in a merge): read only once shown
+MERGE_SENDER = "evhub"  # who notices come from
+
+
+class Message(msgspec.Struct, gc=False, repr_omit_defaults=True):
+    seq: int  # its number (_order)
     ts: str
     sender: str
     to: str
     text: str
+    clone: int = NOT_CLONED  # the clone it was written on, or NOTICE
 
 
 class Rename(msgspec.Struct, gc=False):
@@ -108,8 +115,13 @@ class Rename(msgspec.Struct, gc=False):
 
 def is_unread(m: Message, s: Session) -> bool:
     """Whether session S has yet to read M: to it, or to all since it registered (a newcomer is not
-    handed the hub's history; a session that resumes keeps its place), not from it, and not read."""
-    if m.seq <= s.read_upto or m.sender == s.id or m.seq in s.read_seqs:
+    handed the hub's history; a session that resumes keeps its place), not from it, and not read.
+
+    "Read up to N" covers only the messages its reader's clone held: those written there (and before the
+    hub's first sync). A message that came from another clone, or a notice, is read once it was shown."""
+    if m.sender == s.id or m.seq in s.read_seqs:
+        return False
+    if m.seq <= (s.read_upto if m.clone == NOT_CLONED else s.read_clones.get(m.clone, 0)):
         return False
     return m.to == s.id or (m.to == "all" and m.seq > s.incarnation)
 
@@ -151,9 +163,10 @@ class State(msgspec.Struct):
     seq: int = 0  # the position in this clone's log of the last event folded
     top: int = 0  # the highest `num` folded (0 while the hub never synced: its numbers are its seqs)
     tops: dict[int, int] = {}  # clone -> the highest number folded from it (a clone's events arrive in order)
-    order: int = 0  # the number of the first event of the last write folded: the fold's place in its order
+    order: tuple[str, int] = ("", 0)  # the last write folded begins at this (time, number): the fold's place
     opening: bool = False  # the last event folded has `more`: the next one continues its write
     hub_id: str = ""
+    prefix: int = 0  # once the hub is cloned, the last number of the events written before its first sync
     last_ts: str = ""
     created: str = ""
     alive_ttl_s: int = 300
@@ -183,7 +196,7 @@ class State(msgspec.Struct):
         """EVENTS, folded one command at a time, were appended as one write: place the state where a fold of
         the log puts it, after a write that begins with their first."""
         if events and events[0].num is not msgspec.UNSET:
-            self.order = events[0].num
+            self.order = (events[0].ts, events[0].num)
 
     def is_alive(self, session_id: str, now: str) -> bool:
         s = self.sessions.get(session_id)
@@ -254,7 +267,7 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
         for e in events:
             seq = e.seq
             if e.num is not unset:
-                _numbered(st, e, e.num)
+                _numbered(st, e, e.num, seq)
             if e.ts > last_ts:
                 last_ts = e.ts
             if e.__class__ is heartbeat:
@@ -277,13 +290,16 @@ def next_number(top: int, clone: int) -> int:
     return top + 1 + (clone - top - 1) % CLONES
 
 
-def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int) -> None:
-    """Place event E, numbered N by a clone, in the fold's order: a write must begin after the last one
-    folded began (else OutOfOrder)."""
+def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int, seq: int) -> None:
+    """Place event E, numbered N by a clone (at position SEQ), in the fold's order: a write must begin after
+    the last one folded began (else OutOfOrder)."""
+    if not st.top:
+        st.prefix = seq - 1  # the events numbered by their seqs are the log's first
     if not st.opening:
-        if n < st.order:
-            raise OutOfOrder(f"event {n} sorts before event {st.order}, folded already")
-        st.order = n
+        key = (e.ts, n)
+        if key < st.order:
+            raise OutOfOrder(f"event {n} sorts before event {st.order[1]}, folded already")
+        st.order = key
     st.opening = e.more is True
     if n > st.top:
         st.top = n
@@ -322,6 +338,15 @@ def _hub_created(st: State, e: ev.HubCreated) -> None:
 def _registered(st: State, e: ev.SessionRegistered) -> None:
     st.aliases.pop(e.session, None)
     old = st.sessions.get(e.session)
+    if old is not None and not e.resume and _apart(e, old.incarnation) and st.is_alive(e.session, e.ts):
+        # Two clones apart each let a session take this id: they are one session here, and are told.
+        old.last_seen = e.ts
+        _tell(st, e, f"the id {e.session} was taken on two clones apart (here since {old.first_seen}, and again "
+                     f"at {e.ts}): the two sessions are one here now; one of you should pick another id with "
+                     f"`evhub hello NEW_ID` and release what it holds as {e.session}")
+        return
+    if old is not None:
+        old.last_seen = e.ts
     if old is None:
         st.sessions[e.session] = Session(
             id=e.session,
@@ -358,6 +383,11 @@ def _left(st: State, e: ev.SessionLeft) -> None:
 
 
 def _proposed(st: State, e: ev.IdProposed) -> None:
+    rival = st.pending_proposal(e.proposed)
+    if rival is not None and rival.session != e.session and _apart(e, rival.seq) and st.is_alive(rival.session, e.ts):
+        _tell(st, e, f"your proposal to be known as {e.proposed} was lost in a merge: {rival.session} proposed it "
+                     f"first on another clone ({rival.ts})")
+        return
     voters = [sid for sid in st.live_sessions(e.ts) if sid != e.session]
     # A new proposal replaces the proposer's pending one, and one for the same id whose proposer died.
     for old in st.proposals:
@@ -369,7 +399,7 @@ def _proposed(st: State, e: ev.IdProposed) -> None:
     s = st.sessions.get(e.session)
     if s is not None:
         s.agreement = "proposed"
-    _settle(st, p, e.number)
+    _settle(st, p, e)
 
 
 def _accepted(st: State, e: ev.IdAccepted) -> None:
@@ -377,7 +407,7 @@ def _accepted(st: State, e: ev.IdAccepted) -> None:
     if p is None or e.session in p.accepted:
         return
     p.accepted.append(e.session)
-    _settle(st, p, e.number)
+    _settle(st, p, e)
 
 
 def _rejected(st: State, e: ev.IdRejected) -> None:
@@ -393,12 +423,23 @@ def _rejected(st: State, e: ev.IdRejected) -> None:
     _trim_proposals(st)
 
 
-def _settle(st: State, p: Proposal, seq: int) -> None:
+def _settle(st: State, p: Proposal, e: ev.IdProposed | ev.IdAccepted) -> None:
     """Agree a proposal once every session live at the proposal has accepted it."""
     if not set(p.voters) <= set(p.accepted):
         return
+    if p.proposed in st.sessions:
+        # Registered on another clone meanwhile (a hub alone refuses both): the session that has it keeps it.
+        p.status = "withdrawn"
+        s = st.sessions.get(p.known_as)
+        if s is not None:
+            s.agreement = "none"
+        _post(st, Message(seq=e.number, ts=e.ts, sender=MERGE_SENDER, to=p.known_as, clone=NOTICE,
+                          text=f"your proposal to be known as {p.proposed} was lost in a merge: a session "
+                               f"registered as {p.proposed} on another clone"))
+        _trim_proposals(st)
+        return
     p.status = "agreed"
-    _rename(st, p.session, p.proposed, seq)
+    _rename(st, p.session, p.proposed, e.number)
     _trim_proposals(st)
 
 
@@ -447,9 +488,39 @@ def _rename(st: State, old: str, new: str, seq: int) -> None:
         p.accepted = [new if v == old else v for v in p.accepted]
 
 
+def _apart(e: ev.Event, number: int) -> bool:
+    """Whether event E was written on another clone than the thing numbered NUMBER, so it may not have known
+    it (a clone learns another's events only when they sync). Events before the hub's first sync were known
+    to every clone; an event that did know it was decided by decide's rules, and the fold keeps it as it is."""
+    return e.num is not msgspec.UNSET and e.num % CLONES != number % CLONES
+
+
+def _beaten(st: State, priority: str, e: ev.SessionEvent, took_over_from: str | None) -> Claim | None:
+    """The claim on PRIORITY that E's claim (taken over from TOOK_OVER_FROM) loses to in a merge: held
+    by another session on another clone, unknown to E, and still holding when E was made. Decided as
+    decide would have decided E had it known (a stale claim is taken over)."""
+    c = st.claims.get(priority)
+    if c is None or c.session == e.session or took_over_from == c.session or not _apart(e, c.token):
+        return None
+    return c if st.claim_holds(c, e.ts) else None
+
+
+def _tell(st: State, e: ev.SessionEvent, text: str) -> None:
+    """A notice from the fold to E's session, numbered by E (each event makes one at most)."""
+    _post(st, Message(seq=e.number, ts=e.ts, sender=MERGE_SENDER, to=e.session, text=text, clone=NOTICE))
+
+
 def _claimed(st: State, e: ev.PriorityClaimed) -> None:
     c = st.claims.get(e.priority)
-    if c is not None and c.session == e.session and e.took_over_from is None:
+    took_over_from = e.took_over_from
+    if c is not None and c.session != e.session and took_over_from != c.session and _apart(e, c.token):
+        if st.claim_holds(c, e.ts):
+            _tell(st, e, f"your claim on {e.priority} (token {e.number}) was lost in a merge to {c.session}, who "
+                         f"claimed it first on another clone (token {c.token}, since {c.since}): token {e.number} "
+                         "is refused from now on")
+            return
+        took_over_from = c.session  # stale when this claim was made: taken over, as decide would have
+    if c is not None and c.session == e.session and took_over_from is None:
         # A refresh by the holder keeps its fencing token.
         c.refreshed = e.ts
         c.ttl_s = e.ttl_s
@@ -461,7 +532,7 @@ def _claimed(st: State, e: ev.PriorityClaimed) -> None:
         since=e.ts,
         refreshed=e.ts,
         ttl_s=e.ttl_s,
-        took_over_from=e.took_over_from,
+        took_over_from=took_over_from,
     )
 
 
@@ -471,6 +542,9 @@ def _completed(st: State, item: Completed) -> None:
 
 
 def _released(st: State, e: ev.PriorityReleased) -> None:
+    c = st.claims.get(e.priority)
+    if c is not None and c.session != e.session and not e.forced:
+        return  # a release by a claimer that lost the claim in a merge: the holder keeps it
     st.claims.pop(e.priority, None)
     if e.done:
         _completed(st, Completed(ts=e.ts, kind="priority", name=e.priority, session=e.session, note=e.note))
@@ -500,14 +574,15 @@ def _milestone_created(st: State, e: ev.MilestoneCreated) -> None:
 
 def _milestone_claimed(st: State, e: ev.MilestoneClaimed) -> None:
     m = st.milestones.get(e.milestone)
-    if m is not None:
+    # Its priority's claim follows in the same write, and tells the loser of a merge.
+    if m is not None and _beaten(st, m.priority, e, None) is None:
         m.owner = e.session
 
 
 def _step_updated(st: State, e: ev.StepUpdated) -> None:
     m = st.milestones.get(e.milestone)
-    if m is None or not 1 <= e.step <= len(m.steps):
-        return
+    if m is None or not 1 <= e.step <= len(m.steps) or _beaten(st, m.priority, e, None) is not None:
+        return  # the beaten: made by a session that lost the milestone's claim in a merge
     step = m.steps[e.step - 1]
     step.status, step.note, step.updated, step.by = e.status, e.note, e.ts, e.session
     complete = m.next_step is None and bool(m.steps)
@@ -528,7 +603,15 @@ def _steps_added(st: State, e: ev.StepsAdded) -> None:
 
 
 def _message(st: State, e: ev.MessagePosted) -> None:
-    m = Message(seq=e.number, ts=e.ts, sender=e.session, to=e.to, text=e.text)
+    _post(st, Message(seq=e.number, ts=e.ts, sender=e.session, to=e.to, text=e.text, clone=_clone(e)))
+
+
+def _clone(e: ev.Event) -> int:
+    """The clone event E was written on (NOT_CLONED before the hub's first sync)."""
+    return NOT_CLONED if e.num is msgspec.UNSET else e.num % CLONES
+
+
+def _post(st: State, m: Message) -> None:
     st.message_count += 1
     st.new_messages.append(m)
     st.messages.append(m)
@@ -540,7 +623,12 @@ def _read(st: State, e: ev.MessagesRead) -> None:
     s = st.sessions.get(e.session)
     if s is None:
         return
-    s.read_upto = max(s.read_upto, e.upto)
+    clone = _clone(e)
+    if clone == NOT_CLONED:
+        s.read_upto = max(s.read_upto, e.upto)
+    else:
+        s.read_upto = max(s.read_upto, min(e.upto, st.prefix))
+        s.read_clones[clone] = max(s.read_clones.get(clone, 0), e.upto)
     seqs = [] if e.seqs is msgspec.UNSET else e.seqs
     if seqs or s.read_seqs:
         s.read_seqs = sorted({q for q in (*s.read_seqs, *seqs) if q > s.read_upto})
@@ -556,7 +644,7 @@ def _lost(st: State, e: ev.EventLost) -> None:
 
 _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.HubCreated: _hub_created,
-    ev.SessionRegistered: _touching(_registered),
+    ev.SessionRegistered: _registered,  # it looks at the session's liveness before this sign of life
     ev.SessionLeft: _touching(_left),
     ev.IdProposed: _touching(_proposed),
     ev.IdAccepted: _touching(_accepted),

@@ -16,6 +16,7 @@ import tty
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import takewhile
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -26,7 +27,8 @@ from . import _events as ev
 from ._cache import SnapshotStale, load_snapshot
 from ._documents import one_line, progress_bar
 from ._hub import Hub
-from ._state import State, fold
+from ._order import events_in_order, fold_in_order
+from ._state import OutOfOrder, State, fold
 from ._store import Checkpoint
 from ._values import format_duration, read_time, seconds_between
 
@@ -132,23 +134,34 @@ class Follower:
         before = self.state.seq
         if self.seen is not None and not self.store.resume(self.seen):
             self.state = State()  # the log was rewritten (a repair): fold it again, the feed going on after its newest
-        for events in self.store.read_blocks(self.state.seq):
-            fold(events, self.state)
-            self.state.stored()  # the watch shows the last messages only: keep memory flat
-            newest = self.feed[-1].seq if self.feed else 0
-            self.feed.extend(e for e in events[-FEED_KEPT:] if e.seq > newest)
+        try:
+            for events in self.store.read_blocks(self.state.seq):
+                fold(events, self.state)
+                self.state.stored()  # the watch shows the last messages only: keep memory flat
+                newest = self.feed[-1].seq if self.feed else 0
+                self.feed.extend(e for e in events[-FEED_KEPT:] if e.seq > newest)
+        except OutOfOrder:
+            self.state = fold_in_order(self.store, each=State.stored)  # a merge brought older events
         self.seen = self.store.checkpoint()
         return self.state.seq != before
+
+
+FOLDED_AT_ONCE = 4096
 
 
 def snapshot(hub: Hub, at: str) -> State:
     """The hub as it stood at AT: the events up to then, folded."""
     state = State()
-    for events in hub.open_store().read_blocks(0):
-        fold((e for e in events if e.ts <= at), state)
-        state.stored()
-        if events and events[-1].ts > at:
-            break
+    run: list[ev.AnyEvent] = []
+    # The fold's order takes writes by their time: the first write after AT ends the hub as it stood then.
+    for e in takewhile(lambda e: e.ts <= at, events_in_order(hub.open_store())):
+        run.append(e)
+        if len(run) == FOLDED_AT_ONCE:
+            fold(run, state)
+            state.stored()  # the watch shows the last messages only: keep memory flat
+            run = []
+    fold(run, state)
+    state.stored()
     return state
 
 
