@@ -24,9 +24,9 @@ from command import ok, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evhub import BadInput, EvhubError, Hub, UnrelatedHub, _place
+from evhub import BadInput, Conflict, EvhubError, Hub, UnrelatedHub, _place
 from evhub import _events as ev
-from evhub._state import CLONES, OutOfOrder
+from evhub._state import CLONES
 
 SIDS = ("alice", "bob", "carol")
 PRIOS = ("api", "ui")
@@ -76,6 +76,8 @@ def clones(n: int = 3) -> Iterator[tuple[Path, list[Hub]]]:
             h.hello(SIDS[k])
         merge_everyone(hubs)
         yield base, hubs
+        for h in hubs:
+            h.flush()  # before the folder goes: nothing is left for the exit to render
 
 
 def events(hub: Hub) -> list[ev.AnyEvent]:
@@ -124,7 +126,7 @@ def assert_converged(hubs: list[Hub], out: Path) -> None:
     for i, log_ids in enumerate(ids):
         assert len(set(log_ids)) == len(log_ids), f"clone {i} holds an event twice"
         assert set(log_ids) == set(ids[0]), f"clone {i} and clone 0 hold different events"
-        assert [e.seq for e in logs[i]] == list(range(1, len(log_ids) + 1)), f"clone {i}'s positions have gaps"
+        assert sorted(e.seq for e in logs[i]) == list(range(1, len(log_ids) + 1)), f"clone {i}'s positions have gaps"
     numbers = [e.number for e in logs[0]]
     assert len(set(numbers)) == len(numbers), "two events share a number"
     for i, h in enumerate(hubs):
@@ -268,8 +270,6 @@ def test_a_hub_that_never_synced_writes_no_number() -> None:
         assert [e.number for e in hub.events()] == [1, 2, 3, 4]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="reported to the lead: a merged message numbered below what its recipient read is read")
 def test_a_message_a_merge_brings_is_unread_for_its_recipient() -> None:
     with clones(2) as (_, (a, b)):
         a.send("alice", "from clone 0", to="bob")
@@ -305,21 +305,16 @@ def watch_then(hub: Hub, out: Path) -> object:
     return sorted(snapshot(hub, at(0)).claims)
 
 
-@pytest.mark.xfail(strict=True, raises=OutOfOrder,
-                   reason="reported to the lead: these fold the log in its order: OutOfOrder (a traceback) on a clone "
-                          "that merged")
 @pytest.mark.parametrize("read", [replay_now, replay_then, why, timeline, watch_then])
 def test_the_history_of_a_clone_that_merged_is_read_in_the_fold_order(read: Callable[[Hub, Path], object],
                                                                         tmp_path: Path) -> None:
     with clones(2) as (_, (a, b)):
         a.claim("alice", "api")
         b.claim("bob", "ui")
-        b.merge_log(a.log_bytes())  # alice's claim is numbered below bob's, after it in b's log
+        b.merge_log(a.log_bytes())  # alice's claim sorts before bob's, and sits after it in b's log
         assert read(b, tmp_path / "out") == ["api", "ui"]
 
 
-@pytest.mark.xfail(strict=True, raises=OutOfOrder,
-                   reason="reported to the lead: a live watch folds what a merge appended in log order")
 def test_a_watch_follows_a_merge() -> None:
     from evhub._watch import Follower
 
@@ -333,9 +328,7 @@ def test_a_watch_follows_a_merge() -> None:
         assert follower.state.claims.keys() == {"api", "ui"}
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, BadInput),
-                   reason="reported to the lead: a hub that never synced merges a clone's log and stays unnumbered")
-def test_a_hub_that_merged_a_clones_log_numbers_its_events_above_it(tmp_path: Path) -> None:
+def test_a_hub_that_merged_a_clones_log_writes_only_once_it_is_a_clone(tmp_path: Path) -> None:
     with fixed_now(at(0)):
         ours, _ = Hub.init(tmp_path / "ours")
         ours.hello("alice")
@@ -343,7 +336,37 @@ def test_a_hub_that_merged_a_clones_log_numbers_its_events_above_it(tmp_path: Pa
         clone = Hub(tmp_path / "clone")
         clone.hello("bob")
         ours.merge_log(clone.log_bytes())  # what `evhub merge FILE` does in a hub that never synced
+        before = ours.log_bytes()
+        # Numbered by its position, its next event could take a number its clones gave already.
+        with pytest.raises(Conflict, match="evhub sync"):
+            ours.send("alice", "hi")
+        assert ours.log_bytes() == before
+        ours.become_clone(0)
         seen = max(e.number for e in ours.events())
-        # A later event outnumbers everything its writer knew, and the clone can take it.
-        assert ours.send("alice", "hi") > seen
+        assert ours.send("alice", "hi") > seen  # a later event outnumbers everything its writer knew
         assert clone.merge_log(ours.log_bytes()).added == 1
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="reported to the lead: State.prefix is the position before the first numbered event the fold "
+                          "meets, which differs from clone to clone")
+def test_two_clones_that_merged_each_other_have_one_state() -> None:
+    with clones(2) as (_, (a, b)):
+        assert placeless(a) == placeless(b)
+
+
+@pytest.mark.xfail(strict=True, raises=(AssertionError, KeyError),
+                   reason="reported to the lead: a claim made on a clone under an id renamed on another is held by "
+                          "no session once merged, and a takeover of it raises KeyError")
+def test_a_claim_made_under_an_id_renamed_on_another_clone_is_held_by_its_session() -> None:
+    with clones(2) as (_, (a, b)):
+        os.environ["EVHUB_NOW"] = at(400)  # alice and bob silent past the hub's 300 s
+        a.propose_id("alice", "alice-1")  # no other live session to ask: agreed at once
+        os.environ["EVHUB_NOW"] = at(401)
+        b.claim("alice", "api")  # on the other clone alice is still alice
+        a.merge_log(b.log_bytes())
+        state = a.state()
+        assert state.claims["api"].session in state.sessions
+        os.environ["EVHUB_NOW"] = at(1000)
+        a.hello("bob", resume=True)
+        assert a.claim("bob", "api").took_over_from == "alice-1"
