@@ -157,7 +157,7 @@ def script_of(rnd: random.Random, n: int) -> list[tuple[int, ...]]:
             for _ in range(n)]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rnd=st.randoms(use_true_random=True), n=st.integers(10, 40))
 def test_clones_that_merged_with_one_another_hold_one_history(rnd: random.Random, n: int) -> None:
     script = script_of(rnd, n)
@@ -182,7 +182,7 @@ def test_clones_that_merged_with_one_another_hold_one_history(rnd: random.Random
         assert_converged(hubs, base / "views")
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rnd=st.randoms(use_true_random=True), n=st.integers(5, 25))
 def test_the_merge_is_commutative_associative_and_idempotent(rnd: random.Random, n: int) -> None:
     script = [step for step in script_of(rnd, n) if len(step) == 5]  # the clones apart: no merge
