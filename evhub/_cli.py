@@ -291,15 +291,90 @@ def where(json: JsonOpt = False) -> None:
 
     Example: evhub where --json
     """
-    found = hub().where()
+    from ._sync import last_sync
+
+    h = hub()
+    found = h.where()
+    synced = last_sync(h.events_dir)
     if json:
-        out_json(found._asdict())
+        out_json({**found._asdict(), "synced": synced})
         return
     out(f"root: {found.root}")
     out(f"log: {found.log}")
     out(f"read model: {found.read_model}")
     for folder in found.views:
         out(f"views: {folder}")
+    out("synced: never" if synced is None else
+        f"synced: {synced.remote} ({synced.url}) {synced.at}: took {synced.took} events, gave {synced.gave}")
+
+
+@app.command()
+def sync(
+    remote: Annotated[str | None, typer.Argument(help="A git remote (default: the branch's upstream remote, else "
+                                                      "origin, else the only one).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Exchange events with the hub's other clones through a git remote (joins its hub when there is none here).
+
+    Each clone keeps its log on a ref of its own on the remote (refs/evhub/...): branches are never touched.
+
+    A sync adds no events of its own: syncing again with nothing new changes nothing.
+
+    Example: evhub sync origin
+    """
+    from ._errors import HubNotFound
+    from ._sync import sync as exchange
+
+    try:
+        h: Hub | None = hub()
+    except HubNotFound:
+        h = None  # a fresh clone of the repository: join the hub its remote holds
+    root = h.root if h is not None else Path(_hub_dir or ".").absolute()
+    done = exchange(root, remote, h)
+    if json:
+        out_json(done)
+        return
+    clones = ", ".join(str(k) for k in done.clones)
+    joined = f"joined the hub as clone {done.clone}, " if done.joined else ""
+    out(f"synced with {done.remote}: {joined}took {done.took} events, gave {done.gave} (clones {clones})")
+
+
+@app.command()
+def merge(
+    log_file: Annotated[str, typer.Argument(metavar="FILE", help="A log of this hub written by `evhub export` "
+                                                                  "elsewhere (- for stdin).")],
+    json: JsonOpt = False,
+) -> None:
+    """Take the events of another clone's log that this hub lacks (joins that hub when there is none here).
+
+    Example: evhub merge laptop.jsonl
+    """
+    from ._errors import HubNotFound
+
+    try:
+        data = sys.stdin.buffer.read() if log_file == "-" else Path(log_file).read_bytes()
+    except OSError as e:
+        raise StorageError(f"cannot read {log_file}: {e.strerror}") from e
+    name = "stdin" if log_file == "-" else log_file
+    try:
+        h = hub()
+    except HubNotFound:
+        from ._place import join
+        from ._sync import free_clone
+
+        root = Path(_hub_dir or ".").absolute()
+        clone = free_clone(data, name)
+        join(root, data, clone, name)
+        h = hub()
+        said = {"joined": True, "clone": clone, "added": h.state().seq, "known": 0}
+    else:
+        said = {"joined": False, **h.merge_log(data, name)._asdict()}
+    if json:
+        out_json(said)
+    elif said["joined"]:
+        out(f"made this hub from {name} as clone {said['clone']}: took {said['added']} events")
+    else:
+        out(f"merged {name}: took {said['added']} events ({said['known']} known already)")
 
 
 @app.command()
@@ -390,6 +465,10 @@ def claim(
     json: JsonOpt = False,
 ) -> None:
     """Claim a priority before starting work on it (exit 3 when someone holds it).
+
+    A claim is exclusive at once within one hub, and across clones only after they sync (`evhub sync`).
+
+    For claims exclusive at once across machines, use PostgreSQL (`evhub init --store`).
 
     Example: evhub claim api --ttl 30m
     """
@@ -519,9 +598,11 @@ def save(
 
     Example: evhub save --mode quick --note 'tests pass'
     """
-    saved = hub().save(need_session(session), mode, note_text)
+    h = hub()
+    saved = h.save(need_session(session), mode, note_text)
+    synced = _synced_quietly(h) if saved.mode == "full" else None
     if json:
-        out_json(saved._asdict())
+        out_json({**saved._asdict(), **({} if saved.mode != "full" else {"synced": synced})})
         return
     if saved.git_commit:
         out(f"saved ({saved.mode}); committed SESSIONS/ as {saved.git_commit[:12]}")
@@ -529,6 +610,19 @@ def save(
         out("saved (full); nothing to commit: SESSIONS/ holds no change git tracks")
     else:
         out(f"saved ({saved.mode})")
+    if synced is not None:
+        out(f"synced with {synced.remote}: took {synced.took} events, gave {synced.gave}")
+
+
+def _synced_quietly(h: Hub) -> Any:
+    """A sync nobody typed (`save --mode full`): when the repository has a remote; failing is a warning."""
+    from ._sync import sync_if_remote
+
+    try:
+        return sync_if_remote(h)
+    except EvhubError as e:
+        h.warnings.append(f"not synced: {e}")
+        return None
 
 
 @app.command()
@@ -727,6 +821,9 @@ def install(
     local: Annotated[bool, typer.Option(
         "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md), not the "
                         "shared ones teammates without evhub would get too.")] = False,
+    sync: Annotated[bool, typer.Option(
+        "--sync", help="Also sync with the git remote at each session's start and end (sets `git config "
+                       "evhub.sync true` in this clone; --remove unsets it).")] = False,
 ) -> None:
     """Add evhub's hooks and instructions to an agent's project configuration (or --remove them).
 
@@ -741,8 +838,20 @@ def install(
     changed = take_out(folder) if remove else add(folder, mcp, local)
     for path in changed:
         out(f"{'updated' if Path(path).exists() else 'removed'} {path}")
-    if not changed:
+    if (sync or remove) and _set_sync(folder, not remove):
+        out("unset git config evhub.sync" if remove else "set git config evhub.sync true: the hook syncs at each "
+            "session's start and end")
+    elif not changed:
         out("nothing to change")
+
+
+def _set_sync(folder: Path, on: bool) -> bool:
+    from ._place import repository
+    from ._sync import set_wanted
+
+    if not on and repository(folder) is None:
+        return False  # --remove outside a repository: there is no setting to take out
+    return set_wanted(folder, on)
 
 
 @app.command()

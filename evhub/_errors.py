@@ -56,6 +56,17 @@ class ExpectedPositionError(Conflict):
     """The log's head moved past the position an append expected."""
 
 
+class RefRewritten(Conflict):
+    """A clone's ref on the git remote no longer continues what this clone fetched or pushed before (force-
+    pushed, or written by someone else): the sync stops before merging or pushing anything, and says how to
+    look at the ref and accept it."""
+
+
+class SyncFailed(EvhubError):
+    """A sync could not reach, read or update the git remote (offline, refused, git missing); this clone's
+    log keeps every event it had, and the next sync completes what this one began."""
+
+
 class CorruptLog(EvhubError):
     """The log holds a line that is not a whole event; run `evhub verify` and `evhub repair`."""
 

@@ -45,17 +45,37 @@ def run(raw: bytes, env: Mapping[str, str], hub_dir: str | None = None, agent: s
     handler = _HANDLERS.get(hook.hook_event_name)
     if handler is None:
         return "", f"evhub hook: nothing to do on {hook.hook_event_name}\n"
+    said = ""
     try:
         hub = _find_hub(hub_dir, hook, env, AGENTS[agent])
+        if hook.hook_event_name == "SessionStart":
+            said += _sync(hub)  # first, so the card shows what the other clones did
         context = handler(hub, hook, env, AGENTS[agent])
         remember(hub, hook.hook_event_name, agent, hook.session_id)  # what the fast path answers from
         hub.flush()
+        if hook.hook_event_name == "SessionEnd":
+            said += _sync(hub)  # last, so the other clones learn this session left
     except EvhubError as e:
-        return "", f"evhub hook: {e}\n"
+        return "", f"{said}evhub hook: {e}\n"
     if not context:
-        return "", ""
+        return "", said
     out = {"hookSpecificOutput": {"hookEventName": hook.hook_event_name, "additionalContext": context}}
-    return msgspec.json.encode(out).decode() + "\n", ""
+    return msgspec.json.encode(out).decode() + "\n", said
+
+
+def _sync(hub: Hub) -> str:
+    """Sync with the repository's remote when `git config evhub.sync true` asks for it (`evhub install
+    --sync`); failing is a line on stderr, never the hook's failure. Only at a session's start and end: never
+    on the per-tool-call path."""
+    from ._sync import sync_if_remote, wanted
+
+    if not wanted(hub.root):
+        return ""
+    try:
+        sync_if_remote(hub)
+    except EvhubError as e:
+        return f"evhub hook: warning: not synced: {e}\n"
+    return ""
 
 
 def _find_hub(hub_dir: str | None, hook: HookInput, env: Mapping[str, str], agent: Agent) -> Hub:

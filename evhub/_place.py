@@ -101,12 +101,16 @@ class Repo(NamedTuple):
 
     def tracks_views(self) -> bool:
         """Whether `git config evhub.trackViews true` asks git to track the views."""
-        import configparser  # only when rendering views in a repository: off every command's start-up
+        return self.says("trackviews")
+
+    def says(self, key: str) -> bool:
+        """Whether `git config evhub.KEY true` is set in the repository's own config (KEY in lower case)."""
+        import configparser  # only when rendering views or syncing: off every command's start-up
 
         config = configparser.ConfigParser(strict=False, interpolation=None)
         try:
             config.read(self.common / "config")
-            return config.getboolean("evhub", "trackviews", fallback=False)
+            return config.getboolean("evhub", key, fallback=False)
         except (configparser.Error, ValueError):
             return False
 

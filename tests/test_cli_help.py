@@ -26,6 +26,7 @@ EXAMPLE = re.compile(r"^\s*Example: (.+)$", re.MULTILINE)
 NOT_RUN = {
     ("demo",): "a realistic run of real processes: it takes seconds; tests/test_demo.py runs it",
     ("mcp",): "the example is claude's own command (`claude mcp add`); tests/test_mcp.py serves",
+    ("sync",): "it needs a git remote and clones of the repository: tests/test_sync.py runs it",
 }
 # The commands whose examples run, in order, in one hub; shell lines between them set up what the
 # next example needs (another session's proposal, a file to import).
@@ -45,7 +46,8 @@ ORDER: list[tuple[str, ...] | str] = [
     ("handshake", "accept"), ("handshake", "reject"), ("handshake", "propose"), ("handshake", "list"),
     ("msg", "send"), ("msg", "inbox"), ("msg", "list"),
     ("log",), ("why",), ("release",), ("replay",), ("verify",), ("repair",), ("where",), ("export",),
-    ("import",), ("migrate",), ("timeline",), ("watch",), ("sql",), ("install",), ("hook",), ("bye",),
+    ("import",), "cp backup.jsonl laptop.jsonl", ("merge",),
+    ("migrate",), ("timeline",), ("watch",), ("sql",), ("install",), ("hook",), ("bye",),
 ]
 
 
