@@ -347,9 +347,6 @@ def test_a_hub_that_merged_a_clones_log_writes_only_once_it_is_a_clone(tmp_path:
         assert clone.merge_log(ours.log_bytes()).added == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="reported to the lead: State.prefix is the position before the first numbered event the fold "
-                          "meets, which differs from clone to clone")
 def test_two_clones_that_merged_each_other_have_one_state() -> None:
     with clones(2) as (_, (a, b)):
         assert placeless(a) == placeless(b)
