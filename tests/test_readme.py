@@ -191,7 +191,8 @@ def test_every_console_sample_belongs_to_a_story_this_file_runs() -> None:
     names one that a test runs: `<!-- story: A day with three sessions -->` on a line before it)."""
     told = {b.story for b in console_blocks()}
     assert told <= {"A day with three sessions", "From the seed's folder to evhub", "Where the hub lives",
-                    "Using evhub with Claude Code and Codex", "The MCP server"}, told
+                    "Clones: one hub across machines, through git", "Using evhub with Claude Code and Codex",
+                    "The MCP server"}, told
 
 
 def test_a_day_with_three_sessions(tmp_path: Path) -> None:
@@ -224,6 +225,20 @@ def test_where_the_hub_lives(tmp_path: Path) -> None:
     ok(run("init", cwd=app_dir))
     story = Story(tmp_path, app_dir)
     for block in blocks_of("Where the hub lives"):
+        story.run(block)
+    story.check()
+
+
+def test_clones(tmp_path: Path) -> None:
+    """Two clones of a repository whose remote is a bare one in the scratch folder."""
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", "-b", "main", remote, cwd=tmp_path)
+    git("clone", "-q", remote, "app", cwd=tmp_path)
+    app_dir = tmp_path / "app"
+    git("commit", "-q", "--allow-empty", "-m", "start", cwd=app_dir)
+    git("push", "-q", "origin", "main", cwd=app_dir)
+    story = Story(tmp_path, app_dir)
+    for block in blocks_of("Clones: one hub across machines, through git"):
         story.run(block)
     story.check()
 
