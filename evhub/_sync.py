@@ -37,7 +37,7 @@ from . import _place
 from ._errors import BadInput, EvhubError, HubNotFound, RefRewritten, StorageError, SyncFailed, UnrelatedHub
 from ._lock import HubLock
 from ._state import CLONES
-from ._values import now
+from ._values import new_id, now
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -276,7 +276,10 @@ def _commit(git: _Git, data: bytes, hub_id: str, clone: int, parent: str | None)
     blob = git.out("hash-object", "-w", "--stdin", data=data)
     tree = git.out("mktree", data=f"100644 blob {blob}\t{BLOB}\n".encode())
     parents = ["-p", parent] if parent else []
-    commit = git.out("commit-tree", "--no-gpg-sign", *parents, "-m", f"evhub: clone {clone} of hub {hub_id}", tree)
+    # An id of its own: two clones claiming one index with the same log in the same second would otherwise
+    # make the same commit, and the second push would succeed as "up to date".
+    commit = git.out("commit-tree", "--no-gpg-sign", *parents, "-m", f"evhub: clone {clone} of hub {hub_id}",
+                     "-m", f"write {new_id()}", tree)
     return commit, blob
 
 
@@ -287,6 +290,11 @@ def _push(git: _Git, remote: str, commit: str, ref: str, before: str | None) -> 
                    f"{commit}:{ref}")
     if done.returncode != 0:
         if "[rejected]" in done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"):
+            return False
+        # A push racing another to one ref may be refused otherwise ("[remote rejected] (failed to update
+        # ref)"): the ref as it is now tells whether someone else wrote it.
+        now_at = git.run("ls-remote", remote, ref).stdout.decode().split("\t")[0]
+        if now_at not in ("", commit, before):
             return False
         raise SyncFailed(f"cannot push to {remote}: {_said(done)}")
     tracking = f"{TRACKING}/{remote}/{ref.removeprefix(REFS + '/')}"

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from clock import at
-from command import EVHUB, GIT_ENV, clean_env, error_line, ok, run
+from command import EVHUB, GIT_ENV, clean_env, error_line, finished, ok, run, started
 
 from evhub._sync import REFS, TRACKING
 
@@ -104,9 +104,12 @@ def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_pat
     place.ok(a, "claim", "api", session="alice")
     before = user_side(place, a)
     assert place.ok(a, "sync") == "synced with origin: took 0 events, gave 3 (clones 0)\n"
-    assert place.ok(b, "sync", now=1) == "synced with origin: joined the hub as clone 1, took 3 events, gave 0 " \
-                                         "(clones 0, 1)\n"
-    assert place.ok(c, "sync", "origin", now=2).startswith("synced with origin: joined the hub as clone 2")
+    # Two fresh clones join at once: each claims an index of its own.
+    joins = [started("sync", *remote, cwd=clone, env={**place.env, "EVHUB_NOW": at(1)})
+             for clone, remote in ((b, ()), (c, ("origin",)))]
+    said = sorted(ok(finished(j)).stdout for j in joins)
+    assert [s[:60] for s in said] == ["synced with origin: joined the hub as clone 1, took 3 events",
+                                      "synced with origin: joined the hub as clone 2, took 3 events"], said
     # While apart: each clone writes; b's save --mode full syncs by itself.
     place.ok(b, "hello", "bob", now=3)
     place.ok(b, "msg", "send", "hello from b", session="bob", now=4)
@@ -142,6 +145,7 @@ def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_pat
                             env=clean_env({**place.env, "EVHUB_NOW": at(12)}))
     assert hooked.returncode == 0 and hooked.stderr == "", hooked.stderr
     assert "dave" in place.ok(c, "sessions", now=12)
+    assert "unset git config evhub.sync" in place.ok(c, "install", "claude", "--remove")
 
 
 def test_a_clone_offline_for_long_catches_up_and_gives_what_it_wrote(tmp_path: Path) -> None:
