@@ -168,24 +168,24 @@ def test_a_clone_offline_for_long_catches_up_and_gives_what_it_wrote(tmp_path: P
     assert "bob" in place.ok(a, "claims", now=11)
 
 
-def slow_git(folder: Path, at_command: str) -> tuple[dict[str, str], Path]:
-    """A `git` first on PATH that says (into the returned fifo) when it is asked for AT_COMMAND, then waits
-    forever; every other git command runs as usual."""
-    folder.mkdir(exist_ok=True)
+def slow_git(folder: Path, pattern: str) -> tuple[dict[str, str], Path]:
+    """A `git` first on PATH that, for a command line holding the words PATTERN, says so into the returned
+    fifo, then waits forever; every other git command runs as usual."""
+    folder.mkdir()
     reached, never = folder / "reached", folder / "never"
     for fifo in (reached, never):
-        if not fifo.exists():
-            os.mkfifo(fifo)
+        os.mkfifo(fifo)
     (folder / "git").write_text(
-        f'#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = {at_command} ]; then\n'
-        f'    echo {at_command} > {reached}\n    read never < {never}\n  fi\ndone\nexec {GIT} "$@"\n')
+        f'#!/bin/sh\ncase "$*" in\n  *"{pattern}"*)\n    echo reached > {reached}\n    read never < {never};;\n'
+        f'esac\nexec {GIT} "$@"\n')
     (folder / "git").chmod(0o755)
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, reached
 
 
 def killed_at(place: Place, clone: Path, command: str, now: float) -> None:
-    """Run `evhub sync` in CLONE and SIGKILL it (and the git it waits on) once it reaches git COMMAND."""
-    env, reached = slow_git(place.tmp / f"slow-{command}", command)
+    """Run `evhub sync` in CLONE and SIGKILL it (and the git it waits on) once it runs a git command
+    matching COMMAND."""
+    env, reached = slow_git(place.tmp / f"slow-{clone.name}-{len(list(place.tmp.glob('slow-*')))}", command)
     fd = os.open(reached, os.O_RDWR | os.O_NONBLOCK)  # held open: the wrapper's write never blocks
     try:
         sync = subprocess.Popen([EVHUB, "sync"], cwd=clone, start_new_session=True, stdout=subprocess.PIPE,
@@ -204,8 +204,10 @@ def test_a_sync_killed_at_any_step_loses_nothing_and_the_next_completes(tmp_path
     place, (a, b) = joined(tmp_path, "ab")
     c = place.clone("c")
     # Killed before fetching, before reading what it fetched, before pushing, and between the push and
-    # tracking what it pushed: a sync of a clone, and a fresh clone's join.
-    for n, command in enumerate(["fetch", "cat-file", "push", "update-ref"]):
+    # tracking what it pushed (for a join: between creating its ref and making the hub): a sync of a
+    # clone, and a fresh clone's join.
+    steps = [" fetch ", " cat-file ", " push ", " update-ref refs/evhub-remotes/"]
+    for n, command in enumerate(steps):
         place.ok(a, "hello", f"a{n}", now=n)
         place.ok(b, "hello", f"b{n}", now=n)
         killed_at(place, b, command, now=n)
@@ -213,8 +215,9 @@ def test_a_sync_killed_at_any_step_loses_nothing_and_the_next_completes(tmp_path
         for clone in (b, a, b):
             place.ok(clone, "sync", now=n)
         assert ids(a) == ids(b) and len(ids(a)) == 3 + 2 * n
-    place.ok(c, "sync", now=5)
+    assert place.ok(c, "sync", now=5).startswith("synced with origin: joined the hub as clone 2")
     assert ids(c) == ids(a)
+    assert [ref.rsplit("/", 1)[1] for ref in place.refs().splitlines()] == ["0", "1", "2"]  # no index lost
     for clone in (a, b, c):
         assert place.ok(clone, "sync", now=5).startswith("synced with origin: took 0 events, gave 0")
 
