@@ -127,7 +127,7 @@ def recall_markdown(r: Recall, budget: int | None = None) -> tuple[str, list[Mes
     out = ["", "## Your recent notes"]
     out += [f"- {n['ts']}: {n['text']}" for n in doc["notes"]] or ["- none"]
     out += ["", "## Your recent events"]
-    out += [f"- #{e['seq']} {e['ts']} {e['type']}" for e in doc["recent_events"]] or ["- none"]
+    out += [f"- #{e.get('num', e['seq'])} {e['ts']} {e['type']}" for e in doc["recent_events"]] or ["- none"]
     out += ["", "## Other live sessions"]
     for o in doc["others"]:
         role = f" ({o['role']})" if o["role"] else ""

@@ -265,9 +265,9 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
     seq, last_ts = st.seq, st.last_ts
     try:
         for e in events:
-            seq = e.seq
             if e.num is not unset:
                 _numbered(st, e, e.num, seq)
+            seq = e.seq
             if e.ts > last_ts:
                 last_ts = e.ts
             if e.__class__ is heartbeat:
@@ -290,11 +290,11 @@ def next_number(top: int, clone: int) -> int:
     return top + 1 + (clone - top - 1) % CLONES
 
 
-def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int, seq: int) -> None:
-    """Place event E, numbered N by a clone (at position SEQ), in the fold's order: a write must begin after
-    the last one folded began (else OutOfOrder)."""
+def _numbered(st: State, e: ev.Event | ev.UnknownEvent, n: int, before: int) -> None:
+    """Place event E, numbered N by a clone, in the fold's order: a write must begin after the last one folded
+    began (else OutOfOrder). BEFORE is the seq of the event folded before it."""
     if not st.top:
-        st.prefix = seq - 1  # the events numbered by their seqs are the log's first
+        st.prefix = before  # the events numbered by their seqs come first, in every clone's log and order
     if not st.opening:
         key = (e.ts, n)
         if key < st.order:

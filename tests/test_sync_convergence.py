@@ -73,7 +73,7 @@ def test_random_commands_and_syncs_converge_once_everyone_synced(steps: list[tup
     tmp = Path(tempfile.mkdtemp(prefix="evhub-sync-"))
     try:
         clones = three_clones(tmp)
-        hubs = [Hub(clone) for clone in clones]
+        hubs = [Hub(clone, publish_every=0) for clone in clones]  # published at once: nothing left for exit
         for hub, session in zip(hubs, SESSIONS, strict=True):
             hub.hello(session)
         for action, n, arg in steps:
@@ -93,15 +93,15 @@ def test_random_commands_and_syncs_converge_once_everyone_synced(steps: list[tup
                 pass  # refused here, as it would be by a user's command
         for clone in clones * 2:
             sync(clone)
-        states = [Hub(clone).state() for clone in clones]
-        logs = [Hub(clone).log_bytes() for clone in clones]
+        states = [Hub(clone, publish_every=0).state() for clone in clones]
+        logs = [Hub(clone, publish_every=0).log_bytes() for clone in clones]
         ids = [sorted(line.split(b'"id":"')[1][:26] for line in log.splitlines()) for log in logs]
         assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == len(ids[0])
         assert positionless(states[0]) == positionless(states[1]) == positionless(states[2])
         views = []
         for n, clone in enumerate(clones):
             out = tmp / f"views{n}"
-            Hub(clone).render(states[n], at=FIXED, out=out)
+            Hub(clone, publish_every=0).render(states[n], at=FIXED, out=out)
             views.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
         assert views[0] == views[1] == views[2]
         holders = [{p: c.session for p, c in s.claims.items()} for s in states]
@@ -112,6 +112,6 @@ def test_random_commands_and_syncs_converge_once_everyone_synced(steps: list[tup
         before = logs
         for clone in clones:
             sync(clone)  # nothing new: changes nothing
-        assert [Hub(clone).log_bytes() for clone in clones] == before
+        assert [Hub(clone, publish_every=0).log_bytes() for clone in clones] == before
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
