@@ -40,7 +40,9 @@ from ._state import CLONES
 from ._values import new_id, now
 
 if TYPE_CHECKING:
+    from ._events import AnyEvent
     from ._hub import Hub
+    from ._results import Merged
 
 REFS = "refs/evhub"
 TRACKING = "refs/evhub-remotes"
@@ -169,9 +171,24 @@ def free_clone(data: bytes, name: str) -> int:
     of DATA is numbered in (events numbered by their position are clone 0's)."""
     from ._store import parse_log
 
+    return _free(parse_log(data, name)[1], 1, name)
+
+
+def merge(hub: Hub, data: bytes, name: str) -> Merged:
+    """`evhub merge`: HUB takes the events of DATA (another clone's log, read from NAME) it lacks. A hub that
+    never synced becomes a clone first (0 unless DATA has events of clone 0), so that its next events are
+    numbered above the ones it takes."""
+    from ._store import parse_log
+
     _, events = parse_log(data, name)
+    if hub.clone is None and events and events[0].id == hub.hub_id:  # another hub's log is refused below
+        hub.become_clone(_free(events, 0, name))
+    return hub.merge_log(data, name)
+
+
+def _free(events: list[AnyEvent], first: int, name: str) -> int:
     seen = {e.num % CLONES for e in events if isinstance(e.num, int)}
-    free = next((k for k in range(1, CLONES) if k not in seen), None)
+    free = next((k for k in range(first, CLONES) if k not in seen), None)
     if free is None:
         raise BadInput(f"{name} numbers events in every clone index: no index is left for a clone made from it")
     return free

@@ -274,7 +274,17 @@ def test_merge_takes_another_clones_export_and_refuses_an_unrelated_hub(tmp_path
     before = log_of(a)
     said = error_line(place.evhub(a, "merge", tmp_path / "u.jsonl", now=4), 1)
     assert "another hub" in said or "unrelated" in said, said
-    assert log_of(a) == before
+    assert log_of(a) == before and not (unrelated / "SESSIONS" / "events" / "clone.json").exists()
+    # A hub that never synced, merging a clone's log, becomes clone 0: its next events are numbered in its
+    # own class, above those it took.
+    place.ok(elsewhere, "hello", "eve", now=5)
+    place.ok(elsewhere, "export", "--out", tmp_path / "e.jsonl")
+    place.git(tmp_path, "clone", "-q", place.remote, "never")
+    place.ok(tmp_path / "never", "import", tmp_path / "b.jsonl")
+    place.ok(tmp_path / "never", "merge", tmp_path / "e.jsonl", now=6)
+    place.ok(tmp_path / "never", "hello", "fay", now=7)
+    numbers = [json.loads(line).get("num") for line in log_of(tmp_path / "never").splitlines()]
+    assert numbers[-1] % 1000 == 0 and numbers[-1] > max(n for n in numbers[:-1] if n is not None), numbers
 
 
 def test_sync_without_a_remote_or_outside_git_is_a_clear_error(tmp_path: Path) -> None:
