@@ -368,7 +368,9 @@ def merge(
         h = hub()
         said = {"joined": True, "clone": clone, "added": h.state().seq, "known": 0}
     else:
-        said = {"joined": False, **h.merge_log(data, name)._asdict()}
+        from ._sync import merge as take
+
+        said = {"joined": False, **take(h, data, name)._asdict()}
     if json:
         out_json(said)
     elif said["joined"]:

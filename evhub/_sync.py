@@ -15,12 +15,12 @@ The design, and why:
   before are in this clone's log already: nothing is lost.
 - A clone's index is claimed by creating its ref on the remote (a push that would create a ref someone
   else made first is refused: the next index is tried) BEFORE the hub takes the index, so two clones
-  never number events in one residue class.
+  never number events in one residue class. The claim's commit is kept first in a local ref,
+  `refs/evhub-claims/<remote>/<hub id>/<k>`, until the hub is clone k: a sync killed between the push and
+  taking the index finds its own commit on the remote and takes that index.
 - SIGKILL at any moment loses nothing: merge_log appends under the hub lock in one write; a push is
   atomic on the remote; the tracking refs and synced.json are written after what they record, so the
-  next sync only redoes work (a merge takes nothing twice, an unchanged log is not pushed again). A kill
-  between creating a clone's ref and taking its index leaves that index unused; the ref's log is a part
-  of this clone's, which every clone merges as any other.
+  next sync only redoes work (a merge takes nothing twice, an unchanged log is not pushed again).
 """
 
 from __future__ import annotations
@@ -37,13 +37,16 @@ from . import _place
 from ._errors import BadInput, EvhubError, HubNotFound, RefRewritten, StorageError, SyncFailed, UnrelatedHub
 from ._lock import HubLock
 from ._state import CLONES
-from ._values import now
+from ._values import new_id, now
 
 if TYPE_CHECKING:
+    from ._events import AnyEvent
     from ._hub import Hub
+    from ._results import Merged
 
 REFS = "refs/evhub"
 TRACKING = "refs/evhub-remotes"
+CLAIMS = "refs/evhub-claims"
 BLOB = "events.jsonl"
 SYNCED_FILE = "synced.json"
 _REF = re.compile(rf"^{REFS}/([0-9A-Z]{{26}})/(0|[1-9][0-9]{{0,2}})$")
@@ -168,9 +171,24 @@ def free_clone(data: bytes, name: str) -> int:
     of DATA is numbered in (events numbered by their position are clone 0's)."""
     from ._store import parse_log
 
+    return _free(parse_log(data, name)[1], 1, name)
+
+
+def merge(hub: Hub, data: bytes, name: str) -> Merged:
+    """`evhub merge`: HUB takes the events of DATA (another clone's log, read from NAME) it lacks. A hub that
+    never synced becomes a clone first (0 unless DATA has events of clone 0), so that its next events are
+    numbered above the ones it takes."""
+    from ._store import parse_log
+
     _, events = parse_log(data, name)
+    if hub.clone is None and events and events[0].id == hub.hub_id:  # another hub's log is refused below
+        hub.become_clone(_free(events, 0, name))
+    return hub.merge_log(data, name)
+
+
+def _free(events: list[AnyEvent], first: int, name: str) -> int:
     seen = {e.num % CLONES for e in events if isinstance(e.num, int)}
-    free = next((k for k in range(1, CLONES) if k not in seen), None)
+    free = next((k for k in range(first, CLONES) if k not in seen), None)
     if free is None:
         raise BadInput(f"{name} numbers events in every clone index: no index is left for a clone made from it")
     return free
@@ -239,8 +257,9 @@ def _rewritten(remote: str, ref: str, tracking: str, what: str) -> RefRewritten:
         "then `evhub sync`")
 
 
-def _tracked(git: _Git, remote: str, hub_id: str) -> dict[int, str]:
-    prefix = f"{TRACKING}/{remote}/{hub_id}/"
+def _tracked(git: _Git, remote: str, hub_id: str, under: str = TRACKING) -> dict[int, str]:
+    """This clone's refs UNDER/REMOTE/HUB_ID/<k>: clone index -> commit."""
+    prefix = f"{under}/{remote}/{hub_id}/"
     found: dict[int, str] = {}
     for line in git.out("for-each-ref", "--format=%(objectname) %(refname)", prefix).splitlines():
         commit, _, ref = line.partition(" ")
@@ -276,7 +295,10 @@ def _commit(git: _Git, data: bytes, hub_id: str, clone: int, parent: str | None)
     blob = git.out("hash-object", "-w", "--stdin", data=data)
     tree = git.out("mktree", data=f"100644 blob {blob}\t{BLOB}\n".encode())
     parents = ["-p", parent] if parent else []
-    commit = git.out("commit-tree", "--no-gpg-sign", *parents, "-m", f"evhub: clone {clone} of hub {hub_id}", tree)
+    # An id of its own: two clones claiming one index with the same log in the same second would otherwise
+    # make the same commit, and the second push would succeed as "up to date".
+    commit = git.out("commit-tree", "--no-gpg-sign", *parents, "-m", f"evhub: clone {clone} of hub {hub_id}",
+                     "-m", f"write {new_id()}", tree)
     return commit, blob
 
 
@@ -288,22 +310,42 @@ def _push(git: _Git, remote: str, commit: str, ref: str, before: str | None) -> 
     if done.returncode != 0:
         if "[rejected]" in done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"):
             return False
+        # A push racing another to one ref may be refused otherwise ("[remote rejected] (failed to update
+        # ref)"): the ref as it is now tells whether someone else wrote it.
+        now_at = git.run("ls-remote", remote, ref).stdout.decode().split("\t")[0]
+        if now_at not in ("", commit, before):
+            return False
         raise SyncFailed(f"cannot push to {remote}: {_said(done)}")
     tracking = f"{TRACKING}/{remote}/{ref.removeprefix(REFS + '/')}"
     git.out("update-ref", tracking, commit, *([before] if before else []))
     return True
 
 
-def _claim(git: _Git, remote: str, hub_id: str, data: bytes, taken: set[int], first: int) -> int:
-    """Claim the smallest clone index from FIRST not in TAKEN by creating its ref on REMOTE (holding DATA)."""
+def _claim(git: _Git, remote: str, hub_id: str, data: bytes, on_remote: dict[int, str], first: int) -> int:
+    """Claim the smallest clone index from FIRST that ON_REMOTE (index -> commit) lacks, by creating its ref on
+    REMOTE (holding DATA). Each attempt's commit is kept first in a local ref (refs/evhub-claims/...): a sync
+    killed after its push and before the hub took the index finds its own commit there and takes that index."""
+    for k, commit in _tracked(git, remote, hub_id, CLAIMS).items():
+        if on_remote.get(k) == commit:
+            git.out("update-ref", f"{TRACKING}/{remote}/{hub_id}/{k}", commit)
+            return k  # claimed by a sync killed before it could take it
+    _drop_claims(git, remote, hub_id)
+    taken = set(on_remote)
     for k in range(first, CLONES):
         if k in taken:
             continue
         commit, _ = _commit(git, data, hub_id, k, None)
+        git.out("update-ref", f"{CLAIMS}/{remote}/{hub_id}/{k}", commit)
         if _push(git, remote, commit, f"{REFS}/{hub_id}/{k}", None):
             return k
         taken.add(k)  # another clone created it first
     raise SyncFailed(f"{remote} holds {CLONES} clones of hub {hub_id}: no clone index is left")
+
+
+def _drop_claims(git: _Git, remote: str, hub_id: str) -> None:
+    """Forget the claims of clone indices kept in this repository: the hub is a clone (or claims anew)."""
+    for k in _tracked(git, remote, hub_id, CLAIMS):
+        git.out("update-ref", "-d", f"{CLAIMS}/{remote}/{hub_id}/{k}")
 
 
 def _join(git: _Git, root: Path, remote: str, url: str, remote_refs: dict[str, dict[int, str]]) -> Synced:
@@ -316,11 +358,12 @@ def _join(git: _Git, root: Path, remote: str, url: str, remote_refs: dict[str, d
         raise BadInput(f"{remote} holds several hubs ({', '.join(sorted(remote_refs))}): evhub joins one hub per "
                        "repository; `evhub init` here and `evhub merge` an export of the one you want")
     (hub_id, indices), = remote_refs.items()
-    blobs = _blobs(git, _fetch(git, remote, hub_id))
+    blobs_commits = _fetch(git, remote, hub_id)
+    blobs = _blobs(git, blobs_commits)
     if not blobs:
         raise SyncFailed(f"{remote}'s refs of hub {hub_id} changed while fetching them: run `evhub sync` again")
     first = max(blobs, key=lambda k: len(blobs[k][1]))  # the longest log: the fewest events left to merge
-    k = _claim(git, remote, hub_id, blobs[first][1], set(indices) | set(blobs), 1)
+    k = _claim(git, remote, hub_id, blobs[first][1], {**indices, **blobs_commits}, 1)
     _place.join(root, blobs[first][1], k, f"{remote}'s clone {first}")
     synced = _exchange(git, Hub(root), remote, url, hub_id, k, blobs, claimed=True, joined=True)
     return msgspec.structs.replace(synced, took=synced.took + len(_ids(blobs[first][1])))
@@ -334,7 +377,7 @@ def _sync(git: _Git, hub: Hub, remote: str, url: str, remote_refs: dict[str, dic
     k = hub.clone
     claimed = k is None
     if k is None:
-        k = _claim(git, remote, hub_id, hub.log_bytes(), set(remote_refs.get(hub_id, {})), 0)
+        k = _claim(git, remote, hub_id, hub.log_bytes(), remote_refs.get(hub_id, {}), 0)
         hub.become_clone(k)
     return _exchange(git, hub, remote, url, hub_id, k, _blobs(git, _fetch(git, remote, hub_id)), claimed=claimed,
                      joined=False)
@@ -372,6 +415,7 @@ def _exchange(git: _Git, hub: Hub, remote: str, url: str, hub_id: str, k: int,
                              "was just written by someone else (another clone with index "
                              f"{k}, or a force-push)")
         record.merged[f"{remote}/{k}"] = blob
+    _drop_claims(git, remote, hub_id)  # the hub is clone K: no claim is pending (one a kill left included)
     record.last = Synced(remote=remote, url=url, at=now(), took=took, gave=gave,
                          clones=sorted({*blobs, k}), clone=k, joined=joined)
     _write_record(hub.events_dir, record)

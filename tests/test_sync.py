@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from clock import at
-from command import EVHUB, GIT_ENV, clean_env, error_line, ok, run
+from command import EVHUB, GIT_ENV, clean_env, error_line, finished, ok, run, started
 
 from evhub._sync import REFS, TRACKING
 
@@ -86,6 +86,16 @@ def user_side(place: Place, clone: Path) -> tuple[str, str, str]:
             place.git(clone, "rev-parse", "HEAD"), place.git(clone, "status", "--porcelain", "--ignored"))
 
 
+def joined(tmp: Path, names: str) -> tuple[Place, list[Path]]:
+    """A remote and a clone for each of NAMES: the first made the hub, each synced once (the others joined)."""
+    place = Place(tmp)
+    clones = [place.clone(n) for n in names]
+    place.ok(clones[0], "init")
+    for clone in clones:
+        place.ok(clone, "sync")
+    return place, clones
+
+
 def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_path: Path) -> None:
     place = Place(tmp_path)
     a, b, c = (place.clone(n) for n in "abc")
@@ -94,9 +104,12 @@ def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_pat
     place.ok(a, "claim", "api", session="alice")
     before = user_side(place, a)
     assert place.ok(a, "sync") == "synced with origin: took 0 events, gave 3 (clones 0)\n"
-    assert place.ok(b, "sync", now=1) == "synced with origin: joined the hub as clone 1, took 3 events, gave 0 " \
-                                         "(clones 0, 1)\n"
-    assert place.ok(c, "sync", "origin", now=2).startswith("synced with origin: joined the hub as clone 2")
+    # Two fresh clones join at once: each claims an index of its own.
+    joins = [started("sync", *remote, cwd=clone, env={**place.env, "EVHUB_NOW": at(1)})
+             for clone, remote in ((b, ()), (c, ("origin",)))]
+    said = sorted(ok(finished(j)).stdout for j in joins)
+    assert [s[:60] for s in said] == ["synced with origin: joined the hub as clone 1, took 3 events",
+                                      "synced with origin: joined the hub as clone 2, took 3 events"], said
     # While apart: each clone writes; b's save --mode full syncs by itself.
     place.ok(b, "hello", "bob", now=3)
     place.ok(b, "msg", "send", "hello from b", session="bob", now=4)
@@ -132,16 +145,13 @@ def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_pat
                             env=clean_env({**place.env, "EVHUB_NOW": at(12)}))
     assert hooked.returncode == 0 and hooked.stderr == "", hooked.stderr
     assert "dave" in place.ok(c, "sessions", now=12)
+    assert "unset git config evhub.sync" in place.ok(c, "install", "claude", "--remove")
 
 
 def test_a_clone_offline_for_long_catches_up_and_gives_what_it_wrote(tmp_path: Path) -> None:
     from evhub import Hub
 
-    place = Place(tmp_path)
-    a, b = place.clone("a"), place.clone("b")
-    place.ok(a, "init")
-    place.ok(a, "sync")
-    place.ok(b, "sync")
+    place, (a, b) = joined(tmp_path, "ab")
     place.ok(b, "hello", "bob")
     place.ok(b, "claim", "api", session="bob")
     # Meanwhile a writes many events and syncs again and again.
@@ -158,24 +168,24 @@ def test_a_clone_offline_for_long_catches_up_and_gives_what_it_wrote(tmp_path: P
     assert "bob" in place.ok(a, "claims", now=11)
 
 
-def slow_git(folder: Path, at_command: str) -> tuple[dict[str, str], Path]:
-    """A `git` first on PATH that says (into the returned fifo) when it is asked for AT_COMMAND, then waits
-    forever; every other git command runs as usual."""
-    folder.mkdir(exist_ok=True)
+def slow_git(folder: Path, pattern: str) -> tuple[dict[str, str], Path]:
+    """A `git` first on PATH that, for a command line holding the words PATTERN, says so into the returned
+    fifo, then waits forever; every other git command runs as usual."""
+    folder.mkdir()
     reached, never = folder / "reached", folder / "never"
     for fifo in (reached, never):
-        if not fifo.exists():
-            os.mkfifo(fifo)
+        os.mkfifo(fifo)
     (folder / "git").write_text(
-        f'#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = {at_command} ]; then\n'
-        f'    echo {at_command} > {reached}\n    read never < {never}\n  fi\ndone\nexec {GIT} "$@"\n')
+        f'#!/bin/sh\ncase "$*" in\n  *"{pattern}"*)\n    echo reached > {reached}\n    read never < {never};;\n'
+        f'esac\nexec {GIT} "$@"\n')
     (folder / "git").chmod(0o755)
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, reached
 
 
 def killed_at(place: Place, clone: Path, command: str, now: float) -> None:
-    """Run `evhub sync` in CLONE and SIGKILL it (and the git it waits on) once it reaches git COMMAND."""
-    env, reached = slow_git(place.tmp / f"slow-{command}", command)
+    """Run `evhub sync` in CLONE and SIGKILL it (and the git it waits on) once it runs a git command
+    matching COMMAND."""
+    env, reached = slow_git(place.tmp / f"slow-{clone.name}-{len(list(place.tmp.glob('slow-*')))}", command)
     fd = os.open(reached, os.O_RDWR | os.O_NONBLOCK)  # held open: the wrapper's write never blocks
     try:
         sync = subprocess.Popen([EVHUB, "sync"], cwd=clone, start_new_session=True, stdout=subprocess.PIPE,
@@ -191,14 +201,13 @@ def killed_at(place: Place, clone: Path, command: str, now: float) -> None:
 
 
 def test_a_sync_killed_at_any_step_loses_nothing_and_the_next_completes(tmp_path: Path) -> None:
-    place = Place(tmp_path)
-    a, b, c = (place.clone(n) for n in "abc")
-    place.ok(a, "init")
-    place.ok(a, "sync")
-    place.ok(b, "sync")
+    place, (a, b) = joined(tmp_path, "ab")
+    c = place.clone("c")
     # Killed before fetching, before reading what it fetched, before pushing, and between the push and
-    # tracking what it pushed: a sync of a clone, and a fresh clone's join.
-    for n, command in enumerate(["fetch", "cat-file", "push", "update-ref"]):
+    # tracking what it pushed (for a join: between creating its ref and making the hub): a sync of a
+    # clone, and a fresh clone's join.
+    steps = [" fetch ", " cat-file ", " push ", " update-ref refs/evhub-remotes/"]
+    for n, command in enumerate(steps):
         place.ok(a, "hello", f"a{n}", now=n)
         place.ok(b, "hello", f"b{n}", now=n)
         killed_at(place, b, command, now=n)
@@ -206,18 +215,15 @@ def test_a_sync_killed_at_any_step_loses_nothing_and_the_next_completes(tmp_path
         for clone in (b, a, b):
             place.ok(clone, "sync", now=n)
         assert ids(a) == ids(b) and len(ids(a)) == 3 + 2 * n
-    place.ok(c, "sync", now=5)
+    assert place.ok(c, "sync", now=5).startswith("synced with origin: joined the hub as clone 2")
     assert ids(c) == ids(a)
+    assert [ref.rsplit("/", 1)[1] for ref in place.refs().splitlines()] == ["0", "1", "2"]  # no index lost
     for clone in (a, b, c):
         assert place.ok(clone, "sync", now=5).startswith("synced with origin: took 0 events, gave 0")
 
 
 def test_a_rewritten_ref_is_refused_and_nothing_is_lost(tmp_path: Path) -> None:
-    place = Place(tmp_path)
-    a, b = place.clone("a"), place.clone("b")
-    place.ok(a, "init")
-    place.ok(a, "sync")
-    place.ok(b, "sync")
+    place, (a, b) = joined(tmp_path, "ab")
     place.ok(b, "hello", "bob")
     place.ok(b, "sync")
     place.ok(a, "sync")
@@ -249,23 +255,18 @@ def test_a_rewritten_ref_is_refused_and_nothing_is_lost(tmp_path: Path) -> None:
 
 
 def test_merge_takes_another_clones_export_and_refuses_an_unrelated_hub(tmp_path: Path) -> None:
-    place = Place(tmp_path)
-    a, b = place.clone("a"), place.clone("b")
-    place.ok(a, "init")
-    place.ok(a, "hello", "alice")
-    place.ok(a, "sync")
-    place.ok(b, "sync")
+    place, (a, b) = joined(tmp_path, "ab")
     place.ok(b, "hello", "bob", now=1)
     place.ok(b, "export", "--out", tmp_path / "b.jsonl")
     assert place.ok(a, "merge", tmp_path / "b.jsonl", now=2) == \
-        f"merged {tmp_path / 'b.jsonl'}: took 1 events (2 known already)\n"
+        f"merged {tmp_path / 'b.jsonl'}: took 1 events (1 known already)\n"
     assert ids(a) == ids(b)
     # A folder with no hub joins the hub of the file, as a clone of its own.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     made = ok(subprocess.run([EVHUB, "merge", "-"], cwd=elsewhere, input=(tmp_path / "b.jsonl").read_text(),
                           capture_output=True, text=True, env=clean_env({**place.env, "EVHUB_NOW": at(3)}))).stdout
-    assert made == "made this hub from stdin as clone 2: took 3 events\n"
+    assert made == "made this hub from stdin as clone 2: took 2 events\n"
     # Another hub's log is refused, and changes nothing.
     unrelated = tmp_path / "unrelated"
     place.ok(tmp_path, "init", unrelated)
@@ -273,7 +274,17 @@ def test_merge_takes_another_clones_export_and_refuses_an_unrelated_hub(tmp_path
     before = log_of(a)
     said = error_line(place.evhub(a, "merge", tmp_path / "u.jsonl", now=4), 1)
     assert "another hub" in said or "unrelated" in said, said
-    assert log_of(a) == before
+    assert log_of(a) == before and not (unrelated / "SESSIONS" / "events" / "clone.json").exists()
+    # A hub that never synced, merging a clone's log, becomes clone 0: its next events are numbered in its
+    # own class, above those it took.
+    place.ok(elsewhere, "hello", "eve", now=5)
+    place.ok(elsewhere, "export", "--out", tmp_path / "e.jsonl")
+    place.git(tmp_path, "clone", "-q", place.remote, "never")
+    place.ok(tmp_path / "never", "import", tmp_path / "b.jsonl")
+    place.ok(tmp_path / "never", "merge", tmp_path / "e.jsonl", now=6)
+    place.ok(tmp_path / "never", "hello", "fay", now=7)
+    numbers = [json.loads(line).get("num") for line in log_of(tmp_path / "never").splitlines()]
+    assert numbers[-1] % 1000 == 0 and numbers[-1] > max(n for n in numbers[:-1] if n is not None), numbers
 
 
 def test_sync_without_a_remote_or_outside_git_is_a_clear_error(tmp_path: Path) -> None:
