@@ -28,17 +28,19 @@ if TYPE_CHECKING:
     from ._pgstore import StoreSettings
     from ._results import Claimed, Location, Merged, Recall, Saved
     from ._state import Claim, ClaimChange, Message, Milestone, Note, Session, State, Step
+    from ._sync import Synced
 
 # Each public name and the module that defines it.
 _HOMES = {
     "Adoption": "_adopt",
     "Command": "_decide",
     **dict.fromkeys(("BadInput", "Conflict", "CorruptLog", "EvhubError", "HubBusy", "HubNotFound", "NotFound",
-                     "StorageError", "UnrelatedHub"), "_errors"),
+                     "RefRewritten", "StorageError", "SyncFailed", "UnrelatedHub"), "_errors"),
     "AnyEvent": "_events",
     "Event": "_events",
     "Hub": "_hub",
     "StoreSettings": "_pgstore",
+    "Synced": "_sync",
     **dict.fromkeys(("Claimed", "Location", "Merged", "Recall", "Saved"), "_results"),
     **dict.fromkeys(("Claim", "ClaimChange", "Message", "Milestone", "Note", "Session", "State", "Step"), "_state"),
 }
@@ -65,12 +67,15 @@ __all__ = [
     "NotFound",
     "Note",
     "Recall",
+    "RefRewritten",
     "Saved",
     "Session",
     "State",
     "StorageError",
     "Step",
     "StoreSettings",
+    "SyncFailed",
+    "Synced",
     "UnrelatedHub",
 ]
 
