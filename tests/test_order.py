@@ -4,7 +4,10 @@ Three clones run random commands while apart and merge in random order between r
 everyone has merged with everyone they hold the same events, each once, and show the same state and
 byte-identical views. The merge is commutative, associative and idempotent; it refuses another hub's log
 and a copy that went on apart (made by `evhub import`), changing nothing; and a hub that never synced
-writes its log as before (no `num`).
+writes its log as before (no `num`). Then the cases the properties found or that sit beside them: a merged
+message is unread, the readers of history (replay, why, timeline, watch) take a merged log in the fold's
+order, a hub that took a clone's log writes once it is a clone, and an id renamed on one clone is followed
+by the events another clone made under it.
 """
 
 from __future__ import annotations
@@ -157,7 +160,7 @@ def script_of(rnd: random.Random, n: int) -> list[tuple[int, ...]]:
             for _ in range(n)]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rnd=st.randoms(use_true_random=True), n=st.integers(10, 40))
 def test_clones_that_merged_with_one_another_hold_one_history(rnd: random.Random, n: int) -> None:
     script = script_of(rnd, n)
