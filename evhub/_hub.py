@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from ._adopt import Adoption
     from ._history import LogFilter
     from ._integrity import LogLine
-    from ._sync import Synced
 
 SESSIONS = _place.SESSIONS
 RETRIES = 50  # decide-and-append rounds lost to other machines' appends before a command gives up
@@ -678,13 +677,6 @@ class Hub:
             state = self._cache.catch_up()
             if self._clone_index(state) is None:
                 _place.write_clone(self.events_dir, _place.CloneOf(hub=state.hub_id, clone=clone))
-
-    def sync(self, remote: str | None = None) -> Synced:
-        """Exchange events with this hub's other clones through the git remote REMOTE (default: the branch's
-        upstream remote, else origin, else the only one): `evhub sync`."""
-        from ._sync import sync
-
-        return sync(self.root, remote, hub=self)
 
     def log_bytes(self) -> bytes:
         """The whole log, as `evhub export` writes it."""
