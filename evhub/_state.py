@@ -258,7 +258,7 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
     This loop is the replay's hot path (a million events): one dict lookup and one handler
     call an event, and the latest time kept in a local."""
     st = State() if state is None else state
-    handlers = _HANDLERS
+    handlers, seen = _HANDLERS, _SEEN
     sessions = st.sessions
     heartbeat = ev.Heartbeat
     unset = msgspec.UNSET
@@ -270,14 +270,21 @@ def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = Non
             seq = e.seq
             if e.ts > last_ts:
                 last_ts = e.ts
-            if e.__class__ is heartbeat:
+            cls = e.__class__
+            if cls is heartbeat:
                 # Seven events in ten are heartbeats: handled here, without a call.
-                s = sessions.get(e.session)  # type: ignore[union-attr]
+                s = sessions.get(e.session)  # type: ignore[union-attr, arg-type]
                 if s is not None:
                     s.last_seen = e.ts
                     s.status = e.status  # type: ignore[union-attr]
+            elif (handler := seen.get(cls)) is not None:
+                # A sign of life of its session, marked here rather than by a call around the handler.
+                s = sessions.get(e.session)  # type: ignore[union-attr, arg-type]
+                if s is not None:
+                    s.last_seen = e.ts
+                handler(st, e)
             else:
-                handlers.get(e.__class__, _unknown)(st, e)
+                handlers.get(cls, _unknown)(st, e)
     finally:
         # Kept in locals in the loop: setting a Struct attribute costs as much as the rest of a heartbeat.
         st.seq, st.last_ts = seq, last_ts
@@ -321,16 +328,6 @@ def evolve(state: State, e: ev.Event | ev.UnknownEvent) -> State:
 def _unknown(st: State, e: ev.Event | ev.UnknownEvent) -> None:
     """An event from a newer evhub: kept in the log, counted, not folded."""
     st.unknown_events += 1
-
-
-def _touching(handler: Callable[[State, Any], None]) -> Callable[[State, Any], None]:
-    """HANDLER, after marking the acting session as seen at the event's time."""
-    def touch_then_handle(st: State, e: Any) -> None:
-        s = st.sessions.get(e.session)
-        if s is not None:
-            s.last_seen = e.ts
-        handler(st, e)
-    return touch_then_handle
 
 
 def _hub_created(st: State, e: ev.HubCreated) -> None:
@@ -650,22 +647,26 @@ def _lost(st: State, e: ev.EventLost) -> None:
 _HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.HubCreated: _hub_created,
     ev.SessionRegistered: _registered,  # it looks at the session's liveness before this sign of life
-    ev.SessionLeft: _touching(_left),
-    ev.IdProposed: _touching(_proposed),
-    ev.IdAccepted: _touching(_accepted),
-    ev.IdRejected: _touching(_rejected),
-    ev.PriorityClaimed: _touching(_claimed),
-    ev.PriorityReleased: _touching(_released),
-    ev.FocusSet: _touching(_focus),
-    ev.NoteAdded: _touching(_note),
-    ev.MilestoneCreated: _touching(_milestone_created),
-    ev.MilestoneClaimed: _touching(_milestone_claimed),
-    ev.StepUpdated: _touching(_step_updated),
-    ev.StepsAdded: _touching(_steps_added),
-    ev.MessagePosted: _touching(_message),
-    ev.MessagesRead: _touching(_read),
-    ev.AgentAttached: _touching(_agent_attached),
     ev.EventLost: _lost,
+}
+# The events that are a sign of life of their session: the fold marks it seen at the event's time, then
+# calls the handler (heartbeats, which only do that and set the status, it handles itself).
+_SEEN: dict[type, Callable[[State, Any], None]] = {
+    ev.SessionLeft: _left,
+    ev.IdProposed: _proposed,
+    ev.IdAccepted: _accepted,
+    ev.IdRejected: _rejected,
+    ev.PriorityClaimed: _claimed,
+    ev.PriorityReleased: _released,
+    ev.FocusSet: _focus,
+    ev.NoteAdded: _note,
+    ev.MilestoneCreated: _milestone_created,
+    ev.MilestoneClaimed: _milestone_claimed,
+    ev.StepUpdated: _step_updated,
+    ev.StepsAdded: _steps_added,
+    ev.MessagePosted: _message,
+    ev.MessagesRead: _read,
+    ev.AgentAttached: _agent_attached,
 }
 
 

@@ -281,23 +281,25 @@ class JsonlStore(Store):
         fd = self._file(check=True)
         if fd is None:
             return  # a store that was never written to is empty
-        offset, rest = start, b""
+        offset, size = start, CHUNK
         while True:
+            # Each read starts at the line the last block did not finish (read again: a few bytes), so a
+            # block is cut from one read, never joined to what was left of the one before.
             try:
-                chunk = os.pread(fd, CHUNK, offset + len(rest))
+                rest = os.pread(fd, size, offset)
             except OSError as e:
                 raise StorageError(f"cannot read the log {self.path}: {e.strerror}") from e
-            if not chunk:
-                break
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
-            if cut:
-                block = data[:cut]
-                self._seen_last = (offset + cut, block[block.rfind(b"\n", 0, -1) + 1:])
-                self.reached = offset
-                yield offset, block
-                offset += cut
+            cut = rest.rfind(b"\n") + 1
+            if not cut:
+                if len(rest) < size:
+                    break  # the end of the log
+                size *= 2  # a line longer than a block
+                continue
+            block = rest if cut == len(rest) else rest[:cut]
+            self._seen_last = (offset + cut, block[block.rfind(b"\n", 0, -1) + 1:])
+            self.reached = offset
+            yield offset, block
+            offset, size = offset + cut, CHUNK
         if rest and _whole_event(rest):
             # The last event lost only its newline: it is whole, so it is read as the line it was (and the
             # next append writes the newline); otherwise the next writer would set it aside and hand its
