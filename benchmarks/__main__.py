@@ -924,11 +924,11 @@ def main() -> None:
     if args.quick:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
         pg_rounds, pg_round_s = 3, 1.0
-        hook_series, hook_repeats, mcp_calls = 8, 3, 20
+        hook_series, hook_repeats, mcp_calls, crowd_calls = 8, 3, 20, 20
     else:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
         pg_rounds, pg_round_s = 5, 4.0
-        hook_series, hook_repeats, mcp_calls = 40, 10, 200
+        hook_series, hook_repeats, mcp_calls, crowd_calls = 40, 10, 200, 50
     began = time.perf_counter()
     # Timed as installed: `pip install .` byte-compiles evhub, while an editable install run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) compiles every module again at each start.
@@ -998,7 +998,7 @@ def main() -> None:
         rows += agent_rows
         rows.append(mcp_row(bench, hook_hub, mid, mcp_calls))
         rows.append(mcp_start_row(bench, hook_hub, mid))
-        rows += mcp_claim_rows(bench, mcp_calls)
+        rows += mcp_claim_rows(bench, crowd_calls)
         rows += pg_rows(bench, pg_rounds, pg_round_s)
     progress(f"done in {time.perf_counter() - began:.0f} s")
     print(table(rows))
