@@ -2,7 +2,9 @@
 
 Every tool goes through the same Hub calls as the CLI (lock, catch up, decide, append), so the
 CLI and any number of MCP servers share one hub safely.  The server keeps nothing of its own but
-the open hub.  An evhub error comes back as a tool error carrying the CLI's message.
+the open hub.  Calls come in bursts: the read model and the views follow within about a second
+(publish_later), not at every call.  An evhub error comes back as a tool error carrying the CLI's
+message.
 """
 
 import os
@@ -57,12 +59,11 @@ TtlS = Annotated[int | None, Field(ge=1, description=(
 Note = Annotated[str, Field(description="A note recorded with the change (may be empty).")]
 
 
-def build(hub: Hub, env: Mapping[str, str] = os.environ, serial: "threading.Lock | None" = None) -> MCPServer:
+def build(hub: Hub, serial: threading.Lock, env: Mapping[str, str] = os.environ) -> MCPServer:
     """The MCP server for HUB, acting as the agent session ENV names when a call leaves out `session`.
-    Tools run in worker threads, one call at a time under SERIAL (a lock of its own when none is given):
-    that keeps the Hub's kept state consistent, and a publisher holding it runs between two calls."""
+    Tools run in worker threads, one call at a time under SERIAL: that keeps the Hub's kept state
+    consistent, and whatever else uses the Hub (publish_later) holds it too."""
     server = MCPServer("evhub", instructions=INSTRUCTIONS, version=version("evhub"), log_level="WARNING")
-    serial = serial or threading.Lock()
 
     def call(fn: Callable[[], T]) -> T:
         with serial:
@@ -300,16 +301,17 @@ def run(hub: Hub) -> None:
     publisher = threading.Thread(target=publish_later, args=(hub, serial, stop), name="evhub-views", daemon=True)
     publisher.start()
     try:
-        build(hub, serial=serial).run("stdio")
+        build(hub, serial).run("stdio")
     finally:
         stop.set()
         publisher.join()  # what the last calls left is flushed at exit, as by any Hub, with no call to wait for
 
 
 def publish_later(hub: Hub, serial: threading.Lock, stop: threading.Event) -> None:
-    """Refresh the read model and views that HUB's calls left for later, PUBLISH_EVERY_S after they did,
-    between calls (under SERIAL), until STOP: a call never waits for a render of every view, and the views
-    still follow within about a second though the agent may then be silent for hours."""
+    """Refresh the read model and views that HUB's calls left for later, within PUBLISH_EVERY_S of each,
+    between two calls (under SERIAL), until STOP. A call then seldom pays for a render of every view (one
+    that finds them due renders them, one that comes during a refresh waits for it), and the views follow
+    within about a second though the agent may then be silent for hours."""
     while not stop.wait(hub.publish_every):
         with serial:
             try:
