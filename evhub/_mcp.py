@@ -7,6 +7,7 @@ the open hub.  Calls come in bursts: the read model and the views follow within 
 message.
 """
 
+import math
 import os
 import threading
 import time
@@ -29,9 +30,9 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LIMIT_MAX = 1000
 WAIT_MAX_S = 600
-# A call leaves the read model and views for later when they were refreshed less than this long ago; a
-# thread refreshes them then (publish_later). Rendering every view costs about as much as the hub is big
-# (hundreds of ms at 1,000 claims), a call's own work a few ms.
+# How soon the read model and views follow the calls: a thread refreshes them (publish_later), not the
+# calls, since rendering every view costs about as much as the hub is big (hundreds of ms at 1,000
+# claims) and a call's own work a few ms.
 PUBLISH_EVERY_S = 1.0
 INSTRUCTIONS = (
     "evhub coordinates the agent sessions working on one repository. Every tool that acts does so as you "
@@ -295,7 +296,9 @@ def find(hub_dir: str | None) -> Hub:
 
 def run(hub: Hub) -> None:
     """Serve HUB over stdio until the client leaves."""
-    hub.publish_every = PUBLISH_EVERY_S
+    # Only the first call publishes: an agent's calls come seconds apart, so any shorter period would
+    # have nearly every one of them render every view.
+    hub.publish_every = math.inf
     serial = threading.Lock()
     stop = threading.Event()
     publisher = threading.Thread(target=publish_later, args=(hub, serial, stop), name="evhub-views", daemon=True)
@@ -309,10 +312,10 @@ def run(hub: Hub) -> None:
 
 def publish_later(hub: Hub, serial: threading.Lock, stop: threading.Event) -> None:
     """Refresh the read model and views that HUB's calls left for later, within PUBLISH_EVERY_S of each,
-    between two calls (under SERIAL), until STOP. A call then seldom pays for a render of every view (one
-    that finds them due renders them, one that comes during a refresh waits for it), and the views follow
-    within about a second though the agent may then be silent for hours."""
-    while not stop.wait(hub.publish_every):
+    between two calls (under SERIAL), until STOP: a call pays for a render of every view only when it
+    comes during one (it waits for it), and the views follow within about a second though the agent may
+    then be silent for hours."""
+    while not stop.wait(PUBLISH_EVERY_S):
         with serial:
             try:
                 hub.flush()  # nothing to do unless a call left the views for later
