@@ -14,9 +14,11 @@ import anyio
 import pytest
 from clock import at
 from command import EVHUB, Runner, clean_env, error_line
+from command import run as evhub_run
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from test_hook import AGENT_SESSION, context, hook, payload, types
 
+from evhub._entry import mcp_call
 from evhub._values import STEP_STATUSES
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
@@ -225,6 +227,18 @@ def test_the_server_starts_without_the_command_line_interface(evhub: Runner, tmp
               if line.startswith("import time:")}
     assert {"evhub._mcp", "evhub._hub"} <= loaded, "the import times were read"
     assert not loaded & {"typer", "evhub._cli"}
+
+
+def test_the_server_reads_its_command_line_as_the_cli_does_and_leaves_the_rest_to_it(tmp_path: Path) -> None:
+    assert mcp_call(["mcp"]) == (None,)
+    assert mcp_call(["mcp", "--hub", "d"]) == mcp_call(["--hub=d", "mcp"]) == mcp_call(["mcp", "--hub=d"]) == ("d",)
+    for other in (["mcp", "--help"], ["mcp", "-h"], ["mcp", "x"], ["mcp", "--hub"], ["--on-behalf", "mcp"],
+                  ["status"], []):
+        assert mcp_call(other) is None, other  # for the CLI: its help, its usage errors, its commands
+    # No hub to serve: the CLI says so, as for any command.
+    assert "no hub here or above" in error_line(evhub_run("mcp", cwd=tmp_path), 1)
+    assert "no hub at" in error_line(evhub_run("--hub", tmp_path, "mcp", cwd=tmp_path), 1)
+    assert "unexpected extra argument" in error_line(evhub_run("mcp", "x", cwd=tmp_path), 2)
 
 
 def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> None:
