@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evhub import Hub
+from evhub import _decide as cmd
 from evhub import _events as ev
 from evhub._agents import AGENTS
 from evhub._pgstore import StoreSettings
@@ -650,6 +651,111 @@ def mcp_row(bench: Bench, root: Path, size: int, calls: int) -> Row:
                MCP_FLOOR_NAME, figures[1], "s", "reported")
 
 
+MCP_CROWD = 1_000  # the others' live sessions, each holding one claim, in the crowded hub of the claim rows
+MCP_START = "`evhub mcp` start to the first answered tool call (`heartbeat`), a whole server process"
+MCP_START_FLOOR = "`python -c 'import mcp'` in the same venv"
+
+
+def mcp_start_row(bench: Bench, root: Path, size: int) -> Row:
+    """From spawning `evhub mcp` on ROOT to the answer of its first tool call, through the SDK's stdio
+    client (initialize, then `heartbeat`), against a process that only imports the SDK; the two
+    alternate, so both see the same moment of a shared machine."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    evhub_argv = bench.evhub(root, "mcp")
+    params = StdioServerParameters(command=evhub_argv[0], args=evhub_argv[1:], cwd=str(root), env=bench.env)
+    floor_command = [sys.executable, "-c", "import mcp"]
+
+    async def first_call() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            result: Any = await client.call_tool("heartbeat", {"session": "session-1", "status": "starting"})
+            if result.is_error:
+                raise SystemExit(f"the first MCP heartbeat failed: {result.content}")
+            times.append(time.perf_counter() - start)  # answered: the server's exit is not waited for
+
+    progress(f"MCP: {bench.repeats} starts of `evhub mcp` to its first answer, each beside `import mcp`")
+    times: list[float] = []
+    floor = Figure([])
+    for _ in range(bench.repeats):
+        start = time.perf_counter()
+        run(floor_command, bench.env)
+        floor.values.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        anyio.run(first_call)
+    return Row(f"{MCP_START}, {size:,} events", Figure(times), MCP_START_FLOOR, floor, "s", "≤ 1.5×")
+
+
+def crowded_hubs(bench: Bench) -> tuple[Path, Path]:
+    """Two new hubs where session-1 works: one where MCP_CROWD other live sessions each hold a claim,
+    and one with nobody else."""
+    roots = bench.tmp / "mcp-crowd", bench.tmp / "mcp-alone"
+    others = [f"agent-{n}" for n in range(1, MCP_CROWD + 1)]
+    for root, crowd in zip(roots, (others, []), strict=True):
+        hub, _ = Hub.init(root)
+        hub.execute(cmd.Hello(session="session-1"), *[cmd.Hello(session=sid) for sid in crowd],
+                    *[cmd.ClaimPriority(session=sid, priority=f"task-{sid}") for sid in crowd])
+        hub.flush()
+        state = hub.state()
+        if len(state.claims) != len(crowd) or sum(state.is_alive(s, format_ts(datetime.now(UTC)))
+                                                  for s in state.sessions) != len(crowd) + 1:
+            raise SystemExit(f"the hub {root.name} does not hold {len(crowd)} live claims")
+        hub.store.close()
+    return roots
+
+
+def mcp_claim_rows(bench: Bench, calls: int) -> list[Row]:
+    """`claim` and `status` through a running `evhub mcp` on a hub where MCP_CROWD other live sessions
+    hold a claim each, against the same calls on a hub with nobody else; the two servers run at once
+    and the calls alternate, the claims first, then the statuses.  Each claim is of a free priority,
+    released (untimed) before the next, so session-1 holds none when it claims."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    progress(f"MCP: two hubs, one where {MCP_CROWD:,} other live sessions hold a claim each")
+    roots = crowded_hubs(bench)
+    params = [StdioServerParameters(command=argv[0], args=argv[1:], cwd=str(root), env=bench.env)
+              for root in roots for argv in [bench.evhub(root, "mcp")]]
+    claims, statuses = (Figure([]), Figure([])), (Figure([]), Figure([]))
+
+    async def call(client: ClientSession, tool: str, arguments: dict[str, Any]) -> Any:
+        start = time.perf_counter()
+        result: Any = await client.call_tool(tool, arguments)
+        elapsed = time.perf_counter() - start
+        if result.is_error:
+            raise SystemExit(f"the MCP {tool} failed: {result.content}")
+        return elapsed, result.structured_content
+
+    async def main() -> None:
+        async with stdio_client(params[0]) as (r1, w1), ClientSession(r1, w1) as crowd, \
+                stdio_client(params[1]) as (r2, w2), ClientSession(r2, w2) as alone:
+            clients = (crowd, alone)
+            for client in clients:
+                await client.initialize()
+            for n in range(MCP_WARMUP + calls):
+                for i, client in enumerate(clients):
+                    claimed, _ = await call(client, "claim", {"priority": "bench-claim", "session": "session-1"})
+                    await call(client, "release", {"priority": "bench-claim", "session": "session-1"})
+                    if n >= MCP_WARMUP:
+                        claims[i].values.append(claimed)
+            for n in range(MCP_WARMUP + calls):
+                for i, client in enumerate(clients):
+                    looked, doc = await call(client, "status", {})
+                    if len(doc["claims"]) != (MCP_CROWD if client is crowd else 0):
+                        raise SystemExit(f"`status` shows {len(doc['claims'])} claims, not what its row says")
+                    if n >= MCP_WARMUP:
+                        statuses[i].values.append(looked)
+
+    progress(f"MCP: {calls} claim and status calls to each, alternating")
+    anyio.run(main)
+    held = f"{MCP_CROWD:,} active claims held by others"
+    return [Row(f"MCP `claim` tool call in a running `evhub mcp`, {held}", claims[0],
+                "the same with none (session-1 alone on its hub)", claims[1], "s", "≤ 1.2×"),
+            Row(f"MCP `status` tool call in a running `evhub mcp`, {held}", statuses[0],
+                "the same with none (session-1 alone on its hub)", statuses[1], "s", "≤ 1.2×")]
+
+
 # -- PostgreSQL --------------------------------------------------------------------------------------
 
 
@@ -831,11 +937,11 @@ def main() -> None:
     if args.quick:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
         pg_rounds, pg_round_s = 3, 1.0
-        hook_series, hook_repeats, mcp_calls = 8, 3, 20
+        hook_series, hook_repeats, mcp_calls, crowd_calls = 8, 3, 20, 20
     else:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
         pg_rounds, pg_round_s = 5, 4.0
-        hook_series, hook_repeats, mcp_calls = 40, 10, 200
+        hook_series, hook_repeats, mcp_calls, crowd_calls = 40, 10, 200, 50
     began = time.perf_counter()
     # Timed as installed: `pip install .` byte-compiles evhub, while an editable install run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) compiles every module again at each start.
@@ -904,6 +1010,8 @@ def main() -> None:
         agent_rows, hook_hub = hook_rows(bench, mid, hook_series, hook_repeats)
         rows += agent_rows
         rows.append(mcp_row(bench, hook_hub, mid, mcp_calls))
+        rows.append(mcp_start_row(bench, hook_hub, mid))
+        rows += mcp_claim_rows(bench, crowd_calls)
         rows += pg_rows(bench, pg_rounds, pg_round_s)
     progress(f"done in {time.perf_counter() - began:.0f} s")
     print(table(rows))

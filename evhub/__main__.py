@@ -1,14 +1,17 @@
-"""The `evhub` command (console script and `python -m evhub`): hook calls to _entry, without typer;
-everything else to the CLI."""
+"""The `evhub` command (console script and `python -m evhub`): hook calls and `evhub mcp` to _entry,
+without typer; everything else to the CLI."""
 
 import sys
 
-from ._entry import hook, hook_call
+from ._entry import hook, hook_call, mcp, mcp_call
 
 
 def main() -> None:
     call = hook_call(sys.argv[1:])
     if call is None:
+        served = mcp_call(sys.argv[1:])
+        if served is not None and mcp(*served):
+            return
         from ._cli import main as cli
 
         cli()

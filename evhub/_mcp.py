@@ -2,9 +2,12 @@
 
 Every tool goes through the same Hub calls as the CLI (lock, catch up, decide, append), so the
 CLI and any number of MCP servers share one hub safely.  The server keeps nothing of its own but
-the open hub.  An evhub error comes back as a tool error carrying the CLI's message.
+the open hub.  Calls come in bursts: the read model and the views follow within about a second
+(publish_later), not at every call.  An evhub error comes back as a tool error carrying the CLI's
+message.
 """
 
+import math
 import os
 import threading
 import time
@@ -27,6 +30,10 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LIMIT_MAX = 1000
 WAIT_MAX_S = 600
+# How soon the read model and views follow the calls: a thread refreshes them (publish_later), not the
+# calls, since rendering every view costs about as much as the hub is big (hundreds of ms at 1,000
+# claims) and a call's own work a few ms.
+PUBLISH_EVERY_S = 1.0
 INSTRUCTIONS = (
     "evhub coordinates the agent sessions working on one repository. Every tool that acts does so as you "
     "when `session` is left out: the session your hooks registered (Claude Code with `evhub install "
@@ -53,11 +60,11 @@ TtlS = Annotated[int | None, Field(ge=1, description=(
 Note = Annotated[str, Field(description="A note recorded with the change (may be empty).")]
 
 
-def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
-    """The MCP server for HUB, acting as the agent session ENV names when a call leaves out `session`."""
+def build(hub: Hub, serial: threading.Lock, env: Mapping[str, str] = os.environ) -> MCPServer:
+    """The MCP server for HUB, acting as the agent session ENV names when a call leaves out `session`.
+    Tools run in worker threads, one call at a time under SERIAL: that keeps the Hub's kept state
+    consistent, and whatever else uses the Hub (publish_later) holds it too."""
     server = MCPServer("evhub", instructions=INSTRUCTIONS, version=version("evhub"), log_level="WARNING")
-    # Tools run in worker threads; one call at a time keeps the Hub's kept state consistent.
-    serial = threading.Lock()
 
     def call(fn: Callable[[], T]) -> T:
         with serial:
@@ -278,7 +285,41 @@ def build(hub: Hub, env: Mapping[str, str] = os.environ) -> MCPServer:
 
 
 def serve(hub_dir: str | None) -> None:
-    """Serve the hub found at HUB_DIR (or as the CLI finds it) over stdio until the client leaves."""
-    hub = Hub.find(hub_dir, start=os.environ.get("CLAUDE_PROJECT_DIR") or None)
-    hub.publish_every = 0  # calls come at an agent's pace, and a server may idle for hours after one
-    build(hub).run("stdio")
+    """Serve the hub found at HUB_DIR (see find) over stdio until the client leaves."""
+    run(find(hub_dir))
+
+
+def find(hub_dir: str | None) -> Hub:
+    """The hub at HUB_DIR, else as the CLI finds it, from the agent's project when the agent names it."""
+    return Hub.find(hub_dir, start=os.environ.get("CLAUDE_PROJECT_DIR") or None)
+
+
+def run(hub: Hub) -> None:
+    """Serve HUB over stdio until the client leaves."""
+    # Only the first call publishes: an agent's calls come seconds apart, so any shorter period would
+    # have nearly every one of them render every view.
+    hub.publish_every = math.inf
+    serial = threading.Lock()
+    stop = threading.Event()
+    publisher = threading.Thread(target=publish_later, args=(hub, serial, stop), name="evhub-views", daemon=True)
+    publisher.start()
+    try:
+        build(hub, serial).run("stdio")
+    finally:
+        stop.set()
+        publisher.join()  # what the last calls left is flushed at exit, as by any Hub, with no call to wait for
+
+
+def publish_later(hub: Hub, serial: threading.Lock, stop: threading.Event) -> None:
+    """Refresh the read model and views that HUB's calls left for later, within PUBLISH_EVERY_S of each,
+    between two calls (under SERIAL), until STOP: a call pays for a render of every view only when it
+    comes during one (it waits for it), and the views follow within about a second though the agent may
+    then be silent for hours."""
+    while not stop.wait(PUBLISH_EVERY_S):
+        with serial:
+            try:
+                hub.flush()  # nothing to do unless a call left the views for later
+            except EvhubError:
+                pass  # left for later still: the next call, or the next round, retries
+            finally:
+                hub.warnings.clear()

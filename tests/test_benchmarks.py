@@ -39,6 +39,9 @@ ROWS = [
     *[(rf"`evhub hook` PostToolUse, [\d,]+ events, {case}", r"a script: msgspec encode of one event")
       for case in (r"throttled \(nothing to push\)", "heartbeat due", "3 messages waiting")],
     (r"MCP `heartbeat` tool call in a running `evhub mcp`, per call", r"minimal MCP server \(same SDK\)"),
+    (r"`evhub mcp` start to the first answered tool call \(`heartbeat`\)", r"`python -c 'import mcp'`"),
+    *[(rf"MCP `{tool}` tool call in a running `evhub mcp`, 1,000 active claims held by others",
+       r"the same with none") for tool in ("claim", "status")],
     (r"1 process, `hub.heartbeat` \(Python API\) on a PostgreSQL hub", r"BEGIN; INSERT of the same row"),
     (r"8 processes at once, `hub.heartbeat` \(Python API\) on one PostgreSQL hub", r"the same 1-connection INSERT"),
     (r"8 machines \(8 hub folders on one schema\), `hub.heartbeat` \(Python API\) at once",

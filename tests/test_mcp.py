@@ -2,20 +2,23 @@
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import pytest
 from clock import at
 from command import EVHUB, Runner, clean_env, error_line
+from command import run as evhub_run
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from test_hook import AGENT_SESSION, context, hook, payload, types
 
+from evhub._entry import mcp_call
 from evhub._values import STEP_STATUSES
 
 TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "milestone_claim", "milestone_step",
@@ -24,9 +27,10 @@ TOOLS = {"hello", "heartbeat", "claim", "release", "milestone_create", "mileston
 
 
 @asynccontextmanager
-async def server(root: Path, env: Mapping[str, str] | None = None) -> AsyncIterator[ClientSession]:
+async def server(root: Path, env: Mapping[str, str] | None = None, errlog: TextIO = sys.stderr,
+                 ) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(command=EVHUB, args=["mcp"], cwd=str(root), env=clean_env(env))
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
 
@@ -186,6 +190,55 @@ def test_one_agent_reaching_the_hub_by_hook_mcp_and_shell_is_one_session(evhub: 
     assert [(e["session"], e.get("resume", False)) for e in registered] == [
         ("session-1", False), ("session-2", False), ("session-2", True)], "the hook resumes what the server joined"
     assert types(evhub).count("agent_attached") == 2
+
+
+def test_the_views_follow_the_calls_while_the_server_waits_and_hold_every_call_when_it_exits(evhub: Runner) -> None:
+    """A call leaves the views for later when they were refreshed less than a second ago (rendering every
+    view costs as much as the hub is big); the server refreshes them itself soon after, though no call
+    comes, and at its exit."""
+    views = evhub.root / "SESSIONS" / "PRIORITIES"
+
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            tools = Tools(session)
+            await tools("hello", session="alice")  # the first call refreshes the views
+            await tools("claim", priority="api", session="alice")  # within a second of it: left for later
+            with anyio.fail_after(60):
+                while not (views / "api.lock").exists():
+                    await anyio.sleep(0.05)  # polling for the server's own refresh
+            await tools("claim", priority="db", session="alice")
+            await tools("claim", priority="docs", session="alice")
+        assert {p.name for p in views.iterdir()} >= {"api.lock", "db.lock", "docs.lock"}
+
+    run(main)
+
+
+def test_the_server_starts_without_the_command_line_interface(evhub: Runner, tmp_path: Path) -> None:
+    """An agent waits for `evhub mcp` to start once per session: the server is not typer's CLI."""
+    imports = tmp_path / "imports"
+
+    async def main() -> None:
+        with imports.open("w") as errlog:
+            async with server(evhub.root, {"PYTHONPROFILEIMPORTTIME": "1"}, errlog) as session:
+                assert (await Tools(session)("hello", session="alice")) == {"session": "alice"}
+
+    run(main)
+    loaded = {line.split("|")[-1].strip() for line in imports.read_text().splitlines()
+              if line.startswith("import time:")}
+    assert {"evhub._mcp", "evhub._hub"} <= loaded, "the import times were read"
+    assert not loaded & {"typer", "evhub._cli"}
+
+
+def test_the_server_reads_its_command_line_as_the_cli_does_and_leaves_the_rest_to_it(tmp_path: Path) -> None:
+    assert mcp_call(["mcp"]) == (None,)
+    assert mcp_call(["mcp", "--hub", "d"]) == mcp_call(["--hub=d", "mcp"]) == mcp_call(["mcp", "--hub=d"]) == ("d",)
+    for other in (["mcp", "--help"], ["mcp", "-h"], ["mcp", "x"], ["mcp", "--hub"], ["--on-behalf", "mcp"],
+                  ["status"], []):
+        assert mcp_call(other) is None, other  # for the CLI: its help, its usage errors, its commands
+    # No hub to serve: the CLI says so, as for any command.
+    assert "no hub here or above" in error_line(evhub_run("mcp", cwd=tmp_path), 1)
+    assert "no hub at" in error_line(evhub_run("--hub", tmp_path, "mcp", cwd=tmp_path), 1)
+    assert "unexpected extra argument" in error_line(evhub_run("mcp", "x", cwd=tmp_path), 2)
 
 
 def test_several_servers_racing_for_one_claim_have_one_winner(evhub: Runner) -> None:
