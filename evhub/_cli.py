@@ -305,7 +305,7 @@ def where(json: JsonOpt = False) -> None:
     for folder in found.views:
         out(f"views: {folder}")
     out("synced: never" if synced is None else
-        f"synced: {synced.remote} ({synced.url}) {synced.at}: took {synced.took} events, gave {synced.gave}")
+        f"synced: {synced.remote} ({synced.url}) {synced.at}: took {_n_events(synced.took)}, gave {synced.gave}")
 
 
 @app.command()
@@ -336,7 +336,7 @@ def sync(
         return
     clones = ", ".join(str(k) for k in done.clones)
     joined = f"joined the hub as clone {done.clone}, " if done.joined else ""
-    out(f"synced with {done.remote}: {joined}took {done.took} events, gave {done.gave} (clones {clones})")
+    out(f"synced with {done.remote}: {joined}took {_n_events(done.took)}, gave {done.gave} (clones {clones})")
 
 
 @app.command()
@@ -374,9 +374,9 @@ def merge(
     if json:
         out_json(said)
     elif said["joined"]:
-        out(f"made this hub from {name} as clone {said['clone']}: took {said['added']} events")
+        out(f"made this hub from {name} as clone {said['clone']}: took {_n_events(said['added'])}")
     else:
-        out(f"merged {name}: took {said['added']} events ({said['known']} known already)")
+        out(f"merged {name}: took {_n_events(said['added'])} ({said['known']} known already)")
 
 
 @app.command()
@@ -613,7 +613,7 @@ def save(
     else:
         out(f"saved ({saved.mode})")
     if synced is not None:
-        out(f"synced with {synced.remote}: took {synced.took} events, gave {synced.gave}")
+        out(f"synced with {synced.remote}: took {_n_events(synced.took)}, gave {synced.gave}")
 
 
 def _synced_quietly(h: Hub) -> Any:
@@ -1181,6 +1181,10 @@ def _read_time(state: State) -> str:
     from ._values import read_time
 
     return read_time(state.last_ts)
+
+
+def _n_events(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
 
 
 def _done(json: bool, events: list[Any], message: str) -> None:

@@ -259,7 +259,7 @@ def test_merge_takes_another_clones_export_and_refuses_an_unrelated_hub(tmp_path
     place.ok(b, "hello", "bob", now=1)
     place.ok(b, "export", "--out", tmp_path / "b.jsonl")
     assert place.ok(a, "merge", tmp_path / "b.jsonl", now=2) == \
-        f"merged {tmp_path / 'b.jsonl'}: took 1 events (1 known already)\n"
+        f"merged {tmp_path / 'b.jsonl'}: took 1 event (1 known already)\n"
     assert ids(a) == ids(b)
     # A folder with no hub joins the hub of the file, as a clone of its own.
     elsewhere = tmp_path / "elsewhere"
