@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
 import os
 import random
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -620,7 +621,7 @@ def mcp_row(bench: Bench, root: Path, size: int, calls: int) -> Row:
     client over stdio, against the same client calling the same tool on MCP_FLOOR; calls alternate
     between the two servers, both open at once."""
     import anyio
-    from mcp import ClientSession, StdioServerParameters, stdio_client
+    from mcp import StdioServerParameters
 
     evhub_argv = bench.evhub(root, "mcp")
     servers = [StdioServerParameters(command=evhub_argv[0], args=evhub_argv[1:], cwd=str(root), env=bench.env),
@@ -630,11 +631,7 @@ def mcp_row(bench: Bench, root: Path, size: int, calls: int) -> Row:
     figures = (Figure([]), Figure([]))
 
     async def main() -> None:
-        async with stdio_client(servers[0]) as (r1, w1), ClientSession(r1, w1) as hub_client, \
-                stdio_client(servers[1]) as (r2, w2), ClientSession(r2, w2) as floor_client:
-            clients = (hub_client, floor_client)
-            for client in clients:
-                await client.initialize()
+        async with two_sessions(servers) as clients:
             for n in range(MCP_WARMUP + calls):
                 for client, figure in zip(clients, figures, strict=True):
                     start = time.perf_counter()
@@ -653,6 +650,18 @@ def mcp_row(bench: Bench, root: Path, size: int, calls: int) -> Row:
 
 MCP_CROWD = 1_000  # the others' live sessions, each holding one claim, in the crowded hub of the claim rows
 MCP_START = "`evhub mcp` start to the first answered tool call (`heartbeat`), a whole server process"
+@contextlib.asynccontextmanager
+async def two_sessions(servers: Sequence[Any]) -> AsyncIterator[tuple[Any, Any]]:
+    """Initialized MCP client sessions with the two SERVERS (StdioServerParameters), open together."""
+    from mcp import ClientSession, stdio_client
+
+    async with stdio_client(servers[0]) as (r1, w1), ClientSession(r1, w1) as first, \
+            stdio_client(servers[1]) as (r2, w2), ClientSession(r2, w2) as second:
+        for client in (first, second):
+            await client.initialize()
+        yield first, second
+
+
 MCP_START_FLOOR = "`python -c 'import mcp'` in the same venv"
 
 
@@ -711,7 +720,7 @@ def mcp_claim_rows(bench: Bench, calls: int) -> list[Row]:
     and the calls alternate, the claims first, then the statuses.  Each claim is of a free priority,
     released (untimed) before the next, so session-1 holds none when it claims."""
     import anyio
-    from mcp import ClientSession, StdioServerParameters, stdio_client
+    from mcp import ClientSession, StdioServerParameters
 
     progress(f"MCP: two hubs, one where {MCP_CROWD:,} other live sessions hold a claim each")
     roots = crowded_hubs(bench)
@@ -728,11 +737,8 @@ def mcp_claim_rows(bench: Bench, calls: int) -> list[Row]:
         return elapsed, result.structured_content
 
     async def main() -> None:
-        async with stdio_client(params[0]) as (r1, w1), ClientSession(r1, w1) as crowd, \
-                stdio_client(params[1]) as (r2, w2), ClientSession(r2, w2) as alone:
-            clients = (crowd, alone)
-            for client in clients:
-                await client.initialize()
+        async with two_sessions(params) as clients:
+            crowd = clients[0]
             for n in range(MCP_WARMUP + calls):
                 for i, client in enumerate(clients):
                     claimed, _ = await call(client, "claim", {"priority": "bench-claim", "session": "session-1"})
