@@ -56,11 +56,10 @@ def _when(write: list[ev.AnyEvent]) -> tuple[str, int]:
     return write[0].ts, write[0].number
 
 
-def fold_in_order(store: Store, state: State | None = None,
-                  each: Callable[[State], None] | None = None) -> State:
-    """Every event of STORE folded in the fold's order into STATE (empty), calling EACH after every
-    CHUNK events; the state's seq is then the log's last position, where a read of its tail starts."""
-    state = State() if state is None else state
+def fold_in_order(store: Store, each: Callable[[State], None] | None = None) -> State:
+    """Every event of STORE folded in the fold's order, calling EACH with the state after every CHUNK
+    events; the state's seq is then the log's last position, where a read of its tail starts."""
+    state = State()
     events = in_order(store.read(0))
     for start in range(0, len(events), CHUNK):
         fold(events[start:start + CHUNK], state)
@@ -70,10 +69,10 @@ def fold_in_order(store: Store, state: State | None = None,
     return state
 
 
-def fold_log(store: Store, state: State | None = None) -> State:
+def fold_log(store: Store) -> State:
     """The state after every event of STORE: in one pass while its writes come in order, else sorted."""
     try:
-        return fold(store.read(0), State() if state is None else state)
+        return fold(store.read(0))
     except OutOfOrder:
         return fold_in_order(store)
 
