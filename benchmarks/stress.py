@@ -715,9 +715,11 @@ def skew_row(root: Path, evhub: str, rounds: int, rng: random.Random, cluster: A
 
 
 def message_worker(root: str, sid: str, count: int, barrier: Any, results: Any) -> None:
-    """One writer: COUNT messages, each retried on `hub busy` (a repair holds the lock a moment)."""
+    """One writer: COUNT messages, each retried on `hub busy` (a repair holds the lock a moment) and, as an
+    agent would after running `evhub repair`, on a refusal to write past the damaged line (a writer that
+    must fold past it refuses until the repair)."""
     hub = Hub(root)
-    failed = 0
+    failed = refused = 0
     barrier.wait(BARRIER_TIMEOUT_S)
     for i in range(count):
         while True:
@@ -725,10 +727,14 @@ def message_worker(root: str, sid: str, count: int, barrier: Any, results: Any) 
                 hub.send(sid, f"{sid} {i}")
             except HubBusy:
                 continue
+            except CorruptLog:
+                refused += 1
+                time.sleep(0.01)  # the repair runs right after the damage
+                continue
             except EvhubError:
                 failed += 1
             break
-    results.put(failed)
+    results.put((failed, refused))
 
 
 def damage_a_middle_line(root: Path) -> int:
@@ -781,7 +787,8 @@ def check_follow_through_repair(tmp: Path, evhub: str, count: int) -> Row:
     repair = subprocess.run([evhub, "repair"], cwd=root, capture_output=True, text=True)
     for w in writers:
         w.join()
-    failed = sum(results.get() for _ in writers)
+    outcomes = [results.get() for _ in writers]
+    failed, refused = sum(f for f, _ in outcomes), sum(r for _, r in outcomes)
     final = list(JsonlStore(log_path(root)).read(0))
     deadline = time.monotonic() + 60
     while (not printed or printed[-1][0] < len(final) or watcher.state.seq < len(final)) \
@@ -816,7 +823,8 @@ def check_follow_through_repair(tmp: Path, evhub: str, count: int) -> Row:
         f"final log {len(final):,} events, {len(lost)} event_lost; log --follow: missing {missing}, twice {doubled}, "
         f"out of order {disorder}, lost events not said {unsaid}; watch follower: state "
         f"{'equals' if watch_ok else 'differs from'} a full fold, feed out of order {fed_disorder}, errors "
-        f"{len(errors)}; tracebacks {traces}; failed calls {failed}",
+        f"{len(errors)}; tracebacks {traces}; failed calls {failed} (writes refused while damaged, then retried: "
+        f"{refused})",
         "1 event_lost; missing 0, twice 0, out of order 0, not said 0; state equals a full fold; feed out of order "
         "0, errors 0; tracebacks 0; failed calls 0",
         ok,

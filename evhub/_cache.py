@@ -140,6 +140,10 @@ class StateCache:
         self._kept = self.store.checkpoint()
         self._state = state
 
+    def kept_at(self) -> Checkpoint | None:
+        """Where in the log the state kept for the next call stands."""
+        return self._kept
+
     def save(self, state: State) -> None:
         """Store STATE (remembered) in the read model, when it holds anything the read model lacks."""
         if state.seq == self._base and not state.new_messages and not state.new_renames:

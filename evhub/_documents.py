@@ -84,17 +84,27 @@ def message_dicts(messages: list[Message]) -> list[dict[str, Any]]:
     return [{"seq": m.seq, "ts": m.ts, "from": m.sender, "to": m.to, "text": m.text} for m in messages]
 
 
-def status(st: State, now: str) -> dict[str, Any]:
-    """The seed's quick-status as one document."""
+def status(st: State, now: str, limit: int | None = None) -> dict[str, Any]:
+    """The seed's quick-status as one document; with LIMIT, each of its lists of sessions, claims and
+    milestones holds only its first LIMIT entries (by id), `counts` giving how many there are: an
+    agent's view of a hub of thousands, at the cost of a hub of a few."""
+    live = sorted(st.live_sessions(now))
+    active = sorted(mid for mid, m in st.milestones.items() if m.completed is None)
+    priorities = sorted(st.claims)
+    counts = {"sessions": len(live), "claims": len(priorities), "milestones": len(active)}
+    if limit is not None:
+        live, active, priorities = live[:limit], active[:limit], priorities[:limit]
+    held: dict[str, list[str]] = {sid: [] for sid in live}
+    for c in st.claims.values():
+        if c.session in held:
+            held[c.session].append(c.priority)
     return {
         "focus": None if st.focus is None else {"text": st.focus.text, "session": st.focus.session,
                                                   "ts": st.focus.ts},
-        "sessions": [
-            {**r, "holds": [c.priority for c in st.claims_of(r["id"])]}
-            for r in sessions(st, now)
-        ],
-        "claims": claims(st, now),
-        "milestones": milestones(st, include_complete=False),
+        "sessions": [{**session_dict(st, st.sessions[sid], now), "holds": sorted(held[sid])} for sid in live],
+        "claims": [claim_dict(st, st.claims[p], now) for p in priorities],
+        "milestones": [milestone_dict(st.milestones[mid]) for mid in active],
+        "counts": counts,
         "completed": [
             {"ts": c.ts, "kind": c.kind, "name": c.name, "session": c.session, "note": c.note}
             for c in reversed(st.completed)

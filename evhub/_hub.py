@@ -46,7 +46,7 @@ from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
 from ._results import Claimed, Location, Merged, Recall, Saved
 from ._state import CLONES, NOT_CLONED, Message, Milestone, State, evolve, is_unread
-from ._store import Store
+from ._store import Checkpoint, Store
 from ._values import file_stamp, format_duration, new_id, now, parse_when, read_time, seconds_between, write_time
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ class Hub:
     a Hub refreshes them at once when it last did so PUBLISH_EVERY seconds ago or more (so a
     one-off call, and every CLI command, refreshes them before it returns), else it leaves them
     for its next call, flush(), or the end of the process: a burst of calls pays for one refresh
-    a second, not one a call.
+    a second, not one a call.  A reading call refreshes them first when they do not show the state it
+    answers from, unless `refresh_on_read` is False (`evhub mcp`, whose thread flushes every second).
 
     `warnings` collects what a call noticed and mended without failing (a read model rebuilt, a
     view that could not be written, a read-only hub answered from the log): each line is for a
@@ -128,6 +129,7 @@ class Hub:
         self.damage: CorruptLog | None = None
         self.adopted: Adoption | None = None  # what `init(adopt=True)` carried over from a hand-kept folder
         self.publish_every = publish_every
+        self.refresh_on_read = True  # False: reads leave the views to flush() (a server that runs it on a timer)
         # Who the caller is, when known (the CLI's EVHUB_SESSION): acting for another session is then
         # refused unless on_behalf says it is meant, and recorded (decide's rule).
         self.caller: str | None = None
@@ -136,6 +138,7 @@ class Hub:
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
         self._published_at = -math.inf
+        self._published_cp: Checkpoint | None = None  # where the state this Hub last published stands
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
         if _place.in_work_tree(self.root):
             self.warnings.append(f"this hub's log is in the work tree ({self.events_dir}), where git commands can "
@@ -196,16 +199,23 @@ class Hub:
         every acknowledged event."""
         self._cache.remember(state)
         if not now_:
-            _unpublished.add(self)
+            if self._cache.kept_at() != self._published_cp:
+                _unpublished.add(self)  # else the views show this state already: nothing is left for later
             return
+        self._save(state, render=True)
+        self._published_at = time.monotonic()
+        _unpublished.discard(self)
+
+    def _save(self, state: State, render: bool) -> None:
+        """Save STATE (remembered) to the read model, and render its views when RENDER."""
         try:
             self._cache.save(state)
-            self.render(state)
+            if render:
+                self.render(state)
+                self._published_cp = self._cache.kept_at()
         except EvhubError as e:
             # The events are appended: that is the command's result, whatever a cache of them says.
             self.warnings.append(f"{e} (the log is intact; the next command retries)")
-        self._published_at = time.monotonic()
-        _unpublished.discard(self)
 
     def flush(self, force: bool = False) -> None:
         """Save the read model and render the views now, if any call left them for later (or FORCE)."""
@@ -414,8 +424,16 @@ class Hub:
             except CorruptLog:
                 self._cacheless = True
                 return self._fold_readable()
-            state = self._take_hand_edits(state)
-            self._publish(state)
+            # A read looks for hand edits when they are due, as a write does, and refreshes the views when they
+            # do not show this state yet: a burst of reads renders nothing new, and looks once a second.
+            due = self._due()
+            if due:
+                state = self._take_hand_edits(state)
+            self._cache.remember(state)
+            now_ = due or (self.refresh_on_read and self._cache.kept_at() != self._published_cp)
+            self._publish(state, now_=now_)
+            if not now_ and (state.new_messages or state.new_renames):
+                self._save(state, render=False)  # messages are read from the read model
             return state
 
     def _fold_readable(self) -> State:

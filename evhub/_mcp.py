@@ -34,6 +34,8 @@ WAIT_MAX_S = 600
 # calls, since rendering every view costs about as much as the hub is big (hundreds of ms at 1,000
 # claims) and a call's own work a few ms.
 PUBLISH_EVERY_S = 1.0
+# An agent's glance at a hub of a thousand claims should not fill its context (the whole list is ~400 KB).
+STATUS_LIMIT = 50
 INSTRUCTIONS = (
     "evhub coordinates the agent sessions working on one repository. Every tool that acts does so as you "
     "when `session` is left out: the session your hooks registered (Claude Code with `evhub install "
@@ -238,13 +240,18 @@ def build(hub: Hub, serial: threading.Lock, env: Mapping[str, str] = os.environ)
             listener.close()
 
     @tool(READS)
-    def status() -> dict[str, Any]:
-        """The hub at a glance: focus, live sessions, claims, milestones, recent messages."""
+    def status(
+        limit: Annotated[int, Field(ge=0, description=(
+            "List at most this many live sessions, claims and active milestones each, by id; `counts` says "
+            "how many there are. 0 lists them all (on a big hub, a long answer)."))] = STATUS_LIMIT,
+    ) -> dict[str, Any]:
+        """The hub at a glance: focus, live sessions, claims, milestones (the first `limit` of each, with their
+        counts), recent messages."""
         from ._documents import status as status_doc
 
         def doc() -> dict[str, Any]:
             state = hub.state()
-            return status_doc(state, read_time(state.last_ts))
+            return status_doc(state, read_time(state.last_ts), limit or None)
         return call(doc)
 
     @tool(READS)
@@ -299,6 +306,7 @@ def run(hub: Hub) -> None:
     # Only the first call publishes: an agent's calls come seconds apart, so any shorter period would
     # have nearly every one of them render every view.
     hub.publish_every = math.inf
+    hub.refresh_on_read = False
     serial = threading.Lock()
     stop = threading.Event()
     publisher = threading.Thread(target=publish_later, args=(hub, serial, stop), name="evhub-views", daemon=True)

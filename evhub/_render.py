@@ -123,6 +123,7 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append(f"Set by {state.focus.session} at {_ago(state.focus.ts, last)}.")
 
     live = sorted(state.live_sessions(now))
+    held, owned = state.claims_by_holder(), state.milestones_by_owner()
     out += ["", f"## Live sessions ({len(live)})", ""]
     if not live:
         out.append("- none: nobody is alive right now (`evhub hello` registers you)")
@@ -131,9 +132,9 @@ def _current_state(state: State, now: str) -> list[str]:
         role = f" ({one_line(s.role)})" if s.role.strip() else ""
         status = f"status: {one_line(s.status)}; " if s.status.strip() else ""
         out.append(f"- **{sid}**{role}: {status}last seen {_ago(s.last_seen, last)}")
-        for c in state.claims_of(sid):
+        for c in held.get(sid, ()):
             out.append(f"  - holds `{c.priority}` (token {c.token}, since {_ago(c.since, last)})")
-        for m in state.milestones_of(sid):
+        for m in owned.get(sid, ()):
             out.append(f"  - owns milestone `{m.id}` ({m.done_count}/{len(m.steps)})")
 
     others = sorted(sid for sid in state.sessions if sid not in live)

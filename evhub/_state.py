@@ -12,12 +12,14 @@ saves a small snapshot on day 300 as on day 1.
 
 
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import msgspec
 
 from . import _events as ev
-from ._values import FUTURE_BOUND_S, seconds_between
+from ._values import FUTURE_BOUND_S, format_ts, normalize_ts, parse_ts
 
 CLONES = ev.CLONES
 NOTES_KEPT = 10
@@ -200,17 +202,16 @@ class State(msgspec.Struct):
 
     def is_alive(self, session_id: str, now: str) -> bool:
         s = self.sessions.get(session_id)
-        return (
-            s is not None
-            and not s.left
-            and -FUTURE_BOUND_S <= seconds_between(s.last_seen, now) <= self.alive_ttl_s
-        )
+        if s is None or s.left:
+            return False
+        earliest, latest = _window(now, self.alive_ttl_s)
+        return _within(s.last_seen, earliest, latest)
 
     def claim_holds(self, claim: Claim, now: str) -> bool:
         """Whether CLAIM still excludes others: its holder lives and its ttl has not run out."""
         if not self.is_alive(claim.session, now):
             return False
-        return claim.ttl_s is None or seconds_between(claim.refreshed, now) <= claim.ttl_s
+        return claim.ttl_s is None or _within(claim.refreshed, _window(now, claim.ttl_s)[0], None)
 
     def stale_reason(self, claim: Claim, now: str) -> str:
         """Why CLAIM no longer excludes others; empty while it does."""
@@ -223,12 +224,27 @@ class State(msgspec.Struct):
 
     def claims_of(self, session_id: str) -> list[Claim]:
         """The claims SESSION_ID holds, stale or not, by priority."""
-        return [self.claims[p] for p in sorted(self.claims) if self.claims[p].session == session_id]
+        return sorted((c for c in self.claims.values() if c.session == session_id), key=_priority)
 
     def milestones_of(self, session_id: str) -> list[Milestone]:
         """The unfinished milestones SESSION_ID owns, by id."""
-        return [self.milestones[m] for m in sorted(self.milestones)
-                if self.milestones[m].owner == session_id and self.milestones[m].completed is None]
+        return sorted((m for m in self.milestones.values() if m.owner == session_id and m.completed is None),
+                      key=_mid)
+
+    def claims_by_holder(self) -> dict[str, list[Claim]]:
+        """claims_of every session that holds one, in one pass (a view of every session asks for all)."""
+        held: dict[str, list[Claim]] = {}
+        for c in sorted(self.claims.values(), key=_priority):
+            held.setdefault(c.session, []).append(c)
+        return held
+
+    def milestones_by_owner(self) -> dict[str, list[Milestone]]:
+        """milestones_of every session that owns one, in one pass."""
+        owned: dict[str, list[Milestone]] = {}
+        for m in sorted(self.milestones.values(), key=_mid):
+            if m.owner is not None and m.completed is None:
+                owned.setdefault(m.owner, []).append(m)
+        return owned
 
     def resolve(self, session_id: str) -> str:
         """The current id of a session, following agreed renames."""
@@ -250,6 +266,41 @@ class State(msgspec.Struct):
             if p.status == "pending" and p.proposed == proposed:
                 return p
         return None
+
+
+_FIRST, _LAST = "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z"
+
+
+@lru_cache(maxsize=64)
+def _window(now: str, seconds: float) -> tuple[str, str]:
+    """The stored times from SECONDS before NOW to FUTURE_BOUND_S after it: stored times have a fixed
+    width, so one is in the window exactly when it sorts between the two (a string comparison is what
+    lets a view of thousands of sessions ask each whether it is alive)."""
+    at = parse_ts(now)
+    try:
+        earliest = format_ts(at - timedelta(seconds=seconds))
+    except OverflowError:
+        earliest = _FIRST
+    try:
+        latest = format_ts(at + timedelta(seconds=FUTURE_BOUND_S))
+    except OverflowError:
+        latest = _LAST
+    return earliest, latest
+
+
+def _within(ts: str, earliest: str, latest: str | None) -> bool:
+    """Whether the stored time TS is from EARLIEST to LATEST (no bound when None)."""
+    if len(ts) != len(_LAST) or ts[-1] != "Z":
+        ts = normalize_ts(ts)  # not as evhub writes times (a hand-made log): compared as a time
+    return earliest <= ts and (latest is None or ts <= latest)
+
+
+def _priority(c: Claim) -> str:
+    return c.priority
+
+
+def _mid(m: Milestone) -> str:
+    return m.id
 
 
 def fold(events: Iterable[ev.Event | ev.UnknownEvent], state: State | None = None) -> State:

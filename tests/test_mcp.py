@@ -192,6 +192,27 @@ def test_one_agent_reaching_the_hub_by_hook_mcp_and_shell_is_one_session(evhub: 
     assert types(evhub).count("agent_attached") == 2
 
 
+def test_status_lists_the_first_limit_of_each_with_counts_so_a_big_hub_does_not_fill_a_context(
+        evhub: Runner) -> None:
+    async def main() -> None:
+        async with server(evhub.root) as session:
+            tools = Tools(session)
+            for n in range(1, 5):
+                await tools("hello", session=f"agent-{n}")
+                await tools("claim", priority=f"task-{n}", session=f"agent-{n}")
+            some = await tools("status", limit=2)
+            assert [c["priority"] for c in some["claims"]] == ["task-1", "task-2"]
+            assert [s["id"] for s in some["sessions"]] == ["agent-1", "agent-2"]
+            assert some["sessions"][0]["holds"] == ["task-1"]
+            assert some["counts"] == {"sessions": 4, "claims": 4, "milestones": 0}
+            for every in (await tools("status"), await tools("status", limit=0)):
+                assert [c["priority"] for c in every["claims"]] == [f"task-{n}" for n in range(1, 5)]
+                assert every["counts"]["claims"] == 4
+            assert "greater than or equal to 0" in await tools.error("status", limit=-1)
+
+    run(main)
+
+
 def test_the_views_follow_the_calls_while_the_server_waits_and_hold_every_call_when_it_exits(evhub: Runner) -> None:
     """A call leaves the views for later when they were refreshed less than a second ago (rendering every
     view costs as much as the hub is big); the server refreshes them itself soon after, though no call
