@@ -173,8 +173,8 @@ def follow_lines(store: Store, flt: LogFilter, offset: int, warnings: list[str])
                 told.add(e.seq)
             if flt.matches(e):
                 yield line
-        if not news and not again:
-            store.wait(store.poll_s)
+        if not news:
+            store.wait(store.poll_s)  # a log found rewritten but empty, or gone, is waited on too
 
 
 def _seq(line: LogLine) -> int:

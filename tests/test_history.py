@@ -156,6 +156,38 @@ def test_a_damaged_candidate_line_ends_the_list_with_a_warning(tmp_path: Path) -
     assert len(warnings) == 1 and warnings[0].startswith(f"the log is damaged at byte {at} (")
 
 
+class _Waited(Exception):
+    """The follower went to wait."""
+
+
+class _WatchedStore(JsonlStore):
+    """A real log store that counts the follower's reads and stops it at its first wait."""
+
+    reads = 0
+
+    def lines(self, start: int = 0) -> Iterator[LogLine]:
+        self.reads += 1
+        assert self.reads < 100, "the follower reads the log again and again without waiting"
+        return super().lines(start)
+
+    def wait(self, timeout: float) -> bool:
+        raise _Waited
+
+
+def test_a_follower_whose_log_is_gone_waits_for_it_rather_than_spin(tmp_path: Path) -> None:
+    """Found as `evhub log --follow` processes each burning a core after their hub was deleted."""
+    log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")])
+    flt = LogFilter.make(session=None, type_=None, since=None, until=None, now=NOW)
+    _, end = matching_lines(JsonlStore(log), flt, None, [])
+    with log.open("ab") as f:
+        f.write(ev.encode(_event(3, "beat", "s1", "p1", "", False)))
+    follow = follow_lines(_WatchedStore(log), flt, end, [])
+    assert ev.decode(next(follow).raw).seq == 3
+    log.unlink()
+    with pytest.raises(_Waited):
+        next(follow)
+
+
 def test_follow_sees_lines_appended_later(tmp_path: Path) -> None:
     log = _write_log(tmp_path, [("claim", "s1", "p1", "", False, "compact")])
     flt = LogFilter.make(session="s1", type_="claim", since=None, until=None, now=NOW)
