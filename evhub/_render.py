@@ -45,9 +45,13 @@ def render(state: State, now: str) -> dict[str, View]:
         "REGISTRY.json": _json(_registry(state, now)),
         "MESSAGES.md": _text(_messages(state)),
     }
+    now_known_as: dict[str, list[str]] = {}  # an id given up in a rename -> the sessions that carry it now
+    for other in state.sessions.values():
+        for old in other.aka:
+            now_known_as.setdefault(old, []).append(other.id)
     for sid in sorted(state.sessions):
         s = state.sessions[sid]
-        views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(state, s))
+        views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(s, now_known_as.get(sid, [])))
         if state.is_alive(sid, now):
             views[f"HEARTBEATS/{sid}.json"] = _json({"id": sid, "time": s.last_seen, "status": s.status})
     for priority in sorted(state.claims):
@@ -137,7 +141,8 @@ def _current_state(state: State, now: str) -> list[str]:
         for m in owned.get(sid, ()):
             out.append(f"  - owns milestone `{m.id}` ({m.done_count}/{len(m.steps)})")
 
-    others = sorted(sid for sid in state.sessions if sid not in live)
+    alive = set(live)
+    others = sorted(sid for sid in state.sessions if sid not in alive)
     if others:
         out += ["", f"## Other known sessions ({len(others)})", ""]
         for sid in others:
@@ -222,7 +227,7 @@ def _messages(state: State) -> list[str]:
     return out
 
 
-def _hello(state: State, s: Session) -> list[str]:
+def _hello(s: Session, renamed: list[str]) -> list[str]:
     work = s.about.strip() or s.specialization.strip()
     out = [
         f"# Hello, I'm {s.id}",
@@ -233,7 +238,7 @@ def _hello(state: State, s: Session) -> list[str]:
     if s.aka:
         out.append(f"Also known as: {', '.join(s.aka)}")
     # An id can be taken up again after a rename: say who the earlier one is now.
-    for other in sorted(o.id for o in state.sessions.values() if o is not s and s.id in o.aka):
+    for other in sorted(o for o in renamed if o != s.id):
         out.append(f"Not the earlier {s.id}: that session is now {other} (DISCOVERY/{other}-HELLO.md).")
     return out + ["", GENERATED]
 

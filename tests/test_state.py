@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 from histories import TTL, Sim, histories
 from hypothesis import given, settings
@@ -9,7 +11,8 @@ from hypothesis import strategies as st
 
 from evhub import _decide as d
 from evhub import _events as ev
-from evhub._state import State, claim_history, fold
+from evhub._state import Claim, Session, State, claim_history, fold
+from evhub._values import FUTURE_BOUND_S, format_ts, seconds_between
 
 SETTINGS = settings(max_examples=120, deadline=None)
 
@@ -212,3 +215,23 @@ def test_a_renamed_holder_keeps_its_claim_and_a_newcomer_under_the_old_id_takes_
         ("claimed", "alice", 4, 4), ("renamed", "alicia", 4, 6), ("refreshed", "alicia", 4, 8)]
     assert changes[1].renamed_from == "alice"
     assert [c.event.seq for c in claim_history(events, State(), priority="other")] == []
+
+
+_TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@given(seen=_TIMES, now=_TIMES, ttl=st.integers(0, 10_000), left=st.booleans(), hand_written=st.booleans())
+def test_liveness_by_comparing_stored_times_is_the_rule_written_in_seconds(
+        seen: datetime, now: datetime, ttl: int, left: bool, hand_written: bool) -> None:
+    """is_alive compares stored times as strings (a view of thousands of sessions asks each); it must answer as
+    the rule does: seen no longer than the ttl ago, and no further ahead than a clock may run."""
+    stored = format_ts(seen)
+    # A hand-made log may hold a time in another spelling (no microseconds, an offset): compared as a time.
+    last_seen = seen.strftime("%Y-%m-%dT%H:%M:%S+00:00") if hand_written and seen.microsecond == 0 else stored
+    state = State(alive_ttl_s=ttl)
+    state.sessions["s"] = Session(id="s", last_seen=last_seen, left=left)
+    state.claims["p"] = Claim(priority="p", session="s", token=1, since=stored, refreshed=stored, ttl_s=ttl // 2)
+    ago = seconds_between(stored, format_ts(now))
+    alive = not left and -FUTURE_BOUND_S <= ago <= ttl
+    assert state.is_alive("s", format_ts(now)) == alive
+    assert state.claim_holds(state.claims["p"], format_ts(now)) == (alive and ago <= ttl // 2)
