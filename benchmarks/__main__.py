@@ -714,6 +714,59 @@ def crowded_hubs(bench: Bench) -> tuple[Path, Path]:
     return roots
 
 
+def populated_hub(root: Path, crowd: int) -> Path:
+    """A new hub where session-1 and CROWD other live sessions work, each other one holding a claim and
+    owning a milestone (two steps), its views rendered."""
+    hub, _ = Hub.init(root)
+    commands: list[Any] = [cmd.Hello(session="session-1")]
+    for n in range(1, crowd + 1):
+        sid = f"agent-{n}"
+        commands += [cmd.Hello(session=sid), cmd.ClaimPriority(session=sid, priority=f"task-{n}"),
+                     cmd.CreateMilestone(session=sid, title=f"work {n}", milestone=f"m-{n}", steps=("build", "ship")),
+                     cmd.ClaimMilestone(session=sid, milestone=f"m-{n}")]
+    hub.execute(*commands)
+    hub.flush()
+    state = hub.state()
+    if len(state.live_sessions(format_ts(datetime.now(UTC)))) != crowd + 1 or len(state.milestones) != crowd:
+        raise SystemExit(f"the hub {root.name} does not hold {crowd} live sessions with a claim and a milestone")
+    hub.store.close()
+    return root
+
+
+def population_row(bench: Bench, crowd: int, few: int) -> Row:
+    """`evhub heartbeat` (whole process) on a hub of CROWD live sessions each holding a claim and a
+    milestone, in turns with the same on a hub of FEW; both hubs are made just before, so every session
+    is alive throughout."""
+    progress(f"heartbeat on hubs of {crowd:,} and {few:,} live sessions, each with a claim and a milestone")
+    big = populated_hub(bench.tmp / f"people-{crowd}", crowd)
+    small = populated_hub(bench.tmp / f"people-{few}", few)
+    ours, floor = bench.paired(bench.evhub(big, "heartbeat"), bench.evhub(small, "heartbeat"))
+    return Row(f"`evhub heartbeat` on a hub of {crowd:,} live sessions, each holding a claim and a milestone", ours,
+               f"the same on a hub of {few:,}", floor, "s", "≤ 1.3×")
+
+
+def storage_row(bench: Bench, messages: int) -> Row:
+    """How much the read model grows for MESSAGES messages (150–250 bytes of text each, sent through the API
+    and published), beside how much the log grows for them: measured over the second MESSAGES sent, so
+    what every hub holds from the start (its schema, its snapshot's kept messages) is not counted."""
+    progress(f"read model and log growth for {messages:,} messages")
+    root = bench.tmp / "storage"
+    hub, _ = Hub.init(root)
+    hub.hello("session-1")
+    rng = random.Random(7)
+    sizes = []
+    for _ in range(2):
+        for _ in range(messages):
+            words = (f"word{rng.randrange(10_000)}" for _ in range(rng.randrange(17, 28)))
+            hub.send("session-1", " ".join(words))  # 150-250 bytes, as in the synthetic hubs
+        hub.flush()
+        sizes.append((hub.readmodel.path.stat().st_size, (root / LOG).stat().st_size))
+    hub.store.close()
+    (model0, log0), (model1, log1) = sizes
+    return Row(f"read model growth for {messages:,} messages", Figure([float(model1 - model0)]),
+               f"log growth for the same {messages:,} messages", Figure([float(log1 - log0)]), "bytes", "≤ 0.5×")
+
+
 def mcp_claim_rows(bench: Bench, calls: int) -> list[Row]:
     """`claim` and `status` through a running `evhub mcp` on a hub where MCP_CROWD other live sessions
     hold a claim each, against the same calls on a hub with nobody else; the two servers run at once
@@ -910,6 +963,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
     if unit == "KiB":
         return f"{value / 1024:,.0f} MiB"
+    if unit == "bytes":
+        return f"{value / 1024:,.0f} KiB"
     return f"{value:,.0f} events/s"
 
 
@@ -943,11 +998,11 @@ def main() -> None:
     if args.quick:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 5_000, 20_000, 3, 5.0, 1_000, 8.0
         pg_rounds, pg_round_s = 3, 1.0
-        hook_series, hook_repeats, mcp_calls, crowd_calls = 8, 3, 20, 20
+        hook_series, hook_repeats, mcp_calls, crowd_calls, people = 8, 3, 20, 20, 1_000
     else:
         small, mid, big, repeats, budget_s, appends, appends_s = 1_000, 100_000, 1_000_000, 5, 40.0, 25_000, 60.0
         pg_rounds, pg_round_s = 5, 4.0
-        hook_series, hook_repeats, mcp_calls, crowd_calls = 40, 10, 200, 50
+        hook_series, hook_repeats, mcp_calls, crowd_calls, people = 40, 10, 200, 50, 5_000
     began = time.perf_counter()
     # Timed as installed: `pip install .` byte-compiles evhub, while an editable install run with
     # PYTHONDONTWRITEBYTECODE=1 (as on these machines) compiles every module again at each start.
@@ -1018,6 +1073,8 @@ def main() -> None:
         rows.append(mcp_row(bench, hook_hub, mid, mcp_calls))
         rows.append(mcp_start_row(bench, hook_hub, mid))
         rows += mcp_claim_rows(bench, crowd_calls)
+        rows.append(population_row(bench, people, 50))
+        rows.append(storage_row(bench, 1_000))
         rows += pg_rows(bench, pg_rounds, pg_round_s)
     progress(f"done in {time.perf_counter() - began:.0f} s")
     print(table(rows))

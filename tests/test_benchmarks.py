@@ -42,12 +42,15 @@ ROWS = [
     (r"`evhub mcp` start to the first answered tool call \(`heartbeat`\)", r"`python -c 'import mcp'`"),
     *[(rf"MCP `{tool}` tool call in a running `evhub mcp`, 1,000 active claims held by others",
        r"the same with none") for tool in ("claim", "status")],
+    (r"`evhub heartbeat` on a hub of [\d,]+ live sessions, each holding a claim and a milestone",
+     r"the same on a hub of 50"),
+    (r"read model growth for 1,000 messages", r"log growth for the same 1,000 messages"),
     (r"1 process, `hub.heartbeat` \(Python API\) on a PostgreSQL hub", r"BEGIN; INSERT of the same row"),
     (r"8 processes at once, `hub.heartbeat` \(Python API\) on one PostgreSQL hub", r"the same 1-connection INSERT"),
     (r"8 machines \(8 hub folders on one schema\), `hub.heartbeat` \(Python API\) at once",
      r"the same 1-connection INSERT"),
 ]
-FIGURE = re.compile(r"^[\d,.]+ (ms|s|MiB|events/s) \(")
+FIGURE = re.compile(r"^[\d,.]+ (ms|s|KiB|MiB|events/s) \(")
 
 
 def test_quick_prints_every_row() -> None:
