@@ -115,8 +115,9 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edi
     VIEW_DIRS (the folders whose every file is evhub's). A file only touched (same content) gets its
     new stat in FILES and is no edit."""
     edits = []
+    base = os.fspath(folder)  # paths stay strings: a hub of thousands of sessions has tens of thousands of views
     for rel, before in sorted(files.items()):
-        path = folder / rel
+        path = f"{base}/{rel}"
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -146,14 +147,14 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edi
     return edits
 
 
-def _view_folder_files(folder: Path, view_dirs: Iterable[str]) -> Iterator[tuple[str, Path]]:
+def _view_folder_files(folder: Path, view_dirs: Iterable[str]) -> Iterator[tuple[str, str]]:
     """The regular files in FOLDER's VIEW_DIRS, but a killed writer's temp files (never a link)."""
     for name in view_dirs:
         try:
             if not stat.S_ISDIR(os.lstat(folder / name).st_mode):
                 continue  # a planted link is never followed (the render removes it)
             with os.scandir(folder / name) as entries:
-                found = [(f"{name}/{e.name}", Path(e.path)) for e in entries if e.is_file(follow_symlinks=False)
+                found = [(f"{name}/{e.name}", e.path) for e in entries if e.is_file(follow_symlinks=False)
                          and not (e.name.startswith(".") and e.name.endswith(".tmp"))]
         except (FileNotFoundError, NotADirectoryError):
             continue
@@ -162,7 +163,7 @@ def _view_folder_files(folder: Path, view_dirs: Iterable[str]) -> Iterator[tuple
         yield from sorted(found)
 
 
-def _read(path: Path, st: os.stat_result) -> bytes | None:
+def _read(path: str, st: os.stat_result) -> bytes | None:
     """A regular file's content; None for anything else (a link is never followed)."""
     if not stat.S_ISREG(st.st_mode):
         return None

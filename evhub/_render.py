@@ -347,10 +347,15 @@ def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None =
             _ensure_dirs(sessions_dir, sessions_dir / folder, real_dirs)
     except OSError as e:
         raise StorageError(f"cannot write {sessions_dir}: {e.strerror or e}") from e
+    base = os.fspath(sessions_dir)
+    ready = {""}  # the folders (relative) made sure of: thousands of views share a few, so paths stay strings
     for rel in sorted(views):
-        path = sessions_dir / rel
+        path = f"{base}/{rel}"
         try:
-            _ensure_dirs(sessions_dir, path.parent, real_dirs)
+            folder = rel.rpartition("/")[0]
+            if folder not in ready:
+                _ensure_dirs(sessions_dir, sessions_dir / folder, real_dirs)
+                ready.add(folder)
             changed += _write(path, rel, views[rel], seen, stranger)
         except OSError as e:
             raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
@@ -444,7 +449,7 @@ def _ensure_dirs(root: Path, folder: Path, known: set[Path]) -> None:
     known.add(folder)
 
 
-def _write(path: Path, rel: str, view: View, seen: Files,
+def _write(path: str, rel: str, view: View, seen: Files,
            stranger: Callable[[str, bytes], None] | None) -> bool:
     """Make PATH hold VIEW, unless it does; whether it was written."""
     want = digest(view.content)
@@ -474,9 +479,10 @@ def _mode(view: View) -> int:
     return 0o755 if view.executable else 0o644
 
 
-def _replace(path: Path, view: View) -> None:
+def _replace(path: str, view: View) -> None:
     """Write PATH whole: a reader sees the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder, _, name = path.rpartition("/")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(view.content)
