@@ -354,12 +354,15 @@ class Hub:
 
     def _execute(self, *commands: cmd.Command) -> tuple[list[ev.Event], State]:
         self._check_exists()
-        with self._lock(), self.store.locked():
-            # Hand edits are looked for when the views are due to be rendered over them: a burst of calls
-            # pays for one look a second, as for one render.
-            due = self._due()
-            events, state = self._decide_and_append(commands, self._hand_edits() if due else [])
-            self._publish(state, now_=due)
+        try:
+            with self._lock(), self.store.locked(), self.store.synced_later():
+                # Hand edits are looked for when the views are due to be rendered over them: a burst of calls
+                # pays for one look a second, as for one render.
+                due = self._due()
+                events, state = self._decide_and_append(commands, self._hand_edits() if due else [])
+                self._publish(state, now_=due)
+        finally:
+            self.store.sync()  # after the lock: writers in turn share a flush (see JsonlStore.sync)
         return events, state
 
     def _decide_and_append(self, commands: Sequence[cmd.Command], edits: list[Edit], state: State | None = None,

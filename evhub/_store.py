@@ -13,7 +13,7 @@ import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -77,6 +77,14 @@ class Store(ABC):
         keeps another clone's writes as they were), appended at once all the same."""
 
     position: tuple[int, int]  # (seq, the store's mark after it) that the last read or append reached
+
+    def synced_later(self) -> AbstractContextManager[None]:
+        """Appends within it are made durable by sync(), which the caller runs once it let go of the hub
+        lock (a store whose commit is its own durability needs nothing)."""
+        return nullcontext()
+
+    def sync(self) -> None:  # noqa: B027 (a store whose commit is durable owes nothing)
+        """Make durable what was appended within synced_later()."""
 
     def checkpoint(self) -> Checkpoint:
         """Where the last read or append got to."""
@@ -223,6 +231,8 @@ class JsonlStore(Store):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
         self.fsync = fsync
+        self._later = False  # within synced_later(): appends leave their fsync to sync()
+        self._unsynced: int | None = None  # the fd appended to since the last fsync, when sync() owes one
         self.position = (0, 0)  # (seq, byte offset just past that event's line)
         self.torn_tail = b""  # bytes past the last whole event, as the last read found them
         self.scanned_to = 0  # the offset after the last whole line the last full scan saw
@@ -584,6 +594,28 @@ class JsonlStore(Store):
     def _copy_path(self) -> Path:
         return self.path.with_name("seen.jsonl")
 
+    @contextmanager
+    def synced_later(self) -> Iterator[None]:
+        self._later = True
+        try:
+            yield
+        finally:
+            self._later = False
+
+    def sync(self) -> None:
+        # Group commit: the hub lock is let go before this fsync, so the next writer decides and writes while
+        # it runs, and one flush of the file carries every write before it. The next writer sees this write
+        # before it is durable, but acknowledges its own only after its own fsync, which makes every earlier
+        # line durable too: no acknowledged event ever stands on one that a crash can take away.
+        fd, self._unsynced = self._unsynced, None
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            raise StorageError(f"cannot make the append to the log {self.path} durable: {e.strerror}; the event "
+                               "was written but the disk did not confirm it") from e
+
     def _keep_copy(self, end: int, data: bytes) -> None:
         """Add DATA, just written at END of the log, to seen.jsonl: a copy of every line the hub appended,
         so a log rewound or replaced by hand loses nothing (`evhub repair` puts it back). A copy that
@@ -641,7 +673,9 @@ class JsonlStore(Store):
             while view:
                 n = os.pwrite(fd, view, pos)
                 view, pos = view[n:], pos + n
-            if self.fsync:
+            if self.fsync and self._later:
+                self._unsynced = fd
+            elif self.fsync:
                 os.fsync(fd)
         except OSError as e:
             try:
