@@ -35,7 +35,7 @@ WAIT_MAX_S = 600
 # claims) and a call's own work a few ms.
 PUBLISH_EVERY_S = 1.0
 # An agent's glance at a hub of a thousand claims should not fill its context (the whole list is ~400 KB).
-STATUS_LIMIT = 50
+STATUS_LIMIT = 10
 INSTRUCTIONS = (
     "evhub coordinates the agent sessions working on one repository. Every tool that acts does so as you "
     "when `session` is left out: the session your hooks registered (Claude Code with `evhub install "

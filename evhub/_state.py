@@ -220,7 +220,8 @@ class State(msgspec.Struct):
         return "holder not alive" if not self.is_alive(claim.session, now) else "ttl expired"
 
     def live_sessions(self, now: str) -> list[str]:
-        return [sid for sid in self.sessions if self.is_alive(sid, now)]
+        earliest, latest = _window(now, self.alive_ttl_s)
+        return [sid for sid, s in self.sessions.items() if not s.left and _within(s.last_seen, earliest, latest)]
 
     def claims_of(self, session_id: str) -> list[Claim]:
         """The claims SESSION_ID holds, stale or not, by priority."""
