@@ -1,9 +1,9 @@
-"""The `evhub` command (console script and `python -m evhub`): hook calls and `evhub mcp` to _entry,
-without typer; everything else to the CLI."""
+"""The `evhub` command (console script and `python -m evhub`): hook calls, `evhub mcp` and the plain
+lines of the hot commands to _entry, without typer; everything else to the CLI."""
 
 import sys
 
-from ._entry import hook, hook_call, mcp, mcp_call
+from ._entry import hook, hook_call, hot, hot_call, mcp, mcp_call
 
 
 def main() -> None:
@@ -11,6 +11,10 @@ def main() -> None:
     if call is None:
         served = mcp_call(sys.argv[1:])
         if served is not None and mcp(*served):
+            return
+        line = hot_call(sys.argv[1:])
+        if line is not None:
+            hot(line)
             return
         from ._cli import main as cli
 

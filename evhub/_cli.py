@@ -1,8 +1,6 @@
 """The `evhub` command: a thin layer over evhub.Hub. Errors become one `error: ...` line here."""
 
 
-import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -16,10 +14,26 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from . import _events as ev  # already imported by _hub
 from ._documents import one_line
-from ._errors import BadInput, CorruptLog, EvhubError, StorageError, ViewsDisagree
+from ._edge import (
+    CONTROL,
+    Place,
+    duration,
+    fail,
+    finished,
+    hub,
+    need_session,
+    out,
+    out_json,
+    out_stored,
+    said_claimed,
+    said_done,
+    said_error,
+    sent,
+    warn,
+)
+from ._errors import BadInput, EvhubError, StorageError, ViewsDisagree
 from ._hub import Hub
 from ._pgstore import PASSWORD_PLACES, StoreSettings  # already imported by _hub
-from ._results import Claimed  # already imported by _hub
 from ._state import State  # already imported by _hub
 from ._values import parse_duration
 
@@ -44,9 +58,6 @@ app.add_typer(milestone_app, name="milestone")
 app.add_typer(msg_app, name="msg")
 app.add_typer(handshake_app, name="handshake")
 
-_hub_dir: str | None = None
-_on_behalf = False
-
 SessionOpt = Annotated[
     str | None,
     typer.Option("--session", "-s", envvar="EVHUB_SESSION", help="Acting session id (else $EVHUB_SESSION)."),
@@ -65,55 +76,6 @@ SchemaOpt = Annotated[str, typer.Option("--schema", help="The PostgreSQL schema 
 TokenOpt = Annotated[
     int | None, typer.Option("--token", help="Refuse unless N is the current claim's fencing token.")
 ]
-
-# Control characters would let text from the log drive the reader's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def out(text: str) -> None:
-    sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", text) + "\n")
-
-
-def out_stored(raw: bytes) -> None:
-    """A line of the log as it is stored: JSON escapes the controls that could drive a terminal (C0);
-    the rest (U+0085, U+2028...) is the text's, and a reader of the log gets it unchanged."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(raw if raw.endswith(b"\n") else raw + b"\n")
-
-
-def out_json(doc: Any) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n")
-
-
-_opened: list[Hub] = []
-
-
-def warn(hub: Hub) -> None:
-    """Print the hub's warnings (once) on stderr."""
-    for w in hub.warnings:
-        sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
-    hub.warnings.clear()
-
-
-def hub() -> Hub:
-    """The hub this command works on; its warnings are printed when the command ends."""
-    h = Hub.find(_hub_dir)
-    # EVHUB_SESSION is the shell's own session (the hook sets it for each agent): --session naming
-    # another one acts for it, which needs --on-behalf.
-    h.caller, h.on_behalf = os.environ.get("EVHUB_SESSION") or None, _on_behalf
-    _opened.append(h)
-    return h
-
-
-def need_session(session: str | None) -> str:
-    if not session:
-        raise BadInput("no session: pass --session ID or set EVHUB_SESSION")
-    return session
-
-
-def duration(value: str | None) -> int | None:
-    return None if value is None else parse_duration(value)
-
 
 def _say_version(asked: bool) -> None:
     if asked:
@@ -139,8 +101,7 @@ def _root(
         bool, typer.Option("--version", "-V", is_eager=True, callback=_say_version, help="Print evhub's version.")
     ] = False,
 ) -> None:
-    global _hub_dir, _on_behalf
-    _hub_dir, _on_behalf = hub_dir, on_behalf
+    Place.hub_dir, Place.on_behalf = hub_dir, on_behalf
 
 
 @app.command()
@@ -273,7 +234,7 @@ def migrate() -> None:
     """
     from ._place import migrate as move
 
-    root = Hub.find(_hub_dir).root
+    root = Hub.find(Place.hub_dir).root
     moved = move(root)
     if moved is None:
         out(f"nothing to migrate: the hub's log is at {Hub(root).log_path}")
@@ -329,7 +290,7 @@ def sync(
         h: Hub | None = hub()
     except HubNotFound:
         h = None  # a fresh clone of the repository: join the hub its remote holds
-    root = h.root if h is not None else Path(_hub_dir or ".").absolute()
+    root = h.root if h is not None else Path(Place.hub_dir or ".").absolute()
     done = exchange(root, remote, h)
     if json:
         out_json(done)
@@ -362,7 +323,7 @@ def merge(
         from ._place import join
         from ._sync import free_clone
 
-        root = Path(_hub_dir or ".").absolute()
+        root = Path(Place.hub_dir or ".").absolute()
         clone = free_clone(data, name)
         join(root, data, clone, name)
         h = hub()
@@ -421,7 +382,7 @@ def heartbeat(
     Example: evhub heartbeat --status 'writing tests'
     """
     events = hub().heartbeat(need_session(session), status)
-    _done(json, events, "heartbeat recorded")
+    said_done(json, events, "heartbeat recorded")
 
 
 @app.command()
@@ -431,7 +392,7 @@ def bye(session: SessionOpt = None, json: JsonOpt = False) -> None:
     Example: evhub bye
     """
     events = hub().bye(need_session(session))
-    _done(json, events, "left the hub")
+    said_done(json, events, "left the hub")
 
 
 @app.command()
@@ -474,18 +435,7 @@ def claim(
 
     Example: evhub claim api --ttl 30m
     """
-    _said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
-
-
-def _said_claimed(claimed: Claimed, json: bool, what: str, **extra: str) -> None:
-    """A claim's outcome: its token, and a takeover in words (whom from, and why its claim was stale)."""
-    if json:
-        out_json({**extra, **claimed._asdict()})
-    elif claimed.took_over_from is None:
-        out(f"claimed {what} (token {claimed.token})")
-    else:
-        out(f"claimed {what} (token {claimed.token}), taking it over from {claimed.took_over_from} "
-            f"({claimed.took_over_because})")
+    said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
 
 
 @app.command()
@@ -507,7 +457,7 @@ def release(
     if isinstance(told, ev.MessagePosted) and not json:
         out(f"released {priority} (seq {events[0].number}); told {told.to} in message #{told.number}")
     else:
-        _done(json, events, f"released {priority}")
+        said_done(json, events, f"released {priority}")
 
 
 @app.command()
@@ -537,7 +487,7 @@ def focus(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
     Example: evhub focus 'Ship the metrics dashboard'
     """
     events = hub().focus(need_session(session), text)
-    _done(json, events, "focus set")
+    said_done(json, events, "focus set")
 
 
 @app.command()
@@ -547,7 +497,7 @@ def note(text: str, session: SessionOpt = None, json: JsonOpt = False) -> None:
     Example: evhub note 'the staging database is read-only today'
     """
     events = hub().note(need_session(session), text)
-    _done(json, events, "note added")
+    said_done(json, events, "note added")
 
 
 @app.command()
@@ -564,7 +514,7 @@ def status(json: JsonOpt = False) -> None:
     if json:
         out_json(doc(state, now))
     else:
-        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", status_markdown(state, now)))
+        sys.stdout.write(CONTROL.sub("\N{REPLACEMENT CHARACTER}", status_markdown(state, now)))
 
 
 @app.command()
@@ -584,7 +534,7 @@ def recall(
     if json:
         out_json(doc(found))
     else:
-        sys.stdout.write(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(found)[0]))
+        sys.stdout.write(CONTROL.sub("\N{REPLACEMENT CHARACTER}", recall_markdown(found)[0]))
 
 
 @app.command()
@@ -716,7 +666,7 @@ def verify(json: JsonOpt = False) -> None:
         out_json(report)
     else:
         for w in report["warnings"]:
-            sys.stderr.write(f"warning: {_CONTROL.sub('?', w)}\n")
+            sys.stderr.write(f"warning: {CONTROL.sub('?', w)}\n")
         out(f"ok: {report['events']} events, log verified")
         for v in report["views"]:
             out(f"{v['file']}: {v['differs']}")
@@ -799,7 +749,7 @@ def hook(
     """
     from ._entry import hook as handle  # the console script answers hooks without typer; this is for -m and help
 
-    handle(_hub_dir, agent)
+    handle(Place.hub_dir, agent)
 
 
 @app.command()
@@ -810,7 +760,7 @@ def mcp() -> None:
     """
     from ._mcp import serve
 
-    serve(_hub_dir)
+    serve(Place.hub_dir)
 
 
 @app.command()
@@ -932,7 +882,7 @@ def milestone_claim(
     Example: evhub milestone claim deploy-dashboard
     """
     claimed = hub().claim_milestone(need_session(session), milestone_id, duration(ttl))
-    _said_claimed(claimed, json, f"milestone {milestone_id}", milestone=milestone_id)
+    said_claimed(claimed, json, f"milestone {milestone_id}", milestone=milestone_id)
 
 
 @milestone_app.command("step", context_settings={"ignore_unknown_options": True})
@@ -953,7 +903,7 @@ def milestone_step(
 
     events = _write(hub(), session, lambda sid: UpdateStep(
         session=sid, milestone=milestone_id, step=n, status=status_, note=note_text, token=token), milestone_id)
-    _done(json, events, f"step {n} of {milestone_id} is {events[-1].status if events else status_}")
+    said_done(json, events, f"step {n} of {milestone_id} is {events[-1].status if events else status_}")
 
 
 @milestone_app.command("add-step")
@@ -972,7 +922,7 @@ def milestone_add_step(
     h = hub()
     events = _write(h, session, lambda sid: AddSteps(session=sid, milestone=milestone_id, steps=tuple(text)),
                     milestone_id)
-    _done(json, events, f"{milestone_id} has {len(h.milestone(milestone_id).steps)} steps")
+    said_done(json, events, f"{milestone_id} has {len(h.milestone(milestone_id).steps)} steps")
 
 
 def _write(h: Hub, session: str | None, make: Any, milestone: str | None = None) -> list[Any]:
@@ -1056,11 +1006,7 @@ def msg_send(
 
     Example: evhub msg send 'staging is up' --to bob
     """
-    seq = hub().send(need_session(session), text, to)
-    if json:
-        out_json({"seq": seq})
-    else:
-        out(f"sent #{seq} to {to}")
+    sent(hub().send(need_session(session), text, to), to, json)
 
 
 def _print_messages(docs: list[dict[str, Any]], json: bool, empty: str) -> None:
@@ -1117,7 +1063,7 @@ def handshake_propose(
     Example: evhub handshake propose alice-api --reason 'clearer in the logs'
     """
     events = hub().propose_id(need_session(session), proposed, reason)
-    _done(json, events, f"proposed {proposed}")
+    said_done(json, events, f"proposed {proposed}")
 
 
 @handshake_app.command("accept")
@@ -1131,7 +1077,7 @@ def handshake_accept(
     Example: evhub handshake accept bob
     """
     events = hub().accept_id(need_session(session), proposed)
-    _done(json, events, f"accepted {proposed}")
+    said_done(json, events, f"accepted {proposed}")
 
 
 @handshake_app.command("reject")
@@ -1146,7 +1092,7 @@ def handshake_reject(
     Example: evhub handshake reject carol --reason 'carol is taken'
     """
     events = hub().reject_id(need_session(session), proposed, reason)
-    _done(json, events, f"rejected {proposed}")
+    said_done(json, events, f"rejected {proposed}")
 
 
 @handshake_app.command("list")
@@ -1185,28 +1131,6 @@ def _read_time(state: State) -> str:
 
 def _n_events(count: int) -> str:
     return f"{count} event" if count == 1 else f"{count} events"
-
-
-def _done(json: bool, events: list[Any], message: str) -> None:
-    if json:
-        out_json({"events": [e.number for e in events]})
-    elif events:
-        out(f"{message} (seq {events[-1].number})")
-    else:
-        out(f"{message} (nothing changed)")
-
-
-def fail(error: EvhubError, json: bool = False) -> NoReturn:
-    _said_error(str(error), error.exit_code, json)
-
-
-def _said_error(text: str, code: int, json: bool) -> NoReturn:
-    """The one line an error is: `error: TEXT`, or under --json `{"error": TEXT, "exit": CODE}`."""
-    if json:
-        sys.stderr.write(msgspec.json.encode({"error": text, "exit": code}).decode() + "\n")
-    else:
-        sys.stderr.write(f"error: {_CONTROL.sub('?', one_line(text))}\n")
-    raise SystemExit(code)
 
 
 # The options of the whole app, and whether each takes a value: main moves them before the command
@@ -1325,12 +1249,12 @@ def _usage_failed(e: UsageError, json: bool) -> NoReturn:
     have meant or the usage of the command they typed."""
     ctx = e.ctx
     if isinstance(e, NoSuchOption) and e.possibilities:
-        _said_error(f"no such option: {e.option_name}: did you mean {' or '.join(sorted(e.possibilities))}?",
+        said_error(f"no such option: {e.option_name}: did you mean {' or '.join(sorted(e.possibilities))}?",
                     2, json)
     text = one_line(e.format_message()).rstrip(".")
     text = text[:1].lower() + text[1:]
     if ctx is None:
-        _said_error(text, 2, json)
+        said_error(text, 2, json)
     path = ctx.command_path
     if text.startswith("no such command") and isinstance(ctx.command, TyperGroup):
         from difflib import get_close_matches
@@ -1338,9 +1262,9 @@ def _usage_failed(e: UsageError, json: bool) -> NoReturn:
         typed = text.split("'")[1] if "'" in text else ""
         near = get_close_matches(typed, ctx.command.list_commands(ctx), n=2)
         hint = " or ".join(f"`{path} {m}`" for m in near)
-        _said_error(f"{text}: did you mean {hint}?" if near else f"{text}; `{path} -h` lists the commands", 2, json)
+        said_error(f"{text}: did you mean {hint}?" if near else f"{text}; `{path} -h` lists the commands", 2, json)
     usage = one_line(ctx.get_usage()).removeprefix("Usage: ")
-    _said_error(f"{text} (usage: {usage}; `{path} -h` for help)", 2, json)
+    said_error(f"{text} (usage: {usage}; `{path} -h` for help)", 2, json)
 
 
 def main() -> None:
@@ -1356,7 +1280,7 @@ def main() -> None:
     except UsageError as e:
         _usage_failed(e, json)
     except ClickException as e:
-        _said_error(e.format_message(), e.exit_code, json)
+        said_error(e.format_message(), e.exit_code, json)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SystemExit as e:
@@ -1365,7 +1289,4 @@ def main() -> None:
         code = 0
     if isinstance(code, int) and code:
         raise SystemExit(code)  # typer's answer to Ctrl-C (130)
-    for h in _opened:
-        warn(h)
-    if any(h.damage is not None for h in _opened):
-        raise SystemExit(CorruptLog.exit_code)  # an answer from before a damaged line
+    finished()

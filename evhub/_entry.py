@@ -1,6 +1,9 @@
 """The commands an agent waits for, without typer: the console script (evhub.__main__) sends every
 `evhub [--hub DIR] hook [--agent NAME]` and every `evhub [--hub DIR] mcp` here (`--hub DIR` may come
 after the command name too), and the CLI's own `hook` command (reached by `hook --help`) comes here too.
+So do the plain command lines of the commands an agent runs in a loop from its shell (`heartbeat`,
+`claim`, `msg send`: HOT), which print what the CLI prints, through the same edge (_edge); anything
+else on their command line (help, a usage error, an option given twice) goes to the CLI.
 
 An agent runs the hook on every tool call, so its start-up is the agent's wait: this module imports
 nothing but the standard library until it has the event, and loads the hub only when the fast path
@@ -83,6 +86,98 @@ def mcp_call(argv: Sequence[str]) -> tuple[str | None] | None:
         if not hub_dir:
             return None
     return (hub_dir,)
+
+
+# command words -> (how many arguments it takes, its own option, which takes a value)
+HOT = {("heartbeat",): (0, "--status"), ("claim",): (1, "--ttl"), ("msg", "send"): (1, "--to")}
+_FLAGS = ("--json", "--on-behalf")
+
+
+class HotCall:
+    """A hot command's line, read: its command words, its arguments and its options by name."""
+
+    def __init__(self, command: tuple[str, ...], args: list[str], options: dict[str, str | bool]) -> None:
+        self.command, self.args, self.options = command, args, options
+
+
+def hot_call(argv: Sequence[str]) -> HotCall | None:
+    """ARGV read when it is a hot command's plain line: global options (--hub, --on-behalf, --json) before
+    it, then its arguments and options in any order, each option once, no argument that starts with a
+    dash, no `--`, no help; else None, for the CLI (which says what is wrong with a line, and helps)."""
+    words = list(argv)
+    if "--" in words or "-h" in words or "--help" in words:
+        return None
+    options: dict[str, str | bool] = {}
+    start = 0
+    while start < len(words) and words[start].startswith("-"):
+        start = _option(words, start, options, ("--hub",))
+        if start < 0:
+            return None
+    command = next((c for c in HOT if tuple(words[start:start + len(c)]) == c), None)
+    if command is None:
+        return None
+    wanted, own = HOT[command]
+    args: list[str] = []
+    at = start + len(command)
+    while at < len(words):
+        if not words[at].startswith("-"):
+            args.append(words[at])
+            at += 1
+            continue
+        at = _option(words, at, options, ("--hub", "--session", "-s", own))
+        if at < 0:
+            return None
+    return HotCall(command, args, options) if len(args) == wanted else None
+
+
+def _option(words: list[str], at: int, options: dict[str, str | bool], valued: Sequence[str]) -> int:
+    """Read the option at WORDS[AT] into OPTIONS: where the next word is, or -1 when it is not one of
+    VALUED (each taking a value, as `--name VALUE` or `--name=VALUE`) or _FLAGS, or is given twice."""
+    name, given, value = words[at].partition("=")
+    key = "--session" if name == "-s" else name
+    if key in options:
+        return -1
+    if name in _FLAGS and not given:
+        options[key] = True
+        return at + 1
+    if name not in valued or (given and name == "-s"):
+        return -1
+    if given:
+        options[key] = value
+        return at + 1
+    if at + 1 >= len(words):
+        return -1
+    options[key] = words[at + 1]
+    return at + 2
+
+
+def hot(call: HotCall) -> None:
+    """Run a hot command line as the CLI would, and print what it prints."""
+    from . import _edge
+    from ._errors import EvhubError
+
+    json = bool(call.options.get("--json"))
+    try:
+        hub_dir = call.options.get("--hub")
+        _edge.Place.hub_dir = hub_dir if isinstance(hub_dir, str) else None
+        _edge.Place.on_behalf = bool(call.options.get("--on-behalf"))
+        h = _edge.hub()  # first, as in the CLI: no hub is said before no session
+        given = call.options.get("--session")
+        session = _edge.need_session(given if isinstance(given, str) else os.environ.get("EVHUB_SESSION") or None)
+        own = call.options.get(HOT[call.command][1])
+        value = own if isinstance(own, str) else None
+        if call.command == ("heartbeat",):
+            _edge.said_done(json, h.heartbeat(session, "" if value is None else value), "heartbeat recorded")
+        elif call.command == ("claim",):
+            _edge.said_claimed(h.claim(session, call.args[0], _edge.duration(value)), json, call.args[0])
+        else:
+            to = "all" if value is None else value
+            _edge.sent(h.send(session, call.args[0], to), to, json)
+    except EvhubError as e:
+        _edge.fail(e, json)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    _edge.finished()
 
 
 def mcp(hub_dir: str | None) -> bool:
