@@ -12,6 +12,7 @@ from typer._click.core import Command, Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
+from . import _edge
 from . import _events as ev  # already imported by _hub
 from ._documents import one_line
 from ._edge import (
@@ -28,7 +29,6 @@ from ._edge import (
     said_claimed,
     said_done,
     said_error,
-    sent,
     warn,
 )
 from ._errors import BadInput, EvhubError, StorageError, ViewsDisagree
@@ -381,8 +381,7 @@ def heartbeat(
 
     Example: evhub heartbeat --status 'writing tests'
     """
-    events = hub().heartbeat(need_session(session), status)
-    said_done(json, events, "heartbeat recorded")
+    _edge.heartbeat(session, status, json)
 
 
 @app.command()
@@ -435,7 +434,7 @@ def claim(
 
     Example: evhub claim api --ttl 30m
     """
-    said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
+    _edge.claim(session, priority, ttl, json)
 
 
 @app.command()
@@ -1006,7 +1005,7 @@ def msg_send(
 
     Example: evhub msg send 'staging is up' --to bob
     """
-    sent(hub().send(need_session(session), text, to), to, json)
+    _edge.send(session, text, to, json)
 
 
 def _print_messages(docs: list[dict[str, Any]], json: bool, empty: str) -> None:

@@ -93,7 +93,19 @@ def said_claimed(claimed: Claimed, json: bool, what: str, **extra: str) -> None:
             f"({claimed.took_over_because})")
 
 
-def sent(seq: int, to: str, json: bool) -> None:
+# The hot commands, as both the CLI and the typer-free entry (_entry) run them.
+
+
+def heartbeat(session: str | None, status: str, json: bool) -> None:
+    said_done(json, hub().heartbeat(need_session(session), status), "heartbeat recorded")
+
+
+def claim(session: str | None, priority: str, ttl: str | None, json: bool) -> None:
+    said_claimed(hub().claim(need_session(session), priority, duration(ttl)), json, priority)
+
+
+def send(session: str | None, text: str, to: str, json: bool) -> None:
+    seq = hub().send(need_session(session), text, to)
     if json:
         out_json({"seq": seq})
     else:

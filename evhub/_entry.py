@@ -161,18 +161,16 @@ def hot(call: HotCall) -> None:
         hub_dir = call.options.get("--hub")
         _edge.Place.hub_dir = hub_dir if isinstance(hub_dir, str) else None
         _edge.Place.on_behalf = bool(call.options.get("--on-behalf"))
-        h = _edge.hub()  # first, as in the CLI: no hub is said before no session
         given = call.options.get("--session")
-        session = _edge.need_session(given if isinstance(given, str) else os.environ.get("EVHUB_SESSION") or None)
+        session = given if isinstance(given, str) else os.environ.get("EVHUB_SESSION") or None  # typer's envvar rule
         own = call.options.get(HOT[call.command][1])
         value = own if isinstance(own, str) else None
         if call.command == ("heartbeat",):
-            _edge.said_done(json, h.heartbeat(session, "" if value is None else value), "heartbeat recorded")
+            _edge.heartbeat(session, "" if value is None else value, json)
         elif call.command == ("claim",):
-            _edge.said_claimed(h.claim(session, call.args[0], _edge.duration(value)), json, call.args[0])
+            _edge.claim(session, call.args[0], value, json)
         else:
-            to = "all" if value is None else value
-            _edge.sent(h.send(session, call.args[0], to), to, json)
+            _edge.send(session, call.args[0], "all" if value is None else value, json)
     except EvhubError as e:
         _edge.fail(e, json)
     except KeyboardInterrupt:
