@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 DEFAULT_AGENT = "claude"
 LOCK_WAIT_S = "0.3"  # EVHUB_LOCK_TIMEOUT for a hook, unless the user set one
@@ -93,11 +94,12 @@ HOT = {("heartbeat",): (0, "--status"), ("claim",): (1, "--ttl"), ("msg", "send"
 _FLAGS = ("--json", "--on-behalf")
 
 
-class HotCall:
+class HotCall(NamedTuple):
     """A hot command's line, read: its command words, its arguments and its options by name."""
 
-    def __init__(self, command: tuple[str, ...], args: list[str], options: dict[str, str | bool]) -> None:
-        self.command, self.args, self.options = command, args, options
+    command: tuple[str, ...]
+    args: list[str]
+    options: dict[str, str | bool]
 
 
 def hot_call(argv: Sequence[str]) -> HotCall | None:
