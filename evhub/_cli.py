@@ -815,7 +815,7 @@ def sql(query: str, json: JsonOpt = False) -> None:
 
     h = hub()
     h.state()  # bring the read model up to date first
-    rows = query_readmodel(h.readmodel.path, query)
+    rows = query_readmodel(h.readmodel.path, query, h.store)
     if json:
         out_json(rows)
         return

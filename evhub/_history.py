@@ -10,9 +10,10 @@ from typing import Any, NamedTuple
 
 from . import _events as ev
 from ._documents import one_line
-from ._errors import BadInput, CorruptLog, NotFound
+from ._errors import BadInput, CorruptLog, EvhubError, NotFound
 from ._integrity import LogLine
 from ._order import events_in_order
+from ._readmodel import with_log_texts
 from ._state import State, claim_history
 from ._store import Store
 from ._values import check_id, did_you_mean, parse_when
@@ -220,16 +221,20 @@ def why(store: Store, priority: str) -> list[dict[str, Any]]:
     return rows
 
 
-def query_readmodel(path: Path, query: str) -> list[dict[str, Any]]:
-    """Rows of a read-only QUERY against the read model."""
+def query_readmodel(path: Path, query: str, store: Store) -> list[dict[str, Any]]:
+    """Rows of a read-only QUERY against the read model (the messages' texts read from STORE's log)."""
     import sqlite_utils
 
     uri = path.as_uri() + "?mode=ro"
+    failed: list[EvhubError] = []
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
+            failed = with_log_texts(conn, store)
             return list(sqlite_utils.Database(conn).query(query))
         finally:
             conn.close()
     except sqlite3.Error as e:
+        if failed:
+            raise failed[0] from e  # reading a text from the log failed, not the query
         raise BadInput(f"sql: {e}") from e

@@ -458,7 +458,7 @@ class Hub:
         """Messages from the read model (STATE must be published), or from STATE itself when it was
         folded without one: after seq AFTER, to TO or all, or the LAST ones."""
         if not self._cacheless:
-            return self.readmodel.messages(after, to, last)
+            return self.readmodel.messages(self.store, after, to, last)
         found = [m for m in state.new_messages if m.seq > after and (to is None or m.to in ("all", to))]
         return found if last is None else found[-last:]
 

@@ -250,6 +250,7 @@ class PgStore(Store):
         self._q_head = sql.SQL("SELECT coalesce(max(seq), 0) FROM {}").format(table)
         self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
         self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
+        self._q_at = sql.SQL("SELECT seq, line FROM {} WHERE seq = ANY(%s)").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
         # The columns of whatever is named <schema>.events (NULL: nothing is), so an application's own
         # table of that name is refused, not taken for a hub's. A query of the catalog, not to_regclass:
@@ -492,6 +493,13 @@ class PgStore(Store):
             self.position = (check.last, check.last)
             self._seen_last = (0, b"")
             yield check.pending
+
+    def events_at(self, seqs: Sequence[int]) -> dict[int, ev.AnyEvent]:
+        if not seqs:
+            return {}
+        self._take_turn()
+        rows = self._retrying(lambda conn: conn.execute(self._q_at, (list(seqs),)).fetchall())
+        return {int(seq): ev.decode(str(line).encode()) for seq, line in rows}
 
     def _checked(self, check: LogCheck, block: bytes) -> list[ev.AnyEvent]:
         """The events of BLOCK (a page of rows) that count, else CorruptLog naming the row that is not a

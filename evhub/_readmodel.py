@@ -15,13 +15,14 @@ from typing import Any
 
 import msgspec
 
-from ._errors import StorageError
+from . import _events as ev
+from ._errors import EvhubError, StorageError
 from ._state import Message, State
-from ._store import Checkpoint
+from ._store import Checkpoint, Store
 
 # 2: the state keeps the last messages only; the table keeps them all; 3: proposals' known_as; 4: numbers across
-# clones (messages are keyed by number)
-SCHEMA_VERSION = "4"
+# clones (messages are keyed by number); 5: a message's text is read from the log (`at`), not copied
+SCHEMA_VERSION = "5"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,8 +43,11 @@ CREATE TABLE steps (
     milestone TEXT, n INTEGER, text TEXT, status TEXT, note TEXT, updated TEXT, by TEXT,
     PRIMARY KEY (milestone, n)
 );
-CREATE TABLE messages (seq INTEGER PRIMARY KEY, ts TEXT, sender TEXT, "to" TEXT, text TEXT, clone INTEGER);
+CREATE TABLE messages (seq INTEGER PRIMARY KEY, ts TEXT, sender TEXT, "to" TEXT, text TEXT, clone INTEGER, at INTEGER);
 """
+# What `evhub sql` sees as the messages table: the texts the table does not copy, read from the log.
+_MESSAGES_VIEW = """CREATE TEMP VIEW messages AS
+SELECT seq, ts, sender, "to", coalesce(text, log_text(at, seq)) AS text, clone FROM main.messages"""
 
 
 class ReadModelBehind(Exception):
@@ -139,10 +143,11 @@ class ReadModel:
             return int(self._query("SELECT count(*) FROM messages", [])[0][0])
         return int(self._query("SELECT count(*) FROM messages WHERE seq <= ?", [upto])[0][0])
 
-    def messages(self, after: int = 0, to: str | None = None, last: int | None = None) -> list[Message]:
+    def messages(self, store: Store, after: int = 0, to: str | None = None, last: int | None = None,
+                 ) -> list[Message]:
         """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST
-        ones when LAST is given."""
-        query = 'SELECT seq, ts, sender, "to", text, clone FROM messages WHERE seq > ?'
+        ones when LAST is given; their texts read from STORE, the log this read model caches."""
+        query = 'SELECT seq, ts, sender, "to", coalesce(text, \'\'), clone, at FROM messages WHERE seq > ?'
         args: list[object] = [after]
         if to is not None:
             query += " AND \"to\" IN ('all', ?)"
@@ -152,6 +157,10 @@ class ReadModel:
             query += " LIMIT ?"
             args.append(last)
         found = [Message(*row) for row in self._query(query, args)]
+        texts = log_texts(store, [(m.at, m.seq) for m in found if m.at])
+        for m in found:
+            if m.at:
+                m.text = texts[m.at]
         return found[::-1] if last is not None else found
 
     def _query(self, query: str, args: list[object]) -> list[Any]:
@@ -189,8 +198,8 @@ class Writer:
         """Move STATE's new messages and renames into the messages table (a replay does this a
         block at a time, so a million events never hold every message in memory)."""
         self.conn.executemany(
-            'INSERT OR REPLACE INTO messages (seq, ts, sender, "to", text, clone) VALUES (?, ?, ?, ?, ?, ?)',
-            [(m.seq, m.ts, m.sender, m.to, m.text, m.clone) for m in state.new_messages],
+            'INSERT OR REPLACE INTO messages (seq, ts, sender, "to", text, clone, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            [(m.seq, m.ts, m.sender, m.to, None if m.at else m.text, m.clone, m.at) for m in state.new_messages],
         )
         for r in state.new_renames:
             self.conn.execute('UPDATE messages SET "to" = ? WHERE "to" = ? AND seq < ?', (r.new, r.old, r.seq))
@@ -209,6 +218,37 @@ class Writer:
         self.conn.execute(
             "INSERT OR REPLACE INTO snapshot (id, state) VALUES (1, ?)", (msgspec.msgpack.encode(state),)
         )
+
+
+def log_texts(store: Store, places: list[tuple[int, int]]) -> dict[int, str]:
+    """The texts of the messages at PLACES, (seq of the event in STORE's log, the message's number), by seq.
+    The read model keeps where each message is, not its text: the log holds it already."""
+    events = store.events_at([at for at, _ in places])
+    texts = {}
+    for at, number in places:
+        e = events.get(at)
+        if not isinstance(e, ev.MessagePosted) or e.number != number:
+            raise StorageError(f"the read model places message {number} at seq {at} of the log, which holds no such "
+                               "message there: run `evhub replay` to rebuild it")
+        texts[at] = e.text
+    return texts
+
+
+def with_log_texts(conn: sqlite3.Connection, store: Store) -> list[EvhubError]:
+    """Let queries on CONN read the messages table with its texts, as `evhub sql` shows it. SQLite says
+    only that a function failed: why is put in the list returned."""
+    failed: list[EvhubError] = []
+
+    def log_text(at: int, number: int) -> str:
+        try:
+            return log_texts(store, [(at, number)])[at]
+        except EvhubError as e:
+            failed.append(e)
+            raise
+
+    conn.create_function("log_text", 2, log_text)
+    conn.execute(_MESSAGES_VIEW)
+    return failed
 
 
 def _write_tables(conn: sqlite3.Connection, st: State) -> None:

@@ -105,6 +105,7 @@ class Message(msgspec.Struct, gc=False, repr_omit_defaults=True):
     to: str
     text: str
     clone: int = NOT_CLONED  # the clone it was written on, or NOTICE
+    at: int = 0  # the seq of its event in this clone's log, where its text is read (0: a notice, the fold's)
 
 
 class Rename(msgspec.Struct, gc=False):
@@ -657,7 +658,7 @@ def _steps_added(st: State, e: ev.StepsAdded) -> None:
 
 
 def _message(st: State, e: ev.MessagePosted) -> None:
-    _post(st, Message(seq=e.number, ts=e.ts, sender=e.session, to=e.to, text=e.text, clone=_clone(e)))
+    _post(st, Message(seq=e.number, ts=e.ts, sender=e.session, to=e.to, text=e.text, clone=_clone(e), at=e.seq))
 
 
 def _clone(e: ev.Event) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 import zlib
 from abc import ABC, abstractmethod
@@ -25,6 +26,8 @@ from ._values import file_stamp, future_limit, new_id, now
 
 CHUNK = 64 * 1024
 REPICK_BLOCKS = 64  # every 4 MiB, a search looks again which needle is the rarest
+PROBE = 4096  # the bytes a bisection of the log reads at each step
+_SEQ = re.compile(rb'"seq":(\d+)')  # evhub writes it first but for the type: a line's seq without decoding it
 ESCAPE = b"\\u"  # a line may spell any string with \u escapes, and then holds no needle's plain bytes
 
 
@@ -69,6 +72,11 @@ class Store(ABC):
     def read_blocks(self, after: int = 0) -> Iterator[list[ev.AnyEvent]]:
         """The events with seq > AFTER, a list at a time (folds take whole lists); after a `resume`
         at seq AFTER, from where the checkpoint stands."""
+
+    @abstractmethod
+    def events_at(self, seqs: Sequence[int]) -> dict[int, ev.AnyEvent]:
+        """The events at SEQS that the store holds, by seq, read wherever they are (a message's text is
+        read from the log, not copied into the read model). CorruptLog when one's line is damaged."""
 
     @abstractmethod
     def append(self, events: Sequence[ev.Event], expected: int, *, chained: bool = False) -> None:
@@ -352,6 +360,51 @@ class JsonlStore(Store):
             # A write of several events that did not finish: none of it is an event.
             torn = self._read_range(check.pending_from, self.scanned_to)
         self.torn_tail = torn + self.torn_tail
+
+    def events_at(self, seqs: Sequence[int]) -> dict[int, ev.AnyEvent]:
+        """Each found by bisecting the file on the seqs its lines begin with, without reading it all."""
+        found: dict[int, ev.AnyEvent] = {}
+        size, start = self.size(), 0
+        for seq in sorted(set(seqs)):
+            line = self._line_of(seq, start, size) or self._line_of(seq, 0, size, bisect=False)
+            if line is not None:
+                found[seq] = ev.decode(line.raw)
+                start = line.offset
+        return found
+
+    def _line_of(self, seq: int, start: int, end: int, bisect: bool = True) -> LogLine | None:
+        """The line of event SEQ between byte START (a line's start) and END, or None. A line whose seq
+        cannot be told (damage, a hand-made line) ends the bisection, and the rest is read in turn."""
+        lo, hi = start, end
+        while bisect and hi - lo > 4 * PROBE:
+            mid = (lo + hi) // 2
+            probe = self._read_range(mid, min(hi, mid + PROBE))
+            begin = probe.find(b"\n") + 1
+            stop = probe.find(b"\n", begin)
+            at = _seq_of(probe[begin:stop]) if begin and stop > 0 else None
+            if at is None:
+                break
+            if at <= seq:
+                lo = mid + begin
+            else:
+                hi = mid
+        offset, size = lo, PROBE
+        while offset < end:
+            data = self._read_range(offset, min(end, offset + size))
+            cut = data.rfind(b"\n") + 1
+            if not cut:
+                if offset + len(data) >= end:
+                    return None  # a torn tail
+                size *= 2  # a line longer than the read
+                continue
+            for line in lines_of(offset, data[:cut]):
+                at = _seq_of(line.raw) if bisect else _decoded_seq(line.raw)
+                if at == seq:
+                    return line
+                if at is not None and at > seq:
+                    return None
+            offset, size = offset + cut, min(2 * size, CHUNK)
+        return None
 
     def _corrupt(self, damage: Damage) -> CorruptLog:
         number = damage.number if damage.number is not None else self._line_number(damage.offset)
@@ -709,6 +762,19 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
     if not events or not isinstance(events[0], ev.HubCreated):
         raise CorruptLog(f"{name}: a log starts with a hub_created event")
     return whole_lines(data), events
+
+
+def _seq_of(raw: bytes) -> int | None:
+    """The seq line RAW names, read without decoding it (None when it names none)."""
+    found = _SEQ.search(raw)
+    return int(found[1]) if found else None
+
+
+def _decoded_seq(raw: bytes) -> int | None:
+    try:
+        return ev.decode(raw).seq
+    except CorruptLog:
+        return None
 
 
 def _copy_whole(source: Path, target: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 from clock import T0
 from hypothesis import strategies as st
 
@@ -56,6 +57,13 @@ class Sim:
             return self.do(cmd)
         except EvhubError:
             return None
+
+
+def positionless(state: State) -> bytes:
+    """STATE without the positions of events in one clone's file (its own, and each message's): what clones
+    that hold the same events must agree on."""
+    messages = [msgspec.structs.replace(m, at=0) for m in state.messages]
+    return msgspec.msgpack.encode(msgspec.structs.replace(state, seq=0, messages=messages))
 
 
 # Text that logs and views must survive: newlines, JSON quoting, U+2028, RTL marks, astral emoji.

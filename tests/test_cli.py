@@ -10,6 +10,7 @@ import json
 import queue
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -21,6 +22,7 @@ import pytest
 from clock import at
 from command import EVHUB, GIT_ENV, Runner, clean_env, error_line, finished, js, ok, run, together
 
+from evhub import Hub
 from evhub._values import FUTURE_BOUND_S, format_ts, parse_ts
 
 
@@ -875,6 +877,18 @@ def test_sql_is_read_only(evhub: Runner) -> None:
     error_line(evhub("sql", "update claims set session = 'bob'"), 1)
     error_line(evhub("sql", "delete from claims"), 1)
     assert js(evhub("sql", "select session from claims", "--json")) == [{"session": "alice"}]
+
+
+def test_sql_shows_the_messages_texts_that_the_read_model_reads_from_the_log(evhub: Runner) -> None:
+    setup(evhub, ("hello", "alice"), ("hello", "bob"))
+    evhub.ok("msg", "send", "first, \"quoted\"", session="alice")
+    evhub.ok("msg", "send", "second", "--to", "alice", session="bob")
+    rows = js(evhub("sql", 'select sender, "to", text from messages order by seq', "--json"))
+    assert rows == [{"sender": "alice", "to": "all", "text": 'first, "quoted"'},
+                    {"sender": "bob", "to": "alice", "text": "second"}]
+    assert js(evhub("sql", "select count(*) as n from messages where text like '%quoted%'", "--json")) == [{"n": 1}]
+    stored = sqlite3.connect(Hub(evhub.root).readmodel.path)
+    assert stored.execute("select text from messages").fetchall() == [(None,), (None,)], "no copy of the texts"
 
 
 def test_log_follow_prints_events_as_other_processes_append_them(evhub: Runner) -> None:

@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import msgspec
 import pytest
 from clock import at, fixed_now
 from command import ok, run
+from histories import positionless
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,13 +88,6 @@ def events(hub: Hub) -> list[ev.AnyEvent]:
     return list(hub.events())
 
 
-def placeless(hub: Hub) -> bytes:
-    """HUB's state with the one field that is a position in its own log (seq) left out."""
-    state = hub.state()
-    state.seq = 0
-    return msgspec.msgpack.encode(state)
-
-
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under FOLDER (the events' folder aside): relative path -> content."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
@@ -133,7 +126,7 @@ def assert_converged(hubs: list[Hub], out: Path) -> None:
     numbers = [e.number for e in logs[0]]
     assert len(set(numbers)) == len(numbers), "two events share a number"
     for i, h in enumerate(hubs):
-        assert placeless(h) == placeless(hubs[0]), f"clone {i}'s state differs from clone 0's"
+        assert positionless(h.state()) == positionless(hubs[0].state()), f"clone {i}'s state differs from clone 0's"
         assert rendered(h, out / str(i)) == rendered(hubs[0], out / "0"), f"clone {i}'s views differ"
         h.flush(force=True)
         assert tree(h.dir) == tree(hubs[0].dir), f"clone {i}'s live views differ"
@@ -210,7 +203,7 @@ def test_the_merge_is_commutative_associative_and_idempotent(rnd: random.Random,
         merged = [ac_then, ca_then, ac_first]
         for h in merged[1:]:
             assert {e.id for e in events(h)} == {e.id for e in events(ac_then)}
-            assert placeless(h) == placeless(ac_then)
+            assert positionless(h.state()) == positionless(ac_then.state())
             assert rendered(h, base / "out" / h.root.name) == rendered(ac_then, base / "out" / "first")
         for h in merged:
             twice = files(h.root)
@@ -352,7 +345,7 @@ def test_a_hub_that_merged_a_clones_log_writes_only_once_it_is_a_clone(tmp_path:
 
 def test_two_clones_that_merged_each_other_have_one_state() -> None:
     with clones(2) as (_, (a, b)):
-        assert placeless(a) == placeless(b)
+        assert positionless(a.state()) == positionless(b.state())
 
 
 def test_a_claim_made_under_an_id_renamed_on_another_clone_is_held_by_its_session() -> None:

@@ -21,8 +21,10 @@ from histories import Sim
 from logs import bye_hub
 
 from evhub import _decide as d
+from evhub import _events as ev
 from evhub._readmodel import Checkpoint, ReadModel, ReadModelBehind
 from evhub._state import Message, State
+from evhub._store import JsonlStore
 
 
 def a_day() -> Sim:
@@ -47,6 +49,13 @@ def plain(state: State) -> object:
     return msgspec.to_builtins(state)
 
 
+def log_of(sim: Sim, model: ReadModel) -> JsonlStore:
+    """A JSONL log beside MODEL holding SIM's events: where the read model reads the messages' texts."""
+    path = model.path.parent / "log.jsonl"
+    path.write_bytes(b"".join(ev.encode(e) for e in sim.events))
+    return JsonlStore(path, fsync=False)
+
+
 def saved(tmp_path: Path) -> tuple[ReadModel, State]:
     """A read model holding a_day()'s state; that state, as it stands after being stored."""
     model = ReadModel(tmp_path / "readmodel.sqlite3")
@@ -68,18 +77,19 @@ def test_the_messages_table_holds_every_message_and_answers_the_inbox_queries(tm
     model, state = saved(tmp_path)
     assert state.new_messages == [], "saving moved the new messages into the table"
     assert model.message_count() == state.message_count == 3
-    everything = model.messages()
+    log = log_of(a_day(), model)
+    everything = model.messages(log)
     assert [(m.sender, m.to, m.text) for m in everything] == [
         ("alice", "all", "api is mine"),
         ("alice", "bob", "psst"),  # to session-1 when sent: the rename carried it to bob
         ("bob", "alice", "thanks"),
     ]
     assert all(isinstance(m, Message) for m in everything)
-    assert [m.text for m in model.messages(to="bob")] == ["api is mine", "psst"]
-    assert [m.text for m in model.messages(to="alice")] == ["api is mine", "thanks"]
-    assert [m.text for m in model.messages(after=everything[0].seq)] == ["psst", "thanks"]
-    assert [m.text for m in model.messages(last=2)] == ["psst", "thanks"], "the last ones, oldest first"
-    assert [m.text for m in model.messages(after=everything[0].seq, to="alice", last=5)] == ["thanks"]
+    assert [m.text for m in model.messages(log, to="bob")] == ["api is mine", "psst"]
+    assert [m.text for m in model.messages(log, to="alice")] == ["api is mine", "thanks"]
+    assert [m.text for m in model.messages(log, after=everything[0].seq)] == ["psst", "thanks"]
+    assert [m.text for m in model.messages(log, last=2)] == ["psst", "thanks"], "the last ones, oldest first"
+    assert [m.text for m in model.messages(log, after=everything[0].seq, to="alice", last=5)] == ["thanks"]
 
 
 def test_a_later_save_adds_to_the_messages_and_replaces_the_snapshot(tmp_path: Path) -> None:
@@ -94,7 +104,7 @@ def test_a_later_save_adds_to_the_messages_and_replaces_the_snapshot(tmp_path: P
     loaded = model.load()
     assert loaded is not None and plain(loaded[0]) == plain(sim.state)
     assert loaded[0].sessions["alice"].status == "after"
-    assert [m.text for m in model.messages()] == ["api is mine", "psst", "thanks", "one more"]
+    assert [m.text for m in model.messages(log_of(sim, model))] == ["api is mine", "psst", "thanks", "one more"]
 
 
 def _write_garbage(p: Path) -> None:
@@ -169,9 +179,10 @@ def test_a_write_based_on_more_than_the_database_holds_is_refused_and_changes_no
     with pytest.raises(ReadModelBehind):
         model.save(sim.state, checkpoint(sim.state), base=state.seq + 1)
     assert model.path.read_bytes() == before
-    assert [m.text for m in model.messages()] == ["api is mine", "psst", "thanks"]
+    log = log_of(sim, model)
+    assert [m.text for m in model.messages(log)] == ["api is mine", "psst", "thanks"]
     model.save(sim.state, checkpoint(sim.state), base=state.seq)  # based on what it holds: taken
-    assert [m.text for m in model.messages()][-1] == "after the copy"
+    assert [m.text for m in model.messages(log)][-1] == "after the copy"
 
 
 def test_discard_removes_the_database_and_its_journal(tmp_path: Path) -> None:

@@ -184,6 +184,17 @@ class StoreConformance:
         assert list(store.read(3)) == events[3:]
         assert list(store.read(19)) == events[19:]
 
+    def test_events_are_read_at_any_seqs(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        events = make_events(1, 3000)  # about 600 KB: a bisection's steps, not a block
+        for start in range(0, 3000, 500):
+            store.append(events[start:start + 500], start)
+        wanted = [1, 2, 777, 1500, 1501, 2999, 3000, 1500]
+        assert store.events_at(wanted) == {seq: events[seq - 1] for seq in wanted}
+        assert store.events_at([0, 3001, 10**9]) == {}, "seqs the log does not hold are left out"
+        assert store.events_at([]) == {}
+        assert self.make_store(tmp_path).events_at([2500]) == {2500: events[2499]}, "a new handle too"
+
     def test_every_event_type_round_trips(self, store: Store) -> None:
         events = [make_event(n, kind=n - 1) for n in range(1, len(TEMPLATES) + 1)]
         store.append(events, 0)
@@ -482,6 +493,22 @@ class TestJsonlStore(StoreConformance):
             JsonlStore(path).append([make_event(total + 1)], total)
         assert path.read_bytes() == damaged, "a write must never go past a damaged line"
         assert not (path.parent / "quarantine").exists()
+
+    def test_events_are_read_at_seqs_past_a_damaged_line_and_the_damaged_one_is_corrupt_log(
+        self, tmp_path: Path
+    ) -> None:
+        store = self.make_store(tmp_path)
+        events = make_events(1, 1200)
+        path = self.log_of(tmp_path)
+        lines = b"".join(ev.encode(e) for e in events).splitlines(keepends=True)
+        lines[699] = lines[699][:40] + b"\n"  # seq 700 keeps its start, and is no event
+        lines[99] = b"garbage\n"  # seq 100 names no seq at all: the bisection cannot tell where it is
+        path.write_bytes(b"".join(lines))
+        wanted = [1, 99, 101, 699, 701, 1200]
+        assert store.events_at(wanted) == {seq: events[seq - 1] for seq in wanted}
+        with pytest.raises(CorruptLog):
+            store.events_at([700])
+        assert store.events_at([100]) == {}
 
     # -- the log is never followed out of the hub ------------------------------------------------
 

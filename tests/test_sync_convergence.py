@@ -9,13 +9,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import msgspec
 from command import clean_env, run
+from histories import positionless
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evhub import EvhubError, Hub
-from evhub._state import State
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -60,11 +59,6 @@ step = st.one_of(
     st.tuples(st.just("inbox"), st.integers(0, 2), st.just("")),
     st.tuples(st.just("sync"), st.integers(0, 2), st.just("")),
 )
-
-
-def positionless(state: State) -> bytes:
-    """STATE without the positions of events in one clone's file."""
-    return msgspec.msgpack.encode(msgspec.structs.replace(state, seq=0))
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
