@@ -811,11 +811,7 @@ def sql(query: str, json: JsonOpt = False) -> None:
 
     Example: evhub sql 'SELECT id, role FROM sessions'
     """
-    from ._history import query_readmodel
-
-    h = hub()
-    h.state()  # bring the read model up to date first
-    rows = query_readmodel(h.readmodel.path, query, h.store)
+    rows = hub().sql(query)
     if json:
         out_json(rows)
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Container
 from typing import Any
 
 from . import _events as ev
@@ -37,14 +38,15 @@ def sessions(st: State, now: str, include_all: bool = False) -> list[dict[str, A
     return rows if include_all else [r for r in rows if r["alive"]]
 
 
-def claim_dict(st: State, c: Claim, now: str) -> dict[str, Any]:
+def claim_dict(st: State, c: Claim, now: str, alive: Container[str] | None = None) -> dict[str, Any]:
+    """Claim C as documents show it; ALIVE: the sessions alive at NOW, when known (see State.claim_holds)."""
     return {
         "priority": c.priority,
         "session": c.session,
         "token": c.token,
         "since": c.since,
-        "alive": st.is_alive(c.session, now),
-        "stale": not st.claim_holds(c, now),
+        "alive": c.session in alive if alive is not None else st.is_alive(c.session, now),
+        "stale": not st.claim_holds(c, now, alive),
         "refreshed": c.refreshed,
         "ttl_s": c.ttl_s,
         "took_over_from": c.took_over_from,
@@ -52,7 +54,8 @@ def claim_dict(st: State, c: Claim, now: str) -> dict[str, Any]:
 
 
 def claims(st: State, now: str) -> list[dict[str, Any]]:
-    return [claim_dict(st, st.claims[p], now) for p in sorted(st.claims)]
+    alive = set(st.live_sessions(now))
+    return [claim_dict(st, st.claims[p], now, alive) for p in sorted(st.claims)]
 
 
 def milestone_dict(m: Milestone) -> dict[str, Any]:
@@ -88,7 +91,8 @@ def status(st: State, now: str, limit: int | None = None) -> dict[str, Any]:
     """The seed's quick-status as one document; with LIMIT, each of its lists of sessions, claims and
     milestones holds only its first LIMIT entries (by id), `counts` giving how many there are: an
     agent's view of a hub of thousands, at the cost of a hub of a few."""
-    live = sorted(st.live_sessions(now))
+    alive = set(st.live_sessions(now))
+    live = sorted(alive)
     active = sorted(mid for mid, m in st.milestones.items() if m.completed is None)
     priorities = sorted(st.claims)
     counts = {"sessions": len(live), "claims": len(priorities), "milestones": len(active)}
@@ -102,7 +106,7 @@ def status(st: State, now: str, limit: int | None = None) -> dict[str, Any]:
         "focus": None if st.focus is None else {"text": st.focus.text, "session": st.focus.session,
                                                   "ts": st.focus.ts},
         "sessions": [{**session_dict(st, st.sessions[sid], now), "holds": sorted(held[sid])} for sid in live],
-        "claims": [claim_dict(st, st.claims[p], now) for p in priorities],
+        "claims": [claim_dict(st, st.claims[p], now, alive) for p in priorities],
         "milestones": [milestone_dict(st.milestones[mid]) for mid in active],
         "counts": counts,
         "completed": [

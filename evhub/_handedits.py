@@ -110,10 +110,11 @@ class Edit(NamedTuple):
         return written(self.st, digest(self.content))
 
 
-def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edit]:
+def find_edits(folder: Path, files: Files, view_dirs: Iterable[str], unchanged: set[str] | None = None,
+               ) -> list[Edit]:
     """The files of FOLDER that changed since evhub wrote them (FILES), and the new files in its
     VIEW_DIRS (the folders whose every file is evhub's). A file only touched (same content) gets its
-    new stat in FILES and is no edit."""
+    new stat in FILES and is no edit. UNCHANGED, when given, is told each file found as evhub wrote it."""
     edits = []
     base = os.fspath(folder)  # paths stay strings: a hub of thousands of sessions has tens of thousands of views
     for rel, before in sorted(files.items()):
@@ -126,6 +127,8 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str]) -> list[Edi
         except OSError as e:
             raise StorageError(f"cannot read {path}: {e.strerror or e}") from e
         if before.matches(st):
+            if unchanged is not None:
+                unchanged.add(rel)
             continue
         content = _read(path, st)
         if content is not None and digest(content) == before.digest and stat.S_IMODE(st.st_mode) == stat.S_IMODE(

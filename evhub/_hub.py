@@ -137,6 +137,7 @@ class Hub:
         self._cache = StateCache(self.open_store(), self.readmodel, self.warnings)
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
+        self._unchanged: dict[str, set[str]] | None = None  # per folder, the views the last look found unedited
         self._published_at = -math.inf
         self._published_cp: Checkpoint | None = None  # where the state this Hub last published stands
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
@@ -199,6 +200,7 @@ class Hub:
         every acknowledged event."""
         self._cache.remember(state)
         if not now_:
+            self._unchanged = None  # the render that would have spared looking at them again is not now
             if self._cache.kept_at() != self._published_cp:
                 _unpublished.add(self)  # else the views show this state already: nothing is left for later
             return
@@ -251,6 +253,8 @@ class Hub:
         if not tracked:
             views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
         written = 0
+        # The views the look for hand edits found as evhub wrote them, when it ran just before under this lock.
+        unchanged, self._unchanged = self._unchanged or {}, None
         folders = self.views_dirs()
         self._views.load()
         self._views.folders = {f: files for f, files in self._views.folders.items() if Path(f) in folders}
@@ -262,7 +266,7 @@ class Hub:
                 stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
                                                               ("not understood", RENDERED_ONLY))
                 self._views.folders[str(folder)] = seen = {} if seen is None else seen
-                written += write_views(folder, views, seen, stranger)
+                written += write_views(folder, views, seen, stranger, unchanged.get(str(folder), ()))
                 ours = folder / ".gitignore"
                 try:
                     if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
@@ -298,10 +302,11 @@ class Hub:
 
         self._views.load()
         edits = []
+        self._unchanged = {}
         for folder in self.views_dirs():
             seen = self._views.files(folder)
             if seen is not None:
-                edits += find_edits(folder, seen, VIEW_DIRS)
+                edits += find_edits(folder, seen, VIEW_DIRS, self._unchanged.setdefault(str(folder), set()))
         # A view removed by hand is rendered again. The files that register sessions go first: another
         # file may name one.
         return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith(REGISTERING))
@@ -471,6 +476,16 @@ class Hub:
         state = self.state()
         sid = cmd.acting_session(state, session)
         return sid, self._unread(state, sid)
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        """The rows of a read-only QUERY against the read model, brought up to the log first."""
+        from ._history import query_readmodel
+
+        state = self.state()
+        if not self._cacheless:
+            with self._lock():
+                self.readmodel.write_tables(state)
+        return query_readmodel(self.readmodel.path, query, self.store)
 
     def last_messages(self, limit: int) -> list[Message]:
         """The last LIMIT messages on the board, oldest first."""

@@ -137,6 +137,17 @@ class ReadModel:
             raise
         return conn
 
+    def write_tables(self, state: State) -> None:
+        """Bring the queryable tables to STATE unless they show it already (it is the snapshot saved last).
+        Only `evhub sql` reads them, so commands leave them: a command costs what it changed, not the hub's size."""
+        with self.writing(0) as writer:
+            meta = dict(writer.conn.execute("SELECT key, value FROM meta WHERE key IN ('seq', 'line_crc', 'tables')"))
+            snapshot = f"{meta.get('seq')}/{meta.get('line_crc')}"  # the tables are marked with what they show
+            if meta.get("tables") != snapshot:
+                _write_tables(writer.conn, state)
+                if meta.get("seq") == str(state.seq):
+                    writer.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('tables', ?)", (snapshot,))
+
     def message_count(self, upto: int | None = None) -> int:
         """How many messages the table holds (those numbered up to UPTO when given)."""
         if upto is None:
@@ -207,9 +218,8 @@ class Writer:
         state.stored()
 
     def finish(self, state: State, cp: Checkpoint) -> None:
-        """Store STATE as the snapshot at CP, with the queryable tables."""
+        """Store STATE as the snapshot at CP (the queryable tables are left to write_tables)."""
         self.take(state)
-        _write_tables(self.conn, state)
         meta = {"schema": SCHEMA_VERSION, **cp._asdict()}
         self.conn.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",

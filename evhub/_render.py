@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,7 +21,7 @@ from ._documents import claim_dict, lines, milestone_dict, one_line
 from ._errors import BadInput, StorageError
 from ._handedits import Files, digest, written
 from ._state import MESSAGES_KEPT, Claim, Milestone, Session, State
-from ._values import format_duration, seconds_between
+from ._values import format_duration, parse_ts
 
 MESSAGES_SHOWN = MESSAGES_KEPT  # the state keeps just as many
 # The folders whose files belong to evhub alone (a file in them that is no view is stale and removed),
@@ -39,10 +39,11 @@ class View(NamedTuple):
 
 def render(state: State, now: str) -> dict[str, View]:
     """Every view file, by path relative to SESSIONS/ (posix separators)."""
+    alive = set(state.live_sessions(now))  # asked of every session and claim: found once
     views: dict[str, View] = {
         **{name: View(text.encode()) for name, text in DOCS.items()},
-        "CURRENT_STATE.md": _text(_current_state(state, now)),
-        "REGISTRY.json": _json(_registry(state, now)),
+        "CURRENT_STATE.md": _text(_current_state(state, now, alive)),
+        "REGISTRY.json": _json(_registry(state, alive)),
         "MESSAGES.md": _text(_messages(state)),
     }
     now_known_as: dict[str, list[str]] = {}  # an id given up in a rename -> the sessions that carry it now
@@ -52,10 +53,10 @@ def render(state: State, now: str) -> dict[str, View]:
     for sid in sorted(state.sessions):
         s = state.sessions[sid]
         views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(s, now_known_as.get(sid, [])))
-        if state.is_alive(sid, now):
+        if sid in alive:
             views[f"HEARTBEATS/{sid}.json"] = _json({"id": sid, "time": s.last_seen, "status": s.status})
     for priority in sorted(state.claims):
-        views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, state.claims[priority], now))
+        views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, state.claims[priority], now, alive))
     for mid in sorted(state.milestones):
         views[f"MILESTONES/{mid}.json"] = _json(milestone_dict(state.milestones[mid]))
     # Proposals are kept in log order, so the last one seen for a proposer is its latest; each is filed
@@ -81,9 +82,15 @@ def _ttl(claim: Claim) -> str:
     return "held while alive" if claim.ttl_s is None else f"ttl {format_duration(claim.ttl_s)}"
 
 
-def _ago(ts: str, last: str) -> str:
-    """TS with its age as of LAST (the log's last event) beside it: 2026-11-25T09:30:00.000000Z (3m ago)."""
-    return f"{ts} ({format_duration(seconds_between(ts, last))} ago)"
+def _ages(last: str) -> Callable[[str], str]:
+    """A time TS with its age as of LAST (the log's last event) beside it: 2026-11-25T09:30:00.000000Z (3m ago).
+    LAST is read once for the thousands of times a view of a large hub shows."""
+    end = parse_ts(last) if last else None
+
+    def ago(ts: str) -> str:
+        assert end is not None  # a hub with no event shows no time
+        return f"{ts} ({format_duration((end - parse_ts(ts)).total_seconds())} ago)"
+    return ago
 
 
 def _doing(m: Milestone) -> str:
@@ -103,12 +110,12 @@ def _doing(m: Milestone) -> str:
     return "".join(f", {p}" for p in parts)
 
 
-def _current_state(state: State, now: str) -> list[str]:
+def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
     # Ages are counted to the last event, not to NOW: a view that changed with the clock alone would be
     # rewritten by every command, and would say "1m ago" of a file read an hour later all the same.
     as_of = (f"As of event #{state.number} ({state.last_ts}); the ages below are as of that event."
              if state.last_ts else "As of event #0 (no events yet).")
-    last = state.last_ts
+    ago = _ages(state.last_ts)
     out = [
         "# Current State",
         "",
@@ -124,9 +131,9 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("**Priority:** (none set; `evhub focus TEXT` sets it)")
     else:
         out.append(f"**Priority:** {one_line(state.focus.text)}")
-        out.append(f"Set by {state.focus.session} at {_ago(state.focus.ts, last)}.")
+        out.append(f"Set by {state.focus.session} at {ago(state.focus.ts)}.")
 
-    live = sorted(state.live_sessions(now))
+    live = sorted(alive)
     held, owned = state.claims_by_holder(), state.milestones_by_owner()
     out += ["", f"## Live sessions ({len(live)})", ""]
     if not live:
@@ -135,20 +142,19 @@ def _current_state(state: State, now: str) -> list[str]:
         s = state.sessions[sid]
         role = f" ({one_line(s.role)})" if s.role.strip() else ""
         status = f"status: {one_line(s.status)}; " if s.status.strip() else ""
-        out.append(f"- **{sid}**{role}: {status}last seen {_ago(s.last_seen, last)}")
+        out.append(f"- **{sid}**{role}: {status}last seen {ago(s.last_seen)}")
         for c in held.get(sid, ()):
-            out.append(f"  - holds `{c.priority}` (token {c.token}, since {_ago(c.since, last)})")
+            out.append(f"  - holds `{c.priority}` (token {c.token}, since {ago(c.since)})")
         for m in owned.get(sid, ()):
             out.append(f"  - owns milestone `{m.id}` ({m.done_count}/{len(m.steps)})")
 
-    alive = set(live)
     others = sorted(sid for sid in state.sessions if sid not in alive)
     if others:
         out += ["", f"## Other known sessions ({len(others)})", ""]
         for sid in others:
             s = state.sessions[sid]
             gone = "left" if s.left else "silent"
-            out.append(f"- {sid}: {gone}, last seen {_ago(s.last_seen, last)}")
+            out.append(f"- {sid}: {gone}, last seen {ago(s.last_seen)}")
 
     out += ["", f"## Claims ({len(state.claims)})", ""]
     if not state.claims:
@@ -156,9 +162,9 @@ def _current_state(state: State, now: str) -> list[str]:
     for p in sorted(state.claims):
         c = state.claims[p]
         took = f", took over from {c.took_over_from}" if c.took_over_from else ""
-        reason = state.stale_reason(c, now)
+        reason = state.stale_reason(c, now, alive)
         flag = f"; **stale**: {reason}" if reason else ""
-        out.append(f"- `{p}`: {c.session}, token {c.token}, since {_ago(c.since, last)}, {_ttl(c)}{took}{flag}")
+        out.append(f"- `{p}`: {c.session}, token {c.token}, since {ago(c.since)}, {_ttl(c)}{took}{flag}")
 
     active = [
         state.milestones[mid] for mid in sorted(state.milestones) if state.milestones[mid].completed is None
@@ -178,13 +184,13 @@ def _current_state(state: State, now: str) -> list[str]:
         out.append("- nothing yet")
     for item in reversed(state.completed):
         note = f": {one_line(item.note)}" if item.note.strip() else ""
-        out.append(f"- {_ago(item.ts, last)} {item.kind} `{item.name}` by {item.session}{note}")
+        out.append(f"- {ago(item.ts)} {item.kind} `{item.name}` by {item.session}{note}")
 
     out += ["", f"Messages: {state.message_count} (see MESSAGES.md, or `evhub msg inbox` for yours)."]
     return out
 
 
-def _registry(state: State, now: str) -> dict[str, Any]:
+def _registry(state: State, alive: set[str]) -> dict[str, Any]:
     sessions = [
         {
             "id": s.id,
@@ -194,7 +200,7 @@ def _registry(state: State, now: str) -> dict[str, Any]:
             "first_seen": s.first_seen,
             "last_seen": s.last_seen,
             "status": s.status,
-            "alive": state.is_alive(sid, now),
+            "alive": sid in alive,
             "left": s.left,
             "agreement": s.agreement,
             "aka": s.aka,
@@ -327,12 +333,13 @@ _SHIMS: dict[str, str] = {
 
 
 def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None = None,
-                stranger: Callable[[str, bytes], None] | None = None) -> int:
+                stranger: Callable[[str, bytes], None] | None = None, unchanged: Container[str] = ()) -> int:
     """Make SESSIONS/ hold exactly VIEWS; returns how many files were written or removed.
 
     SEEN is what evhub last wrote there (see _handedits), brought up to date as files are written: a file
     whose stat still matches its entry is not read again. STRANGER(rel, content) is told of each file
-    about to be overwritten or removed that holds what evhub did not write (a hand edit), before it is."""
+    about to be overwritten or removed that holds what evhub did not write (a hand edit), before it is.
+    UNCHANGED: the files just found as SEEN says (under the same hub lock), not looked at again."""
     seen = {} if seen is None else seen
     try:
         # `replay --out DIR` renders into a folder that need not exist yet.
@@ -356,7 +363,7 @@ def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None =
             if folder not in ready:
                 _ensure_dirs(sessions_dir, sessions_dir / folder, real_dirs)
                 ready.add(folder)
-            changed += _write(path, rel, views[rel], seen, stranger)
+            changed += _write(path, rel, views[rel], seen, stranger, rel in unchanged)
         except OSError as e:
             raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
     for folder in VIEW_DIRS:
@@ -450,15 +457,18 @@ def _ensure_dirs(root: Path, folder: Path, known: set[Path]) -> None:
 
 
 def _write(path: str, rel: str, view: View, seen: Files,
-           stranger: Callable[[str, bytes], None] | None) -> bool:
-    """Make PATH hold VIEW, unless it does; whether it was written."""
+           stranger: Callable[[str, bytes], None] | None, unchanged: bool = False) -> bool:
+    """Make PATH hold VIEW, unless it does; whether it was written. UNCHANGED: PATH was just found as SEEN
+    says."""
     want = digest(view.content)
+    known = seen.get(rel)
+    if unchanged and known is not None and known.digest == want:
+        return False
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
     if st is not None:
-        known = seen.get(rel)
         if known is not None and known.matches(st):
             if known.digest == want:
                 return False  # as evhub wrote it, and still what it would write

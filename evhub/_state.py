@@ -11,7 +11,7 @@ saves a small snapshot on day 300 as on day 1.
 """
 
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -208,17 +208,19 @@ class State(msgspec.Struct):
         earliest, latest = _window(now, self.alive_ttl_s)
         return _within(s.last_seen, earliest, latest)
 
-    def claim_holds(self, claim: Claim, now: str) -> bool:
-        """Whether CLAIM still excludes others: its holder lives and its ttl has not run out."""
-        if not self.is_alive(claim.session, now):
+    def claim_holds(self, claim: Claim, now: str, alive: Container[str] | None = None) -> bool:
+        """Whether CLAIM still excludes others: its holder lives and its ttl has not run out. ALIVE: the
+        sessions alive at NOW, when the caller asks of many claims (see live_sessions)."""
+        if not (claim.session in alive if alive is not None else self.is_alive(claim.session, now)):
             return False
         return claim.ttl_s is None or _within(claim.refreshed, _window(now, claim.ttl_s)[0], None)
 
-    def stale_reason(self, claim: Claim, now: str) -> str:
+    def stale_reason(self, claim: Claim, now: str, alive: Container[str] | None = None) -> str:
         """Why CLAIM no longer excludes others; empty while it does."""
-        if self.claim_holds(claim, now):
+        if self.claim_holds(claim, now, alive):
             return ""
-        return "holder not alive" if not self.is_alive(claim.session, now) else "ttl expired"
+        holder_alive = claim.session in alive if alive is not None else self.is_alive(claim.session, now)
+        return "ttl expired" if holder_alive else "holder not alive"
 
     def live_sessions(self, now: str) -> list[str]:
         earliest, latest = _window(now, self.alive_ttl_s)

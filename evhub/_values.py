@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
@@ -94,6 +95,12 @@ def format_ts(dt: datetime) -> str:
 
 def parse_ts(value: str) -> datetime:
     """An RFC 3339 time (a naive one is taken as UTC)."""
+    if len(value) == 27 and value[-1] == "Z":
+        # As evhub writes times (views show thousands of them): no offset to parse.
+        with suppress(ValueError):
+            dt = datetime.fromisoformat(value[:-1])
+            if dt.tzinfo is None:  # else an offset before the Z: refused below
+                return dt.replace(tzinfo=UTC)
     text = value.strip()
     try:
         dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)

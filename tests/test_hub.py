@@ -438,6 +438,26 @@ def test_a_read_model_left_behind_catches_up(
     assert cached is not None and cached[1].seq == hub.store.head()
 
 
+def test_the_queryable_tables_show_the_log_whenever_they_are_queried(
+    tmp_path: Path, set_now: Callable[[float], None]
+) -> None:
+    # Commands leave the tables (only a query reads them); a query brings them to the log first.
+    set_now(0)
+    hub = new_hub(tmp_path, None)
+    hub.hello("alice")
+    hub.claim("alice", "api")
+    claims = "SELECT priority, session, token FROM claims"
+    assert hub.sql(claims) == [{"priority": "api", "session": "alice", "token": 3}]
+    set_now(1)
+    other = Hub(tmp_path)  # another process's commands
+    other.release("alice", "api", done=True)
+    other.claim("alice", "ui")
+    other.heartbeat("alice", "busy")
+    assert hub.sql(claims) == [{"priority": "ui", "session": "alice", "token": 5}]
+    assert hub.sql(claims) == Hub(tmp_path).sql(claims), "asked again: the same rows"
+    assert hub.sql("SELECT status FROM sessions") == [{"status": "busy"}]
+
+
 def _other_log(tmp_path: Path, set_now: Callable[[float], None]) -> bytes:
     set_now(0)
     other, _ = Hub.init(tmp_path / "other")

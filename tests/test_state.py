@@ -234,4 +234,11 @@ def test_liveness_by_comparing_stored_times_is_the_rule_written_in_seconds(
     ago = seconds_between(stored, format_ts(now))
     alive = not left and -FUTURE_BOUND_S <= ago <= ttl
     assert state.is_alive("s", format_ts(now)) == alive
-    assert state.claim_holds(state.claims["p"], format_ts(now)) == (alive and ago <= ttl // 2)
+    holds = alive and ago <= ttl // 2
+    assert state.claim_holds(state.claims["p"], format_ts(now)) == holds
+    # A view of thousands of claims asks each with the live sessions found once: the same answers.
+    live = set(state.live_sessions(format_ts(now)))
+    assert live == ({"s"} if alive else set())
+    assert state.claim_holds(state.claims["p"], format_ts(now), live) == holds
+    assert state.stale_reason(state.claims["p"], format_ts(now), live) == state.stale_reason(
+        state.claims["p"], format_ts(now)) == ("" if holds else "ttl expired" if alive else "holder not alive")
