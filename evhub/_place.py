@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -41,15 +42,33 @@ class CloneOf(msgspec.Struct, frozen=True):
     clone: int
 
 
+# clone.json's path -> (its stat when read, what it said): asked at every write, read again only once replaced.
+_clones: dict[Path, tuple[tuple[int, int, int], CloneOf]] = {}
+
+
 def clone_of(events_folder: Path) -> CloneOf | None:
-    """This hub's clone identity (None before its first sync): read at every write, so a sync by another
-    process is never missed."""
+    """This hub's clone identity (None before its first sync): looked up at every write, so a sync by another
+    process is never missed (write_clone replaces the file, so its stat tells a new one)."""
+    path = _named(events_folder, CLONE_FILE)
     try:
-        return msgspec.json.decode((events_folder / CLONE_FILE).read_bytes(), type=CloneOf)
+        st = os.stat(path)
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _clones.get(path)
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        identity = msgspec.json.decode(path.read_bytes(), type=CloneOf)
     except FileNotFoundError:
         return None
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise StorageError(f"cannot read {events_folder / CLONE_FILE}: {e}") from e
+        raise StorageError(f"cannot read {path}: {e}") from e
+    _clones[path] = (seen, identity)
+    return identity
+
+
+@lru_cache(maxsize=256)
+def _named(folder: Path, name: str) -> Path:
+    """FOLDER / NAME, made once: a hub asks for its files' paths at every write."""
+    return folder / name
 
 
 def write_clone(events_folder: Path, clone: CloneOf) -> None:
@@ -136,6 +155,7 @@ def repository(start: Path) -> Repo | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def _in_tree(root: Path) -> Path:
     """The folder of a hub kept in the work tree at ROOT: as evhub made every hub before it moved into
     git's common dir, and as it still makes them outside a repository."""
@@ -159,7 +179,7 @@ def _present(path: Path) -> bool:
 
 
 def _has_log(events: Path) -> bool:
-    return _present(events / "log.jsonl") or _present(events / STORE_FILE)
+    return _present(_named(events, "log.jsonl")) or _present(_named(events, STORE_FILE))
 
 
 def in_work_tree(root: Path) -> bool:

@@ -15,6 +15,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -643,9 +644,13 @@ class JsonlStore(Store):
         time.sleep(timeout)  # a file gives no wake-up worth its cost: followers poll it, cheaply
         return True
 
-    @property
+    @cached_property
     def _copy_path(self) -> Path:
         return self.path.with_name("seen.jsonl")
+
+    @cached_property
+    def _copy_name(self) -> str:
+        return os.fspath(self._copy_path)  # asked at every append: a string, not a Path made again
 
     @contextmanager
     def synced_later(self) -> Iterator[None]:
@@ -692,7 +697,7 @@ class JsonlStore(Store):
         """seen.jsonl, kept open between appends (opened again when the path names another file, or in a
         forked child)."""
         try:
-            st = os.stat(self._copy_path, follow_symlinks=False)
+            st = os.stat(self._copy_name, follow_symlinks=False)
             key: tuple[int, int, int] | None = (os.getpid(), st.st_dev, st.st_ino)
         except FileNotFoundError:
             key = None

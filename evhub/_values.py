@@ -170,6 +170,8 @@ def write_time(last_ts: str, real: str | None = None) -> str:
     time past future_limit is ClockAhead."""
     real = real or format_ts(datetime.now(UTC))
     clock = _fixed_now() or real
+    if clock == real and last_ts <= real:
+        return real  # the clock itself: within the bound (the usual write)
     ts = max(clock, last_ts)
     limit = future_limit(real)
     if limit is None or ts <= limit:
