@@ -343,6 +343,20 @@ def test_a_hub_that_merged_a_clones_log_writes_only_once_it_is_a_clone(tmp_path:
         assert clone.merge_log(ours.log_bytes()).added == 1
 
 
+def test_a_hub_that_another_handle_made_a_clone_numbers_its_next_write_as_that_clone(tmp_path: Path) -> None:
+    # A long-lived Hub (an MCP server) must see a first sync that another process made since its last write.
+    with fixed_now(at(0)):
+        ours, _ = Hub.init(tmp_path / "ours")
+        ours.hello("alice")
+        # A clone file another hub left here counts for nothing: numbered by position, not a clone yet.
+        _place.write_clone(ours.events_dir, _place.CloneOf(hub="another hub", clone=2))
+        assert ours.send("alice", "before") == 3
+        Hub(tmp_path / "ours").become_clone(7)  # replaces it
+        assert ours.send("alice", "after") % CLONES == 7
+        Hub(tmp_path / "ours").become_clone(4)  # a clone keeps its index
+        assert ours.send("alice", "later") % CLONES == 7
+
+
 def test_two_clones_that_merged_each_other_have_one_state() -> None:
     with clones(2) as (_, (a, b)):
         assert positionless(a.state()) == positionless(b.state())
