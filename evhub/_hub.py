@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -459,17 +459,18 @@ class Hub:
     # -- reading ------------------------------------------------------------------------------
 
     def _messages(self, state: State, after: int = 0, to: str | None = None,
-                  last: int | None = None) -> list[Message]:
+                  last: int | None = None, keep: Callable[[Message], bool] | None = None) -> list[Message]:
         """Messages from the read model (STATE must be published), or from STATE itself when it was
-        folded without one: after seq AFTER, to TO or all, or the LAST ones."""
+        folded without one: after seq AFTER, to TO or all, or the LAST ones; those KEEP keeps, when given."""
         if not self._cacheless:
-            return self.readmodel.messages(self.store, after, to, last)
-        found = [m for m in state.new_messages if m.seq > after and (to is None or m.to in ("all", to))]
+            return self.readmodel.messages(self.store, after, to, last, keep)
+        found = [m for m in state.new_messages if m.seq > after and (to is None or m.to in ("all", to))
+                 and (keep is None or keep(m))]
         return found if last is None else found[-last:]
 
     def _unread(self, state: State, sid: str) -> list[Message]:
         s = state.sessions[sid]
-        return [m for m in self._messages(state, s.read_upto, to=sid) if is_unread(m, s)]
+        return self._messages(state, s.read_upto, to=sid, keep=partial(is_unread, s=s))
 
     def unread(self, session: str) -> tuple[str, list[Message]]:
         """SESSION's current id and its unread messages, oldest first."""

@@ -8,7 +8,7 @@ It uses the rollback journal, not WAL, so SQLite 3.40's WAL-reset bug cannot bit
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -155,9 +155,10 @@ class ReadModel:
         return int(self._query("SELECT count(*) FROM messages WHERE seq <= ?", [upto])[0][0])
 
     def messages(self, store: Store, after: int = 0, to: str | None = None, last: int | None = None,
-                 ) -> list[Message]:
+                 keep: Callable[[Message], bool] | None = None) -> list[Message]:
         """Messages after seq AFTER, oldest first: those to TO or to all when TO is given, the LAST
-        ones when LAST is given; their texts read from STORE, the log this read model caches."""
+        ones when LAST is given, those KEEP keeps when given; their texts read from STORE, the log this read
+        model caches (only the kept ones': a newcomer's inbox passes over thousands it will not show)."""
         query = 'SELECT seq, ts, sender, "to", coalesce(text, \'\'), clone, at FROM messages WHERE seq > ?'
         args: list[object] = [after]
         if to is not None:
@@ -167,7 +168,7 @@ class ReadModel:
         if last is not None:
             query += " LIMIT ?"
             args.append(last)
-        found = [Message(*row) for row in self._query(query, args)]
+        found = [m for m in (Message(*row) for row in self._query(query, args)) if keep is None or keep(m)]
         texts = log_texts(store, [(m.at, m.seq) for m in found if m.at])
         for m in found:
             if m.at:

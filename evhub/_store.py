@@ -1,5 +1,5 @@
-"""The log store: a small interface in seqs (head, read after a seq, append at an expected seq,
-wait for news, the store's lock) and its JSONL implementation, the hub's only source of truth.
+"""The log store: a small interface in seqs (head, read after a seq, the events at given seqs, append at
+an expected seq, wait for news, the store's lock) and its JSONL implementation, the hub's only source of truth.
 
 Which lines count is _integrity's rule; how a JSONL file is scanned, cut and mended stays in
 JsonlStore.  Outside the store modules no code knows which store it has.
@@ -13,7 +13,7 @@ import re
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import cached_property
 from pathlib import Path
@@ -363,49 +363,19 @@ class JsonlStore(Store):
         self.torn_tail = torn + self.torn_tail
 
     def events_at(self, seqs: Sequence[int]) -> dict[int, ev.AnyEvent]:
-        """Each found by bisecting the file on the seqs its lines begin with, without reading it all."""
+        """Read on from each to the next when it is near, found by bisecting the file on the seqs its lines
+        begin with when it is far: a few lines are a few reads, thousands one pass over the stretch of log
+        that holds them."""
         found: dict[int, ev.AnyEvent] = {}
-        size, start = self.size(), 0
+        end = self.size()
+        finder = _SeqFinder(self._read_range, end, _seq_of)
         for seq in sorted(set(seqs)):
-            line = self._line_of(seq, start, size) or self._line_of(seq, 0, size, bisect=False)
+            # A line whose seq cannot be told without decoding it (damage, a hand-made line) may hide one:
+            # then the whole log is read, decoding each line.
+            line = finder.find(seq) or _SeqFinder(self._read_range, end, _decoded_seq, bisect=False).find(seq)
             if line is not None:
                 found[seq] = ev.decode(line.raw)
-                start = line.offset
         return found
-
-    def _line_of(self, seq: int, start: int, end: int, bisect: bool = True) -> LogLine | None:
-        """The line of event SEQ between byte START (a line's start) and END, or None. A line whose seq
-        cannot be told (damage, a hand-made line) ends the bisection, and the rest is read in turn."""
-        lo, hi = start, end
-        while bisect and hi - lo > 4 * PROBE:
-            mid = (lo + hi) // 2
-            probe = self._read_range(mid, min(hi, mid + PROBE))
-            begin = probe.find(b"\n") + 1
-            stop = probe.find(b"\n", begin)
-            at = _seq_of(probe[begin:stop]) if begin and stop > 0 else None
-            if at is None:
-                break
-            if at <= seq:
-                lo = mid + begin
-            else:
-                hi = mid
-        offset, size = lo, PROBE
-        while offset < end:
-            data = self._read_range(offset, min(end, offset + size))
-            cut = data.rfind(b"\n") + 1
-            if not cut:
-                if offset + len(data) >= end:
-                    return None  # a torn tail
-                size *= 2  # a line longer than the read
-                continue
-            for line in lines_of(offset, data[:cut]):
-                at = _seq_of(line.raw) if bisect else _decoded_seq(line.raw)
-                if at == seq:
-                    return line
-                if at is not None and at > seq:
-                    return None
-            offset, size = offset + cut, min(2 * size, CHUNK)
-        return None
 
     def _corrupt(self, damage: Damage) -> CorruptLog:
         number = damage.number if damage.number is not None else self._line_number(damage.offset)
@@ -767,6 +737,71 @@ def parse_log(data: bytes, name: str) -> tuple[list[bytes], list[ev.AnyEvent]]:
     if not events or not isinstance(events[0], ev.HubCreated):
         raise CorruptLog(f"{name}: a log starts with a hub_created event")
     return whole_lines(data), events
+
+
+class _SeqFinder:
+    """Finds the lines of a JSONL log (READ(start, end) gives its bytes, END long) by their seqs, asked in
+    increasing order: it reads on from the last line it found while the next seq is NEAR, else bisects the
+    rest of the file (unless not BISECT). SEQ_OF tells a line's seq (None when it cannot)."""
+
+    NEAR = 512  # lines: reading on through them costs less than the 20 or so reads of a bisection
+
+    def __init__(self, read: Callable[[int, int], bytes], end: int, seq_of: Callable[[bytes], int | None],
+                 bisect: bool = True) -> None:
+        self.read, self.end, self.seq_of, self.bisect = read, end, seq_of, bisect
+        self.offset, self.seq = 0, 0  # the start of the next line to look at, and the seq of the line before it
+        self.block: list[LogLine] = []  # the whole lines read last; block[i] starts at self.offset
+        self.i = 0
+        self.size = PROBE  # the next read's: reading on for long, reads grow to a block
+
+    def find(self, seq: int) -> LogLine | None:
+        if self.bisect and seq - self.seq > self.NEAR:
+            self._bisect(seq)
+        while True:
+            if self.i == len(self.block) and not self._read_on():
+                return None
+            line = self.block[self.i]
+            at = self.seq_of(line.raw)
+            if at is not None and at > seq:
+                return None
+            self.i += 1
+            self.offset = line.offset + len(line.raw)
+            if at is not None:
+                self.seq = at
+            if at == seq:
+                return line
+
+    def _read_on(self) -> bool:
+        """Read the whole lines after self.offset; False at the end of the log (or before a torn tail)."""
+        while self.offset < self.end:
+            data = self.read(self.offset, min(self.end, self.offset + self.size))
+            cut = data.rfind(b"\n") + 1
+            if not cut and self.offset + len(data) >= self.end:
+                return False
+            self.size = min(2 * self.size, CHUNK) if cut else 2 * self.size  # a line longer than the read
+            if cut:
+                self.block, self.i = list(lines_of(self.offset, data[:cut])), 0
+                return True
+        return False
+
+    def _bisect(self, seq: int) -> None:
+        """Move on to a line at or before SEQ's, halving the rest of the file a read at a time. A line whose
+        seq cannot be told ends it: the rest is read in turn."""
+        lo, hi = self.offset, self.end
+        while hi - lo > 4 * PROBE:
+            mid = (lo + hi) // 2
+            probe = self.read(mid, min(hi, mid + PROBE))
+            begin = probe.find(b"\n") + 1
+            stop = probe.find(b"\n", begin)
+            at = self.seq_of(probe[begin:stop]) if begin and stop > 0 else None
+            if at is None:
+                break
+            if at <= seq:
+                lo, self.seq = mid + begin, at - 1
+            else:
+                hi = mid
+        if lo != self.offset:
+            self.offset, self.block, self.i, self.size = lo, [], 0, PROBE
 
 
 def _seq_of(raw: bytes) -> int | None:

@@ -189,8 +189,10 @@ class StoreConformance:
         events = make_events(1, 3000)  # about 600 KB: a bisection's steps, not a block
         for start in range(0, 3000, 500):
             store.append(events[start:start + 500], start)
-        wanted = [1, 2, 777, 1500, 1501, 2999, 3000, 1500]
+        wanted = [1, 2, 777, 1500, 1501, 2999, 3000, 1500]  # far apart, and next to one another
         assert store.events_at(wanted) == {seq: events[seq - 1] for seq in wanted}
+        many = [*range(5, 3000, 7), *range(2000, 2100)]  # an inbox of hundreds: read on, not bisected each
+        assert store.events_at(many) == {seq: events[seq - 1] for seq in many}
         assert store.events_at([0, 3001, 10**9]) == {}, "seqs the log does not hold are left out"
         assert store.events_at([]) == {}
         assert self.make_store(tmp_path).events_at([2500]) == {2500: events[2499]}, "a new handle too"
