@@ -369,10 +369,14 @@ class JsonlStore(Store):
         found: dict[int, ev.AnyEvent] = {}
         end = self.size()
         finder = _SeqFinder(self._read_range, end, _seq_of)
+        scan: _SeqFinder | None = None
         for seq in sorted(set(seqs)):
-            # A line whose seq cannot be told without decoding it (damage, a hand-made line) may hide one:
-            # then the whole log is read, decoding each line.
-            line = finder.find(seq) or _SeqFinder(self._read_range, end, _decoded_seq, bisect=False).find(seq)
+            line = finder.find(seq)
+            if line is None:
+                # A line whose seq cannot be told without decoding it (damage, a hand-made line) may hide it:
+                # the log is read from its start, decoding each line (once for all the seqs not found).
+                scan = scan or _SeqFinder(self._read_range, end, _decoded_seq, bisect=False)
+                line = scan.find(seq)
             if line is not None:
                 found[seq] = ev.decode(line.raw)
         return found
