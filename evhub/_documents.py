@@ -39,13 +39,13 @@ def sessions(st: State, now: str, include_all: bool = False) -> list[dict[str, A
 
 
 def claim_dict(st: State, c: Claim, now: str, alive: Container[str] | None = None) -> dict[str, Any]:
-    """Claim C as documents show it; ALIVE: the sessions alive at NOW, when known (see State.claim_holds)."""
+    """Claim C as documents show it; ALIVE: the sessions alive at NOW, when known (see State.holder_alive)."""
     return {
         "priority": c.priority,
         "session": c.session,
         "token": c.token,
         "since": c.since,
-        "alive": c.session in alive if alive is not None else st.is_alive(c.session, now),
+        "alive": st.holder_alive(c, now, alive),
         "stale": not st.claim_holds(c, now, alive),
         "refreshed": c.refreshed,
         "ttl_s": c.ttl_s,

@@ -208,10 +208,15 @@ class State(msgspec.Struct):
         earliest, latest = _window(now, self.alive_ttl_s)
         return _within(s.last_seen, earliest, latest)
 
+    def holder_alive(self, claim: Claim, now: str, alive: Container[str] | None = None) -> bool:
+        """Whether CLAIM's holder is alive at NOW. ALIVE: the sessions alive at NOW, when the caller asks of
+        many claims (see live_sessions)."""
+        return claim.session in alive if alive is not None else self.is_alive(claim.session, now)
+
     def claim_holds(self, claim: Claim, now: str, alive: Container[str] | None = None) -> bool:
-        """Whether CLAIM still excludes others: its holder lives and its ttl has not run out. ALIVE: the
-        sessions alive at NOW, when the caller asks of many claims (see live_sessions)."""
-        if not (claim.session in alive if alive is not None else self.is_alive(claim.session, now)):
+        """Whether CLAIM still excludes others: its holder lives and its ttl has not run out (ALIVE: see
+        holder_alive)."""
+        if not self.holder_alive(claim, now, alive):
             return False
         return claim.ttl_s is None or _within(claim.refreshed, _window(now, claim.ttl_s)[0], None)
 
@@ -219,8 +224,7 @@ class State(msgspec.Struct):
         """Why CLAIM no longer excludes others; empty while it does."""
         if self.claim_holds(claim, now, alive):
             return ""
-        holder_alive = claim.session in alive if alive is not None else self.is_alive(claim.session, now)
-        return "ttl expired" if holder_alive else "holder not alive"
+        return "ttl expired" if self.holder_alive(claim, now, alive) else "holder not alive"
 
     def live_sessions(self, now: str) -> list[str]:
         earliest, latest = _window(now, self.alive_ttl_s)
