@@ -9,6 +9,7 @@ the whole log.  The Hub, `evhub watch` and `evhub verify` all load through here.
 from __future__ import annotations
 
 from . import _events as ev
+from ._changed import Changed
 from ._errors import CorruptLog, LogRewound, StorageError
 from ._order import fold_in_order, fold_log
 from ._progress import Progress
@@ -75,6 +76,7 @@ class StateCache:
         self._state: State | None = None  # the state folded last, kept for the next call
         self._kept: Checkpoint | None = None  # where in the log that state stands
         self._base = 0  # the read model's seq that the kept state's new messages follow
+        self.changed = Changed()  # what the events folded into the kept state changed, since it was loaded
 
     def catch_up(self) -> State:
         """The state at the head of the log.
@@ -95,6 +97,7 @@ class StateCache:
             try:
                 for events in self.store.read_blocks(state.seq):
                     fold(events, state)
+                    self.changed.add(events)
             except OutOfOrder:
                 # A merge brought events that sort before some this state holds: fold the log again, in order.
                 state = self.rebuild("folding the merged log in order")
@@ -131,14 +134,20 @@ class StateCache:
         if loaded is not None:
             state, checkpoint = loaded
             self._base = checkpoint.seq
+            self.changed.restart(checkpoint)
             return state
         self._base = 0
+        self.changed.restart(None)
         return State()
 
     def remember(self, state: State) -> None:
         """Keep STATE for the next call, with where it stands in the log."""
         self._kept = self.store.checkpoint()
         self._state = state
+
+    def kept_state(self) -> State | None:
+        """The state kept for the next call."""
+        return self._state
 
     def kept_at(self) -> Checkpoint | None:
         """Where in the log the state kept for the next call stands."""
@@ -163,6 +172,7 @@ class StateCache:
         """Fold the whole log into a new read model a block at a time, so memory stays flat however
         many messages the log holds, with a progress bar LABEL on a terminal."""
         self._state = None
+        self.changed.restart(None)
         state = State()
         try:
             self.readmodel.discard()

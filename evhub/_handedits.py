@@ -23,6 +23,7 @@ import msgspec
 from . import _decide as cmd
 from ._errors import EvhubError, StorageError
 from ._state import State, Step
+from ._store import Checkpoint
 from ._values import seconds_between
 
 if TYPE_CHECKING:
@@ -57,6 +58,26 @@ def written(st: os.stat_result, content_digest: str) -> Written:
 Files = dict[str, Written]  # a views folder's files, by path relative to it
 
 
+class Base(msgspec.Struct, array_like=True, frozen=True):
+    """The state a views folder shows (where it stands in the log) and the time it was rendered at: a
+    render of a later state redraws only what changed since (see _changed)."""
+
+    seq: int
+    offset: int
+    line_len: int
+    line_crc: int
+    at: str
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.seq, self.offset, self.line_len, self.line_crc)
+
+
+class _Saved(msgspec.Struct):
+    folders: dict[str, Files]
+    bases: dict[str, Base] = {}
+
+
 class Record:
     """What evhub last wrote into each views folder, by the folder's absolute path. Read afresh under
     the hub lock by every command (other processes render too); a folder it does not know yet (a new
@@ -65,23 +86,27 @@ class Record:
     def __init__(self, events_dir: Path) -> None:
         self.path = events_dir / RECORD
         self.folders: dict[str, Files] = {}
+        self.bases: dict[str, Base] = {}  # by folder, as folders
         self._saved = b""
 
     def load(self) -> None:
         try:
             self._saved = self.path.read_bytes()
-            self.folders = msgspec.json.decode(self._saved, type=dict[str, Files])
-        except FileNotFoundError:
-            self._saved, self.folders = b"", {}
+            try:
+                saved = msgspec.json.decode(self._saved, type=_Saved)
+            except msgspec.ValidationError:
+                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))  # as evhub 0.x wrote it
+            self.folders, self.bases = saved.folders, saved.bases
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            self._saved, self.folders = b"", {}  # a cache of stats: without it, folders are taken as they stand
+            # A cache of stats: without it, folders are taken as they stand (and rendered whole).
+            self._saved, self.folders, self.bases = b"", {}, {}
 
     def files(self, folder: Path) -> Files | None:
         return self.folders.get(str(folder))
 
     def save(self) -> None:
         """Write the record when it changed, whole (a temp file renamed over it)."""
-        raw = msgspec.json.encode(self.folders)
+        raw = msgspec.json.encode(_Saved(self.folders, self.bases))
         if raw == self._saved:
             return
         tmp = self.path.with_name(f".{RECORD}.{os.getpid()}.tmp")
@@ -111,10 +136,11 @@ class Edit(NamedTuple):
 
 
 def find_edits(folder: Path, files: Files, view_dirs: Iterable[str], unchanged: set[str] | None = None,
-               ) -> list[Edit]:
+               leftovers: list[str] | None = None) -> list[Edit]:
     """The files of FOLDER that changed since evhub wrote them (FILES), and the new files in its
     VIEW_DIRS (the folders whose every file is evhub's). A file only touched (same content) gets its
-    new stat in FILES and is no edit. UNCHANGED, when given, is told each file found as evhub wrote it."""
+    new stat in FILES and is no edit. UNCHANGED, when given, is told each file found as evhub wrote it;
+    LEFTOVERS, each killed writer's temp file found in VIEW_DIRS (no edit: the render removes it)."""
     edits = []
     base = os.fspath(folder)  # paths stay strings: a hub of thousands of sessions has tens of thousands of views
     for rel, before in sorted(files.items()):
@@ -136,7 +162,7 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str], unchanged: 
             files[rel] = written(st, before.digest)
         else:
             edits.append(Edit(folder, rel, content, before, st))
-    for rel, path in _view_folder_files(folder, view_dirs):
+    for rel, path in _view_folder_files(folder, view_dirs, leftovers):
         if rel not in files:
             try:
                 st = os.lstat(path)
@@ -150,15 +176,24 @@ def find_edits(folder: Path, files: Files, view_dirs: Iterable[str], unchanged: 
     return edits
 
 
-def _view_folder_files(folder: Path, view_dirs: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """The regular files in FOLDER's VIEW_DIRS, but a killed writer's temp files (never a link)."""
+def _view_folder_files(folder: Path, view_dirs: Iterable[str], leftovers: list[str] | None = None,
+                       ) -> Iterator[tuple[str, str]]:
+    """The regular files in FOLDER's VIEW_DIRS, but a killed writer's temp files (never a link), which
+    go to LEFTOVERS when given."""
     for name in view_dirs:
         try:
             if not stat.S_ISDIR(os.lstat(folder / name).st_mode):
                 continue  # a planted link is never followed (the render removes it)
             with os.scandir(folder / name) as entries:
-                found = [(f"{name}/{e.name}", e.path) for e in entries if e.is_file(follow_symlinks=False)
-                         and not (e.name.startswith(".") and e.name.endswith(".tmp"))]
+                found = []
+                for e in entries:
+                    if not e.is_file(follow_symlinks=False):
+                        continue
+                    if e.name.startswith(".") and e.name.endswith(".tmp"):
+                        if leftovers is not None:
+                            leftovers.append(e.path)
+                    else:
+                        found.append((f"{name}/{e.name}", e.path))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as e:

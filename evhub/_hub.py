@@ -40,7 +40,7 @@ from ._errors import (
     LogRewound,
     StorageError,
 )
-from ._handedits import COPIES, Edit, Record, commands_for, find_edits
+from ._handedits import COPIES, Base, Edit, Record, commands_for, find_edits
 from ._lock import HubLock
 from ._pgstore import StoreSettings
 from ._readmodel import ReadModel
@@ -138,6 +138,7 @@ class Hub:
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
         self._unchanged: dict[str, set[str]] | None = None  # per folder, the views the last look found unedited
+        self._whole = False  # the next render draws every view (the last look found files it must draw over)
         self._published_at = -math.inf
         self._published_cp: Checkpoint | None = None  # where the state this Hub last published stands
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
@@ -242,16 +243,33 @@ class Hub:
         return _place.views_dirs(self.root)
 
     def render(self, state: State, at: str | None = None, out: Path | None = None) -> int:
-        """Render every view of STATE (as seen at AT) into OUT, or into every folder of views_dirs()."""
-        from ._render import View, render, write_replay, write_views
+        """Render every view of STATE (as seen at AT) into OUT, or into every folder of views_dirs(). The kept
+        state (AT None) is drawn again only where its events changed it since a folder's last render."""
+        from ._render import View, redraw, render, write_replay, write_views
 
-        views = render(state, at or read_time(state.last_ts))
+        moment = at or read_time(state.last_ts)
         if out is not None:
-            return write_replay(out, views)
+            return write_replay(out, render(state, moment))
         repo = _place.repository(self.root)
         tracked = repo is None or self.events_dir != repo.hub_dir or repo.tracks_views()
-        if not tracked:
-            views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
+        changed = self._cache.changed
+        kept = self._cache.kept_at() if at is None and state is self._cache.kept_state() else None
+        drawn: dict[Base | None, tuple[dict[str, View], list[str] | None]] = {}
+        whole, self._whole = self._whole, False
+
+        def views_since(base: Base | None) -> tuple[dict[str, View], list[str] | None]:
+            """The views to write over a folder that shows BASE, and the files to remove (None: all others)."""
+            if base not in drawn:
+                if base is None or kept is None or whole or changed.everything or changed.since != base.checkpoint:
+                    views, gone = render(state, moment), None
+                else:
+                    only, gone = redraw(state, changed, base.at, moment)
+                    views = render(state, moment, only)
+                if not tracked:
+                    views[".gitignore"] = View(IGNORE_VIEWS)  # git ignores the views, as it ignores any generated file
+                drawn[base] = views, gone
+            return drawn[base]
+
         written = 0
         # The views the look for hand edits found as evhub wrote them, when it ran just before under this lock.
         unchanged, self._unchanged = self._unchanged or {}, None
@@ -262,11 +280,14 @@ class Hub:
         try:
             for folder in folders:
                 seen = self._views.files(folder)
+                base = self._views.bases.pop(str(folder), None)
+                base = base if seen is not None else None  # a folder evhub never wrote is rendered whole
+                views, gone = views_since(base)
                 # A hand edit still there when the views are rendered (replay takes none): kept, and said.
                 stranger = None if seen is None else partial(self._keep_hand_edit, folder, stamp,
                                                               ("not understood", RENDERED_ONLY))
                 self._views.folders[str(folder)] = seen = {} if seen is None else seen
-                written += write_views(folder, views, seen, stranger, unchanged.get(str(folder), ()))
+                written += write_views(folder, views, seen, stranger, unchanged.get(str(folder), ()), gone)
                 ours = folder / ".gitignore"
                 try:
                     if tracked and ours.is_file() and not ours.is_symlink() and ours.read_bytes() == IGNORE_VIEWS:
@@ -274,8 +295,12 @@ class Hub:
                         written += 1
                 except OSError as e:
                     raise StorageError(f"cannot remove {ours}: {e.strerror}") from e
+                if kept is not None:
+                    self._views.bases[str(folder)] = Base(*kept, at=moment)
         finally:
             self._views.save()  # what was written, even when a later file failed
+        if kept is not None:
+            changed.restart(kept)
         return written
 
     def _label(self, folder: Path, rel: str) -> str:
@@ -301,12 +326,17 @@ class Hub:
         from ._render import VIEW_DIRS
 
         self._views.load()
-        edits = []
+        edits: list[Edit] = []
+        leftovers: list[str] = []
         self._unchanged = {}
         for folder in self.views_dirs():
             seen = self._views.files(folder)
             if seen is not None:
-                edits += find_edits(folder, seen, VIEW_DIRS, self._unchanged.setdefault(str(folder), set()))
+                edits += find_edits(folder, seen, VIEW_DIRS, self._unchanged.setdefault(str(folder), set()), leftovers)
+        if edits or leftovers:
+            # Whatever of the edits is not taken is rendered over, and a killed writer's temp file removed, by a
+            # whole render: wherever they are.
+            self._whole = True
         # A view removed by hand is rendered again. The files that register sessions go first: another
         # file may name one.
         return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith(REGISTERING))
@@ -390,6 +420,7 @@ class Hub:
                     if taken:
                         self.store.append(taken, head)
                         state.appended(taken)
+                        self._cache.changed.add(taken)
                     self._taken(edits, untaken)
                     edits = []
                 head = state.seq
@@ -400,6 +431,7 @@ class Hub:
                 if events:
                     self.store.append(events, head)
                     state.appended(events)
+                    self._cache.changed.add(events)
             except ExpectedPositionError:
                 # Another machine appended first (a shared store): decide again on what it wrote.
                 self._cache.forget()

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from ._changed import Changed
 from ._documents import claim_dict, lines, milestone_dict, one_line
 from ._errors import BadInput, StorageError
 from ._handedits import Files, digest, written
@@ -37,8 +38,18 @@ class View(NamedTuple):
     executable: bool = False
 
 
-def render(state: State, now: str) -> dict[str, View]:
-    """Every view file, by path relative to SESSIONS/ (posix separators)."""
+class Only(NamedTuple):
+    """The entities whose own view files a render draws (see redraw); the summaries and the fixed files are
+    always drawn."""
+
+    sessions: set[str]
+    claims: set[str]
+    milestones: set[str]
+
+
+def render(state: State, now: str, only: Only | None = None) -> dict[str, View]:
+    """Every view file, by path relative to SESSIONS/ (posix separators); with ONLY, every file but the views
+    of the sessions, claims and milestones it does not name."""
     alive = set(state.live_sessions(now))  # asked of every session and claim: found once
     views: dict[str, View] = {
         **{name: View(text.encode()) for name, text in DOCS.items()},
@@ -50,15 +61,20 @@ def render(state: State, now: str) -> dict[str, View]:
     for other in state.sessions.values():
         for old in other.aka:
             now_known_as.setdefault(old, []).append(other.id)
-    for sid in sorted(state.sessions):
-        s = state.sessions[sid]
+    sessions, claims, milestones = (state.sessions, state.claims, state.milestones) if only is None else only
+    for sid in sorted(sessions):
+        s = state.sessions.get(sid)
+        if s is None:
+            continue
         views[f"DISCOVERY/{sid}-HELLO.md"] = _text(_hello(s, now_known_as.get(sid, [])))
         if sid in alive:
             views[f"HEARTBEATS/{sid}.json"] = _json({"id": sid, "time": s.last_seen, "status": s.status})
-    for priority in sorted(state.claims):
-        views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, state.claims[priority], now, alive))
-    for mid in sorted(state.milestones):
-        views[f"MILESTONES/{mid}.json"] = _json(milestone_dict(state.milestones[mid]))
+    for priority in sorted(claims):
+        if (c := state.claims.get(priority)) is not None:
+            views[f"PRIORITIES/{priority}.lock"] = _json(claim_dict(state, c, now, alive))
+    for mid in sorted(milestones):
+        if (m := state.milestones.get(mid)) is not None:
+            views[f"MILESTONES/{mid}.json"] = _json(milestone_dict(m))
     # Proposals are kept in log order, so the last one seen for a proposer is its latest; each is filed
     # under its proposer's id now (known_as; empty only in a state folded before it was kept).
     latest = {p.known_as or p.session: p for p in state.proposals}
@@ -67,6 +83,28 @@ def render(state: State, now: str) -> dict[str, View]:
     for name, shim in _SHIMS.items():
         views[name] = View(shim.encode(), executable=True)
     return views
+
+
+WHOLE = ("HANDSHAKES",)  # the view folders a render with ONLY draws whole all the same (a few proposals)
+
+
+def redraw(state: State, changed: Changed, then: str, now: str) -> tuple[Only, list[str]]:
+    """What a render at NOW must draw again when the views show STATE before CHANGED, rendered at THEN:
+    the entities CHANGED names, the sessions whose liveness differs between THEN and NOW, the claims of
+    any of those sessions, and the claims whose ttl ran out (or came back) in between. Also the files of
+    those entities that no view holds now (a released claim, a session no longer alive), to remove.
+    CHANGED must not say `everything`."""
+    alive_then, alive_now = set(state.live_sessions(then)), set(state.live_sessions(now))
+    sessions = changed.sessions | (alive_then ^ alive_now)
+    claims = set(changed.claims)
+    for p, c in state.claims.items():
+        if c.session in sessions or (c.ttl_s is not None and state.claim_holds(c, then, alive_then)
+                                     != state.claim_holds(c, now, alive_now)):
+            claims.add(p)
+    gone = [f"HEARTBEATS/{sid}.json" for sid in sorted(sessions) if sid not in alive_now]
+    gone += [f"PRIORITIES/{p}.lock" for p in sorted(claims) if p not in state.claims]
+    gone += [f"MILESTONES/{m}.json" for m in sorted(changed.milestones) if m not in state.milestones]
+    return Only(sessions, claims, set(changed.milestones)), gone
 
 
 def _text(lines: list[str]) -> View:
@@ -333,13 +371,16 @@ _SHIMS: dict[str, str] = {
 
 
 def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None = None,
-                stranger: Callable[[str, bytes], None] | None = None, unchanged: Container[str] = ()) -> int:
+                stranger: Callable[[str, bytes], None] | None = None, unchanged: Container[str] = (),
+                gone: list[str] | None = None) -> int:
     """Make SESSIONS/ hold exactly VIEWS; returns how many files were written or removed.
 
     SEEN is what evhub last wrote there (see _handedits), brought up to date as files are written: a file
     whose stat still matches its entry is not read again. STRANGER(rel, content) is told of each file
     about to be overwritten or removed that holds what evhub did not write (a hand edit), before it is.
-    UNCHANGED: the files just found as SEEN says (under the same hub lock), not looked at again."""
+    UNCHANGED: the files just found as SEEN says (under the same hub lock), not looked at again.
+    GONE, for a render of some entities only (render's ONLY): the files to remove; every other file of
+    the view folders but those in WHOLE stands as it is."""
     seen = {} if seen is None else seen
     try:
         # `replay --out DIR` renders into a folder that need not exist yet.
@@ -366,10 +407,21 @@ def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None =
             changed += _write(path, rel, views[rel], seen, stranger, rel in unchanged)
         except OSError as e:
             raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
-    for folder in VIEW_DIRS:
-        changed += _remove_stale(sessions_dir, folder, views, seen, stranger)
-    for rel in [rel for rel in seen if rel not in views]:
-        del seen[rel]
+    if gone is None:
+        for folder in VIEW_DIRS:
+            changed += _remove_stale(sessions_dir, folder, views, seen, stranger)
+        for rel in [rel for rel in seen if rel not in views]:
+            del seen[rel]
+    else:
+        for folder in WHOLE:
+            changed += _remove_stale(sessions_dir, folder, views, seen, stranger)
+        for rel in gone:
+            try:
+                changed += _remove(f"{base}/{rel}", rel, seen, stranger)
+            except OSError as e:
+                raise StorageError(f"cannot remove {base}/{rel}: {e.strerror or e}") from e
+        for rel in [rel for rel in seen if rel.startswith(WHOLE) and rel not in views]:
+            del seen[rel]
     for temps_dir in (sessions_dir, sessions_dir / "scripts"):
         changed += _remove_leftover_temps(temps_dir)
     return changed
@@ -530,17 +582,28 @@ def _remove_stale(sessions_dir: Path, folder: str, views: dict[str, View], seen:
                 if f"{folder}/{e.name}" not in views and not e.is_dir(follow_symlinks=False)
             ]
         for p in sorted(stale):
-            rel = f"{folder}/{os.path.basename(p)}"
-            st = os.lstat(p)
-            known = seen.pop(rel, None)
-            if stranger is not None and stat.S_ISREG(st.st_mode) and not (known is not None and known.matches(st)):
-                with open(p, "rb") as f:
-                    stranger(rel, f.read())
-            os.unlink(p)
-            removed += 1
+            removed += _remove(p, f"{folder}/{os.path.basename(p)}", seen, stranger)
     except OSError as e:
         raise StorageError(f"cannot remove stale views in {d}: {e.strerror or e}") from e
     return removed
+
+
+def _remove(path: str, rel: str, seen: Files, stranger: Callable[[str, bytes], None] | None) -> int:
+    """Remove the view PATH (never following a link), telling STRANGER first when it holds a hand edit;
+    how many files were removed."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        seen.pop(rel, None)
+        return 0
+    if stat.S_ISDIR(st.st_mode):
+        return 0  # not a view, and never recursed into (as a full render leaves it)
+    known = seen.pop(rel, None)
+    if stranger is not None and stat.S_ISREG(st.st_mode) and not (known is not None and known.matches(st)):
+        with open(path, "rb") as f:
+            stranger(rel, f.read())
+    os.unlink(path)
+    return 1
 
 
 _README = """\
