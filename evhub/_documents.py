@@ -154,6 +154,8 @@ def one_line(text: str) -> str:
     line breaks shown as ⏎, every other control, bidi, zero-width or separator character as an escape
     such as \\x1b or \\u202e, so it can neither start a line nor drive a terminal nor reorder or hide
     what is shown.  Ordinary printable text is left as it is.  THE rule for every place that shows text."""
+    if text.isprintable():
+        return text  # no line break, control or invisible character: most text, and views show thousands
     return NEWLINE_MARK.join(lines(text))
 
 

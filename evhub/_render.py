@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -25,6 +26,8 @@ from ._state import MESSAGES_KEPT, Claim, Milestone, Session, State
 from ._values import format_duration, parse_ts
 
 MESSAGES_SHOWN = MESSAGES_KEPT  # the state keeps just as many
+SECTION_SHOWN = 100  # the sessions, claims or milestones CURRENT_STATE.md lists in each of its sections
+T = TypeVar("T")
 # The folders whose files belong to evhub alone (a file in them that is no view is stale and removed),
 # with how the name of each view in them ends.
 VIEW_DIRS = {"HEARTBEATS": ".json", "PRIORITIES": ".lock", "MILESTONES": ".json", "DISCOVERY": "-HELLO.md",
@@ -123,11 +126,20 @@ def _ttl(claim: Claim) -> str:
 def _ages(last: str) -> Callable[[str], str]:
     """A time TS with its age as of LAST (the log's last event) beside it: 2026-11-25T09:30:00.000000Z (3m ago).
     LAST is read once for the thousands of times a view of a large hub shows."""
-    end = parse_ts(last) if last else None
+    end = parse_ts(last).replace(tzinfo=None) if last else None
+    naive = datetime.fromisoformat
 
     def ago(ts: str) -> str:
         assert end is not None  # a hub with no event shows no time
-        return f"{ts} ({format_duration((end - parse_ts(ts)).total_seconds())} ago)"
+        # evhub's own spelling (UTC, a Z) read without building a time zone: a view of a large hub shows
+        # thousands of times; any other spelling is read by the rule for all.
+        try:
+            when = naive(ts[:-1]) if len(ts) == 27 and ts[-1] == "Z" else None
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is not None:
+            when = parse_ts(ts).replace(tzinfo=None)
+        return f"{ts} ({format_duration((end - when).total_seconds())} ago)"
     return ago
 
 
@@ -176,7 +188,7 @@ def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
     out += ["", f"## Live sessions ({len(live)})", ""]
     if not live:
         out.append("- none: nobody is alive right now (`evhub hello` registers you)")
-    for sid in live:
+    for sid in _first(live, out):
         s = state.sessions[sid]
         role = f" ({one_line(s.role)})" if s.role.strip() else ""
         status = f"status: {one_line(s.status)}; " if s.status.strip() else ""
@@ -189,7 +201,7 @@ def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
     others = sorted(sid for sid in state.sessions if sid not in alive)
     if others:
         out += ["", f"## Other known sessions ({len(others)})", ""]
-        for sid in others:
+        for sid in _first(others, out):
             s = state.sessions[sid]
             gone = "left" if s.left else "silent"
             out.append(f"- {sid}: {gone}, last seen {ago(s.last_seen)}")
@@ -197,7 +209,7 @@ def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
     out += ["", f"## Claims ({len(state.claims)})", ""]
     if not state.claims:
         out.append("- none (`evhub claim PRIORITY` claims work)")
-    for p in sorted(state.claims):
+    for p in _first(sorted(state.claims), out):
         c = state.claims[p]
         took = f", took over from {c.took_over_from}" if c.took_over_from else ""
         reason = state.stale_reason(c, now, alive)
@@ -210,7 +222,7 @@ def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
     out += ["", f"## Active milestones ({len(active)})", ""]
     if not active:
         out.append("- none (`evhub milestone create TITLE --step ...` makes one)")
-    for m in active:
+    for m in _first(active, out):
         owner = m.owner or "unclaimed"
         out.append(
             f"- `{m.id}` {one_line(m.title)}: {m.done_count}/{len(m.steps)}, owner {owner}, "
@@ -226,6 +238,15 @@ def _current_state(state: State, now: str, alive: set[str]) -> list[str]:
 
     out += ["", f"Messages: {state.message_count} (see MESSAGES.md, or `evhub msg inbox` for yours)."]
     return out
+
+
+def _first(items: list[T], out: list[str]) -> Iterator[T]:
+    """The first SECTION_SHOWN of a section's ITEMS, its lines appended to OUT as they are yielded, then a
+    line saying how many more there are: a hub of thousands of sessions keeps a summary one can read
+    (`evhub status` and REGISTRY.json list them all)."""
+    yield from items[:SECTION_SHOWN]
+    if len(items) > SECTION_SHOWN:
+        out.append(f"- ... and {len(items) - SECTION_SHOWN} more, not shown here: `evhub status` lists every one")
 
 
 def _registry(state: State, alive: set[str]) -> dict[str, Any]:

@@ -190,6 +190,25 @@ def test_current_state_and_hello() -> None:
     assert hello.startswith("# Hello, I'm bob\nMy role: reviewer\nMy work: code review\nFirst seen: ")
 
 
+def test_a_crowded_hub_lists_the_first_hundred_of_each_section_and_says_how_many_more() -> None:
+    log = Log()
+    log.add(ev.HubCreated, 0, alive_ttl_s=300)
+    for n in range(1, 106):
+        log.add(ev.SessionRegistered, 1, session=f"agent-{n:03d}")
+        log.add(ev.PriorityClaimed, 2, session=f"agent-{n:03d}", priority=f"task-{n:03d}")
+    log.add(ev.SessionRegistered, 3, session="zed")
+    log.add(ev.SessionLeft, 4, session="zed")
+    md = render(log.state(), at(60))["CURRENT_STATE.md"].content.decode()
+    sessions = md.split("## Live sessions (105)\n\n")[1].split("\n\n")[0].splitlines()
+    assert [line for line in sessions if line.startswith("- **")] == [
+        f"- **agent-{n:03d}**: last seen 2026-11-25T12:00:02.000000Z (2s ago)" for n in range(1, 101)]
+    assert sessions[-1] == "- ... and 5 more, not shown here: `evhub status` lists every one"
+    claims = md.split("## Claims (105)\n\n")[1].split("\n\n")[0].splitlines()
+    assert claims[0].startswith("- `task-001`: agent-001, token 3, since") and len(claims) == 101
+    assert claims[-1] == "- ... and 5 more, not shown here: `evhub status` lists every one"
+    assert "## Other known sessions (1)\n\n- zed: left, last seen" in md  # a short section: all of it, no tail
+
+
 def test_active_milestones_show_the_step_in_progress_with_its_note_else_the_next() -> None:
     log = day()
     line = "- `dash` Dashboard: 1/3, owner alice, priority `deploy`, "
