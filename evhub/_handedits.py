@@ -99,7 +99,7 @@ class Record:
             try:
                 saved = msgspec.json.decode(self._saved, type=_Saved)
             except msgspec.ValidationError:
-                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))  # as evhub 0.x wrote it
+                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))  # as written before it kept the bases
             self.folders, self.bases = saved.folders, saved.bases
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             # A cache of stats: without it, folders are taken as they stand (and rendered whole).

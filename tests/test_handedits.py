@@ -224,3 +224,15 @@ def test_a_view_folder_planted_as_a_link_is_not_read_through(tmp_path: Path) -> 
         assert "hank" not in hub.state().sessions and hub.warnings == []
     assert not heartbeats.is_symlink() and (outside / "hank.json").read_text() == '{"id": "hank"}'
 
+
+
+def test_a_record_written_before_it_kept_each_folders_render_still_tells_an_edit(tmp_path: Path) -> None:
+    """A record from before it kept each folder's render (files by folder alone) is read: an edit made under it is taken."""
+    runner = hub_with(tmp_path, "alice", "bob")
+    record = runner.root / "SESSIONS" / "events" / "views.json"
+    record.write_text(json.dumps(json.loads(record.read_text())["folders"]))  # as evhub wrote it before
+    (runner.sessions_dir / "PRIORITIES" / "api.lock").write_text("bob\n")  # the seed's lock: the holder's id
+    claims = runner("claims", "--json", now=at(10))
+    assert {c["priority"]: c["session"] for c in js(claims)} == {"api": "bob"}
+    assert [e["origin"] for e in by_hand(runner)] == ["PRIORITIES/api.lock"]
+    assert json.loads((runner.sessions_dir / "PRIORITIES" / "api.lock").read_text())["token"] > 0
