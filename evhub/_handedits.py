@@ -98,8 +98,8 @@ class Record:
             self._saved = raw
             try:
                 saved = msgspec.json.decode(self._saved, type=_Saved)
-            except msgspec.ValidationError:
-                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))  # as written before it kept the bases
+            except msgspec.ValidationError:  # as written before it kept the bases
+                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))
             self.folders, self.bases = saved.folders, saved.bases
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             # A cache of stats: without it, folders are taken as they stand (and rendered whole).

@@ -227,7 +227,8 @@ def test_a_view_folder_planted_as_a_link_is_not_read_through(tmp_path: Path) -> 
 
 
 def test_a_record_written_before_it_kept_each_folders_render_still_tells_an_edit(tmp_path: Path) -> None:
-    """A record from before it kept each folder's render (files by folder alone) is read: an edit made under it is taken."""
+    """A record from before it kept each folder's render (files by folder alone) is read: an edit made under it
+    is taken."""
     runner = hub_with(tmp_path, "alice", "bob")
     record = runner.root / "SESSIONS" / "events" / "views.json"
     record.write_text(json.dumps(json.loads(record.read_text())["folders"]))  # as evhub wrote it before
