@@ -259,8 +259,10 @@ class Hub:
 
         def views_since(base: Base | None) -> tuple[dict[str, View], list[str] | None]:
             """The views to write over a folder that shows BASE, and the files to remove (None: all others)."""
+            if base is None or kept is None or whole or changed.everything or changed.since != base.checkpoint:
+                base = None  # drawn whole, once for every such folder
             if base not in drawn:
-                if base is None or kept is None or whole or changed.everything or changed.since != base.checkpoint:
+                if base is None:
                     views, gone = render(state, moment), None
                 else:
                     only, gone = redraw(state, changed, base.at, moment)
