@@ -17,6 +17,7 @@ import pytest
 from clock import T0, at, fixed_now
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_worktrees import with_worktrees
 
 from evhub import EvhubError, Hub, _render
 from evhub import _decide as d
@@ -188,3 +189,21 @@ def test_events_another_process_appended_without_rendering_are_drawn_by_the_next
         assert only_seen[-1] == _render.Only({"alice", "bob"}, {"web"}, set())
         assert json.loads((tmp_path / "SESSIONS" / "HEARTBEATS" / "bob.json").read_bytes())["status"] == "second"
         assert files(tmp_path / "SESSIONS") == _whole(tmp_path, at(20))
+
+
+def test_every_worktrees_folder_is_drawn_over_as_a_whole_render_would_draw_it(tmp_path: Path) -> None:
+    repo, beside, inside = with_worktrees(tmp_path)
+    steps = [(beside, 10, "hello", "alice", "alice"), (inside, 20, "hello", "bob", "bob"),
+             (repo.top, 30, "claim", "alice", "api"),
+             (beside, 40, "heartbeat", "bob"), (inside, 400, "heartbeat", "bob"),  # alice is silent past the ttl
+             (repo.top, 410, "release", "alice", "api"), (beside, 420, "claim", "bob", "web")]
+    folders = [repo.top, beside, inside]
+    for cwd, seconds, command, session, *args in steps:
+        if seconds == 410:
+            folders.append(repo.add_worktree("../wt3"))  # a folder the hub never drew: drawn whole beside the others
+        repo.ok(command, *args, cwd=cwd, session=session, now=at(seconds))
+        whole = _whole(repo.top, at(seconds))
+        for folder in folders:
+            shown = files(folder / "SESSIONS")
+            shown.pop(".gitignore", None)  # a view only where git does not track the views
+            assert shown == whole, (command, seconds, folder)
