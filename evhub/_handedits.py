@@ -16,7 +16,7 @@ import stat
 from _blake2 import blake2b  # hashlib's own, without hashlib's import of OpenSSL (some ms on every command)
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from ._legacy import HeartbeatFile, LockFile, MessagesFile, MilestoneFile, StepFile
 
 RECORD = "views.json"  # in the hub's events folder
+# Likewise: the render each views folder shows. A release that changes how a view file reads renames it, so that
+# its first render is whole (the files a render leaves alone would keep the older form).
+BASES = "views-base.json"
+T = TypeVar("T")
 COPIES = "hand-edits"  # likewise: hand-edits/<time>/<file>, what evhub could not take from a hand edit
 
 
@@ -74,52 +78,72 @@ class Base(msgspec.Struct, array_like=True, frozen=True):
         return Checkpoint(self.seq, self.offset, self.line_len, self.line_crc)
 
 
-class _Saved(msgspec.Struct):
-    folders: dict[str, Files]
-    bases: dict[str, Base] = {}
+class _Kept(Generic[T]):
+    """One JSON file of the record, of type KIND, written whole (a temp file renamed over it) and decoded
+    again only when its bytes changed since this process read or wrote it (a hub of thousands of sessions:
+    some ms to decode)."""
 
+    def __init__(self, path: Path, kind: type[T]) -> None:
+        self.path = path
+        self.kind = kind
+        self._raw = b""
+        self._value: T | None = None
 
-class Record:
-    """What evhub last wrote into each views folder, by the folder's absolute path. Read afresh under
-    the hub lock by every command (other processes render too); a folder it does not know yet (a new
-    worktree, a hub from before the record, a record lost) is taken as it stands, as before."""
-
-    def __init__(self, events_dir: Path) -> None:
-        self.path = events_dir / RECORD
-        self.folders: dict[str, Files] = {}
-        self.bases: dict[str, Base] = {}  # by folder, as folders
-        self._saved = b""
-
-    def load(self) -> None:
+    def load(self) -> T | None:
+        """What the file holds (the object last read or saved, when the file did not change since); None when
+        it is missing or unreadable (it is a cache)."""
         try:
             raw = self.path.read_bytes()
-            if raw == self._saved and raw:
-                return  # as this process last read or wrote it (a hub of thousands of sessions: some ms to decode)
-            self._saved = raw
-            try:
-                saved = msgspec.json.decode(self._saved, type=_Saved)
-            except msgspec.ValidationError:  # as written before it kept the bases
-                saved = _Saved(msgspec.json.decode(self._saved, type=dict[str, Files]))
-            self.folders, self.bases = saved.folders, saved.bases
+            if raw != self._raw or not raw:
+                self._raw, self._value = raw, msgspec.json.decode(raw, type=self.kind)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            # A cache of stats: without it, folders are taken as they stand (and rendered whole).
-            self._saved, self.folders, self.bases = b"", {}, {}
+            self._raw, self._value = b"", None
+        return self._value
 
-    def files(self, folder: Path) -> Files | None:
-        return self.folders.get(str(folder))
-
-    def save(self) -> None:
-        """Write the record when it changed, whole (a temp file renamed over it)."""
-        raw = msgspec.json.encode(_Saved(self.folders, self.bases))
-        if raw == self._saved:
+    def save(self, value: T) -> None:
+        raw = msgspec.json.encode(value)
+        if raw == self._raw:
             return
-        tmp = self.path.with_name(f".{RECORD}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             tmp.write_bytes(raw)
             os.replace(tmp, self.path)
         except OSError as e:
             raise StorageError(f"cannot write {self.path}: {e.strerror or e}") from e
-        self._saved = raw
+        self._raw, self._value = raw, value
+
+
+class Record:
+    """What evhub last wrote into each views folder, by the folder's absolute path. Read afresh under
+    the hub lock by every command (other processes render too); a folder it does not know yet (a new
+    worktree, a hub from before the record, a record lost) is taken as it stands, as before.
+
+    The render each folder shows (its Base) is kept in a file of its own, so that an evhub from before
+    it still reads the files' record (and still finds hand edits) in a hub a later one also uses."""
+
+    def __init__(self, events_dir: Path) -> None:
+        self._files = _Kept(events_dir / RECORD, dict[str, Files])
+        self._bases = _Kept(events_dir / BASES, dict[str, Base])
+        self.folders: dict[str, Files] = {}
+        self.bases: dict[str, Base] = {}  # by folder, as folders
+
+    @property
+    def path(self) -> Path:
+        return self._files.path
+
+    def load(self) -> None:
+        # What this process changed and has not saved yet stays, unless another process wrote the file since.
+        self.folders = self._files.load() or {}
+        self.bases = self._bases.load() or {}
+
+    def files(self, folder: Path) -> Files | None:
+        return self.folders.get(str(folder))
+
+    def save(self) -> None:
+        """Write what changed: the files first, so that a crash between the two leaves a base that no longer
+        matches them (a whole render), never files that a base says are older than they are."""
+        self._files.save(self.folders)
+        self._bases.save(self.bases)
 
 
 class Edit(NamedTuple):

@@ -138,7 +138,6 @@ class Hub:
         self._hub_lock = HubLock(self.events_dir / "lock")
         self._views = Record(self.events_dir)  # what evhub last wrote into each views folder
         self._unchanged: dict[str, set[str]] | None = None  # per folder, the views the last look found unedited
-        self._whole = False  # the next render draws every view (the last look found files it must draw over)
         self._published_at = -math.inf
         self._published_cp: Checkpoint | None = None  # where the state this Hub last published stands
         self._cacheless = False  # answering from a fold of the log alone (a read-only hub)
@@ -255,11 +254,10 @@ class Hub:
         changed = self._cache.changed
         kept = self._cache.kept_at() if at is None and state is self._cache.kept_state() else None
         drawn: dict[Base | None, tuple[dict[str, View], list[str] | None]] = {}
-        whole, self._whole = self._whole, False
 
         def views_since(base: Base | None) -> tuple[dict[str, View], list[str] | None]:
             """The views to write over a folder that shows BASE, and the files to remove (None: all others)."""
-            if base is None or kept is None or whole or changed.everything or changed.since != base.checkpoint:
+            if base is None or kept is None or changed.everything or changed.since != base.checkpoint:
                 base = None  # drawn whole, once for every such folder
             if base not in drawn:
                 if base is None:
@@ -329,16 +327,18 @@ class Hub:
 
         self._views.load()
         edits: list[Edit] = []
-        leftovers: list[str] = []
         self._unchanged = {}
         for folder in self.views_dirs():
             seen = self._views.files(folder)
             if seen is not None:
-                edits += find_edits(folder, seen, VIEW_DIRS, self._unchanged.setdefault(str(folder), set()), leftovers)
-        if edits or leftovers:
-            # Whatever of the edits is not taken is rendered over, and a killed writer's temp file removed, by a
-            # whole render: wherever they are.
-            self._whole = True
+                leftovers: list[str] = []
+                found = find_edits(folder, seen, VIEW_DIRS, self._unchanged.setdefault(str(folder), set()), leftovers)
+                if found or leftovers:
+                    # Whatever of the edits is not taken is rendered over, and a killed writer's temp file removed, by
+                    # a whole render of the folder: forgetting its base says so to this process and, once the record
+                    # is saved (the edits taken), to the next.
+                    self._views.bases.pop(str(folder), None)
+                edits += found
         # A view removed by hand is rendered again. The files that register sessions go first: another
         # file may name one.
         return sorted((e for e in edits if e.content is not None), key=lambda e: not e.rel.startswith(REGISTERING))

@@ -400,8 +400,8 @@ def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None =
     whose stat still matches its entry is not read again. STRANGER(rel, content) is told of each file
     about to be overwritten or removed that holds what evhub did not write (a hand edit), before it is.
     UNCHANGED: the files just found as SEEN says (under the same hub lock), not looked at again.
-    GONE, for a render of some entities only (render's ONLY): the files to remove; every other file of
-    the view folders but those in WHOLE stands as it is."""
+    GONE, for a render of some entities only (render's ONLY): the files to remove, those of them SEEN holds;
+    every other file of the view folders but those in WHOLE stands as it is."""
     seen = {} if seen is None else seen
     try:
         # `replay --out DIR` renders into a folder that need not exist yet.
@@ -437,6 +437,8 @@ def write_views(sessions_dir: Path, views: dict[str, View], seen: Files | None =
         for folder in WHOLE:
             changed += _remove_stale(sessions_dir, folder, views, seen, stranger)
         for rel in gone:
+            if rel not in seen:
+                continue  # not a file evhub wrote (an id no view was ever drawn for names no file of evhub's)
             try:
                 changed += _remove(f"{base}/{rel}", rel, seen, stranger)
             except OSError as e:

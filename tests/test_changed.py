@@ -21,6 +21,7 @@ from test_worktrees import with_worktrees
 
 from evhub import EvhubError, Hub, _render
 from evhub import _decide as d
+from evhub import _events as ev
 from evhub._changed import Changed
 from evhub._order import fold_log
 from evhub._render import WHOLE, View, redraw, render, write_views
@@ -207,3 +208,37 @@ def test_every_worktrees_folder_is_drawn_over_as_a_whole_render_would_draw_it(tm
             shown = files(folder / "SESSIONS")
             shown.pop(".gitignore", None)  # a view only where git does not track the views
             assert shown == whole, (command, seconds, folder)
+
+
+def test_a_hand_edit_kept_aside_by_a_command_that_then_failed_is_drawn_over_by_the_next_process(
+        tmp_path: Path) -> None:
+    with fixed_now(at(0)):
+        hub, _ = Hub.init(tmp_path)
+        for sid in ("alice", "bob", "carol"):
+            hub.hello(sid)
+        hub.claim("bob", "web")
+        hub.flush()
+    hello = tmp_path / "SESSIONS" / "DISCOVERY" / "bob-HELLO.md"
+    hello.write_text("# Hello, I'm bob\nMy role: edited by hand\n")  # not understood: kept aside, then drawn over
+    with fixed_now(at(10)), pytest.raises(EvhubError):
+        Hub(tmp_path).claim("alice", "web")  # refused (bob holds web) after the edit was recorded as seen
+    with fixed_now(at(20)):
+        Hub(tmp_path).heartbeat("carol")
+        assert files(tmp_path / "SESSIONS") == _whole(tmp_path, at(20))
+
+
+def test_an_id_no_view_was_drawn_for_removes_no_file_anywhere(tmp_path: Path) -> None:
+    """A hand-made log may name a session that never registered, by any string: a render removes only files
+    evhub wrote."""
+    with fixed_now(at(0)):
+        hub, _ = Hub.init(tmp_path)
+        hub.hello("alice")
+        hub.flush()
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious\n")
+    store = hub.open_store()
+    head = store.head()
+    store.append([ev.Heartbeat(seq=head + 1, id="E-by-hand", ts=at(5), session="../../victim")], head)
+    with fixed_now(at(10)):
+        Hub(tmp_path).heartbeat("alice")
+    assert victim.read_text() == "precious\n"

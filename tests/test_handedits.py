@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from clock import at
 from command import Runner, checked_log, init_hub, js, ok
 from test_worktrees import repo_with_hub
 
 from evhub import Hub
 from evhub._errors import ViewsDisagree
+from evhub._handedits import Files
 
 
 def hub_with(tmp_path: Path, *sessions: str) -> Runner:
@@ -226,14 +228,17 @@ def test_a_view_folder_planted_as_a_link_is_not_read_through(tmp_path: Path) -> 
 
 
 
-def test_a_record_written_before_it_kept_each_folders_render_still_tells_an_edit(tmp_path: Path) -> None:
-    """A record from before it kept each folder's render (files by folder alone) is read: an edit made under it
-    is taken."""
+def test_the_record_stays_what_an_earlier_evhub_reads_and_an_earlier_record_is_read(tmp_path: Path) -> None:
+    """views.json is what evhub wrote before it kept each folder's render (in views-base.json): an earlier evhub
+    that shares the hub still finds hand edits by it, and a hub an earlier evhub left (no bases) is read."""
     runner = hub_with(tmp_path, "alice", "bob")
-    record = runner.root / "SESSIONS" / "events" / "views.json"
-    record.write_text(json.dumps(json.loads(record.read_text())["folders"]))  # as evhub wrote it before
+    events = runner.root / "SESSIONS" / "events"
+    record = msgspec.json.decode((events / "views.json").read_bytes(), type=dict[str, Files])
+    assert "HEARTBEATS/alice.json" in record[str(runner.sessions_dir)]
+    (events / "views-base.json").unlink()  # as an earlier evhub leaves a hub
     (runner.sessions_dir / "PRIORITIES" / "api.lock").write_text("bob\n")  # the seed's lock: the holder's id
     claims = runner("claims", "--json", now=at(10))
     assert {c["priority"]: c["session"] for c in js(claims)} == {"api": "bob"}
     assert [e["origin"] for e in by_hand(runner)] == ["PRIORITIES/api.lock"]
     assert json.loads((runner.sessions_dir / "PRIORITIES" / "api.lock").read_text())["token"] > 0
+    assert (events / "views-base.json").is_file()
