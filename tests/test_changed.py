@@ -4,6 +4,7 @@ folder exactly as a whole render of the new state would."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import stat
@@ -27,7 +28,7 @@ from evhub._order import fold_log
 from evhub._render import WHOLE, View, redraw, render, write_views
 from evhub._state import fold
 from evhub._store import Checkpoint
-from evhub._values import format_ts, parse_ts
+from evhub._values import format_ts, parse_ts, read_time
 
 # Commands whose events Changed follows key by key (no registration, rename or departure).
 local_commands = st.one_of(
@@ -135,25 +136,47 @@ def _whole(root: Path, moment: str) -> dict[str, tuple[bytes, int]]:
     return files(out)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+# What happens to a hub between two looks at its folder: a command in a new process (as each CLI command is), one
+# by a long-lived Hub that leaves its views for later (as the MCP server's calls do), that Hub's flush, a read.
+uses = st.one_of(st.tuples(st.sampled_from(("process", "long-lived")), h.commands | local_commands),
+                 st.tuples(st.sampled_from(("flush", "read")), st.none()))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.tuples(h.gaps, h.commands | local_commands), min_size=1, max_size=12))
-def test_a_hub_used_by_one_process_after_another_shows_what_a_whole_render_shows(
-        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, d.Command]]) -> None:
+@given(steps=st.lists(st.tuples(h.gaps | st.sampled_from([-30, -3000]), uses), min_size=1, max_size=12))
+def test_a_hub_used_by_processes_and_a_long_lived_hub_shows_what_a_whole_render_shows(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, tuple[str, d.Command | None]]]) -> None:
     root = tmp_path_factory.mktemp("hub")
-    elapsed = 0
+    elapsed = 3600  # the clock may also go back (gaps of -30 s and -3000 s)
     with fixed_now(at(elapsed)):
         hub, _ = Hub.init(root)
         for sid in h.SESSIONS[:3]:
             hub.hello(sid)
-    for gap, command in steps:
+        hub.flush()
+        long_lived, left = Hub(root, publish_every=math.inf), False
+        long_lived.state()  # its first call draws; every later one leaves its views for a flush
+    for gap, (use, command) in steps:
         elapsed += gap
         with fixed_now(at(elapsed)):
             try:
-                Hub(root).execute(command)  # a new Hub each time, as each CLI command is its own process
+                if use == "process":
+                    Hub(root).execute(command)  # type: ignore[arg-type]
+                elif use == "long-lived":
+                    long_lived.execute(command)  # type: ignore[arg-type]
+                    left = True
+                    continue  # its views are left for later: nothing to compare yet
+                elif use == "flush":
+                    if not left:
+                        continue  # nothing left for later: a flush draws nothing
+                    long_lived.flush()
+                    left = False
+                else:
+                    Hub(root).state()
             except EvhubError:
                 continue
-            assert files(root / "SESSIONS") == _whole(root, at(elapsed))
+            moment = read_time(fold_log(Hub(root).open_store()).last_ts)
+            assert files(root / "SESSIONS") == _whole(root, moment)
 
 
 def test_a_claim_whose_ttl_ran_out_between_two_commands_is_drawn_stale_though_no_event_touched_it(
