@@ -276,6 +276,7 @@ class Hub:
         folders = self.views_dirs()
         self._views.load()
         self._views.folders = {f: files for f, files in self._views.folders.items() if Path(f) in folders}
+        self._views.bases = {f: base for f, base in self._views.bases.items() if Path(f) in folders}
         stamp = file_stamp()
         try:
             for folder in folders:

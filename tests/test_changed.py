@@ -231,6 +231,10 @@ def test_every_worktrees_folder_is_drawn_over_as_a_whole_render_would_draw_it(tm
             shown = files(folder / "SESSIONS")
             shown.pop(".gitignore", None)  # a view only where git does not track the views
             assert shown == whole, (command, seconds, folder)
+    repo.git("worktree", "remove", beside)
+    repo.ok("heartbeat", session="bob", now=at(430))
+    bases = json.loads((repo.hub_dir / "views-base.json").read_bytes())
+    assert sorted(bases) == sorted(str(folder / "SESSIONS") for folder in folders if folder != beside)
 
 
 def test_a_hand_edit_kept_aside_by_a_command_that_then_failed_is_drawn_over_by_the_next_process(
