@@ -127,10 +127,6 @@ class Record:
         self.folders: dict[str, Files] = {}
         self.bases: dict[str, Base] = {}  # by folder, as folders
 
-    @property
-    def path(self) -> Path:
-        return self._files.path
-
     def load(self) -> None:
         # What this process changed and has not saved yet stays, unless another process wrote the file since.
         self.folders = self._files.load() or {}

@@ -12,7 +12,6 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Container, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -126,20 +125,11 @@ def _ttl(claim: Claim) -> str:
 def _ages(last: str) -> Callable[[str], str]:
     """A time TS with its age as of LAST (the log's last event) beside it: 2026-11-25T09:30:00.000000Z (3m ago).
     LAST is read once for the thousands of times a view of a large hub shows."""
-    end = parse_ts(last).replace(tzinfo=None) if last else None
-    naive = datetime.fromisoformat
+    end = parse_ts(last) if last else None
 
     def ago(ts: str) -> str:
         assert end is not None  # a hub with no event shows no time
-        # evhub's own spelling (UTC, a Z) read without building a time zone: a view of a large hub shows
-        # thousands of times; any other spelling is read by the rule for all.
-        try:
-            when = naive(ts[:-1]) if len(ts) == 27 and ts[-1] == "Z" else None
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is not None:
-            when = parse_ts(ts).replace(tzinfo=None)
-        return f"{ts} ({format_duration((end - when).total_seconds())} ago)"
+        return f"{ts} ({format_duration((end - parse_ts(ts)).total_seconds())} ago)"
     return ago
 
 
