@@ -6,9 +6,10 @@ these documents, formatted.  The dict shapes are public; keys are snake_case.
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Any
 
 from . import _events as ev
@@ -18,12 +19,13 @@ from ._state import Claim, Message, Milestone, Session, State
 RECENT_MESSAGES = 5
 
 
-def session_dict(st: State, s: Session, now: str) -> dict[str, Any]:
+def session_dict(st: State, s: Session, now: str, alive: Container[str] | None = None) -> dict[str, Any]:
+    """Session S as documents show it; ALIVE: the sessions alive at NOW, when known (see State.live_sessions)."""
     return {
         "id": s.id,
         "role": s.role,
         "specialization": s.specialization,
-        "alive": st.is_alive(s.id, now),
+        "alive": s.id in alive if alive is not None else st.is_alive(s.id, now),
         "last_seen": s.last_seen,
         "status": s.status,
         "left": s.left,
@@ -34,8 +36,9 @@ def session_dict(st: State, s: Session, now: str) -> dict[str, Any]:
 
 def sessions(st: State, now: str, include_all: bool = False) -> list[dict[str, Any]]:
     """Live sessions (or every registered one), by id."""
-    rows = [session_dict(st, st.sessions[sid], now) for sid in sorted(st.sessions)]
-    return rows if include_all else [r for r in rows if r["alive"]]
+    alive = set(st.live_sessions(now))
+    ids = sorted(st.sessions) if include_all else sorted(alive)
+    return [session_dict(st, st.sessions[sid], now, alive) for sid in ids]
 
 
 def claim_dict(st: State, c: Claim, now: str, alive: Container[str] | None = None) -> dict[str, Any]:
@@ -92,20 +95,18 @@ def status(st: State, now: str, limit: int | None = None) -> dict[str, Any]:
     milestones holds only its first LIMIT entries (by id), `counts` giving how many there are: an
     agent's view of a hub of thousands, at the cost of a hub of a few."""
     alive = set(st.live_sessions(now))
-    live = sorted(alive)
-    active = sorted(mid for mid, m in st.milestones.items() if m.completed is None)
-    priorities = sorted(st.claims)
-    counts = {"sessions": len(live), "claims": len(priorities), "milestones": len(active)}
-    if limit is not None:
-        live, active, priorities = live[:limit], active[:limit], priorities[:limit]
+    active_ids = [mid for mid, m in st.milestones.items() if m.completed is None]
+    counts = {"sessions": len(alive), "claims": len(st.claims), "milestones": len(active_ids)}
+    live, active, priorities = _first(alive, limit), _first(active_ids, limit), _first(st.claims, limit)
     held: dict[str, list[str]] = {sid: [] for sid in live}
-    for c in st.claims.values():
-        if c.session in held:
-            held[c.session].append(c.priority)
+    if held:
+        for c in st.claims.values():
+            if c.session in held:
+                held[c.session].append(c.priority)
     return {
         "focus": None if st.focus is None else {"text": st.focus.text, "session": st.focus.session,
                                                   "ts": st.focus.ts},
-        "sessions": [{**session_dict(st, st.sessions[sid], now), "holds": sorted(held[sid])} for sid in live],
+        "sessions": [{**session_dict(st, st.sessions[sid], now, alive), "holds": sorted(held[sid])} for sid in live],
         "claims": [claim_dict(st, st.claims[p], now, alive) for p in priorities],
         "milestones": [milestone_dict(st.milestones[mid]) for mid in active],
         "counts": counts,
@@ -117,6 +118,11 @@ def status(st: State, now: str, limit: int | None = None) -> dict[str, Any]:
         "events": st.seq,
         "now": now,
     }
+
+
+def _first(ids: Iterable[str], limit: int | None) -> list[str]:
+    """IDS in order, only the first LIMIT of them when LIMIT is set (without sorting them all)."""
+    return sorted(ids) if limit is None else heapq.nsmallest(limit, ids)
 
 
 def recall(r: Recall) -> dict[str, Any]:

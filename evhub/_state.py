@@ -228,7 +228,16 @@ class State(msgspec.Struct):
 
     def live_sessions(self, now: str) -> list[str]:
         earliest, latest = _window(now, self.alive_ttl_s)
-        return [sid for sid, s in self.sessions.items() if not s.left and _within(s.last_seen, earliest, latest)]
+        # _within inlined for the times evhub writes (a status of thousands of sessions asks each): only a
+        # time of another shape pays for the call.
+        width = len(_LAST)
+        live = []
+        for sid, s in self.sessions.items():
+            t = s.last_seen
+            if not s.left and (earliest <= t <= latest if len(t) == width and t[-1] == "Z"
+                               else _within(t, earliest, latest)):
+                live.append(sid)
+        return live
 
     def claims_of(self, session_id: str) -> list[Claim]:
         """The claims SESSION_ID holds, stale or not, by priority."""
