@@ -165,10 +165,12 @@ class ReadModel:
             query += " AND \"to\" IN ('all', ?)"
             args.append(to)
         query += " ORDER BY seq DESC" if last is not None else " ORDER BY seq"
-        if last is not None:
+        if last is not None and keep is None:
             query += " LIMIT ?"
             args.append(last)
         found = [m for m in (Message(*row) for row in self._query(query, args)) if keep is None or keep(m)]
+        if last is not None:
+            found = found[:last]  # the last ones of those KEEP keeps, as a hub without a read model answers
         texts = log_texts(store, [(m.at, m.seq) for m in found if m.at])
         for m in found:
             if m.at:

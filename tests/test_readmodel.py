@@ -90,6 +90,9 @@ def test_the_messages_table_holds_every_message_and_answers_the_inbox_queries(tm
     assert [m.text for m in model.messages(log, after=everything[0].seq)] == ["psst", "thanks"]
     assert [m.text for m in model.messages(log, last=2)] == ["psst", "thanks"], "the last ones, oldest first"
     assert [m.text for m in model.messages(log, after=everything[0].seq, to="alice", last=5)] == ["thanks"]
+    # The last ones of those KEEP keeps (as a hub without a read model answers), not the kept ones of the last.
+    from_alice = [m.text for m in model.messages(log, last=1, keep=lambda m: m.sender == "alice")]
+    assert from_alice == ["psst"]
 
 
 def test_a_later_save_adds_to_the_messages_and_replaces_the_snapshot(tmp_path: Path) -> None:
