@@ -249,8 +249,8 @@ class PgStore(Store):
         table = sql.Identifier(schema, "events")
         self._q_head = sql.SQL("SELECT coalesce(max(seq), 0) FROM {}").format(table)
         self._prefetched: tuple[int, tuple[Any, ...]] | None = None  # (after, the page after it) from last_line
-        self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%s) ORDER BY seq").format(table)
-        self._q_at = sql.SQL("SELECT seq, line FROM {} WHERE seq = ANY(%s)").format(table)
+        self._q_ids = sql.SQL("SELECT seq, id FROM {} WHERE id = ANY(%b) ORDER BY seq").format(table)
+        self._q_at = sql.SQL("SELECT seq, line FROM {} WHERE seq = ANY(%b)").format(table)
         self._q_copy = sql.SQL("COPY {} (seq, id, line) FROM STDIN").format(table)
         # The columns of whatever is named <schema>.events (NULL: nothing is), so an application's own
         # table of that name is refused, not taken for a hub's. A query of the catalog, not to_regclass:
@@ -306,7 +306,7 @@ class PgStore(Store):
             END $$;
         """).format(schema=sql.Identifier(schema), table=table, key=sql.Literal(self._lock_key),
                     channel=sql.Literal(self.channel), moved=sql.SQL(MOVED))
-        self._q_append = sql.SQL("SELECT {}.append(%s, %s, %s, %s, %s)").format(sql.Identifier(schema))
+        self._q_append = sql.SQL("SELECT {}.append(%s, %b, %b, %b, %s)").format(sql.Identifier(schema))
         # A search: the rows after a seq that hold every term or a \u escape, with where each starts in
         # the export (summed on the server, so only those rows cross the network), then where it ends.
         self._q_search = sql.SQL("""
