@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from . import _events as ev
-from ._errors import EvhubError, StorageError
+from ._errors import CorruptLog, EvhubError, StorageError
 from ._state import Message, State
 from ._store import Checkpoint, Store
 
@@ -254,25 +254,42 @@ def with_log_texts(conn: sqlite3.Connection, store: Store) -> list[EvhubError]:
     """Let queries on CONN read the messages table with its texts, as `evhub sql` shows it. SQLite says
     only that a function failed: why is put in the list returned."""
     failed: list[EvhubError] = []
-    ahead: dict[tuple[int, int], str] = {}  # texts read with an earlier row's, by (seq of the event, number)
+    # SQLite asks a row at a time. A row missing from both windows reads the texts of the rows around it
+    # in one read of the log (on PostgreSQL, one round trip): a scan either way, or two scans at once (a
+    # join), reads hundreds a time, not one. The window used least recently gives way.
+    windows: list[dict[tuple[int, int], str]] = []  # texts by (seq of the event in the log, message number)
+    one_by_one = False  # a damaged line among a window's: read only the rows asked for, as SQLite asks
+
+    def window(number: int) -> dict[tuple[int, int], str]:
+        nonlocal one_by_one
+        places = conn.execute(
+            "SELECT at, seq FROM (SELECT at, seq FROM main.messages WHERE seq >= ? AND text IS NULL AND at > 0 "
+            "ORDER BY seq LIMIT ?) UNION ALL SELECT at, seq FROM (SELECT at, seq FROM main.messages "
+            "WHERE seq < ? AND text IS NULL AND at > 0 ORDER BY seq DESC LIMIT ?)",
+            (number, TEXTS_AHEAD // 2, number, TEXTS_AHEAD // 2)).fetchall()
+        try:
+            events = store.events_at([place for place, _ in places])
+        except CorruptLog:
+            one_by_one = True
+            return {}
+        return {(place, n): e.text for place, n in places
+                if isinstance(e := events.get(place), ev.MessagePosted) and e.number == n}
 
     def log_text(at: int, number: int) -> str:
         try:
-            if (at, number) not in ahead:
-                # SQLite asks a row at a time, mostly in the table's order: read the next rows' texts in the
-                # same read of the log (on PostgreSQL, the same round trip), not one a row.
-                places = conn.execute("SELECT at, seq FROM main.messages WHERE seq >= ? AND text IS NULL AND at > 0 "
-                                      "ORDER BY seq LIMIT ?", (number, TEXTS_AHEAD)).fetchall()
-                events = store.events_at([place for place, _ in places])
-                ahead.clear()
-                ahead.update(((place, n), e.text) for place, n in places
-                             if isinstance(e := events.get(place), ev.MessagePosted) and e.number == n)
-            if (at, number) not in ahead:
-                return log_texts(store, [(at, number)])[at]  # says why this row has no text
+            for i, texts in enumerate(windows):
+                if (at, number) in texts:
+                    windows.append(windows.pop(i))
+                    return texts[at, number]
+            if not one_by_one:
+                windows.append(window(number))
+                del windows[:-2]
+                if (at, number) in windows[-1]:
+                    return windows[-1][at, number]
+            return log_texts(store, [(at, number)])[at]  # reads this row alone, or says why it has no text
         except EvhubError as e:
             failed.append(e)
             raise
-        return ahead[at, number]
 
     conn.create_function("log_text", 2, log_text)
     conn.execute(_MESSAGES_VIEW)
