@@ -64,8 +64,8 @@ class _Seqs(list[int]):
 
 
 def _register_dumpers(conn: psycopg.Connection[Any]) -> None:
-    """Dumpers for the append's arrays: psycopg's own inspect every list for its element type and depth at
-    each call, a third of a command's client CPU; these know them."""
+    """Dumpers for the append's arrays, which know their element type: psycopg's own inspect each list's
+    elements and depth at every call (a command's parameters took 55 µs with them, 15 µs with these)."""
     import struct
 
     from psycopg.adapt import Dumper

@@ -233,7 +233,7 @@ class Writer:
         )
 
 
-TEXTS_AHEAD = 500  # texts `evhub sql` reads from the log at once
+TEXTS_AHEAD = 500  # texts `evhub sql` reads from the log at once: half each side of the row it was asked for
 
 
 def log_texts(store: Store, places: list[tuple[int, int]]) -> dict[int, str]:
