@@ -29,6 +29,7 @@ from ._edge import (
     said_claimed,
     said_done,
     said_error,
+    say,
     warn,
 )
 from ._errors import BadInput, EvhubError, StorageError, ViewsDisagree
@@ -602,7 +603,7 @@ def log(
     warn(h)
     if follow:
         try:
-            for line in h.follow(flt, offset):
+            for line in h.follow(flt, offset, tell=say):
                 out_stored(line.raw) if json else out(flt.describe(line))
                 sys.stdout.flush()
         except KeyboardInterrupt:

@@ -49,8 +49,13 @@ def out_json(doc: Any) -> None:
 def warn(hub: Hub) -> None:
     """Print the hub's warnings (once) on stderr."""
     for w in hub.warnings:
-        sys.stderr.write(f"warning: {CONTROL.sub('?', w)}\n")
+        say(w)
     hub.warnings.clear()
+
+
+def say(warning: str) -> None:
+    """Print one warning on stderr."""
+    sys.stderr.write(f"warning: {CONTROL.sub('?', warning)}\n")
 
 
 def hub() -> Hub:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -143,16 +143,18 @@ def matching_lines(store: Store, flt: LogFilter, limit: int | None, warnings: li
     return list(shown), damaged[0] if damaged else store.scanned_to
 
 
-def follow_lines(store: Store, flt: LogFilter, offset: int, warnings: list[str]) -> Iterator[LogLine]:
+def follow_lines(store: Store, flt: LogFilter, offset: int, tell: Callable[[str], None]) -> Iterator[LogLine]:
     """Matching lines appended after OFFSET, as they arrive, until interrupted.
 
-    A line that is not an event is waited on (with a warning) until a repair mends it. When the log is
+    A line that is not an event is waited on until a repair mends it, TELL being given a warning once
+    (a follower waits there for long: its user must hear why at once, not when it ends). When the log is
     rewritten under the follower (the last line it read is no longer where it was: a repair), it reads
     the log again from the start and goes on after the last event it read, each event shown once; an
     event it had read that is now an `event_lost` placeholder is shown again, as lost."""
     last = _line_before(store, offset)  # the last line read: where it stands tells a rewritten log
     seen = 0 if last is None else _seq(last)  # the last event read
     told: set[int] = set()  # the placeholders shown
+    damage: str | None = None  # the warning told of the line waited on
     while True:
         again = last is not None and not store.holds(last)
         if again:
@@ -163,10 +165,11 @@ def follow_lines(store: Store, flt: LogFilter, offset: int, warnings: list[str])
                 e = ev.decode(line.raw)
             except CorruptLog as err:
                 warning = f"the log is damaged at byte {line.offset} ({err}); waiting for `evhub repair`"
-                if warning not in warnings:
-                    warnings.append(warning)
+                if warning != damage:
+                    tell(warning)
+                    damage = warning
                 break
-            offset, last, news = line.offset + len(line.raw), line, True
+            offset, last, news, damage = line.offset + len(line.raw), line, True, None
             if e.seq <= seen and (not isinstance(e, ev.EventLost) or e.seq in told):
                 continue  # read before the log was rewritten
             seen = max(seen, e.seq)

@@ -701,11 +701,12 @@ class Hub:
         self.state()
         return matching_lines(self.open_store(), flt, limit, self.warnings)
 
-    def follow(self, flt: LogFilter, offset: int) -> Iterator[LogLine]:
-        """The lines FLT matches appended after OFFSET, as they arrive, until interrupted."""
+    def follow(self, flt: LogFilter, offset: int, tell: Callable[[str], None] | None = None) -> Iterator[LogLine]:
+        """The lines FLT matches appended after OFFSET, as they arrive, until interrupted; TELL is given each
+        warning as it arises (by default it joins `warnings`)."""
         from ._history import follow_lines
 
-        return follow_lines(self.open_store(), flt, offset, self.warnings)
+        return follow_lines(self.open_store(), flt, offset, self.warnings.append if tell is None else tell)
 
     def export(self, out: IO[bytes]) -> int:
         """Write every event's line as stored to OUT; how many."""

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from clock import at, wait_until
@@ -268,12 +268,17 @@ class Following:
         self.proc = subprocess.Popen([EVHUB, "log", "--follow"], cwd=root, env=clean_env(), text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
-        threading.Thread(target=self._collect, daemon=True).start()
+        self.errors: list[str] = []
+        self.readers = [threading.Thread(target=self._collect, args=(stream, into), daemon=True)
+                        for stream, into in ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors))]
+        for reader in self.readers:
+            reader.start()
 
-    def _collect(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+    @staticmethod
+    def _collect(stream: IO[str] | None, into: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            into.append(line)
 
     def seqs(self) -> list[int]:
         assert self.proc.poll() is None, self.proc.stderr and self.proc.stderr.read()
@@ -281,7 +286,10 @@ class Following:
 
     def stop(self) -> str:
         self.proc.terminate()
-        return self.proc.communicate(timeout=30)[1]
+        self.proc.wait(timeout=30)
+        for reader in self.readers:
+            reader.join(timeout=30)  # the pipes are closed: each reader ends once it has read the rest
+        return "".join(self.errors)
 
 
 def test_follow_goes_on_through_a_repair(tmp_path: Path) -> None:
@@ -321,9 +329,14 @@ def test_follow_waits_on_a_damaged_line_and_shows_each_event_once(tmp_path: Path
         with hub.log_path.open("ab") as f:
             f.write(ev.encode(by_hand) + b"not an event\n")
         wait_until("the follower prints the event before the damage", lambda: 9 in follow.seqs())
+        # Said while it waits, not when it ends (it printed nothing until interrupted), and said once.
+        wait_until("the follower says why it waits", lambda: follow.errors)
+        assert follow.errors[0].startswith("warning: the log is damaged at byte ")
+        assert follow.errors[0].rstrip().endswith("waiting for `evhub repair`")
         assert ok(run("repair", "--json", cwd=tmp_path, env={"EVHUB_NOW": at(12)})).stdout.count('"repaired": true')
         ok(run("msg", "send", "after the repair", cwd=tmp_path, env={"EVHUB_NOW": at(13), "EVHUB_SESSION": "alice"}))
         wait_until("the follower prints the message", lambda: 10 in follow.seqs())
         assert follow.seqs() == list(range(1, 11))
+        assert len(follow.errors) == 1, follow.errors
     finally:
         assert "Traceback" not in follow.stop()
