@@ -771,8 +771,9 @@ def install(
         "--mcp", help="Also register `evhub mcp` as the project's MCP server (codex: always).")] = False,
     project: Annotated[str, typer.Option("--project", help="The project folder.")] = ".",
     local: Annotated[bool, typer.Option(
-        "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md), not the "
-                        "shared ones teammates without evhub would get too.")] = False,
+        "--local", help="Into your personal files (.claude/settings.local.json, CLAUDE.local.md, which git "
+                        "is told to ignore in this clone), not the shared ones teammates without evhub would "
+                        "get too.")] = False,
     sync: Annotated[bool, typer.Option(
         "--sync", help="Also sync with the git remote at each session's start and end (sets `git config "
                        "evhub.sync true` in this clone; --remove unsets it).")] = False,

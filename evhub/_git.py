@@ -1,7 +1,9 @@
-"""The git steps evhub takes: `save --mode full` commits the views, `migrate` stops git tracking them."""
+"""The git steps evhub takes: `save --mode full` commits the views, `migrate` stops git tracking them,
+`install --local` keeps your personal files out of git."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -34,3 +36,17 @@ def commit(root: Path, folder: str, message: str) -> str | None:
     if done.returncode != 0:
         return None
     return _git(root, "rev-parse", "HEAD").stdout.strip() or None
+
+
+def exclude_file(folder: Path) -> tuple[Path, str] | None:
+    """The clone's own ignore file (`info/exclude`, which is never committed) of the git work tree FOLDER is
+    in, and FOLDER's path from the work tree's top (empty, or ending in /); None outside a work tree or
+    without git."""
+    try:
+        found = _git(folder, "rev-parse", "--is-inside-work-tree", "--show-prefix", "--git-path", "info/exclude")
+    except OSError:
+        return None
+    lines = found.stdout.splitlines()
+    if found.returncode != 0 or len(lines) != 3 or lines[0] != "true":
+        return None
+    return Path(os.path.normpath(folder / lines[2])), lines[1]

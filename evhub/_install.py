@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BadInput, StorageError
+from ._git import exclude_file
 
 HOOK_COMMAND = "evhub hook"
 MCP_SERVER = {"command": "evhub", "args": ["mcp"]}  # in the project's .mcp.json, under "evhub"
@@ -87,9 +88,27 @@ def install_claude(project: Path, mcp: bool = False, local: bool = False) -> lis
             raise BadInput(f'{mcp_path} already has a server named "evhub" that is not `evhub mcp`')
         servers["evhub"] = MCP_SERVER
         writes.append((mcp_path, _json_text(config)))
+    writes += _personal_excluded(project, local)
     changed = _write_all(writes)
     _remove_if_empty(project / ".claude")
     return changed
+
+
+def _personal_excluded(project: Path, local: bool) -> list[tuple[Path, str]]:
+    """The write that makes git ignore the personal files in PROJECT's clone when LOCAL (as Claude Code does
+    for a settings.local.json it makes), through the clone's own exclude file, or that takes that out again;
+    none outside a git work tree."""
+    found = exclude_file(project)
+    if found is None:
+        return []
+    path, prefix = found
+    text = _read_text(path)
+    # A section for each project folder of the repository (its own begin line, newline included).
+    begin = f"{TOML_BEGIN}: the personal files of /{prefix} (`evhub install claude --local`)\n"
+    if not local:
+        return [(path, _without_section(text, begin, TOML_END))]
+    ours = "".join(f"/{prefix}{p.as_posix()}\n" for p in LOCAL)
+    return [(path, _with_section(text, f"{begin}{ours}{TOML_END}\n", begin, TOML_END))]
 
 
 def remove_claude(project: Path) -> list[str]:
@@ -98,7 +117,7 @@ def remove_claude(project: Path) -> list[str]:
     writes = []
     for settings_path, md_path in ((project / p for p in pair) for pair in (SHARED, LOCAL)):
         writes += [*_taken_out(settings_path, HOOK_COMMAND), (md_path, _without_section(_read_text(md_path)))]
-    changed = _write_all(writes)
+    changed = _write_all([*writes, *_personal_excluded(project, local=False)])
     _remove_if_empty(project / ".claude")
     mcp_path = project / ".mcp.json"
     if mcp_path.exists():

@@ -1,6 +1,7 @@
 """`evhub install claude`: merged into a project's own settings, idempotent, and undone exactly."""
 
 import json
+import subprocess
 from pathlib import Path
 
 from command import error_line, ok, run
@@ -144,3 +145,47 @@ def test_local_keeps_evhub_to_your_personal_files_and_remove_finds_it_there(tmp_
     ok(run("install", "claude", "--remove", "--project", tmp_path))
     assert files(tmp_path) == shared
     assert ".mcp.json is shared" in error_line(run("install", "claude", "--local", "--mcp", "--project", tmp_path), 1)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_local_files_are_kept_out_of_git_in_your_clone_and_remove_puts_its_exclude_back(tmp_path: Path) -> None:
+    """Found as `git status` listing the personal files after `install claude --local`, ready for a
+    teammate's `git add -A` to commit them."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", str(repo))
+    exclude = repo / ".git" / "info" / "exclude"
+    before = exclude.read_bytes()
+    (repo / "web").mkdir()
+    for project in (repo, repo / "web"):  # two projects of one repository, each its own section
+        ok(run("install", "claude", "--local", "--project", project))
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "check-ignore", "web/CLAUDE.local.md", ".claude/settings.local.json").split() == [
+        "web/CLAUDE.local.md", ".claude/settings.local.json"]
+    assert exclude.read_bytes().startswith(before), "the clone's own lines are as they were"
+    # Made shared: the shared files show up for committing, and the personal ones are gone with their lines.
+    shared = ok(run("install", "claude", "--project", repo)).stdout
+    assert f"updated {exclude}" in shared.splitlines()
+    assert set(git(repo, "status", "--porcelain").split()[1::2]) == {".claude/", "CLAUDE.md"}
+    ok(run("install", "claude", "--remove", "--project", repo))
+    ok(run("install", "claude", "--remove", "--project", repo / "web"))
+    assert exclude.read_bytes() == before
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_linked_worktree_keeps_its_local_files_out_of_git_too(tmp_path: Path) -> None:
+    repo, tree = tmp_path / "repo", tmp_path / "tree"
+    git(tmp_path, "init", "-q", str(repo))
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start")
+    git(repo, "worktree", "add", "-q", str(tree))
+    ok(run("install", "claude", "--local", "--project", tree))
+    assert (tree / "CLAUDE.local.md").exists()
+    assert git(tree, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_local_outside_a_git_repository_writes_no_exclude(tmp_path: Path) -> None:
+    out = ok(run("install", "claude", "--local", "--project", tmp_path)).stdout
+    assert sorted(out.splitlines()) == [f"updated {tmp_path / '.claude' / 'settings.local.json'}",
+                                        f"updated {tmp_path / 'CLAUDE.local.md'}"]
