@@ -45,7 +45,7 @@ CODEX_HOOKS: dict[str, tuple[str | None, int | None]] = {
     "Stop": (None, 5),
 }
 # Where evhub's part for Claude Code goes: the shared files a project commits, or with --local the
-# personal ones Claude Code reads beside them (kept out of git by the user, as Claude Code's own are).
+# personal ones Claude Code reads beside them (kept out of git in the clone: _personal_excluded).
 SHARED = (Path(".claude") / "settings.json", Path("CLAUDE.md"))
 LOCAL = (Path(".claude") / "settings.local.json", Path("CLAUDE.local.md"))
 TOML_BEGIN, TOML_END = "# evhub: begin", "# evhub: end"
@@ -107,7 +107,8 @@ def _personal_excluded(project: Path, local: bool) -> list[tuple[Path, str]]:
     begin = f"{TOML_BEGIN}: the personal files of /{prefix} (`evhub install claude --local`)\n"
     if not local:
         return [(path, _without_section(text, begin, TOML_END))]
-    ours = "".join(f"/{prefix}{p.as_posix()}\n" for p in LOCAL)
+    folder = "".join(f"\\{c}" if c in "*?[\\" else c for c in prefix)  # a folder's name, not a pattern
+    ours = "".join(f"/{folder}{p.as_posix()}\n" for p in LOCAL)
     return [(path, _with_section(text, f"{begin}{ours}{TOML_END}\n", begin, TOML_END))]
 
 

@@ -158,19 +158,19 @@ def test_local_files_are_kept_out_of_git_in_your_clone_and_remove_puts_its_exclu
     git(tmp_path, "init", "-q", str(repo))
     exclude = repo / ".git" / "info" / "exclude"
     before = exclude.read_bytes()
-    (repo / "web").mkdir()
-    for project in (repo, repo / "web"):  # two projects of one repository, each its own section
+    (repo / "web [v2]").mkdir()  # a folder's name that git would read as a pattern
+    for project in (repo, repo / "web [v2]"):  # two projects of one repository, each its own section
         ok(run("install", "claude", "--local", "--project", project))
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
-    assert git(repo, "check-ignore", "web/CLAUDE.local.md", ".claude/settings.local.json").split() == [
-        "web/CLAUDE.local.md", ".claude/settings.local.json"]
+    assert git(repo, "check-ignore", "web [v2]/CLAUDE.local.md", ".claude/settings.local.json").splitlines() == [
+        "web [v2]/CLAUDE.local.md", ".claude/settings.local.json"]
     assert exclude.read_bytes().startswith(before), "the clone's own lines are as they were"
     # Made shared: the shared files show up for committing, and the personal ones are gone with their lines.
     shared = ok(run("install", "claude", "--project", repo)).stdout
     assert f"updated {exclude}" in shared.splitlines()
     assert set(git(repo, "status", "--porcelain").split()[1::2]) == {".claude/", "CLAUDE.md"}
     ok(run("install", "claude", "--remove", "--project", repo))
-    ok(run("install", "claude", "--remove", "--project", repo / "web"))
+    ok(run("install", "claude", "--remove", "--project", repo / "web [v2]"))
     assert exclude.read_bytes() == before
     assert git(repo, "status", "--porcelain") == ""
 
