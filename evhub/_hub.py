@@ -468,12 +468,12 @@ class Hub:
                 self._cacheless = True
                 return self._fold_readable()
             # A read looks for hand edits when they are due, as a write does, and refreshes the views when they
-            # do not show this state yet: a burst of reads renders nothing new, and looks once a second.
-            due = self._due()
-            if due:
-                state = self._take_hand_edits(state)
+            # do not show this state yet: a burst of reads renders nothing new, and looks once a second. It never
+            # renders without a look: the calls since the last one left the views for later, hand edits and all.
             self._cache.remember(state)
-            now_ = due or (self.refresh_on_read and self._cache.kept_at() != self._published_cp)
+            now_ = self._due() or (self.refresh_on_read and self._cache.kept_at() != self._published_cp)
+            if now_:
+                state = self._take_hand_edits(state)
             self._publish(state, now_=now_)
             if not now_ and (state.new_messages or state.new_renames):
                 self._save(state, render=False)  # messages are read from the read model

@@ -10,6 +10,7 @@ touched. The installed `evhub` in subprocesses; setup through the Python API.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,21 @@ def test_the_record_stays_what_an_earlier_evhub_reads_and_an_earlier_record_is_r
     assert [e["origin"] for e in by_hand(runner)] == ["PRIORITIES/api.lock"]
     assert json.loads((runner.sessions_dir / "PRIORITIES" / "api.lock").read_text())["token"] > 0
     assert (events / "views-base.json").is_file()
+
+
+def test_a_read_that_renders_between_two_looks_takes_the_hand_edits_first(tmp_path: Path) -> None:
+    """A Hub kept open (the Python API) looks for hand edits once a second, but a read renders whatever
+    the calls since left for later: found as a line added to MESSAGES.md by hand, then rendered over as
+    "not understood" (a copy kept, no message posted) by a read that came within the second."""
+    runner = hub_with(tmp_path, "alice", "bob")
+    with runner.api(now=at(10)) as hub:
+        hub.heartbeat("alice")  # a new Hub looks, and renders at once
+        hub.publish_every = math.inf  # every later call comes "within the second", however slow the machine
+        with open(runner.sessions_dir / "MESSAGES.md", "a") as board:
+            board.write("alice -> bob: staging is deployed\n")
+        hub.heartbeat("bob")  # left for later: no look, no render
+        hub.state()  # a read: renders what was left, so it looks first
+        assert hub.warnings == []
+    assert [(e["type"], e["session"], e["origin"]) for e in by_hand(runner)] == [
+        ("message_posted", "alice", "MESSAGES.md")]
+    assert "staging is deployed" in (runner.sessions_dir / "MESSAGES.md").read_text()
