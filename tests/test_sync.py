@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clock import at
 from command import EVHUB, GIT_ENV, clean_env, error_line, finished, ok, run, started
+from stores import HubStore
 
 from evhub._sync import REFS, TRACKING
 
@@ -96,6 +97,15 @@ def joined(tmp: Path, names: str) -> tuple[Place, list[Path]]:
     return place, clones
 
 
+def hook(place: Place, clone: Path, event: str, now: float) -> None:
+    """Claude Code's hook EVENT for its session s1 in CLONE, as Claude Code runs it."""
+    said = subprocess.run([EVHUB, "hook"], input=json.dumps({"hook_event_name": event, "session_id": "s1",
+                                                               "cwd": str(clone)}),
+                          cwd=clone, capture_output=True, text=True, timeout=60,
+                          env=clean_env({**place.env, "EVHUB_NOW": at(now)}))
+    assert said.returncode == 0 and said.stderr == "", said.stderr
+
+
 def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_path: Path) -> None:
     place = Place(tmp_path)
     a, b, c = (place.clone(n) for n in "abc")
@@ -140,10 +150,7 @@ def test_clones_join_sync_and_converge_and_a_second_sync_changes_nothing(tmp_pat
     assert "set git config evhub.sync true" in place.ok(c, "install", "claude", "--sync")
     place.ok(a, "hello", "dave", now=11)
     place.ok(a, "sync", now=11)
-    start = json.dumps({"hook_event_name": "SessionStart", "session_id": "s1", "cwd": str(c)})
-    hooked = subprocess.run([EVHUB, "hook"], input=start, cwd=c, capture_output=True, text=True, timeout=60,
-                            env=clean_env({**place.env, "EVHUB_NOW": at(12)}))
-    assert hooked.returncode == 0 and hooked.stderr == "", hooked.stderr
+    hook(place, c, "SessionStart", now=12)
     assert "dave" in place.ok(c, "sessions", now=12)
     assert "unset git config evhub.sync" in place.ok(c, "install", "claude", "--remove")
 
@@ -308,3 +315,32 @@ def test_sync_without_a_remote_or_outside_git_is_a_clear_error(tmp_path: Path) -
     plain = tmp_path / "plain"
     place.ok(tmp_path, "init", plain)
     assert "not in a git repository" in error_line(place.evhub(plain, "sync"), 1)
+
+
+def test_the_hook_syncs_at_a_sessions_end_so_the_other_clones_learn_it_left(tmp_path: Path) -> None:
+    place, (a, c) = joined(tmp_path, "ac")
+    place.ok(c, "install", "claude", "--sync")
+    hook(place, c, "SessionStart", now=1)  # syncs first, then registers the session: c alone knows it
+    (session,) = json.loads(place.ok(c, "sessions", "--json", now=2))
+    assert place.ok(a, "sync", now=2).startswith("synced with origin: took 0 events")
+    hook(place, c, "SessionEnd", now=3)  # says bye, then syncs: the remote holds both
+    assert place.ok(a, "sync", now=4).startswith("synced with origin: took 3 events")
+    assert json.loads(place.ok(a, "sessions", "--json", now=4)) == []  # not alive: it left
+    (seen,) = json.loads(place.ok(a, "sessions", "--all", "--json", now=4))
+    assert seen["id"] == session["id"] and seen["left"] is True and session["left"] is False, (session, seen)
+
+
+def test_sync_refuses_a_hub_whose_log_is_on_postgresql_and_changes_nothing(tmp_path: Path, pg_store: HubStore) -> None:
+    """Its log is shared by every machine that reaches the server already: there is nothing to merge."""
+    place = Place(tmp_path)
+    a = place.clone("a")
+    place.ok(a, "init", *pg_store.init_args())
+    place.ok(a, "hello", "alice")
+    before = user_side(place, a), place.ok(a, "log", "--json")
+    refused = place.evhub(a, "sync")
+    assert refused.stdout == "", refused
+    line = error_line(refused, 1)
+    assert line.startswith("error: this hub's log is kept at ") and \
+        line.endswith("which every machine that reaches it shares already: sync is for hubs whose log is a file"), line
+    assert place.refs() == ""
+    assert (user_side(place, a), place.ok(a, "log", "--json")) == before
