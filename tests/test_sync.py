@@ -344,3 +344,23 @@ def test_sync_refuses_a_hub_whose_log_is_on_postgresql_and_changes_nothing(tmp_p
         line.endswith("which every machine that reaches it shares already: sync is for hubs whose log is a file"), line
     assert place.refs() == ""
     assert (user_side(place, a), place.ok(a, "log", "--json")) == before
+
+
+def test_a_claim_force_released_on_another_clone_is_freed_on_its_holders_and_the_holder_is_told(
+        tmp_path: Path) -> None:
+    place, (a, b) = joined(tmp_path, "ab")
+    place.ok(b, "hello", "bob", now=1)
+    token = json.loads(place.ok(b, "claim", "api", "--json", session="bob", now=2))["token"]
+    place.ok(b, "sync", now=3)
+    place.ok(a, "sync", now=4)
+    place.ok(a, "hello", "alice", now=5)
+    assert place.ok(a, "release", "api", "--force", session="alice", now=6).startswith("released api")
+    place.ok(a, "sync", now=7)
+    assert place.ok(b, "sync", now=8).startswith("synced with origin: took 3 events")
+    assert ids(a) == ids(b)
+    assert json.loads(place.ok(b, "claims", "--json", now=8)) == []
+    (told,) = json.loads(place.ok(b, "msg", "inbox", "--json", session="bob", now=9))
+    assert (told["from"], told["text"]) == ("alice", f"force-released your claim on api (token {token})")
+    # The token is refused on bob's clone too: the fence holds across clones.
+    refused = place.evhub(b, "release", "api", "--token", str(token), session="bob", now=10)
+    assert error_line(refused, refused.returncode) == "error: api is not claimed"
