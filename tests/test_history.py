@@ -281,7 +281,7 @@ class Following:
             into.append(line)
 
     def seqs(self) -> list[int]:
-        assert self.proc.poll() is None, self.proc.stderr and self.proc.stderr.read()
+        assert self.proc.poll() is None, "".join(self.errors)  # its stderr, as read so far
         return [int(line.split()[0].lstrip("#")) for line in self.lines]
 
     def stop(self) -> str:
