@@ -11,6 +11,7 @@ could not take, and only then renders over it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from _blake2 import blake2b  # hashlib's own, without hashlib's import of OpenSSL (some ms on every command)
@@ -127,10 +128,26 @@ class Record:
         self.folders: dict[str, Files] = {}
         self.bases: dict[str, Base] = {}  # by folder, as folders
 
-    def load(self) -> None:
+    def load(self, folders: Iterable[Path]) -> None:
+        """Read the record afresh, for the views FOLDERS kept live now."""
         # What this process changed and has not saved yet stays, unless another process wrote the file since.
         self.folders = self._files.load() or {}
         self.bases = self._bases.load() or {}
+        self._follow_moves(folders)
+
+    def _follow_moves(self, folders: Iterable[Path]) -> None:
+        """Give each of FOLDERS that the record does not know the record of a folder that is gone, when that
+        one's files are here: the same inodes, sizes and times (a repository moved with `mv`, views and all).
+        Else a hand edit made before the move would be rendered over as if evhub had never written there."""
+        unknown = [folder for folder in folders if str(folder) not in self.folders]
+        gone = [key for key in self.folders if not os.path.isdir(key)] if unknown else []
+        for folder in unknown:
+            moved = next((key for key in gone if _same_files(folder, self.folders[key])), None)
+            if moved is not None:
+                gone.remove(moved)
+                self.folders[str(folder)] = self.folders.pop(moved)
+                if moved in self.bases:
+                    self.bases[str(folder)] = self.bases.pop(moved)
 
     def files(self, folder: Path) -> Files | None:
         return self.folders.get(str(folder))
@@ -140,6 +157,21 @@ class Record:
         matches them (a whole render), never files that a base says are older than they are."""
         self._files.save(self.folders)
         self._bases.save(self.bases)
+
+
+MOVED_SAMPLE = 16  # files of a folder's record compared with a folder it may have moved to
+
+
+def _same_files(folder: Path, files: Files) -> bool:
+    """Whether most of a sample of FILES are in FOLDER as the record has them (a few may be hand edits)."""
+    sample = list(itertools.islice(files.items(), MOVED_SAMPLE))
+    same = 0
+    for rel, before in sample:
+        try:
+            same += before.matches(os.lstat(folder / rel))
+        except OSError:
+            continue
+    return same > 0 and 2 * same >= len(sample)
 
 
 class Edit(NamedTuple):

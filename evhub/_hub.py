@@ -274,7 +274,7 @@ class Hub:
         # The views the look for hand edits found as evhub wrote them, when it ran just before under this lock.
         unchanged, self._unchanged = self._unchanged or {}, None
         folders = self.views_dirs()
-        self._views.load()
+        self._views.load(folders)
         self._views.folders = {f: files for f, files in self._views.folders.items() if Path(f) in folders}
         self._views.bases = {f: base for f, base in self._views.bases.items() if Path(f) in folders}
         stamp = file_stamp()
@@ -326,10 +326,11 @@ class Hub:
         the hub lock."""
         from ._render import VIEW_DIRS
 
-        self._views.load()
+        folders = self.views_dirs()
+        self._views.load(folders)
         edits: list[Edit] = []
         self._unchanged = {}
-        for folder in self.views_dirs():
+        for folder in folders:
             seen = self._views.files(folder)
             if seen is not None:
                 leftovers: list[str] = []
@@ -824,8 +825,9 @@ class Hub:
         report = verify(self.open_store(), self.readmodel)
         # Under the lock, so no render replaces a file between reading the record and its stat.
         with self._lock() if os.access(self.events_dir, os.W_OK) else nullcontext():
-            self._views.load()
-            report["views"] = check_views(self._views, self.views_dirs(), self._label)
+            folders = self.views_dirs()
+            self._views.load(folders)
+            report["views"] = check_views(self._views, folders, self._label)
         return report
 
     def repair(self) -> dict[str, Any]:

@@ -261,3 +261,24 @@ def test_a_read_that_renders_between_two_looks_takes_the_hand_edits_first(tmp_pa
     assert [(e["type"], e["session"], e["origin"]) for e in by_hand(runner)] == [
         ("message_posted", "alice", "MESSAGES.md")]
     assert "staging is deployed" in (runner.sessions_dir / "MESSAGES.md").read_text()
+
+
+def test_a_hand_edit_made_before_the_repository_moved_is_taken_after_the_move(tmp_path: Path) -> None:
+    """Found as a line added to MESSAGES.md by hand, then an `mv` of the repository: the record of what evhub
+    wrote is kept by the folder's path, so the moved folder looked like one evhub never wrote, and was
+    rendered over: the line lost, with no copy and no word."""
+    repo = repo_with_hub(tmp_path)
+    repo.ok("hello", "alice")
+    with open(repo.top / "SESSIONS" / "MESSAGES.md", "a") as board:
+        board.write("alice -> all: the api is up\n")
+    moved = tmp_path / "moved"
+    repo.top.rename(moved)
+    repo.top = moved
+
+    checked = repo.evhub("verify", now=at(5))
+    assert checked.returncode == 4 and "SESSIONS/MESSAGES.md: 1 line added at the end by hand" in checked.stdout
+    assert warnings(repo.ok("status", now=at(6)).stderr) == []
+    hand = [e for e in json.loads(f"[{','.join(repo.log.read_text().splitlines())}]") if "origin" in e]
+    assert [(e["type"], e["session"], e["text"]) for e in hand] == [("message_posted", "alice", "the api is up")]
+    assert "the api is up" in (moved / "SESSIONS" / "MESSAGES.md").read_text()
+    repo.ok("verify", now=at(7))
