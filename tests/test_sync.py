@@ -364,3 +364,17 @@ def test_a_claim_force_released_on_another_clone_is_freed_on_its_holders_and_the
     # The token is refused on bob's clone too: the fence holds across clones.
     refused = place.evhub(b, "release", "api", "--token", str(token), session="bob", now=10)
     assert error_line(refused, refused.returncode) == "error: api is not claimed"
+
+
+def test_a_clone_moved_with_mv_keeps_its_index_and_goes_on_syncing(tmp_path: Path) -> None:
+    place, (a, b) = joined(tmp_path, "ab")
+    place.ok(b, "hello", "bob", now=1)
+    moved = b.rename(tmp_path / "b-moved")
+    assert place.ok(moved, "sync", now=2).startswith("synced with origin: took 0 events, gave 1 (clones 0, 1)")
+    place.ok(moved, "verify", now=2)  # exit 4 if its views or read model disagree with its log
+    assert place.ok(a, "sync", now=3).startswith("synced with origin: took 1 event")
+    place.ok(moved, "hello", "carol", now=4)
+    place.ok(moved, "sync", now=5)
+    place.ok(a, "sync", now=6)
+    assert ids(a) == ids(moved)
+    assert json.loads(place.ok(moved, "where", "--json", now=6))["synced"]["clones"] == [0, 1]
